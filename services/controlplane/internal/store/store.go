@@ -1,0 +1,265 @@
+// Package store is the control plane's storage contract: the source of truth for
+// tenants, flags, segments, members, credentials, audit and the outbox.
+//
+// Two backends implement Store: store/postgres (pgx, production) and store/sqlite
+// (pure Go, the embedded default). Both pass the same conformance suite
+// (store/storetest). Domain values are the API's protobuf messages (adminv1,
+// manifestv1); the backends own (de)serialisation.
+//
+// Contracts every backend keeps:
+//   - Every write is ONE transaction that changes the state, appends an audit entry
+//     (actor, action, resource, before/after JSON, request id, time, hash chain per
+//     organization) and appends an outbox row naming what changed. A failed write
+//     (conflict, validation, crash) leaves none of the three behind.
+//   - Updates and deletes take the revision the caller read; a stale revision fails
+//     with errs.Aborted and changes nothing. Every successful write bumps the
+//     resource's revision by one (creates start at 1).
+//   - Creates with a non-empty WriteMeta.IdempotencyKey are recorded: a retry with the
+//     same key (same organization, same operation) returns the first result and writes
+//     nothing; the same key with a different request is errs.AlreadyExists.
+//   - Every read and write is scoped by organization key: nothing crosses tenants.
+//   - Errors are from pkg/errs: NotFound, AlreadyExists (duplicate key), Aborted
+//     (stale revision), FailedPrecondition (in use), InvalidArgument (from Check).
+//   - Check callbacks run inside the write transaction against the environment as it
+//     will be after the change, so validation (pkg/eval) sees a consistent state.
+package store
+
+import (
+	"context"
+	"time"
+
+	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
+	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
+)
+
+// WriteMeta describes who writes and why; it becomes the audit entry.
+type WriteMeta struct {
+	ActorID   string
+	ActorName string
+	RequestID string
+	// IdempotencyKey (creates only): see the package contract.
+	IdempotencyKey string
+	// Comment is recorded in the audit entry.
+	Comment string
+	// Action overrides the audit action name (e.g. "flag_config.emergency_off");
+	// empty: the backend's default for the operation.
+	Action string
+}
+
+// Page asks for one page of a list. Size <= 0 means 50; sizes are capped at 1000.
+type Page struct {
+	Size  int
+	Token string
+}
+
+// ProjectRef names a project.
+type ProjectRef struct{ Org, Project string }
+
+// EnvRef names an environment.
+type EnvRef struct{ Org, Project, Environment string }
+
+// EnvView is the state of one environment with a proposed change in place. It
+// satisfies pkg/eval's Lookup, so validation can follow prerequisites and segment
+// references and find cycles.
+type EnvView interface {
+	// Flag returns a non-archived flag as the environment's manifest would carry it.
+	Flag(key string) (*manifestv1.Flag, bool)
+	Segment(key string) (*manifestv1.Segment, bool)
+}
+
+// Check validates a proposed change against the environment; a non-nil error aborts
+// the write and is returned as is (use errs.InvalidArgument with the field).
+type Check func(EnvView) error
+
+// FlagFilter narrows ListFlags.
+type FlagFilter struct {
+	Tag             string
+	IncludeArchived bool
+}
+
+// AuditFilter narrows ListAudit; zero fields do not filter.
+type AuditFilter struct {
+	ResourceType string
+	// Resource is an exact path, or a prefix when it ends in "/".
+	Resource string
+	ActorID  string
+	Action   string
+	Start    time.Time
+	End      time.Time
+}
+
+// AuditVerification is the result of checking an organization's hash chain.
+type AuditVerification struct {
+	OK      bool
+	Checked int64
+	// FirstBroken is the first entry whose hash or link does not verify.
+	FirstBroken *adminv1.AuditEntry
+	Problem     string
+}
+
+// Principal is what a credential resolves to.
+type Principal struct {
+	Org      string
+	Member   *adminv1.Member
+	Bindings []*adminv1.RoleBinding
+	TokenID  string
+}
+
+// OutboxEvent is one committed change waiting to be published.
+type OutboxEvent struct {
+	ID int64
+	// Org, Project, Environment name the affected environment; Environment is empty
+	// when every environment of the project is affected (e.g. a flag definition), and
+	// Project too when the whole organization is.
+	Org, Project, Environment string
+	// Kind is the audit action, e.g. "flag_config.update".
+	Kind     string
+	Resource string
+	Created  time.Time
+}
+
+// Orgs stores organizations.
+type Orgs interface {
+	CreateOrg(ctx context.Context, m WriteMeta, org *adminv1.Organization) (*adminv1.Organization, error)
+	GetOrg(ctx context.Context, org string) (*adminv1.Organization, error)
+	// ListOrgs lists organizations; keys non-empty restricts it to those keys.
+	ListOrgs(ctx context.Context, keys []string, p Page) ([]*adminv1.Organization, string, error)
+	UpdateOrg(ctx context.Context, m WriteMeta, org *adminv1.Organization, revision int64) (*adminv1.Organization, error)
+	DeleteOrg(ctx context.Context, m WriteMeta, org string, revision int64) error
+}
+
+// Projects stores projects and environments.
+type Projects interface {
+	// CreateProject creates the project with the environments development, staging
+	// and production, in one transaction.
+	CreateProject(ctx context.Context, m WriteMeta, org string, p *adminv1.Project) (*adminv1.Project, []*adminv1.Environment, error)
+	GetProject(ctx context.Context, ref ProjectRef) (*adminv1.Project, error)
+	ListProjects(ctx context.Context, org string, p Page) ([]*adminv1.Project, string, error)
+	UpdateProject(ctx context.Context, m WriteMeta, org string, p *adminv1.Project, revision int64) (*adminv1.Project, error)
+	DeleteProject(ctx context.Context, m WriteMeta, ref ProjectRef, revision int64) error
+
+	// CreateEnvironment also creates every flag's configuration there (off).
+	CreateEnvironment(ctx context.Context, m WriteMeta, ref ProjectRef, e *adminv1.Environment) (*adminv1.Environment, error)
+	GetEnvironment(ctx context.Context, ref EnvRef) (*adminv1.Environment, error)
+	ListEnvironments(ctx context.Context, ref ProjectRef, p Page) ([]*adminv1.Environment, string, error)
+	UpdateEnvironment(ctx context.Context, m WriteMeta, ref ProjectRef, e *adminv1.Environment, revision int64) (*adminv1.Environment, error)
+	DeleteEnvironment(ctx context.Context, m WriteMeta, ref EnvRef, revision int64) error
+}
+
+// Flags stores flag definitions and their per-environment configurations.
+type Flags interface {
+	// CreateFlag creates the definition and, in every environment of the project, the
+	// configuration initial (validated by check per environment).
+	CreateFlag(ctx context.Context, m WriteMeta, ref ProjectRef, f *adminv1.Flag, initial *manifestv1.FlagConfig, check Check) (*adminv1.Flag, error)
+	GetFlag(ctx context.Context, ref ProjectRef, key string) (*adminv1.Flag, error)
+	ListFlags(ctx context.Context, ref ProjectRef, f FlagFilter, p Page) ([]*adminv1.Flag, string, error)
+	// UpdateFlag replaces the definition (key and type are immutable); check runs for
+	// every environment.
+	UpdateFlag(ctx context.Context, m WriteMeta, ref ProjectRef, f *adminv1.Flag, revision int64, check Check) (*adminv1.Flag, error)
+	SetFlagArchived(ctx context.Context, m WriteMeta, ref ProjectRef, key string, archived bool, revision int64) (*adminv1.Flag, error)
+	// DeleteFlag fails with errs.FailedPrecondition while another flag names it as a
+	// prerequisite in any environment.
+	DeleteFlag(ctx context.Context, m WriteMeta, ref ProjectRef, key string, revision int64) error
+
+	GetFlagConfig(ctx context.Context, ref EnvRef, flag string) (*adminv1.FlagEnvironmentConfig, error)
+	ListFlagConfigs(ctx context.Context, ref EnvRef, p Page) ([]*adminv1.FlagEnvironmentConfig, string, error)
+	UpdateFlagConfig(ctx context.Context, m WriteMeta, ref EnvRef, flag string, c *manifestv1.FlagConfig, revision int64, check Check) (*adminv1.FlagEnvironmentConfig, error)
+}
+
+// Segments stores segments (per environment).
+type Segments interface {
+	CreateSegment(ctx context.Context, m WriteMeta, ref EnvRef, s *manifestv1.Segment, check Check) (*manifestv1.Segment, error)
+	GetSegment(ctx context.Context, ref EnvRef, key string) (*manifestv1.Segment, error)
+	ListSegments(ctx context.Context, ref EnvRef, p Page) ([]*manifestv1.Segment, string, error)
+	UpdateSegment(ctx context.Context, m WriteMeta, ref EnvRef, s *manifestv1.Segment, revision int64, check Check) (*manifestv1.Segment, error)
+	// DeleteSegment fails with errs.FailedPrecondition while a flag or segment of the
+	// environment references it.
+	DeleteSegment(ctx context.Context, m WriteMeta, ref EnvRef, key string, revision int64) error
+}
+
+// Members stores members and role bindings.
+type Members interface {
+	// CreateMember creates the member (ID assigned, UUIDv7) and, when role is set, an
+	// organization-wide binding.
+	CreateMember(ctx context.Context, m WriteMeta, org string, mem *adminv1.Member, role adminv1.Role) (*adminv1.Member, error)
+	GetMember(ctx context.Context, org, id string) (*adminv1.Member, []*adminv1.RoleBinding, error)
+	ListMembers(ctx context.Context, org string, p Page) ([]*adminv1.Member, string, error)
+	UpdateMember(ctx context.Context, m WriteMeta, org string, mem *adminv1.Member, revision int64) (*adminv1.Member, error)
+	DeleteMember(ctx context.Context, m WriteMeta, org, id string) error
+	// MemberByOIDCSubject finds the member mapped to "issuer|subject", or by email.
+	MemberByOIDCSubject(ctx context.Context, org, subject, email string) (*adminv1.Member, []*adminv1.RoleBinding, error)
+
+	// GrantRole creates or replaces the member's binding at that scope.
+	GrantRole(ctx context.Context, m WriteMeta, org string, b *adminv1.RoleBinding) (*adminv1.RoleBinding, error)
+	RevokeRole(ctx context.Context, m WriteMeta, org, memberID string, scope *adminv1.Scope) error
+	ListRoleBindings(ctx context.Context, org, memberID string, p Page) ([]*adminv1.RoleBinding, string, error)
+}
+
+// Credentials stores API tokens and SDK keys. Secrets never reach the store: only
+// their SHA-256 hashes.
+type Credentials interface {
+	CreateAPIToken(ctx context.Context, m WriteMeta, org string, t *adminv1.ApiToken, hash []byte) (*adminv1.ApiToken, error)
+	ListAPITokens(ctx context.Context, org string, p Page) ([]*adminv1.ApiToken, string, error)
+	RevokeAPIToken(ctx context.Context, m WriteMeta, org, id string) (*adminv1.ApiToken, error)
+	// Authenticate resolves a token hash to its principal; revoked or expired tokens
+	// (at now) are errs.Unauthenticated. It records last use (best effort).
+	Authenticate(ctx context.Context, hash []byte, now time.Time) (*Principal, error)
+
+	CreateSDKKey(ctx context.Context, m WriteMeta, ref EnvRef, k *adminv1.SdkKey, hash []byte) (*adminv1.SdkKey, error)
+	ListSDKKeys(ctx context.Context, ref EnvRef, p Page) ([]*adminv1.SdkKey, string, error)
+	// RotateSDKKey sets the old key's expiry to oldExpires and creates newKey, in one
+	// transaction.
+	RotateSDKKey(ctx context.Context, m WriteMeta, ref EnvRef, id string, oldExpires time.Time, newKey *adminv1.SdkKey, hash []byte) (old, created *adminv1.SdkKey, err error)
+	RevokeSDKKey(ctx context.Context, m WriteMeta, ref EnvRef, id string) (*adminv1.SdkKey, error)
+}
+
+// Audit reads the audit log (entries are written by the other interfaces' writes).
+type Audit interface {
+	// ListAudit lists entries newest first.
+	ListAudit(ctx context.Context, org string, f AuditFilter, p Page) ([]*adminv1.AuditEntry, string, error)
+	GetAudit(ctx context.Context, org, id string) (*adminv1.AuditEntry, error)
+	// VerifyAudit recomputes the organization's hash chain from its first entry.
+	VerifyAudit(ctx context.Context, org string) (*AuditVerification, error)
+}
+
+// Manifests gives the publisher (and the sync API) what it needs.
+type Manifests interface {
+	// EnvironmentManifest assembles the current content of an environment as a
+	// manifest (flags that are not archived with their configuration, segments, SDK
+	// keys that are neither revoked nor expired at now); identity fields are set,
+	// version/signature fields are the publisher's.
+	EnvironmentManifest(ctx context.Context, ref EnvRef, now time.Time) (*manifestv1.Manifest, error)
+	// PendingOutbox returns up to limit unpublished events, oldest first.
+	PendingOutbox(ctx context.Context, limit int) ([]OutboxEvent, error)
+}
+
+// Usage stores evaluation counts reported by evaluators.
+type Usage interface {
+	// RecordUsage adds counts; a batch id seen before is ignored.
+	RecordUsage(ctx context.Context, ref EnvRef, batchID string, counts []UsageCount) error
+	FlagUsage(ctx context.Context, ref EnvRef, flag string, start, end time.Time) ([]*adminv1.UsageBucket, error)
+}
+
+// UsageCount is how often a flag served a variant in one minute.
+type UsageCount struct {
+	Flag, Variant string
+	Minute        time.Time
+	Count         int64
+}
+
+// Store is the whole storage surface. Consumers should depend on the small
+// interfaces above, not on Store.
+type Store interface {
+	Orgs
+	Projects
+	Flags
+	Segments
+	Members
+	Credentials
+	Audit
+	Manifests
+	Usage
+	// Ping checks the database is reachable (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+}
