@@ -17,7 +17,7 @@ all: generate build test
 ## tools: build the pinned tools (buf, protoc plugins, golangci-lint) into ./bin
 tools: $(TOOLS)
 $(TOOLS) &: tools/go.mod tools/go.sum
-	cd tools && GOBIN=$(BIN) GOFLAGS=-mod=mod $(GO) install tool
+	cd tools && GOWORK=off GOBIN=$(BIN) $(GO) install tool
 	@touch $(TOOLS)
 
 ## generate: regenerate Go, gRPC, gateway code and the OpenAPI documents from proto/
