@@ -26,8 +26,7 @@
 //     or, for references between flags and segments, a well-defined run-time outcome
 //     (unknown segment: no match; unknown prerequisite: unmet; cycle: GENERAL).
 //
-// Decisions the documents leave open, taken here (to be folded into
-// docs/evaluation.md):
+// Decisions EVALUATION.md leaves open, taken here and recorded in docs/evaluation.md:
 //
 //   - Context limits count every value, containers included (a list of 3 strings is
 //     4 values); a top-level attribute's value is at depth 1. Numbers must be finite
