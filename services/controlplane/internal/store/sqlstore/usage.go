@@ -1,0 +1,70 @@
+package sqlstore
+
+import (
+	"context"
+	"math"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
+	"github.com/flagforge/flagforge/services/controlplane/internal/store"
+)
+
+// RecordUsage adds evaluation counts; a batch id seen before is ignored. Usage is
+// telemetry, not an administrative change: it writes no audit entry or outbox row.
+func (s *Store) RecordUsage(ctx context.Context, ref store.EnvRef, batchID string, counts []store.UsageCount) error {
+	return s.inTx(ctx, func(t *Tx) error {
+		if _, err := s.loadEnv(ctx, t.q(), ref, false); err != nil {
+			return err
+		}
+		res, err := t.q().exec(ctx, `INSERT INTO usage_batches (org, project, environment, batch_id, created_at)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, ref.Org, ref.Project, ref.Environment, batchID, micros(t.now))
+		if err != nil {
+			return err
+		}
+		if n, err := affected(res); err != nil || n == 0 {
+			return err
+		}
+		for _, c := range counts {
+			minute := micros(c.Minute.UTC().Truncate(time.Minute))
+			if _, err := t.q().exec(ctx, `INSERT INTO usage_counts (org, project, environment, flag, variant, minute, count)
+				VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org, project, environment, flag, minute, variant)
+				DO UPDATE SET count = usage_counts.count + excluded.count`,
+				ref.Org, ref.Project, ref.Environment, c.Flag, c.Variant, minute, c.Count); err != nil {
+				return err
+			}
+			if _, err := t.q().exec(ctx, `UPDATE flag_configs SET last_evaluated = ?
+				WHERE org = ? AND project = ? AND environment = ? AND flag = ? AND last_evaluated < ?`,
+				minute, ref.Org, ref.Project, ref.Environment, c.Flag, minute); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// FlagUsage returns a flag's counts per variant and minute in [start, end).
+func (s *Store) FlagUsage(ctx context.Context, ref store.EnvRef, flag string, start, end time.Time) ([]*adminv1.UsageBucket, error) {
+	endMicros := micros(end)
+	if end.IsZero() {
+		endMicros = math.MaxInt64
+	}
+	rows, err := s.r().query(ctx, `SELECT variant, minute, count FROM usage_counts
+		WHERE org = ? AND project = ? AND environment = ? AND flag = ? AND minute >= ? AND minute < ?
+		ORDER BY minute, variant`, ref.Org, ref.Project, ref.Environment, flag, micros(start), endMicros)
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	out, err := collect(rows, func(sc interface{ Scan(...any) error }) (*adminv1.UsageBucket, error) {
+		var b adminv1.UsageBucket
+		var m int64
+		err := sc.Scan(&b.Variant, &m, &b.Count)
+		b.Minute = timestamppb.New(fromMicros(m))
+		return &b, err
+	})
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	return out, nil
+}
