@@ -1,0 +1,112 @@
+// Package engine is the evaluator's only contact with the evaluation engine
+// (pkg/eval): it compiles verified manifests, builds evaluation contexts from
+// request Structs and turns engine results into the wire form. Keeping every use of
+// pkg/eval in this one file means a change of the engine's API touches one file.
+//
+// The contract: Compile fails only when a manifest as a whole is unusable; a
+// compiled *Manifest is immutable and safe for concurrent use; Evaluate never fails
+// (errors are results with reason ERROR) and returns values shared with the
+// compiled manifest, which callers must not mutate.
+package engine
+
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/flagforge/flagforge/pkg/errs"
+	"github.com/flagforge/flagforge/pkg/eval"
+	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
+)
+
+// Manifest is a compiled manifest of one environment.
+type Manifest struct {
+	m *eval.Manifest
+}
+
+// Context is an evaluation context built once per request.
+type Context = eval.Context
+
+// Decision is one evaluation result in the shape the API returns. Value is nil
+// when neither a variant nor a caller default was served.
+type Decision struct {
+	Value           *structpb.Value
+	Variant         string
+	Reason          string
+	RuleID          string
+	ErrorCode       string
+	ErrorMessage    string
+	ManifestVersion uint64
+}
+
+// ReasonError is the reason of every failed evaluation.
+const ReasonError = string(eval.ReasonError)
+
+// Reasons lists every reason the engine gives (for pre-registering metrics).
+var Reasons = []string{
+	string(eval.ReasonStatic), string(eval.ReasonDefault), string(eval.ReasonTargetingMatch),
+	string(eval.ReasonSplit), string(eval.ReasonDisabled), string(eval.ReasonPrerequisiteFailed),
+	string(eval.ReasonError),
+}
+
+// Compile compiles a verified manifest. m must not be mutated afterwards.
+func Compile(m *manifestv1.Manifest) (*Manifest, error) {
+	c, err := eval.Compile(m)
+	if err != nil {
+		return nil, err
+	}
+	return &Manifest{m: c}, nil
+}
+
+// NewContext builds the evaluation context of a request. A context over a limit
+// or malformed is an errs.InvalidArgument naming the offending field ("context" or
+// "context.<attribute>").
+func NewContext(s *structpb.Struct) (*Context, error) {
+	c, err := eval.ContextFromStruct(s)
+	if err != nil {
+		var ice *eval.InvalidContextError
+		if errors.As(err, &ice) {
+			field := "context"
+			if ice.Attribute != "" {
+				field += "." + ice.Attribute
+			}
+			return nil, errs.Invalid(field, "%s", ice.Problem)
+		}
+		return nil, errs.Wrap(errs.InvalidArgument, err, "invalid context")
+	}
+	return c, nil
+}
+
+// Version is the manifest's version.
+func (m *Manifest) Version() uint64 { return m.m.Version() }
+
+// ClientVisible reports whether client SDK keys may evaluate the flag.
+func (m *Manifest) ClientVisible(key string) bool { return m.m.ClientVisible(key) }
+
+// FlagKeys returns the flag keys in manifest order (a fresh slice).
+func (m *Manifest) FlagKeys() []string { return m.m.FlagKeys() }
+
+// Evaluate decides flagKey for ctx, asking for no particular type (the API never
+// mismatches). def is served (as Value) whenever the engine serves the caller's
+// default; it may be nil.
+func (m *Manifest) Evaluate(flagKey string, ctx *Context, def *structpb.Value) Decision {
+	r := m.m.Evaluate(flagKey, ctx, eval.Any, def)
+	d := Decision{
+		Value: r.ProtoValue, Variant: r.Variant, Reason: string(r.Reason), RuleID: r.RuleID,
+		ErrorCode: string(r.ErrorCode), ErrorMessage: r.ErrorMessage, ManifestVersion: r.ManifestVersion,
+	}
+	if d.Value == nil {
+		d.Value = def
+	}
+	return d
+}
+
+// NotFound is the decision the engine gives for a flag the manifest does not hold;
+// the server answers it for flags a client key may not see, so they look absent.
+func (m *Manifest) NotFound(flagKey string, def *structpb.Value) Decision {
+	return Decision{
+		Value: def, Reason: ReasonError, ErrorCode: string(eval.ErrorFlagNotFound),
+		ErrorMessage: fmt.Sprintf("flag %q not found", flagKey), ManifestVersion: m.m.Version(),
+	}
+}

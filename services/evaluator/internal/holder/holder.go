@@ -1,0 +1,522 @@
+// Package holder keeps, per environment, the current verified manifest compiled for
+// evaluation, and swaps it atomically.
+//
+// The contract:
+//   - Readers call State and never lock: a *State is immutable; an update builds a
+//     new one (environments, compiled manifests, the SDK-key index) and swaps the
+//     pointer. Writers (Offer, OfferDelta, Expect, LoadLocal) are serialized.
+//   - Every manifest goes through the pkg/manifest Verifier: a tampered,
+//     unknown-key, expired, malformed, older (Verifier.Next) or other environment's
+//     manifest is refused, counted (flagforge_evaluator_manifest_refusals_total by
+//     reason) and logged, and the last good manifest keeps serving.
+//   - A delta is applied (manifest.Apply) only when it starts at the version held;
+//     otherwise OfferDelta returns ErrGap and the caller re-reads the full manifest.
+//   - The last good SignedManifest of each environment is written to
+//     {dataDir}/{org}/{project}/{environment}.manifest (atomic rename) and LoadLocal
+//     starts from those files, verified like any other manifest. After a delta the
+//     file is refreshed when the full signed manifest of that version is next
+//     offered (a delta carries no signature over the whole manifest).
+package holder
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
+	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/services/evaluator/internal/auth"
+	"github.com/flagforge/flagforge/services/evaluator/internal/engine"
+)
+
+// ErrGap says a delta does not start at the version held: re-read the full manifest.
+var ErrGap = errors.New("holder: delta does not start at the version held")
+
+// ErrNotServed says the manifest is for an environment this evaluator does not serve.
+var ErrNotServed = errors.New("holder: environment not served")
+
+// Refusal reasons (the "reason" label of the refusal counter).
+const (
+	ReasonBadSignature = "bad_signature"
+	ReasonUnknownKey   = "unknown_key"
+	ReasonExpired      = "expired"
+	ReasonStale        = "stale"
+	ReasonWrongTarget  = "wrong_target"
+	ReasonMalformed    = "malformed"
+	ReasonUncompilable = "uncompilable"
+)
+
+// FileExt ends the name of every local manifest copy.
+const FileExt = ".manifest"
+
+// Env is one environment's current manifest. It is immutable.
+type Env struct {
+	// Target is "org/project/environment".
+	Target string
+	// Manifest is the verified manifest (do not mutate).
+	Manifest *manifestv1.Manifest
+	// Compiled is Manifest compiled for evaluation.
+	Compiled *engine.Manifest
+	// Signed is the envelope Manifest arrived in; nil when it was built by a delta
+	// and no signed copy of this version has been seen yet.
+	Signed *manifestv1.SignedManifest
+	// LoadedAt is when this version was swapped in.
+	LoadedAt time.Time
+}
+
+// Version is the version held.
+func (e *Env) Version() uint64 { return e.Manifest.GetVersion() }
+
+// State is everything evaluations read, swapped whole. It is immutable.
+type State struct {
+	envs     map[string]*Env
+	keys     auth.Index
+	expected []string
+}
+
+// Env returns the environment's manifest, or nil when none is held.
+func (s *State) Env(target string) *Env { return s.envs[target] }
+
+// Keys is the SDK-key index of every held manifest.
+func (s *State) Keys() auth.Index { return s.keys }
+
+// Targets lists the environments held, sorted.
+func (s *State) Targets() []string {
+	out := make([]string, 0, len(s.envs))
+	for t := range s.envs {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Ready reports whether every expected environment has a verified manifest (and,
+// when none is expected by name, at least one is held).
+func (s *State) Ready() bool {
+	if len(s.expected) == 0 {
+		return len(s.envs) > 0
+	}
+	for _, t := range s.expected {
+		if s.envs[t] == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Config configures a Holder.
+type Config struct {
+	// Verifier checks every manifest and delta (required).
+	Verifier *manifest.Verifier
+	// Environments are the environments served ("org/project/environment"); empty:
+	// every environment offered.
+	Environments []string
+	// DataDir holds the local copies; "" disables them.
+	DataDir string
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// Logger (nil: slog.Default()).
+	Logger *slog.Logger
+	// Registerer receives the holder's metrics (nil: none registered).
+	Registerer prometheus.Registerer
+}
+
+// Holder holds the manifests of the environments served.
+type Holder struct {
+	cfg      Config
+	log      *slog.Logger
+	serves   map[string]bool // nil: everything
+	mu       sync.Mutex      // serializes writers
+	state    atomic.Pointer[State]
+	refusals *prometheus.CounterVec
+	updates  *prometheus.CounterVec
+}
+
+// New returns a Holder with no manifest yet.
+func New(cfg Config) (*Holder, error) {
+	if cfg.Verifier == nil {
+		return nil, errors.New("holder: a verifier is required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h := &Holder{
+		cfg: cfg, log: cfg.Logger,
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flagforge_evaluator_manifest_refusals_total",
+			Help: "Manifests and deltas refused (the last good manifest kept serving), by reason.",
+		}, []string{"reason"}),
+	}
+	h.updates = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flagforge_evaluator_manifest_updates_total",
+		Help: "Manifest versions swapped in, by how they arrived (full manifest or delta).",
+	}, []string{"kind"})
+	for _, r := range []string{ReasonBadSignature, ReasonUnknownKey, ReasonExpired, ReasonStale, ReasonWrongTarget, ReasonMalformed, ReasonUncompilable} {
+		h.refusals.WithLabelValues(r)
+	}
+	st := &State{envs: map[string]*Env{}, keys: auth.Index{}}
+	if len(cfg.Environments) > 0 {
+		h.serves = make(map[string]bool, len(cfg.Environments))
+		for _, t := range cfg.Environments {
+			h.serves[t] = true
+		}
+		st.expected = slices.Clone(cfg.Environments)
+	}
+	h.state.Store(st)
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(h.refusals); err != nil {
+			return nil, fmt.Errorf("holder: metrics: %w", err)
+		}
+		if err := cfg.Registerer.Register(h.updates); err != nil {
+			return nil, fmt.Errorf("holder: metrics: %w", err)
+		}
+		if err := cfg.Registerer.Register(collector{h}); err != nil {
+			return nil, fmt.Errorf("holder: metrics: %w", err)
+		}
+	}
+	return h, nil
+}
+
+// State returns the current state. It never blocks.
+func (h *Holder) State() *State { return h.state.Load() }
+
+// Ready reports whether every expected environment is loaded.
+func (h *Holder) Ready() bool { return h.State().Ready() }
+
+// Serves reports whether the holder accepts manifests of target.
+func (h *Holder) Serves(target string) bool { return h.serves == nil || h.serves[target] }
+
+// Version returns the version held for target (0: none).
+func (h *Holder) Version(target string) uint64 {
+	if e := h.State().Env(target); e != nil {
+		return e.Version()
+	}
+	return 0
+}
+
+// NeedsManifest reports whether the full manifest at version would change what is
+// held: a newer version, or the signed copy of the version built from a delta.
+func (h *Holder) NeedsManifest(target string, version uint64) bool {
+	e := h.State().Env(target)
+	return e == nil || version > e.Version() || (version == e.Version() && e.Signed == nil)
+}
+
+// Expect adds environments that must be loaded before the holder is ready (used
+// when serving every environment: the source announces the ones that exist).
+func (h *Holder) Expect(targets []string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cur := h.State()
+	exp := slices.Clone(cur.expected)
+	for _, t := range targets {
+		if h.Serves(t) && !slices.Contains(exp, t) {
+			exp = append(exp, t)
+		}
+	}
+	if len(exp) == len(cur.expected) {
+		return
+	}
+	h.state.Store(&State{envs: cur.envs, keys: cur.keys, expected: exp})
+}
+
+// Offer verifies sm as the next manifest of target ("" : whatever environment it
+// names) and swaps it in. It returns nil when sm was swapped in or is exactly what
+// is held, ErrNotServed for another environment, and otherwise the (counted and
+// logged) refusal.
+func (h *Holder) Offer(target string, sm *manifestv1.SignedManifest) error {
+	return h.offer(target, sm, true)
+}
+
+func (h *Holder) offer(target string, sm *manifestv1.SignedManifest, persist bool) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v := h.cfg.Verifier
+	if target == "" {
+		m, err := v.Manifest(sm)
+		if err != nil {
+			return h.refuse("", err)
+		}
+		target = manifest.Target(m)
+	}
+	if !h.Serves(target) {
+		return ErrNotServed
+	}
+	cur := h.State().Env(target)
+	if cur != nil && cur.Signed != nil && bytes.Equal(cur.Signed.GetPayload(), sm.GetPayload()) &&
+		bytes.Equal(cur.Signed.GetSignature(), sm.GetSignature()) {
+		return nil
+	}
+	var held *manifestv1.Manifest
+	if cur != nil {
+		held = cur.Manifest
+	}
+	m, err := v.Next(held, sm)
+	if err != nil {
+		if cur != nil && cur.Signed == nil && errors.Is(err, manifest.ErrStale) && h.adopt(cur, sm) {
+			return nil
+		}
+		return h.refuse(target, err)
+	}
+	if got := manifest.Target(m); got != target {
+		return h.refuse(target, fmt.Errorf("%w: got %s under %s", manifest.ErrWrongTarget, got, target))
+	}
+	c, err := engine.Compile(m)
+	if err != nil {
+		return h.refuse(target, err)
+	}
+	h.swap(&Env{Target: target, Manifest: m, Compiled: c, Signed: sm, LoadedAt: h.cfg.Now()})
+	h.updates.WithLabelValues("full").Inc()
+	h.log.Info("manifest loaded", "environment", target, "version", m.GetVersion(), "key_id", sm.GetKeyId())
+	if persist {
+		h.persist(target, sm)
+	}
+	return nil
+}
+
+// adopt records sm as the signed copy of cur (built from a delta) when sm verifies
+// and carries exactly cur's manifest. It reports whether it did.
+func (h *Holder) adopt(cur *Env, sm *manifestv1.SignedManifest) bool {
+	m, err := h.cfg.Verifier.Manifest(sm)
+	if err != nil || m.GetVersion() != cur.Version() || manifest.Target(m) != cur.Target {
+		return false
+	}
+	payload, err := manifest.Encode(cur.Manifest)
+	if err != nil || !bytes.Equal(payload, sm.GetPayload()) {
+		return false
+	}
+	next := *cur
+	next.Signed = sm
+	h.swap(&next)
+	h.persist(cur.Target, sm)
+	return true
+}
+
+// OfferDelta verifies sd and applies it when it starts at the version held. It
+// returns nil when applied or already superseded, ErrGap (possibly wrapping the
+// refusal) when the caller should re-read the full manifest, ErrNotServed for
+// another environment, and otherwise the (counted and logged) refusal.
+func (h *Holder) OfferDelta(sd *manifestv1.SignedDelta) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	d, err := h.cfg.Verifier.Delta(sd)
+	if err != nil {
+		return h.refuse("", err)
+	}
+	target := d.GetOrg() + "/" + d.GetProject() + "/" + d.GetEnvironment()
+	if !h.Serves(target) {
+		return ErrNotServed
+	}
+	cur := h.State().Env(target)
+	if cur == nil {
+		return ErrGap
+	}
+	if d.GetToVersion() <= cur.Version() {
+		return nil
+	}
+	if d.GetFromVersion() != cur.Version() {
+		return fmt.Errorf("%w: delta %d->%d, hold %d", ErrGap, d.GetFromVersion(), d.GetToVersion(), cur.Version())
+	}
+	m, err := manifest.Apply(cur.Manifest, d)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrGap, h.refuse(target, err))
+	}
+	c, err := engine.Compile(m)
+	if err != nil {
+		return h.refuse(target, err)
+	}
+	h.swap(&Env{Target: target, Manifest: m, Compiled: c, LoadedAt: h.cfg.Now()})
+	h.updates.WithLabelValues("delta").Inc()
+	h.log.Info("manifest delta applied", "environment", target, "from_version", d.GetFromVersion(), "version", m.GetVersion())
+	return nil
+}
+
+// swap publishes a new state with e in place. Called with h.mu held.
+func (h *Holder) swap(e *Env) {
+	cur := h.State()
+	envs := make(map[string]*Env, len(cur.envs)+1)
+	for t, x := range cur.envs {
+		envs[t] = x
+	}
+	envs[e.Target] = e
+	targets := make([]string, 0, len(envs))
+	for t := range envs {
+		targets = append(targets, t)
+	}
+	slices.Sort(targets)
+	ms := make([]*manifestv1.Manifest, len(targets))
+	for i, t := range targets {
+		ms[i] = envs[t].Manifest
+	}
+	h.state.Store(&State{envs: envs, keys: auth.BuildIndex(ms), expected: cur.expected})
+}
+
+// refuse counts and logs a refusal and returns it.
+func (h *Holder) refuse(target string, err error) error {
+	reason := refusalReason(err)
+	h.refusals.WithLabelValues(reason).Inc()
+	held := uint64(0)
+	if e := h.State().Env(target); e != nil {
+		held = e.Version()
+	}
+	h.log.Warn("manifest refused", "environment", target, "reason", reason, "held_version", held, "err", err)
+	return err
+}
+
+func refusalReason(err error) string {
+	switch {
+	case errors.Is(err, manifest.ErrBadSignature):
+		return ReasonBadSignature
+	case errors.Is(err, manifest.ErrUnknownKey):
+		return ReasonUnknownKey
+	case errors.Is(err, manifest.ErrExpired):
+		return ReasonExpired
+	case errors.Is(err, manifest.ErrStale):
+		return ReasonStale
+	case errors.Is(err, manifest.ErrWrongTarget):
+		return ReasonWrongTarget
+	case errors.Is(err, manifest.ErrMalformed):
+		return ReasonMalformed
+	default:
+		return ReasonUncompilable
+	}
+}
+
+// Path returns where the local copy of target lives, or "" when target is not a
+// safe org/project/environment triple.
+func Path(dataDir, target string) string {
+	parts := strings.Split(target, "/")
+	if len(parts) != 3 {
+		return ""
+	}
+	for _, p := range parts {
+		if p == "" || p == "." || p == ".." || strings.ContainsAny(p, `\`+"\x00") {
+			return ""
+		}
+	}
+	return filepath.Join(dataDir, parts[0], parts[1], parts[2]+FileExt)
+}
+
+// persist writes sm as target's local copy (temp file, fsync, rename). Failures are
+// logged: serving does not depend on the disk.
+func (h *Holder) persist(target string, sm *manifestv1.SignedManifest) {
+	if h.cfg.DataDir == "" {
+		return
+	}
+	if err := writeFile(Path(h.cfg.DataDir, target), sm); err != nil {
+		h.log.Error("writing local manifest copy", "environment", target, "err", err)
+	}
+}
+
+func writeFile(path string, sm *manifestv1.SignedManifest) error {
+	if path == "" {
+		return errors.New("unsafe environment name")
+	}
+	b, err := proto.Marshal(sm)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
+}
+
+// LoadLocal offers the local copies (of the configured environments, or every copy
+// in the data dir) as manifests. Copies that do not verify are refused like any
+// other manifest; a missing copy is not an error. It returns how many loaded.
+func (h *Holder) LoadLocal() int {
+	if h.cfg.DataDir == "" {
+		return 0
+	}
+	var paths []string
+	if h.serves != nil {
+		for _, t := range h.cfg.Environments {
+			paths = append(paths, Path(h.cfg.DataDir, t))
+		}
+	} else {
+		matches, err := filepath.Glob(filepath.Join(h.cfg.DataDir, "*", "*", "*"+FileExt))
+		if err != nil {
+			h.log.Error("listing local manifest copies", "err", err)
+		}
+		paths = matches
+	}
+	n := 0
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) || p == "" {
+			continue
+		}
+		if err != nil {
+			h.log.Error("reading local manifest copy", "path", p, "err", err)
+			continue
+		}
+		var sm manifestv1.SignedManifest
+		if err := proto.Unmarshal(b, &sm); err != nil {
+			_ = h.refuse("", fmt.Errorf("%w: local copy %s: %w", manifest.ErrMalformed, p, err))
+			continue
+		}
+		rel, _ := filepath.Rel(h.cfg.DataDir, p)
+		target := strings.TrimSuffix(filepath.ToSlash(rel), FileExt)
+		if err := h.offer(target, &sm, false); err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// collector exports the version and age of every held manifest at scrape time.
+type collector struct{ h *Holder }
+
+var (
+	versionDesc = prometheus.NewDesc("flagforge_evaluator_manifest_version",
+		"Version of the manifest served, per environment.", []string{"environment"}, nil)
+	ageDesc = prometheus.NewDesc("flagforge_evaluator_manifest_age_seconds",
+		"Seconds since the manifest served was issued, per environment.", []string{"environment"}, nil)
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- versionDesc
+	ch <- ageDesc
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.h.State()
+	now := c.h.cfg.Now()
+	for t, e := range st.envs {
+		ch <- prometheus.MustNewConstMetric(versionDesc, prometheus.GaugeValue, float64(e.Version()), t)
+		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, now.Sub(e.Manifest.GetIssuedAt().AsTime()).Seconds(), t)
+	}
+}

@@ -1,0 +1,121 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/flagforge/flagforge/pkg/errs"
+	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
+)
+
+// UnaryErrors is the gRPC interceptor that turns handler errors into statuses with
+// errs.GRPCStatus (the one mapping).
+func UnaryErrors(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	if err != nil {
+		return nil, errs.GRPCStatus(err).Err()
+	}
+	return resp, nil
+}
+
+// StreamErrors is UnaryErrors for streaming calls.
+func StreamErrors(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if err := handler(srv, ss); err != nil {
+		return errs.GRPCStatus(err).Err()
+	}
+	return nil
+}
+
+// NewGRPC returns a gRPC server with the evaluation service, the health service
+// (hs) and reflection, with keepalive enforcement for long-lived streams.
+func NewGRPC(svc evaluationv1.EvaluationServiceServer, hs *health.Server) *grpc.Server {
+	gs := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(UnaryErrors),
+		grpc.ChainStreamInterceptor(StreamErrors),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+	)
+	evaluationv1.RegisterEvaluationServiceServer(gs, svc)
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+	return gs
+}
+
+// NewGateway returns the REST mapping of svc, called in process (no gRPC hop):
+// protojson with lowerCamelCase names, empty fields omitted, unknown request
+// fields ignored, errors mapped by errs.GRPCStatus.
+func NewGateway(ctx context.Context, svc evaluationv1.EvaluationServiceServer) (*runtime.ServeMux, error) {
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+		}),
+		runtime.WithErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+			runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, errs.GRPCStatus(err).Err())
+		}),
+	)
+	if err := evaluationv1.RegisterEvaluationServiceHandlerServer(ctx, mux, svc); err != nil {
+		return nil, err
+	}
+	return mux, nil
+}
+
+// NewHTTP returns the HTTP handler: the REST gateway plus /healthz (the process is
+// up), /readyz (ready reports every environment loaded; 503 otherwise) and
+// /metrics (from g).
+func NewHTTP(gateway http.Handler, ready func() bool, g prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "not ready: not every environment has a verified manifest", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.Handle("/v1/", gateway)
+	return mux
+}
+
+// WatchReadiness keeps the gRPC health status of the whole server and of the
+// evaluation service in line with ready until ctx ends, then reports NOT_SERVING.
+func WatchReadiness(ctx context.Context, hs *health.Server, ready func() bool, every time.Duration) {
+	set := func(ok bool) {
+		st := healthpb.HealthCheckResponse_NOT_SERVING
+		if ok {
+			st = healthpb.HealthCheckResponse_SERVING
+		}
+		hs.SetServingStatus("", st)
+		hs.SetServingStatus(evaluationv1.EvaluationService_ServiceDesc.ServiceName, st)
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last := ready()
+	set(last)
+	for {
+		select {
+		case <-ctx.Done():
+			hs.Shutdown()
+			return
+		case <-t.C:
+			if now := ready(); now != last {
+				last = now
+				set(now)
+			}
+		}
+	}
+}
