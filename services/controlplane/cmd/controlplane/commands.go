@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/flagforge/flagforge/services/controlplane/internal/app"
+	"github.com/flagforge/flagforge/services/controlplane/internal/bootstrap"
+	"github.com/flagforge/flagforge/services/controlplane/internal/config"
+)
+
+// setup loads and validates the configuration (with the subcommand's flags on fs)
+// and builds the JSON logger.
+func setup(ctx context.Context, fs *flag.FlagSet, args []string, stderr io.Writer) (*config.Config, *slog.Logger, error) {
+	fs.SetOutput(stderr)
+	cfg, err := config.Load(ctx, fs, args, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	level, _ := cfg.Level() // validated
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+	return cfg, log, nil
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, log, err := setup(ctx, flag.NewFlagSet("serve", flag.ContinueOnError), args, stderr)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = st.Close() }()
+	if cfg.Bootstrap.Enabled() {
+		res, err := bootstrap.Run(ctx, st, cfg.Bootstrap.Org, cfg.Bootstrap.Email, cfg.Bootstrap.Token)
+		if err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+		log.InfoContext(ctx, "bootstrap", slog.String("org", res.Org.GetKey()), slog.String("owner", res.Member.GetEmail()),
+			slog.Bool("created_org", res.CreatedOrg), slog.Bool("created_token", res.Token != nil))
+	}
+	a, err := app.New(ctx, app.Config{
+		GRPCAddr: cfg.GRPCAddr, GRPCShutdownTimeout: cfg.GRPCShutdownTimeout,
+		HTTP: cfg.HTTP, Auth: cfg.Auth, RateLimit: cfg.RateLimit,
+	}, st, log)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+func migrate(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, log, err := setup(ctx, flag.NewFlagSet("migrate", flag.ContinueOnError), args, stderr)
+	if err != nil {
+		return err
+	}
+	if err := migrateStore(ctx, cfg); err != nil {
+		return err
+	}
+	log.InfoContext(ctx, "migrations applied")
+	return nil
+}
+
+func bootstrapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
+	org := fs.String("org", "", "key of the organization to create (required)")
+	email := fs.String("email", "", "email of its owner (required)")
+	cfg, log, err := setup(ctx, fs, args, stderr)
+	if err != nil {
+		return err
+	}
+	if *org == "" || *email == "" {
+		return fmt.Errorf("bootstrap: --org and --email are required")
+	}
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = st.Close() }()
+	res, err := bootstrap.Run(ctx, st, *org, *email, "")
+	if err != nil {
+		return err
+	}
+	if res.CreatedOrg {
+		_, _ = fmt.Fprintf(stderr, "created organization %q with owner %s\n", res.Org.GetKey(), res.Member.GetEmail())
+	} else {
+		_, _ = fmt.Fprintf(stderr, "organization %q exists; new owner token for %s\n", res.Org.GetKey(), res.Member.GetEmail())
+	}
+	_, _ = fmt.Fprintf(stderr, "owner API token (shown once; keep it secret):\n")
+	_, _ = fmt.Fprintln(stdout, res.Secret)
+	return nil
+}
+
+func verifyAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, log, err := setup(ctx, flag.NewFlagSet("verify-audit", flag.ContinueOnError), args, stderr)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = st.Close() }()
+	broken := false
+	for page := ""; ; {
+		orgs, next, err := st.ListOrgs(ctx, nil, storePage(page))
+		if err != nil {
+			return err
+		}
+		for _, o := range orgs {
+			v, err := st.VerifyAudit(ctx, o.GetKey())
+			if err != nil {
+				return fmt.Errorf("verify %s: %w", o.GetKey(), err)
+			}
+			if v.OK {
+				_, _ = fmt.Fprintf(stdout, "%s: ok (%d entries)\n", o.GetKey(), v.Checked)
+				continue
+			}
+			broken = true
+			fb := v.FirstBroken
+			_, _ = fmt.Fprintf(stdout, "%s: BROKEN at entry %d (id %s, action %s, time %s): %s\n", o.GetKey(),
+				fb.GetSequence(), fb.GetId(), fb.GetAction(), fb.GetTime().AsTime().Format("2006-01-02T15:04:05Z07:00"), v.Problem)
+		}
+		if next == "" {
+			break
+		}
+		page = next
+	}
+	if broken {
+		return exitCode(1)
+	}
+	return nil
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBootstrapThenVerifyAudit runs the subcommands as a user would: bootstrap
+// prints an owner token; verify-audit passes, then reports the first broken link
+// (exit status 1) once someone edits history behind the triggers' back.
+func TestBootstrapThenVerifyAudit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "flagforge.db")
+	t.Setenv("FLAGFORGE_DATABASE_URL", "sqlite://"+path)
+	t.Setenv("FLAGFORGE_LOG_LEVEL", "warn")
+	ctx := context.Background()
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"migrate"}, &out, &errOut); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, errOut.String())
+	}
+	if err := run(ctx, []string{"bootstrap", "--org", "acme", "--email", "admin@acme.test"}, &out, &errOut); err != nil {
+		t.Fatalf("bootstrap: %v\n%s", err, errOut.String())
+	}
+	if tok := strings.TrimSpace(out.String()); !strings.HasPrefix(tok, "ffat_") || strings.Contains(tok, "\n") {
+		t.Fatalf("bootstrap printed %q", out.String())
+	}
+	if err := run(ctx, []string{"bootstrap", "--org", "acme"}, &out, &errOut); err == nil {
+		t.Fatal("bootstrap without --email accepted")
+	}
+	out.Reset()
+	if err := run(ctx, []string{"verify-audit"}, &out, &errOut); err != nil {
+		t.Fatalf("verify-audit: %v\n%s", err, out.String())
+	}
+	if !strings.HasPrefix(out.String(), "acme: ok (") {
+		t.Fatalf("verify-audit printed %q", out.String())
+	}
+
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	for _, q := range []string{
+		`DROP TRIGGER audit_entries_no_update`,
+		`UPDATE audit_entries SET actor_name = 'mallory' WHERE org = 'acme' AND seq = 2`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	out.Reset()
+	err = run(ctx, []string{"verify-audit"}, &out, &errOut)
+	var ec exitCode
+	if !errors.As(err, &ec) || ec != 1 {
+		t.Fatalf("verify-audit on a broken chain: %v", err)
+	}
+	if !strings.Contains(out.String(), "acme: BROKEN at entry 2") {
+		t.Fatalf("verify-audit printed %q", out.String())
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	if err := run(context.Background(), []string{"frobnicate"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+}

@@ -1,0 +1,145 @@
+// Package authz is the control plane's role-based access control: which role a
+// member holds on a resource (the most specific grant that covers it wins), what
+// each role may do, and the one table that declares, for every RPC, the resource
+// kind and action it touches and where its organization, project and environment
+// are read from the request.
+package authz
+
+import (
+	"github.com/flagforge/flagforge/pkg/errs"
+	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
+	"github.com/flagforge/flagforge/services/controlplane/internal/actor"
+)
+
+// Kind is a kind of resource.
+type Kind string
+
+// The resource kinds of the admin API.
+const (
+	Organization Kind = "organization"
+	Project      Kind = "project"
+	Environment  Kind = "environment"
+	Flag         Kind = "flag"
+	FlagConfig   Kind = "flag_config"
+	Segment      Kind = "segment"
+	Member       Kind = "member"
+	RoleBinding  Kind = "role_binding"
+	APIToken     Kind = "api_token"
+	SDKKey       Kind = "sdk_key"
+	Audit        Kind = "audit"
+	Usage        Kind = "usage"
+)
+
+// Kinds lists every resource kind (for exhaustive tests and docs).
+var Kinds = []Kind{Organization, Project, Environment, Flag, FlagConfig, Segment, Member, RoleBinding, APIToken, SDKKey, Audit, Usage}
+
+// Action is what an RPC does to a resource.
+type Action string
+
+// The actions.
+const (
+	// Read lists or gets.
+	Read Action = "read"
+	// Write creates, updates or deletes.
+	Write Action = "write"
+	// ManageOwners grants or takes away the owner role (or acts as an owner).
+	ManageOwners Action = "manage_owners"
+)
+
+// Actions lists every action.
+var Actions = []Action{Read, Write, ManageOwners}
+
+// Scope locates a resource: its organization, and project and environment when it
+// lives in one.
+type Scope struct {
+	Org, Project, Environment string
+}
+
+// rank orders roles by power; 0 is no role.
+func rank(r adminv1.Role) int {
+	switch r {
+	case adminv1.Role_ROLE_OWNER:
+		return 4
+	case adminv1.Role_ROLE_ADMIN:
+		return 3
+	case adminv1.Role_ROLE_EDITOR:
+		return 2
+	case adminv1.Role_ROLE_VIEWER:
+		return 1
+	default:
+		return 0
+	}
+}
+
+// AtLeast reports whether role r is at least as powerful as min.
+func AtLeast(r, minRole adminv1.Role) bool { return rank(r) > 0 && rank(r) >= rank(minRole) }
+
+// RoleAt returns the role bindings grant on a resource at scope: the most specific
+// binding that covers it (environment over project over organization), even when a
+// less specific one is more powerful. ROLE_UNSPECIFIED means no access.
+func RoleAt(bindings []*adminv1.RoleBinding, s Scope) adminv1.Role {
+	best, bestSpec := adminv1.Role_ROLE_UNSPECIFIED, -1
+	for _, b := range bindings {
+		bp, be := b.GetScope().GetProject(), b.GetScope().GetEnvironment()
+		spec := -1
+		switch {
+		case bp == "" && be == "":
+			spec = 0
+		case bp == s.Project && be == "" && s.Project != "":
+			spec = 1
+		case bp == s.Project && be == s.Environment && s.Project != "" && s.Environment != "":
+			spec = 2
+		}
+		if spec > bestSpec {
+			best, bestSpec = b.GetRole(), spec
+		}
+	}
+	return best
+}
+
+// minRole is the least role allowed each action on each kind; a missing entry
+// means nobody.
+var minRole = map[Kind]map[Action]adminv1.Role{
+	Organization: {Read: adminv1.Role_ROLE_VIEWER, Write: adminv1.Role_ROLE_OWNER, ManageOwners: adminv1.Role_ROLE_OWNER},
+	Project:      {Read: adminv1.Role_ROLE_VIEWER, Write: adminv1.Role_ROLE_ADMIN},
+	Environment:  {Read: adminv1.Role_ROLE_VIEWER, Write: adminv1.Role_ROLE_ADMIN},
+	Flag:         {Read: adminv1.Role_ROLE_VIEWER, Write: adminv1.Role_ROLE_EDITOR},
+	FlagConfig:   {Read: adminv1.Role_ROLE_VIEWER, Write: adminv1.Role_ROLE_EDITOR},
+	Segment:      {Read: adminv1.Role_ROLE_VIEWER, Write: adminv1.Role_ROLE_EDITOR},
+	Member:       {Read: adminv1.Role_ROLE_VIEWER, Write: adminv1.Role_ROLE_ADMIN, ManageOwners: adminv1.Role_ROLE_OWNER},
+	RoleBinding:  {Read: adminv1.Role_ROLE_VIEWER, Write: adminv1.Role_ROLE_ADMIN, ManageOwners: adminv1.Role_ROLE_OWNER},
+	APIToken:     {Read: adminv1.Role_ROLE_ADMIN, Write: adminv1.Role_ROLE_ADMIN, ManageOwners: adminv1.Role_ROLE_OWNER},
+	SDKKey:       {Read: adminv1.Role_ROLE_ADMIN, Write: adminv1.Role_ROLE_ADMIN},
+	Audit:        {Read: adminv1.Role_ROLE_ADMIN},
+	Usage:        {Read: adminv1.Role_ROLE_VIEWER},
+}
+
+// Allows reports whether role r may perform action on kind.
+func Allows(r adminv1.Role, kind Kind, action Action) bool {
+	m, ok := minRole[kind][action]
+	return ok && AtLeast(r, m)
+}
+
+// Check decides whether p may perform action on a resource of kind at scope. A
+// resource of another organization is NotFound (its existence is not revealed); a
+// role that does not allow the action is PermissionDenied.
+func Check(p *actor.Principal, s Scope, kind Kind, action Action) error {
+	if p == nil {
+		return errs.E(errs.Unauthenticated, "credentials required")
+	}
+	if s.Org != p.Org {
+		return errs.E(errs.NotFound, "organization %q not found", s.Org)
+	}
+	role := RoleAt(p.Bindings, s)
+	if !Allows(role, kind, action) {
+		return errs.E(errs.PermissionDenied, "%s on %s is not allowed for role %s", action, kind, roleName(role))
+	}
+	return nil
+}
+
+func roleName(r adminv1.Role) string {
+	if r == adminv1.Role_ROLE_UNSPECIFIED {
+		return "none"
+	}
+	return r.String()
+}

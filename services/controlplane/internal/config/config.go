@@ -1,0 +1,135 @@
+// Package config loads the control plane's configuration in one place: every
+// package's Config struct, filled from FLAGFORGE_* environment variables
+// (go-envconfig, with the defaults in the struct tags) and then from command-line
+// flags, which win. Validate runs every package's Validate.
+package config
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/flagforge/flagforge/services/controlplane/internal/auth"
+	"github.com/flagforge/flagforge/services/controlplane/internal/bootstrap"
+	"github.com/flagforge/flagforge/services/controlplane/internal/httpapi"
+	"github.com/flagforge/flagforge/services/controlplane/internal/ratelimit"
+	"github.com/sethvargo/go-envconfig"
+)
+
+// EnvPrefix starts every environment variable.
+const EnvPrefix = "FLAGFORGE_"
+
+// Config is the whole configuration.
+type Config struct {
+	// DatabaseURL selects the store: "sqlite://<path>" or "postgres://...".
+	DatabaseURL string `env:"DATABASE_URL, default=sqlite://./data/flagforge.db"`
+	// MigrateDatabaseURL, when set, is used for migrations (PostgreSQL: the owner
+	// role); the application connects with DatabaseURL.
+	MigrateDatabaseURL string `env:"MIGRATE_DATABASE_URL"`
+	// GRPCAddr is the admin gRPC listen address.
+	GRPCAddr string `env:"GRPC_ADDR, default=127.0.0.1:9090"`
+	// GRPCShutdownTimeout bounds GracefulStop before in-flight calls are cut.
+	GRPCShutdownTimeout time.Duration `env:"GRPC_SHUTDOWN_TIMEOUT, default=15s"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `env:"LOG_LEVEL, default=info"`
+
+	HTTP      httpapi.Config
+	Auth      auth.Config
+	RateLimit ratelimit.Config
+	Bootstrap bootstrap.Config
+}
+
+// Load reads the environment (through lookup; nil: the process environment) and
+// then the flags in args, registered on fs (which may carry the subcommand's own
+// flags). It does not validate.
+func Load(ctx context.Context, fs *flag.FlagSet, args []string, lookup envconfig.Lookuper) (*Config, error) {
+	if lookup == nil {
+		lookup = envconfig.OsLookuper()
+	}
+	var c Config
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: &c, Lookuper: envconfig.PrefixLookuper(EnvPrefix, lookup)}); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "database URL: sqlite://<path> or postgres://... (FLAGFORGE_DATABASE_URL)")
+	fs.StringVar(&c.MigrateDatabaseURL, "migrate-database-url", c.MigrateDatabaseURL, "database URL for migrations (FLAGFORGE_MIGRATE_DATABASE_URL)")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address (FLAGFORGE_GRPC_ADDR)")
+	fs.StringVar(&c.HTTP.Addr, "http-addr", c.HTTP.Addr, "HTTP listen address (FLAGFORGE_HTTP_ADDR)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error (FLAGFORGE_LOG_LEVEL)")
+	fs.Float64Var(&c.RateLimit.Rate, "rate-limit-rps", c.RateLimit.Rate, "admin API requests per second per organization, 0 = off (FLAGFORGE_RATE_LIMIT_RPS)")
+	fs.IntVar(&c.RateLimit.Burst, "rate-limit-burst", c.RateLimit.Burst, "rate limit burst (FLAGFORGE_RATE_LIMIT_BURST)")
+	fs.StringVar(&c.Auth.OIDCIssuer, "oidc-issuer", c.Auth.OIDCIssuer, "OIDC issuer URL (FLAGFORGE_OIDC_ISSUER)")
+	fs.StringVar(&c.Auth.OIDCAudience, "oidc-audience", c.Auth.OIDCAudience, "OIDC audience (FLAGFORGE_OIDC_AUDIENCE)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Validate checks the whole configuration.
+func (c *Config) Validate() error {
+	var problems []error
+	if _, _, err := ParseDatabaseURL(c.DatabaseURL); err != nil {
+		problems = append(problems, err)
+	}
+	if c.MigrateDatabaseURL != "" {
+		if _, _, err := ParseDatabaseURL(c.MigrateDatabaseURL); err != nil {
+			problems = append(problems, fmt.Errorf("migrate: %w", err))
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.GRPCAddr); err != nil {
+		problems = append(problems, fmt.Errorf("config: gRPC address: %w", err))
+	}
+	if c.GRPCShutdownTimeout <= 0 {
+		problems = append(problems, errors.New("config: gRPC shutdown timeout must be > 0"))
+	}
+	if _, err := c.Level(); err != nil {
+		problems = append(problems, err)
+	}
+	for _, v := range []interface{ Validate() error }{c.HTTP, c.Auth, c.RateLimit, c.Bootstrap} {
+		if err := v.Validate(); err != nil {
+			problems = append(problems, err)
+		}
+	}
+	return errors.Join(problems...)
+}
+
+// Level is the parsed log level.
+func (c *Config) Level() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return 0, fmt.Errorf("config: log level %q: %w", c.LogLevel, err)
+	}
+	return l, nil
+}
+
+// Database kinds.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// ParseDatabaseURL returns the kind of database and what to open: the file path
+// for SQLite, the URL itself for PostgreSQL.
+func ParseDatabaseURL(raw string) (kind, target string, err error) {
+	switch {
+	case strings.HasPrefix(raw, "sqlite://"):
+		p := strings.TrimPrefix(raw, "sqlite://")
+		if p == "" {
+			return "", "", errors.New("config: sqlite URL needs a path (sqlite://./data/flagforge.db)")
+		}
+		return SQLite, p, nil
+	case strings.HasPrefix(raw, "postgres://"), strings.HasPrefix(raw, "postgresql://"):
+		if _, err := url.Parse(raw); err != nil {
+			return "", "", fmt.Errorf("config: database URL: %w", err)
+		}
+		return Postgres, raw, nil
+	default:
+		return "", "", errors.New(`config: database URL must start with "sqlite://" or "postgres://"`)
+	}
+}

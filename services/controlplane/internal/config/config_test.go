@@ -1,0 +1,86 @@
+package config
+
+import (
+	"context"
+	"flag"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+)
+
+func load(t *testing.T, env map[string]string, args ...string) *Config {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c, err := Load(context.Background(), fs, args, envconfig.MapLookuper(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	c := load(t, nil)
+	if c.DatabaseURL != "sqlite://./data/flagforge.db" || c.GRPCAddr != "127.0.0.1:9090" || c.HTTP.Addr != "127.0.0.1:8080" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if c.GRPCShutdownTimeout != 15*time.Second || c.RateLimit.Rate != 50 || c.RateLimit.Burst != 100 {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEnvironmentThenFlags(t *testing.T) {
+	t.Parallel()
+	c := load(t, map[string]string{
+		"FLAGFORGE_DATABASE_URL":   "postgres://app@localhost/flagforge",
+		"FLAGFORGE_HTTP_ADDR":      "0.0.0.0:8000",
+		"FLAGFORGE_RATE_LIMIT_RPS": "5",
+		"FLAGFORGE_OIDC_ISSUER":    "https://idp.example",
+		"FLAGFORGE_OIDC_AUDIENCE":  "flagforge",
+		"FLAGFORGE_BOOTSTRAP_ORG":  "acme",
+	}, "--http-addr", "127.0.0.1:9999")
+	if c.DatabaseURL != "postgres://app@localhost/flagforge" || c.RateLimit.Rate != 5 || c.Auth.OIDCIssuer != "https://idp.example" {
+		t.Fatalf("env not applied: %+v", c)
+	}
+	if c.HTTP.Addr != "127.0.0.1:9999" {
+		t.Fatalf("flag must win over env: %s", c.HTTP.Addr)
+	}
+	if err := c.Validate(); err == nil {
+		t.Fatal("bootstrap org without email and token accepted")
+	}
+}
+
+func TestValidateRefuses(t *testing.T) {
+	t.Parallel()
+	tests := map[string]map[string]string{
+		"unknown database":        {"FLAGFORGE_DATABASE_URL": "mysql://x"},
+		"bad grpc address":        {"FLAGFORGE_GRPC_ADDR": "9090"},
+		"bad log level":           {"FLAGFORGE_LOG_LEVEL": "loud"},
+		"negative rate":           {"FLAGFORGE_RATE_LIMIT_RPS": "-1"},
+		"issuer without audience": {"FLAGFORGE_OIDC_ISSUER": "https://idp.example"},
+		"short bootstrap token": {
+			"FLAGFORGE_BOOTSTRAP_ORG": "acme", "FLAGFORGE_BOOTSTRAP_EMAIL": "a@acme.test", "FLAGFORGE_BOOTSTRAP_TOKEN": "ffat_short",
+		},
+	}
+	for name, env := range tests {
+		if err := load(t, env).Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestParseDatabaseURL(t *testing.T) {
+	t.Parallel()
+	if k, p, err := ParseDatabaseURL("sqlite://./data/x.db"); err != nil || k != SQLite || p != "./data/x.db" {
+		t.Fatalf("%s %s %v", k, p, err)
+	}
+	if k, _, err := ParseDatabaseURL("postgresql://u@h/db"); err != nil || k != Postgres {
+		t.Fatalf("%s %v", k, err)
+	}
+}

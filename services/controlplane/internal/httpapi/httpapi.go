@@ -1,0 +1,136 @@
+// Package httpapi is the control plane's HTTP surface: the REST/JSON gateway to the
+// admin gRPC API (grpc-gateway, proxying to the gRPC server so every call passes
+// the same interceptors), /healthz, /readyz, /metrics and /openapi.json.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/flagforge/flagforge/pkg/errs"
+	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
+	"github.com/flagforge/flagforge/pkg/openapi"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+)
+
+// Config configures the HTTP server.
+type Config struct {
+	// Addr is the listen address.
+	Addr string `env:"HTTP_ADDR, default=127.0.0.1:8080"`
+	// ShutdownTimeout bounds the graceful shutdown.
+	ShutdownTimeout time.Duration `env:"HTTP_SHUTDOWN_TIMEOUT, default=15s"`
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return errors.New("httpapi: address must be host:port: " + err.Error())
+	}
+	if c.ShutdownTimeout <= 0 {
+		return errors.New("httpapi: shutdown timeout must be > 0")
+	}
+	return nil
+}
+
+// Pinger checks the database (readiness).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// forwarded maps the HTTP headers the admin API reads to gRPC metadata.
+var forwarded = map[string]string{
+	"authorization":   "authorization",
+	"idempotency-key": "idempotency-key",
+	"x-request-id":    "x-request-id",
+}
+
+func incomingHeader(key string) (string, bool) {
+	if md, ok := forwarded[strings.ToLower(key)]; ok {
+		return md, true
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+func outgoingHeader(key string) (string, bool) {
+	if strings.EqualFold(key, "x-request-id") {
+		return "X-Request-Id", true
+	}
+	return runtime.MetadataHeaderPrefix + key, true
+}
+
+// errorHandler is grpc-gateway's default (status -> HTTP code, the status with its
+// details as the JSON body: field violations name the field) plus a Retry-After
+// header on RESOURCE_EXHAUSTED carrying RetryInfo.
+func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	st := errs.GRPCStatus(err)
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+			w.Header().Set("Retry-After", errs.RetryAfterSeconds(ri.GetRetryDelay().AsDuration()))
+		}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, st.Err())
+}
+
+// NewHandler returns the HTTP handler. conn is a client connection to the admin
+// gRPC server; gatherer is exposed at /metrics.
+func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer prometheus.Gatherer, log *slog.Logger) (http.Handler, error) {
+	gw := runtime.NewServeMux(
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+		runtime.WithErrorHandler(errorHandler),
+	)
+	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		adminv1.RegisterOrganizationServiceHandler,
+		adminv1.RegisterProjectServiceHandler,
+		adminv1.RegisterEnvironmentServiceHandler,
+		adminv1.RegisterFlagServiceHandler,
+		adminv1.RegisterSegmentServiceHandler,
+		adminv1.RegisterMemberServiceHandler,
+		adminv1.RegisterApiTokenServiceHandler,
+		adminv1.RegisterSdkKeyServiceHandler,
+		adminv1.RegisterAuditServiceHandler,
+		adminv1.RegisterUsageServiceHandler,
+		// Not implemented yet: the gRPC server answers UNIMPLEMENTED (HTTP 501).
+		adminv1.RegisterChangeRequestServiceHandler,
+		adminv1.RegisterScheduleServiceHandler,
+		adminv1.RegisterWebhookServiceHandler,
+		adminv1.RegisterManifestServiceHandler,
+	} {
+		if err := register(ctx, gw, conn); err != nil {
+			return nil, err
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", gw)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := db.Ping(ctx); err != nil {
+			log.WarnContext(ctx, "not ready", slog.Any("error", err))
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("database unavailable\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapi.Admin)
+	})
+	return mux, nil
+}
