@@ -42,7 +42,9 @@ func scanToken(sc interface{ Scan(...any) error }) (*adminv1.ApiToken, error) {
 
 // CreateAPIToken stores a token (only the secret's hash) for a member of org.
 func (s *Store) CreateAPIToken(ctx context.Context, m store.WriteMeta, org string, tok *adminv1.ApiToken, hash []byte) (*adminv1.ApiToken, error) {
-	return create(ctx, s, m, org, "api_token.create", requestHash(tok, hash),
+	// The secret's hash is not part of the fingerprint: a retry carries a new secret,
+	// and must still return the first token.
+	return create(ctx, s, m, org, "api_token.create", requestHash(tok),
 		func() *adminv1.ApiToken { return &adminv1.ApiToken{} },
 		func(t *Tx) (*adminv1.ApiToken, error) {
 			if _, err := s.loadMember(ctx, t.q(), org, tok.GetMemberId(), false); err != nil {
@@ -175,7 +177,8 @@ func (t *Tx) insertSDKKey(ctx context.Context, ref store.EnvRef, k *adminv1.SdkK
 
 // CreateSDKKey stores an SDK key (only the secret's hash) for an environment.
 func (s *Store) CreateSDKKey(ctx context.Context, m store.WriteMeta, ref store.EnvRef, k *adminv1.SdkKey, hash []byte) (*adminv1.SdkKey, error) {
-	return create(ctx, s, m, ref.Org, "sdk_key.create", requestHash(ref.Project, ref.Environment, k, hash),
+	// Fingerprint without the secret (hash and prefix): a retry carries a new one.
+	return create(ctx, s, m, ref.Org, "sdk_key.create", requestHash(ref.Project, ref.Environment, k.GetName(), k.GetKind().String()),
 		func() *adminv1.SdkKey { return &adminv1.SdkKey{} },
 		func(t *Tx) (*adminv1.SdkKey, error) {
 			if _, err := s.loadEnv(ctx, t.q(), ref, false); err != nil {

@@ -498,6 +498,21 @@ var tests = []test{
 		if m1.Id != m2.Id {
 			t.Errorf("member retry created a second member: %s and %s", m1.Id, m2.Id)
 		}
+		// Credentials: a retry carries a freshly generated secret, yet returns the
+		// first token/key (whose secret is gone) instead of creating another.
+		t1 := must[*adminv1.ApiToken](t)(f.s.CreateAPIToken(f.ctx, m, org, &adminv1.ApiToken{Name: "ci", MemberId: m1.Id}, []byte("secret-1")))
+		t2 := must[*adminv1.ApiToken](t)(f.s.CreateAPIToken(f.ctx, m, org, &adminv1.ApiToken{Name: "ci", MemberId: m1.Id}, []byte("secret-2")))
+		if t1.Id != t2.Id {
+			t.Errorf("API token retry created a second token: %s and %s", t1.Id, t2.Id)
+		}
+		if _, err := f.s.Authenticate(f.ctx, []byte("secret-2"), time.Now()); !errors.Is(err, errs.Unauthenticated) {
+			t.Errorf("the retry's secret authenticates (%v): a second token was stored", err)
+		}
+		k1 := must[*adminv1.SdkKey](t)(f.s.CreateSDKKey(f.ctx, m, eref, &adminv1.SdkKey{Name: "k", Kind: manifestv1.SdkKeyKind_SDK_KEY_KIND_SERVER, Prefix: "srv_aaaa"}, []byte("key-1")))
+		k2 := must[*adminv1.SdkKey](t)(f.s.CreateSDKKey(f.ctx, m, eref, &adminv1.SdkKey{Name: "k", Kind: manifestv1.SdkKeyKind_SDK_KEY_KIND_SERVER, Prefix: "srv_bbbb"}, []byte("key-2")))
+		if k1.Id != k2.Id || k2.Prefix != "srv_aaaa" {
+			t.Errorf("SDK key retry: got %s (%s), want the first key %s (srv_aaaa)", k2.Id, k2.Prefix, k1.Id)
+		}
 	}},
 
 	{"the same idempotency key with a different request is AlreadyExists", func(t *testing.T, f *fixture) {
