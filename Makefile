@@ -60,9 +60,11 @@ test: services
 test-short:
 	$(GO) test -short -count=1 $(PACKAGES)
 
-## bench: Go benchmarks of the engine (figures go to docs/benchmarks.md)
+## bench: Go benchmarks and the evaluator load harness (figures go to docs/benchmarks.md)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 github.com/flagforge/flagforge/pkg/eval/...
+	$(GO) test -run '^$$' -bench . -benchmem github.com/flagforge/flagforge/services/evaluator/...
+	bash bench/evaluator-load.sh
 
 ## fuzz: fuzz compile+evaluate (FUZZTIME=5m make fuzz)
 FUZZTIME ?= 60s

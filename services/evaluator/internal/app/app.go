@@ -1,7 +1,9 @@
-// Package app assembles the evaluator from its configuration: the holder (loaded
-// from the local copies first), the manifest source, the gRPC server, the HTTP
-// server (REST gateway, health, metrics) and the readiness watcher, and runs them
-// until the context ends, then drains gracefully.
+// Package app assembles the evaluator from its configuration: the stream hub, the
+// holder (loaded from the local copies first), the manifest source, the usage
+// reporter, the gRPC server, the HTTP server (REST gateway, NDJSON stream, SSE,
+// manifest polling, health, metrics), the admin (pprof) listener and the readiness
+// watcher, and runs them until the context ends, then drains gracefully: streams
+// are told "draining" and closed first, then the servers stop.
 package app
 
 import (
@@ -18,13 +20,19 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 
+	syncv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/sync/v1"
 	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/services/evaluator/internal/broadcast"
 	"github.com/flagforge/flagforge/services/evaluator/internal/config"
 	"github.com/flagforge/flagforge/services/evaluator/internal/holder"
+	"github.com/flagforge/flagforge/services/evaluator/internal/limit"
 	"github.com/flagforge/flagforge/services/evaluator/internal/server"
 	"github.com/flagforge/flagforge/services/evaluator/internal/source"
+	"github.com/flagforge/flagforge/services/evaluator/internal/telemetry"
+	"github.com/flagforge/flagforge/services/evaluator/internal/usage"
 )
 
 // App is an assembled evaluator whose listeners are open.
@@ -32,14 +40,20 @@ type App struct {
 	cfg      *config.Config
 	log      *slog.Logger
 	Holder   *holder.Holder
+	Hub      *broadcast.Hub
 	Registry *prometheus.Registry
 	source   source.Source
+	reporter *usage.Reporter
+	limiter  *limit.Limiter
 	closers  []func() error
 	grpc     *grpc.Server
 	health   *health.Server
 	http     *http.Server
+	admin    *http.Server
 	grpcLis  net.Listener
 	httpLis  net.Listener
+	adminLis net.Listener
+	tracing  func(context.Context) error
 }
 
 // New validates cfg, loads the local manifest copies and opens the listeners.
@@ -62,9 +76,29 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 		}
 	}()
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var lc net.ListenConfig
+	if a.grpcLis, err = lc.Listen(ctx, "tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("gRPC listener: %w", err)
+	}
+	if a.httpLis, err = lc.Listen(ctx, "tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("HTTP listener: %w", err)
+	}
+	if cfg.AdminAddr != "" {
+		if a.adminLis, err = lc.Listen(ctx, "tcp", cfg.AdminAddr); err != nil {
+			return nil, fmt.Errorf("admin listener: %w", err)
+		}
+		a.admin = &http.Server{Handler: telemetry.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	a.Hub, err = broadcast.New(broadcast.Config{
+		Buffer: cfg.StreamBuffer, Ring: cfg.StreamRing, Heartbeat: cfg.StreamHeartbeat,
+		MaxPerKey: cfg.MaxStreamsPerKey, MaxStreams: cfg.MaxStreams, Registerer: a.Registry,
+	})
+	if err != nil {
+		return nil, err
+	}
 	a.Holder, err = holder.New(holder.Config{
 		Verifier: verifier, Environments: cfg.EnvironmentList(), DataDir: cfg.DataDir,
-		Logger: log, Registerer: a.Registry,
+		Logger: log, Registerer: a.Registry, OnUpdate: a.Hub.Publish,
 	})
 	if err != nil {
 		return nil, err
@@ -73,6 +107,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 		log.Info("loaded local manifest copies", "count", n, "data_dir", cfg.DataDir)
 	}
 
+	var usageConn *grpc.ClientConn
 	switch {
 	case cfg.RedisURL != "":
 		opts, err := redis.ParseURL(cfg.RedisURL)
@@ -97,34 +132,91 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 		}
 		a.closers = append(a.closers, s.Close)
 		a.source = s
+		usageConn = s.Conn()
 	default:
 		log.Warn("no manifest source configured (FLAGFORGE_REDIS_URL or FLAGFORGE_SYNC_ADDR): serving local copies only")
 	}
 
-	svc, err := server.New(server.Config{Registerer: a.Registry}, a.Holder)
+	var counter *usage.Counter
+	if usageConn == nil && cfg.UsageAddr != "" {
+		if usageConn, err = grpc.NewClient(cfg.UsageAddr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+			return nil, fmt.Errorf("FLAGFORGE_USAGE_ADDR: %w", err)
+		}
+		a.closers = append(a.closers, usageConn.Close)
+	}
+	if usageConn != nil {
+		if counter, err = usage.NewCounter(0, a.Registry); err != nil {
+			return nil, err
+		}
+		a.reporter, err = usage.NewReporter(usage.ReporterConfig{
+			Client: syncv1.NewSyncServiceClient(usageConn), Interval: cfg.UsageInterval, Token: cfg.SyncToken,
+			Logger: log, Registerer: a.Registry,
+		}, counter)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		log.Info("no control plane address (FLAGFORGE_SYNC_ADDR or FLAGFORGE_USAGE_ADDR): evaluations are not counted")
+	}
+
+	a.limiter = limit.New(cfg.RateLimit, cfg.RateBurst)
+	svc, err := server.New(server.Config{Registerer: a.Registry, Hub: a.Hub, Limiter: a.limiter, Usage: counter}, a.Holder)
 	if err != nil {
 		return nil, err
 	}
+	traceOpts, shutdownTracing, err := telemetry.Tracing(ctx, cfg.OTLPEndpoint, "flagforge-evaluator")
+	if err != nil {
+		return nil, fmt.Errorf("FLAGFORGE_OTEL_EXPORTER_OTLP_ENDPOINT: %w", err)
+	}
+	a.tracing = shutdownTracing
 	a.health = health.NewServer()
-	a.grpc = server.NewGRPC(svc, a.health)
+	a.grpc = server.NewGRPC(svc, a.health, traceOpts...)
 	gw, err := server.NewGateway(ctx, svc)
 	if err != nil {
 		return nil, err
 	}
+	// grpc-gateway streams only through a client: /v1/stream goes through a
+	// loopback connection to our own gRPC listener.
+	loop, err := grpc.NewClient(loopback(a.grpcLis.Addr()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, loop.Close)
+	sgw, err := server.NewStreamGateway(ctx, loop)
+	if err != nil {
+		return nil, err
+	}
 	a.http = &http.Server{
-		Handler:           server.NewHTTP(gw, a.Holder.Ready, a.Registry),
+		Handler: server.NewHTTP(server.HTTPConfig{
+			Gateway: gw, Stream: sgw, Service: svc, Ready: a.Holder.Ready, Gatherer: a.Registry,
+			CORSOrigins: cfg.CORSOriginList(),
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	var lc net.ListenConfig
-	if a.grpcLis, err = lc.Listen(ctx, "tcp", cfg.GRPCAddr); err != nil {
-		return nil, fmt.Errorf("gRPC listener: %w", err)
-	}
-	if a.httpLis, err = lc.Listen(ctx, "tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("HTTP listener: %w", err)
-	}
 	return a, nil
+}
+
+// loopback is a dialable address of the listener at addr (an unspecified host
+// becomes the loopback address).
+func loopback(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// AdminAddr is the bound admin (pprof) address, "" when disabled.
+func (a *App) AdminAddr() string {
+	if a.adminLis == nil {
+		return ""
+	}
+	return a.adminLis.Addr().String()
 }
 
 // GRPCAddr is the bound gRPC address.
@@ -137,7 +229,7 @@ func (a *App) close() {
 	for _, c := range a.closers {
 		_ = c()
 	}
-	for _, l := range []net.Listener{a.grpcLis, a.httpLis} {
+	for _, l := range []net.Listener{a.grpcLis, a.httpLis, a.adminLis} {
 		if l != nil {
 			_ = l.Close()
 		}
@@ -157,6 +249,32 @@ func (a *App) Run(ctx context.Context) error {
 		server.WatchReadiness(gctx, a.health, a.Holder.Ready, 250*time.Millisecond)
 		return nil
 	})
+	g.Go(func() error { return a.Hub.Run(gctx) })
+	if a.reporter != nil {
+		g.Go(func() error { return a.reporter.Run(gctx) })
+	}
+	if a.limiter.Enabled() {
+		g.Go(func() error {
+			t := time.NewTicker(time.Minute)
+			defer t.Stop()
+			for {
+				select {
+				case <-gctx.Done():
+					return nil
+				case now := <-t.C:
+					a.limiter.Sweep(now.Add(-10 * time.Minute))
+				}
+			}
+		})
+	}
+	if a.admin != nil {
+		g.Go(func() error {
+			if err := a.admin.Serve(a.adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("admin server: %w", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		if err := a.grpc.Serve(a.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			return fmt.Errorf("gRPC server: %w", err)
@@ -174,6 +292,12 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Info("shutting down", "timeout", a.cfg.ShutdownTimeout.String())
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), a.cfg.ShutdownTimeout)
 		defer cancel()
+		// Streams never end on their own: tell them to reconnect elsewhere first.
+		a.Hub.Drain()
+		if a.admin != nil {
+			_ = a.admin.Close()
+		}
+		defer func() { _ = a.tracing(sctx) }()
 		done := make(chan struct{})
 		go func() { a.grpc.GracefulStop(); close(done) }()
 		herr := a.http.Shutdown(sctx)

@@ -97,6 +97,18 @@ func start(t *testing.T, cfg config.Config) *evaluator {
 		cfg.ResyncInterval = 30 * time.Second
 	}
 	cfg.ShutdownTimeout, cfg.LogLevel = 5*time.Second, "info"
+	if cfg.StreamHeartbeat == 0 {
+		cfg.StreamHeartbeat = 15 * time.Second
+	}
+	if cfg.StreamBuffer == 0 {
+		cfg.StreamBuffer = 64
+	}
+	if cfg.StreamRing == 0 {
+		cfg.StreamRing = 128
+	}
+	if cfg.UsageInterval == 0 {
+		cfg.UsageInterval = time.Minute
+	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewJSONHandler(os.Stderr, nil))

@@ -38,6 +38,9 @@ type Grant struct {
 	Kind        Kind
 	// ExpiresAt is zero when the key does not expire.
 	ExpiresAt time.Time
+	// KeyHash is the SHA-256 of the key (set by Lookup): it identifies the key for
+	// rate limits, stream caps and revocation without keeping the secret.
+	KeyHash [sha256.Size]byte
 }
 
 // Index maps the SHA-256 of an SDK key to its grant. It is immutable once built.
@@ -95,11 +98,21 @@ func (ix Index) Authenticate(ctx context.Context, now time.Time) (Grant, error) 
 
 // Lookup returns the grant of key at time now.
 func (ix Index) Lookup(key string, now time.Time) (Grant, error) {
-	g, ok := ix[sha256.Sum256([]byte(key))]
+	h := sha256.Sum256([]byte(key))
+	g, ok := ix[h]
 	if !ok || (!g.ExpiresAt.IsZero() && !now.Before(g.ExpiresAt)) {
 		return Grant{}, errUnauthenticated
 	}
+	g.KeyHash = h
 	return g, nil
+}
+
+// Valid reports whether the key with this hash still grants kind on environment
+// at time now (a revoked key is absent from the index; an expired one is past
+// ExpiresAt). Open streams use it to notice revocation.
+func (ix Index) Valid(hash [sha256.Size]byte, environment string, kind Kind, now time.Time) bool {
+	g, ok := ix[hash]
+	return ok && g.Environment == environment && g.Kind == kind && (g.ExpiresAt.IsZero() || now.Before(g.ExpiresAt))
 }
 
 // BearerKey extracts the key from the incoming "authorization" metadata.

@@ -51,6 +51,37 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT, default=15s"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"LOG_LEVEL, default=info"`
+
+	// StreamHeartbeat is the heartbeat period of StreamManifest and /v1/sse.
+	StreamHeartbeat time.Duration `env:"STREAM_HEARTBEAT, default=15s"`
+	// StreamBuffer is each manifest subscriber's queue length; a subscriber whose
+	// queue is full is dropped (slow_consumer).
+	StreamBuffer int `env:"STREAM_BUFFER, default=64"`
+	// StreamRing is how many recent deltas per environment are kept for resumption.
+	StreamRing int `env:"STREAM_RING, default=128"`
+	// MaxStreamsPerKey caps concurrent streams (StreamManifest + SSE) per SDK key
+	// (0: no cap).
+	MaxStreamsPerKey int `env:"MAX_STREAMS_PER_KEY, default=1000"`
+	// MaxStreams caps concurrent streams of the process (0: no cap).
+	MaxStreams int `env:"MAX_STREAMS, default=20000"`
+	// RateLimit is the calls per second allowed per SDK key (0: unlimited).
+	RateLimit float64 `env:"RATE_LIMIT, default=1000"`
+	// RateBurst is the burst allowed per SDK key (0: RateLimit rounded up).
+	RateBurst int `env:"RATE_BURST, default=2000"`
+	// CORSOrigins may call /v1/evaluate, /v1/evaluate/all and /v1/sse from browsers:
+	// comma-separated origins, or "*" ("": none).
+	CORSOrigins string `env:"CORS_ORIGINS"`
+	// UsageInterval is the period of usage reports to the control plane.
+	UsageInterval time.Duration `env:"USAGE_INTERVAL, default=1m"`
+	// UsageAddr is the control plane's gRPC address for usage reports when the
+	// manifests come from Redis (with the sync stream, SyncAddr is used); "" with
+	// no SyncAddr: evaluations are not counted.
+	UsageAddr string `env:"USAGE_ADDR"`
+	// AdminAddr serves pprof (/debug/pprof/); "" disables it. Keep it on loopback.
+	AdminAddr string `env:"ADMIN_ADDR, default=127.0.0.1:6061"`
+	// OTLPEndpoint receives traces over OTLP/gRPC ("host:port" plaintext, or an
+	// http(s):// URL); "": tracing is off (no-op).
+	OTLPEndpoint string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
 }
 
 // Load reads the environment (through lookup; nil: the process environment) and
@@ -74,6 +105,18 @@ func Load(ctx context.Context, fs *flag.FlagSet, args []string, lookup envconfig
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address (FLAGFORGE_HTTP_ADDR)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "graceful drain bound (FLAGFORGE_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn, error (FLAGFORGE_LOG_LEVEL)")
+	fs.DurationVar(&c.StreamHeartbeat, "stream-heartbeat", c.StreamHeartbeat, "stream heartbeat period (FLAGFORGE_STREAM_HEARTBEAT)")
+	fs.IntVar(&c.StreamBuffer, "stream-buffer", c.StreamBuffer, "per-subscriber queue length (FLAGFORGE_STREAM_BUFFER)")
+	fs.IntVar(&c.StreamRing, "stream-ring", c.StreamRing, "recent deltas kept per environment (FLAGFORGE_STREAM_RING)")
+	fs.IntVar(&c.MaxStreamsPerKey, "max-streams-per-key", c.MaxStreamsPerKey, "concurrent streams per SDK key, 0: no cap (FLAGFORGE_MAX_STREAMS_PER_KEY)")
+	fs.IntVar(&c.MaxStreams, "max-streams", c.MaxStreams, "concurrent streams per process, 0: no cap (FLAGFORGE_MAX_STREAMS)")
+	fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "calls per second per SDK key, 0: unlimited (FLAGFORGE_RATE_LIMIT)")
+	fs.IntVar(&c.RateBurst, "rate-burst", c.RateBurst, "burst per SDK key (FLAGFORGE_RATE_BURST)")
+	fs.StringVar(&c.CORSOrigins, "cors-origins", c.CORSOrigins, `browser origins allowed, comma-separated or "*" (FLAGFORGE_CORS_ORIGINS)`)
+	fs.DurationVar(&c.UsageInterval, "usage-interval", c.UsageInterval, "usage report period (FLAGFORGE_USAGE_INTERVAL)")
+	fs.StringVar(&c.UsageAddr, "usage-addr", c.UsageAddr, "control plane gRPC address for usage reports with Redis (FLAGFORGE_USAGE_ADDR)")
+	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, `pprof listen address, "" disables (FLAGFORGE_ADMIN_ADDR)`)
+	fs.StringVar(&c.OTLPEndpoint, "otel-exporter-otlp-endpoint", c.OTLPEndpoint, "OTLP/gRPC trace endpoint (FLAGFORGE_OTEL_EXPORTER_OTLP_ENDPOINT)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -92,6 +135,25 @@ func (c *Config) EnvironmentList() []string {
 		}
 	}
 	return out
+}
+
+// CORSOriginList returns the allowed browser origins.
+func (c *Config) CORSOriginList() []string {
+	var out []string
+	for _, o := range strings.Split(c.CORSOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// UsageTarget is the control plane address usage reports go to ("": none).
+func (c *Config) UsageTarget() string {
+	if c.SyncAddr != "" {
+		return c.SyncAddr
+	}
+	return c.UsageAddr
 }
 
 // PublicKeys loads and parses the trusted keys.
@@ -172,6 +234,34 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.SlogLevel(); err != nil {
 		problems = append(problems, err)
+	}
+	if c.StreamHeartbeat < 10*time.Millisecond {
+		problems = append(problems, fmt.Errorf("FLAGFORGE_STREAM_HEARTBEAT: %s is below 10ms", c.StreamHeartbeat))
+	}
+	if c.StreamBuffer < 1 || c.StreamRing < 1 {
+		problems = append(problems, errors.New("FLAGFORGE_STREAM_BUFFER and FLAGFORGE_STREAM_RING: must be at least 1"))
+	}
+	if c.MaxStreamsPerKey < 0 || c.MaxStreams < 0 {
+		problems = append(problems, errors.New("FLAGFORGE_MAX_STREAMS_PER_KEY and FLAGFORGE_MAX_STREAMS: must not be negative"))
+	}
+	if c.RateLimit < 0 || c.RateBurst < 0 {
+		problems = append(problems, errors.New("FLAGFORGE_RATE_LIMIT and FLAGFORGE_RATE_BURST: must not be negative"))
+	}
+	if c.UsageInterval < 10*time.Millisecond {
+		problems = append(problems, fmt.Errorf("FLAGFORGE_USAGE_INTERVAL: %s is below 10ms", c.UsageInterval))
+	}
+	if c.AdminAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+			problems = append(problems, fmt.Errorf("FLAGFORGE_ADMIN_ADDR: %w", err))
+		}
+	}
+	for _, o := range c.CORSOriginList() {
+		if o == "*" {
+			continue
+		}
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			problems = append(problems, fmt.Errorf("FLAGFORGE_CORS_ORIGINS: %q is not an origin such as https://app.example.com", o))
+		}
 	}
 	return errors.Join(problems...)
 }

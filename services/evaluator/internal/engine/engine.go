@@ -43,6 +43,9 @@ type Decision struct {
 // ReasonError is the reason of every failed evaluation.
 const ReasonError = string(eval.ReasonError)
 
+// ErrorFlagNotFound is the error code of a flag the manifest does not hold.
+const ErrorFlagNotFound = string(eval.ErrorFlagNotFound)
+
 // Reasons lists every reason the engine gives (for pre-registering metrics).
 var Reasons = []string{
 	string(eval.ReasonStatic), string(eval.ReasonDefault), string(eval.ReasonTargetingMatch),

@@ -131,6 +131,26 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the holder's metrics (nil: none registered).
 	Registerer prometheus.Registerer
+	// OnUpdate, when set, is called after every swap, in order, with the writer lock
+	// held: it must not block (the stream hub enqueues and returns) and must not call
+	// the holder's writers.
+	OnUpdate func(Update)
+}
+
+// Update describes one swap, for listeners (the stream hub).
+type Update struct {
+	// Env is the environment's new manifest.
+	Env *Env
+	// State is the new state (its SDK-key index tells which keys still work).
+	State *State
+	// Delta is the signed delta the version arrived as; nil when it arrived as a full
+	// manifest (Env.Signed).
+	Delta *manifestv1.SignedDelta
+	// Adopted is true when nothing changed but the signed copy of the version held
+	// (built earlier from a delta) arrived: Env.Signed is now set.
+	Adopted bool
+	// Received is when the holder was handed the manifest or delta.
+	Received time.Time
 }
 
 // Holder holds the manifests of the environments served.
@@ -243,6 +263,7 @@ func (h *Holder) Offer(target string, sm *manifestv1.SignedManifest) error {
 }
 
 func (h *Holder) offer(target string, sm *manifestv1.SignedManifest, persist bool) error {
+	received := h.cfg.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	v := h.cfg.Verifier
@@ -267,7 +288,7 @@ func (h *Holder) offer(target string, sm *manifestv1.SignedManifest, persist boo
 	}
 	m, err := v.Next(held, sm)
 	if err != nil {
-		if cur != nil && cur.Signed == nil && errors.Is(err, manifest.ErrStale) && h.adopt(cur, sm) {
+		if cur != nil && cur.Signed == nil && errors.Is(err, manifest.ErrStale) && h.adopt(cur, sm, received) {
 			return nil
 		}
 		return h.refuse(target, err)
@@ -279,7 +300,9 @@ func (h *Holder) offer(target string, sm *manifestv1.SignedManifest, persist boo
 	if err != nil {
 		return h.refuse(target, err)
 	}
-	h.swap(&Env{Target: target, Manifest: m, Compiled: c, Signed: sm, LoadedAt: h.cfg.Now()})
+	e := &Env{Target: target, Manifest: m, Compiled: c, Signed: sm, LoadedAt: h.cfg.Now()}
+	h.swap(e)
+	h.notify(Update{Env: e, Received: received})
 	h.updates.WithLabelValues("full").Inc()
 	h.log.Info("manifest loaded", "environment", target, "version", m.GetVersion(), "key_id", sm.GetKeyId())
 	if persist {
@@ -290,7 +313,7 @@ func (h *Holder) offer(target string, sm *manifestv1.SignedManifest, persist boo
 
 // adopt records sm as the signed copy of cur (built from a delta) when sm verifies
 // and carries exactly cur's manifest. It reports whether it did.
-func (h *Holder) adopt(cur *Env, sm *manifestv1.SignedManifest) bool {
+func (h *Holder) adopt(cur *Env, sm *manifestv1.SignedManifest, received time.Time) bool {
 	m, err := h.cfg.Verifier.Manifest(sm)
 	if err != nil || m.GetVersion() != cur.Version() || manifest.Target(m) != cur.Target {
 		return false
@@ -302,6 +325,7 @@ func (h *Holder) adopt(cur *Env, sm *manifestv1.SignedManifest) bool {
 	next := *cur
 	next.Signed = sm
 	h.swap(&next)
+	h.notify(Update{Env: &next, Adopted: true, Received: received})
 	h.persist(cur.Target, sm)
 	return true
 }
@@ -311,6 +335,7 @@ func (h *Holder) adopt(cur *Env, sm *manifestv1.SignedManifest) bool {
 // refusal) when the caller should re-read the full manifest, ErrNotServed for
 // another environment, and otherwise the (counted and logged) refusal.
 func (h *Holder) OfferDelta(sd *manifestv1.SignedDelta) error {
+	received := h.cfg.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	d, err := h.cfg.Verifier.Delta(sd)
@@ -339,7 +364,9 @@ func (h *Holder) OfferDelta(sd *manifestv1.SignedDelta) error {
 	if err != nil {
 		return h.refuse(target, err)
 	}
-	h.swap(&Env{Target: target, Manifest: m, Compiled: c, LoadedAt: h.cfg.Now()})
+	e := &Env{Target: target, Manifest: m, Compiled: c, LoadedAt: h.cfg.Now()}
+	h.swap(e)
+	h.notify(Update{Env: e, Delta: sd, Received: received})
 	h.updates.WithLabelValues("delta").Inc()
 	h.log.Info("manifest delta applied", "environment", target, "from_version", d.GetFromVersion(), "version", m.GetVersion())
 	return nil
@@ -363,6 +390,16 @@ func (h *Holder) swap(e *Env) {
 		ms[i] = envs[t].Manifest
 	}
 	h.state.Store(&State{envs: envs, keys: auth.BuildIndex(ms), expected: cur.expected})
+}
+
+// notify hands u (with the state just swapped in) to the listener. Called with
+// h.mu held, so listeners see updates in order.
+func (h *Holder) notify(u Update) {
+	if h.cfg.OnUpdate == nil {
+		return
+	}
+	u.State = h.State()
+	h.cfg.OnUpdate(u)
 }
 
 // refuse counts and logs a refusal and returns it.

@@ -125,7 +125,7 @@ func BenchmarkEvaluateREST(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := server.NewHTTP(gw, func() bool { return true }, prometheus.NewRegistry())
+	h := server.NewHTTP(server.HTTPConfig{Gateway: gw, Ready: func() bool { return true }, Gatherer: prometheus.NewRegistry()})
 	body := `{"flagKey":"new-ui","context":{"targetingKey":"123","region":"us-east-1"}}`
 	b.ReportAllocs()
 	for b.Loop() {
@@ -146,7 +146,7 @@ func TestEvaluateOverTheRESTHandlerMatchesTheDocumentedShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := server.NewHTTP(gw, func() bool { return true }, prometheus.NewRegistry())
+	h := server.NewHTTP(server.HTTPConfig{Gateway: gw, Ready: func() bool { return true }, Gatherer: prometheus.NewRegistry()})
 	req := httptest.NewRequest(http.MethodPost, "/v1/evaluate", strings.NewReader(`{"flagKey":"new-ui","context":{"targetingKey":"123","region":"us-east-1"}}`))
 	req.Header.Set("Authorization", "Bearer "+fixture.ServerKey(env))
 	w := httptest.NewRecorder()

@@ -23,8 +23,11 @@ import (
 	"github.com/flagforge/flagforge/pkg/errs"
 	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
 	"github.com/flagforge/flagforge/services/evaluator/internal/auth"
+	"github.com/flagforge/flagforge/services/evaluator/internal/broadcast"
 	"github.com/flagforge/flagforge/services/evaluator/internal/engine"
 	"github.com/flagforge/flagforge/services/evaluator/internal/holder"
+	"github.com/flagforge/flagforge/services/evaluator/internal/limit"
+	"github.com/flagforge/flagforge/services/evaluator/internal/usage"
 )
 
 // Manifests is what the service reads: the current immutable holder state.
@@ -38,15 +41,25 @@ type Config struct {
 	Now func() time.Time
 	// Registerer receives the evaluation metrics (nil: none registered).
 	Registerer prometheus.Registerer
+	// Hub serves StreamManifest, /v1/sse and /v1/manifest (nil: those answer
+	// FAILED_PRECONDITION).
+	Hub *broadcast.Hub
+	// Limiter rate-limits calls per SDK key (nil: no limit).
+	Limiter *limit.Limiter
+	// Usage counts evaluations for the control plane (nil: not counted).
+	Usage *usage.Counter
 }
 
-// Service implements evaluationv1.EvaluationServiceServer. StreamManifest and
-// ReportEvaluations answer UNIMPLEMENTED for now.
+// Service implements evaluationv1.EvaluationServiceServer and the plain HTTP
+// endpoints (/v1/sse, /v1/manifest).
 type Service struct {
 	evaluationv1.UnimplementedEvaluationServiceServer
 	manifests Manifests
 	now       func() time.Time
 	metrics   *metrics
+	hub       *broadcast.Hub
+	limiter   *limit.Limiter
+	usage     *usage.Counter
 }
 
 // New returns the service over manifests.
@@ -58,7 +71,7 @@ func New(cfg Config, manifests Manifests) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{manifests: manifests, now: cfg.Now, metrics: m}, nil
+	return &Service{manifests: manifests, now: cfg.Now, metrics: m, hub: cfg.Hub, limiter: cfg.Limiter, usage: cfg.Usage}, nil
 }
 
 // metrics are the evaluation metrics, resolved once so the hot path does no label
@@ -107,10 +120,17 @@ func (m *metrics) count(reason string) {
 	m.reasons.WithLabelValues(reason).Inc()
 }
 
-// authenticate resolves the caller's key to its environment in one state.
+// authenticate resolves the caller's key (gRPC metadata) to its environment in one
+// state, and takes a token from the key's rate limit.
 func (s *Service) authenticate(ctx context.Context, now time.Time) (auth.Grant, *holder.Env, error) {
+	key, _ := auth.BearerKey(ctx)
+	return s.authenticateKey(key, now)
+}
+
+// authenticateKey is authenticate for a key taken from elsewhere (HTTP handlers).
+func (s *Service) authenticateKey(key string, now time.Time) (auth.Grant, *holder.Env, error) {
 	st := s.manifests.State()
-	g, err := st.Keys().Authenticate(ctx, now)
+	g, err := st.Keys().Lookup(key, now)
 	if err != nil {
 		return auth.Grant{}, nil, err
 	}
@@ -118,13 +138,32 @@ func (s *Service) authenticate(ctx context.Context, now time.Time) (auth.Grant, 
 	if env == nil { // cannot happen: the index is built from the environments held
 		return auth.Grant{}, nil, errs.E(errs.Unavailable, "environment %s is not loaded", g.Environment)
 	}
+	if err := s.limiter.Allow(g.KeyHash, now); err != nil {
+		return auth.Grant{}, nil, err
+	}
 	return g, env, nil
+}
+
+// countUsage records one decision for the usage report (flags that do not exist
+// are not counted).
+func (s *Service) countUsage(environment, flag string, d *engine.Decision, minute int64) {
+	if s.usage == nil || (d.Reason == engine.ReasonError && d.ErrorCode == engine.ErrorFlagNotFound) {
+		return
+	}
+	s.usage.Add(environment, flag, d.Variant, minute, 1)
 }
 
 // Evaluate decides one flag for one context.
 func (s *Service) Evaluate(ctx context.Context, req *evaluationv1.EvaluateRequest) (*evaluationv1.EvaluateResponse, error) {
+	key, _ := auth.BearerKey(ctx)
+	return s.evaluate(key, req)
+}
+
+// evaluate is Evaluate for the caller's SDK key (shared by gRPC and the REST
+// handler).
+func (s *Service) evaluate(sdkKey string, req *evaluationv1.EvaluateRequest) (*evaluationv1.EvaluateResponse, error) {
 	start := s.now()
-	g, env, err := s.authenticate(ctx, start)
+	g, env, err := s.authenticateKey(sdkKey, start)
 	if err != nil {
 		return nil, err
 	}
@@ -143,6 +182,7 @@ func (s *Service) Evaluate(ctx context.Context, req *evaluationv1.EvaluateReques
 		d = env.Compiled.Evaluate(key, c, req.GetDefaultValue())
 	}
 	s.metrics.count(d.Reason)
+	s.countUsage(g.Environment, key, &d, usage.Minute(start))
 	s.metrics.evaluate.Observe(time.Since(start).Seconds())
 	return &evaluationv1.EvaluateResponse{
 		Value: d.Value, Variant: d.Variant, Reason: d.Reason, RuleId: d.RuleID,
@@ -167,6 +207,7 @@ func (s *Service) EvaluateAll(ctx context.Context, req *evaluationv1.EvaluateAll
 	if !named {
 		keys = env.Compiled.FlagKeys()
 	}
+	minute := usage.Minute(start)
 	flags := make(map[string]*evaluationv1.EvaluationResult, len(keys))
 	for _, key := range keys {
 		var d engine.Decision
@@ -180,6 +221,7 @@ func (s *Service) EvaluateAll(ctx context.Context, req *evaluationv1.EvaluateAll
 			d = env.Compiled.Evaluate(key, c, nil)
 		}
 		s.metrics.count(d.Reason)
+		s.countUsage(g.Environment, key, &d, minute)
 		flags[key] = &evaluationv1.EvaluationResult{
 			Value: d.Value, Variant: d.Variant, Reason: d.Reason, RuleId: d.RuleID,
 			ErrorCode: d.ErrorCode, ErrorMessage: d.ErrorMessage,

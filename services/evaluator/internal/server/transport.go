@@ -38,43 +38,83 @@ func StreamErrors(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handl
 }
 
 // NewGRPC returns a gRPC server with the evaluation service, the health service
-// (hs) and reflection, with keepalive enforcement for long-lived streams.
-func NewGRPC(svc evaluationv1.EvaluationServiceServer, hs *health.Server) *grpc.Server {
-	gs := grpc.NewServer(
+// (hs) and reflection, with keepalive enforcement for long-lived streams and the
+// codec that sends stream frames pre-serialized. extra options (e.g. a tracing
+// stats handler) are appended.
+func NewGRPC(svc evaluationv1.EvaluationServiceServer, hs *health.Server, extra ...grpc.ServerOption) *grpc.Server {
+	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(UnaryErrors),
 		grpc.ChainStreamInterceptor(StreamErrors),
+		grpc.ForceServerCodecV2(newFrameCodec()),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
-	)
+	}
+	gs := grpc.NewServer(append(opts, extra...)...)
 	evaluationv1.RegisterEvaluationServiceServer(gs, svc)
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
 	return gs
 }
 
-// NewGateway returns the REST mapping of svc, called in process (no gRPC hop):
-// protojson with lowerCamelCase names, empty fields omitted, unknown request
-// fields ignored, errors mapped by errs.GRPCStatus.
-func NewGateway(ctx context.Context, svc evaluationv1.EvaluationServiceServer) (*runtime.ServeMux, error) {
-	mux := runtime.NewServeMux(
+func gatewayMux() *runtime.ServeMux {
+	return runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}),
 		runtime.WithErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+			setRetryAfter(w, err)
 			runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, errs.GRPCStatus(err).Err())
 		}),
 	)
+}
+
+// NewGateway returns the REST mapping of svc, called in process (no gRPC hop):
+// protojson with lowerCamelCase names, empty fields omitted, unknown request
+// fields ignored, errors mapped by errs.GRPCStatus (with Retry-After on 429).
+// The in-process transport cannot stream: /v1/stream is NewStreamGateway's.
+func NewGateway(ctx context.Context, svc evaluationv1.EvaluationServiceServer) (*runtime.ServeMux, error) {
+	mux := gatewayMux()
 	if err := evaluationv1.RegisterEvaluationServiceHandlerServer(ctx, mux, svc); err != nil {
 		return nil, err
 	}
 	return mux, nil
 }
 
-// NewHTTP returns the HTTP handler: the REST gateway plus /healthz (the process is
-// up), /readyz (ready reports every environment loaded; 503 otherwise) and
-// /metrics (from g).
-func NewHTTP(gateway http.Handler, ready func() bool, g prometheus.Gatherer) http.Handler {
+// NewStreamGateway returns the REST mapping over a gRPC client connection (to this
+// evaluator's own gRPC listener): grpc-gateway streams StreamManifest as NDJSON
+// only through a client. Only GET /v1/stream should be routed to it.
+func NewStreamGateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.ServeMux, error) {
+	mux := gatewayMux()
+	if err := evaluationv1.RegisterEvaluationServiceHandlerClient(ctx, mux, evaluationv1.NewEvaluationServiceClient(conn)); err != nil {
+		return nil, err
+	}
+	return mux, nil
+}
+
+// HTTPConfig assembles the HTTP handler.
+type HTTPConfig struct {
+	// Gateway serves the REST mapping (NewGateway).
+	Gateway http.Handler
+	// Stream serves GET /v1/stream (NewStreamGateway); nil: not served.
+	Stream http.Handler
+	// Service serves /v1/sse and /v1/manifest; nil: not served.
+	Service *Service
+	// Ready reports readiness for /readyz.
+	Ready func() bool
+	// Gatherer serves /metrics.
+	Gatherer prometheus.Gatherer
+	// CORSOrigins may call /v1/evaluate, /v1/evaluate/all and /v1/sse from a
+	// browser ("*": any origin; empty: no cross-origin access).
+	CORSOrigins []string
+}
+
+// NewHTTP returns the HTTP handler: the REST gateway, GET /v1/stream (NDJSON),
+// GET /v1/sse, GET /v1/manifest, plus /healthz (the process is up), /readyz (ready
+// reports every environment loaded; 503 otherwise) and /metrics.
+func NewHTTP(cfg HTTPConfig) http.Handler {
+	ready, g, gateway := cfg.Ready, cfg.Gatherer, cfg.Gateway
+	cors := newCORS(cfg.CORSOrigins)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -88,6 +128,19 @@ func NewHTTP(gateway http.Handler, ready func() bool, g prometheus.Gatherer) htt
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	mux.Handle("/v1/", gateway)
+	evaluate := gateway
+	if cfg.Service != nil {
+		evaluate = cfg.Service.ServeEvaluate(gateway)
+	}
+	mux.Handle("/v1/evaluate", cors.wrap(evaluate))
+	mux.Handle("/v1/evaluate/all", cors.wrap(gateway))
+	if cfg.Stream != nil {
+		mux.Handle("GET /v1/stream", cfg.Stream)
+	}
+	if cfg.Service != nil {
+		mux.Handle("/v1/sse", cors.wrap(http.HandlerFunc(cfg.Service.ServeSSE)))
+		mux.HandleFunc("GET /v1/manifest", cfg.Service.ServeManifest)
+	}
 	return mux
 }
 

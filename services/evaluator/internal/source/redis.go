@@ -246,8 +246,9 @@ func (r *Redis) readEnv(ctx context.Context, target string) error {
 	return nil
 }
 
-// handle applies one event: the hash's delta when it starts at the version held,
-// otherwise the full manifest.
+// handle applies one event: the hash's delta when it starts at the version held
+// (then the full signed manifest of that version, for snapshots), otherwise the
+// full manifest.
 func (r *Redis) handle(ctx context.Context, ev event) error {
 	if !r.sink.Serves(ev.target) || (len(r.cfg.Environments) > 0 && !slices.Contains(r.cfg.Environments, ev.target)) {
 		return nil
@@ -265,7 +266,10 @@ func (r *Redis) handle(ctx context.Context, ev event) error {
 		default:
 			var sd manifestv1.SignedDelta
 			if proto.Unmarshal(b, &sd) == nil && r.sink.OfferDelta(&sd) == nil && r.sink.Version(ev.target) >= ev.version {
-				return nil
+				// The delta is served (and streamed) already; now fetch the signed
+				// manifest of that version too, so new stream subscribers and pollers
+				// can be given a snapshot of it (the evaluator never signs).
+				return r.readEnv(ctx, ev.target)
 			}
 		}
 	}

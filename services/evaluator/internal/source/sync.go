@@ -66,6 +66,9 @@ func NewSync(cfg SyncConfig, sink Sink) (*Sync, error) {
 	return &Sync{cfg: cfg, sink: sink, log: cfg.Logger.With("source", "sync"), conn: conn, client: syncv1.NewSyncServiceClient(conn)}, nil
 }
 
+// Conn is the connection to the control plane (shared with usage reports).
+func (s *Sync) Conn() *grpc.ClientConn { return s.conn }
+
 // Close releases the connection.
 func (s *Sync) Close() error { return s.conn.Close() }
 

@@ -1,0 +1,56 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/flagforge/flagforge/pkg/errs"
+	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
+	"github.com/flagforge/flagforge/services/evaluator/internal/auth"
+	"github.com/flagforge/flagforge/services/evaluator/internal/usage"
+)
+
+// MaxReportedCounts bounds one ReportEvaluations batch.
+const MaxReportedCounts = 10_000
+
+// ReportEvaluations merges counts from SDKs that evaluate locally into the
+// evaluator's usage counters (reported to the control plane with its own counts).
+// Minutes are truncated to the minute and must lie within the last 24 hours (or up
+// to 5 minutes ahead, for clock skew); counts of flags a client key may not see are
+// ignored. accepted is the number of counts merged.
+func (s *Service) ReportEvaluations(ctx context.Context, req *evaluationv1.ReportEvaluationsRequest) (*evaluationv1.ReportEvaluationsResponse, error) {
+	now := s.now()
+	g, env, err := s.authenticate(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	counts := req.GetCounts()
+	if len(counts) > MaxReportedCounts {
+		return nil, errs.Invalid("counts", "at most %d counts per batch", MaxReportedCounts)
+	}
+	for i, c := range counts {
+		field := fmt.Sprintf("counts[%d]", i)
+		switch {
+		case c.GetFlagKey() == "":
+			return nil, errs.Invalid(field+".flagKey", "is required")
+		case c.GetCount() <= 0:
+			return nil, errs.Invalid(field+".count", "must be positive")
+		case c.GetMinute() == nil:
+			return nil, errs.Invalid(field+".minute", "is required")
+		}
+		m := c.GetMinute().AsTime()
+		if m.Before(now.Add(-24*time.Hour)) || m.After(now.Add(5*time.Minute)) {
+			return nil, errs.Invalid(field+".minute", "must be within the last 24 hours")
+		}
+	}
+	var accepted int64
+	for _, c := range counts {
+		if g.Kind == auth.Client && !env.Compiled.ClientVisible(c.GetFlagKey()) {
+			continue
+		}
+		s.usage.Add(g.Environment, c.GetFlagKey(), c.GetVariant(), usage.Minute(c.GetMinute().AsTime()), c.GetCount())
+		accepted++
+	}
+	return &evaluationv1.ReportEvaluationsResponse{Accepted: accepted}, nil
+}

@@ -1,0 +1,284 @@
+// Package usage counts evaluations per environment, flag, variant and minute, and
+// reports the counts to the control plane (flagforge.sync.v1 SyncService/ReportUsage)
+// in the background.
+//
+// The contract:
+//   - Add is cheap and never blocks on I/O: sharded maps under read locks with an
+//     atomic add per evaluation; a new (environment, flag, variant, minute) takes a
+//     shard's write lock once. A nil *Counter counts nothing.
+//   - Memory is bounded: at most MaxEntries distinct counters and MaxPending unsent
+//     batches; beyond either bound evaluations are dropped and counted
+//     (flagforge_evaluator_usage_dropped_total), never queued without limit.
+//   - Reporting is best effort and never on the request path: every Interval the
+//     counts are moved into one batch per environment with a unique batch id; a
+//     batch that fails is retried with the same id (the control plane counts a
+//     batch id once), oldest first, until MaxPending forces the oldest out.
+package usage
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"hash/maphash"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
+	syncv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/sync/v1"
+)
+
+const shardCount = 64
+
+// key identifies one counter.
+type key struct {
+	minute  int64 // Unix seconds of the minute's start
+	env     string
+	flag    string
+	variant string
+}
+
+type shard struct {
+	mu sync.RWMutex
+	m  map[key]*atomic.Int64
+}
+
+// Counter holds the counts not yet reported.
+type Counter struct {
+	seed       maphash.Seed
+	shards     [shardCount]shard
+	entries    atomic.Int64
+	maxEntries int64
+	dropped    prometheus.Counter
+}
+
+// NewCounter returns a counter holding at most maxEntries distinct counters
+// (default 100,000). reg receives its metrics (nil: none registered).
+func NewCounter(maxEntries int, reg prometheus.Registerer) (*Counter, error) {
+	if maxEntries <= 0 {
+		maxEntries = 100_000
+	}
+	c := &Counter{seed: maphash.MakeSeed(), maxEntries: int64(maxEntries),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flagforge_evaluator_usage_dropped_total",
+			Help: "Evaluations not reported because a usage bound was hit (too many distinct counters, or the control plane unreachable for long).",
+		})}
+	for i := range c.shards {
+		c.shards[i].m = map[key]*atomic.Int64{}
+	}
+	if reg != nil {
+		if err := reg.Register(c.dropped); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Minute is the start of now's minute in Unix seconds.
+func Minute(now time.Time) int64 { return now.Unix() / 60 * 60 }
+
+// Add counts n evaluations of flag serving variant in env during minute (see
+// Minute).
+func (c *Counter) Add(env, flag, variant string, minute, n int64) {
+	if c == nil || n <= 0 {
+		return
+	}
+	k := key{minute: minute, env: env, flag: flag, variant: variant}
+	s := &c.shards[maphash.String(c.seed, flag)%shardCount]
+	s.mu.RLock()
+	if v := s.m[k]; v != nil {
+		v.Add(n)
+		s.mu.RUnlock()
+		return
+	}
+	s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v := s.m[k]; v != nil {
+		v.Add(n)
+		return
+	}
+	if c.entries.Load() >= c.maxEntries {
+		c.dropped.Add(float64(n))
+		return
+	}
+	v := new(atomic.Int64)
+	v.Store(n)
+	s.m[k] = v
+	c.entries.Add(1)
+}
+
+// take moves every count out of the counter, grouped by environment. Counters of
+// minutes before the previous one that had nothing to report are removed (the hot
+// path only touches the current minute).
+func (c *Counter) take(now time.Time) map[string][]*evaluationv1.EvaluationCount {
+	out := map[string][]*evaluationv1.EvaluationCount{}
+	stale := Minute(now) - 60
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		for k, v := range s.m {
+			n := v.Swap(0)
+			if n == 0 {
+				if k.minute < stale {
+					delete(s.m, k)
+					c.entries.Add(-1)
+				}
+				continue
+			}
+			out[k.env] = append(out[k.env], &evaluationv1.EvaluationCount{
+				FlagKey: k.flag, Variant: k.variant, Minute: timestamppb.New(time.Unix(k.minute, 0).UTC()), Count: n,
+			})
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// Client is what the reporter needs from the control plane
+// (syncv1.SyncServiceClient implements it).
+type Client interface {
+	ReportUsage(ctx context.Context, in *syncv1.ReportUsageRequest, opts ...grpc.CallOption) (*syncv1.ReportUsageResponse, error)
+}
+
+// ReporterConfig configures a Reporter.
+type ReporterConfig struct {
+	// Client sends the batches (required).
+	Client Client
+	// Interval between reports (default 1m).
+	Interval time.Duration
+	// Timeout of one ReportUsage call (default 10s).
+	Timeout time.Duration
+	// MaxPending bounds the batches kept while the control plane is unreachable
+	// (default 1,000); the oldest are dropped first.
+	MaxPending int
+	// ReporterID identifies this evaluator (default: a random id per process).
+	ReporterID string
+	// Token is sent as "authorization: Bearer <token>" when set.
+	Token string
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+	// Logger (nil: slog.Default()).
+	Logger *slog.Logger
+	// Registerer receives the reporter's metrics (nil: none registered).
+	Registerer prometheus.Registerer
+}
+
+// Reporter sends the counter's counts to the control plane.
+type Reporter struct {
+	cfg     ReporterConfig
+	counter *Counter
+	log     *slog.Logger
+	seq     uint64
+	pending []*syncv1.ReportUsageRequest
+	batches *prometheus.CounterVec
+}
+
+// NewReporter returns a reporter of c's counts.
+func NewReporter(cfg ReporterConfig, c *Counter) (*Reporter, error) {
+	if cfg.Client == nil || c == nil {
+		return nil, errors.New("usage: a client and a counter are required")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Minute
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = 1000
+	}
+	if cfg.ReporterID == "" {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		cfg.ReporterID = "evaluator-" + hex.EncodeToString(b)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	r := &Reporter{cfg: cfg, counter: c, log: cfg.Logger.With("component", "usage"),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flagforge_evaluator_usage_batches_total",
+			Help: "Usage batches, by outcome: sent, failed (kept for retry), dropped (pending bound hit).",
+		}, []string{"result"})}
+	for _, l := range []string{"sent", "failed", "dropped"} {
+		r.batches.WithLabelValues(l)
+	}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(r.batches); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Run reports every Interval until ctx ends, then makes one last attempt.
+func (r *Reporter) Run(ctx context.Context) error {
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			r.Flush(fctx)
+			cancel()
+			return nil
+		case <-t.C:
+			r.Flush(ctx)
+		}
+	}
+}
+
+// Flush moves the counts into batches and sends every pending batch, oldest
+// first, stopping at the first failure (kept for the next attempt).
+func (r *Reporter) Flush(ctx context.Context) {
+	for env, counts := range r.counter.take(r.cfg.Now()) {
+		parts := strings.SplitN(env, "/", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		r.seq++
+		r.pending = append(r.pending, &syncv1.ReportUsageRequest{
+			Environment: &syncv1.EnvironmentRef{Org: parts[0], Project: parts[1], Environment: parts[2]},
+			Counts:      counts, ReporterId: r.cfg.ReporterID,
+			BatchId: r.cfg.ReporterID + "-" + strconv.FormatUint(r.seq, 10),
+		})
+	}
+	if over := len(r.pending) - r.cfg.MaxPending; over > 0 {
+		for _, b := range r.pending[:over] {
+			for _, c := range b.GetCounts() {
+				r.counter.dropped.Add(float64(c.GetCount()))
+			}
+			r.batches.WithLabelValues("dropped").Inc()
+		}
+		r.pending = append([]*syncv1.ReportUsageRequest(nil), r.pending[over:]...)
+		r.log.Warn("usage batches dropped: control plane unreachable for long", "batches", over)
+	}
+	for len(r.pending) > 0 {
+		cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+		if r.cfg.Token != "" {
+			cctx = withToken(cctx, r.cfg.Token)
+		}
+		_, err := r.cfg.Client.ReportUsage(cctx, r.pending[0])
+		cancel()
+		if err != nil {
+			r.batches.WithLabelValues("failed").Inc()
+			r.log.Warn("reporting usage failed; will retry", "pending_batches", len(r.pending), "err", err)
+			return
+		}
+		r.batches.WithLabelValues("sent").Inc()
+		r.pending[0] = nil
+		r.pending = r.pending[1:]
+	}
+}
