@@ -233,6 +233,61 @@ type Manifests interface {
 	PendingOutbox(ctx context.Context, limit int) ([]OutboxEvent, error)
 }
 
+// StoredManifest is one signed manifest version as the publisher stored it.
+type StoredManifest struct {
+	Ref     EnvRef
+	Version uint64
+	// Signed is the envelope evaluators verify; its payload is a manifestv1.Manifest.
+	Signed *manifestv1.SignedManifest
+	// Digest is the SHA-256 of Signed.Payload (the next version's previous digest).
+	Digest []byte
+	// Epoch is the fencing epoch of the publisher that stored it.
+	Epoch     uint64
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// ManifestHead is the latest stored version of an environment.
+type ManifestHead struct {
+	Ref       EnvRef
+	Version   uint64
+	ExpiresAt time.Time
+}
+
+// Publishing stores the publisher's output: signed manifest versions (the latest
+// and a bounded history per environment) and the fencing epoch of the publisher.
+//
+// Contracts:
+//   - Versions are gapless per environment: CommitManifests stores version v only
+//     when the latest stored version is v-1 (none for v = 1), else errs.Aborted.
+//   - Fencing: CommitManifests succeeds only when epoch is the current epoch
+//     (NextPublisherEpoch's latest result), else errs.FailedPrecondition; a new
+//     epoch cannot be taken while a commit with the old one is in progress.
+//   - CommitManifests stores every version, marks the outbox rows published and
+//     prunes history in ONE transaction: all of it or nothing.
+type Publishing interface {
+	// NextPublisherEpoch increments the fencing epoch and returns the new value; a
+	// publisher calls it once when it becomes the leader.
+	NextPublisherEpoch(ctx context.Context) (uint64, error)
+	// PublishTargets lists the environments in scope (project "": every project of
+	// org; org "": every organization): the existing ones and those that only have
+	// stored manifests (deleted since).
+	PublishTargets(ctx context.Context, org, project string) ([]EnvRef, error)
+	// LatestManifest returns the latest stored version (errs.NotFound: none).
+	LatestManifest(ctx context.Context, ref EnvRef) (*StoredManifest, error)
+	// GetManifest returns one stored version (errs.NotFound: never stored or pruned).
+	GetManifest(ctx context.Context, ref EnvRef, version uint64) (*StoredManifest, error)
+	// ManifestRange returns the stored versions from..to (inclusive), oldest first;
+	// pruned versions are absent.
+	ManifestRange(ctx context.Context, ref EnvRef, from, to uint64) ([]*StoredManifest, error)
+	// ManifestHeads lists the latest version of every environment that has one.
+	ManifestHeads(ctx context.Context) ([]ManifestHead, error)
+	// CommitManifests stores ms (each the next version of its environment, several
+	// per environment allowed in order), marks the outbox rows published and keeps
+	// the last keep versions per environment (keep <= 0: all).
+	CommitManifests(ctx context.Context, epoch uint64, ms []*StoredManifest, published []int64, keep int) error
+}
+
 // Usage stores evaluation counts reported by evaluators.
 type Usage interface {
 	// RecordUsage adds counts; a batch id seen before is ignored.
@@ -258,6 +313,7 @@ type Store interface {
 	Credentials
 	Audit
 	Manifests
+	Publishing
 	Usage
 	// Ping checks the database is reachable (readiness).
 	Ping(ctx context.Context) error

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -59,6 +60,8 @@ type Store struct {
 	wdb *sql.DB // writes (the same pool as db on PostgreSQL; one connection on SQLite)
 	d   Dialect
 	now func() time.Time
+	// outboxHook runs after each commit that appended an outbox row (OnOutboxCommit).
+	outboxHook atomic.Pointer[func()]
 }
 
 // New returns a Store reading from db and writing through wdb (which may be db).
@@ -165,6 +168,11 @@ func (s *Store) inTx(ctx context.Context, fn func(t *Tx) error) error {
 	if t.chained && s.d.AfterChainCommit != nil {
 		if err := s.d.AfterChainCommit(ctx, s.wdb); err != nil {
 			return errs.Wrap(errs.Unavailable, err, "the write was committed but its durability is not confirmed")
+		}
+	}
+	if t.chained {
+		if h := s.outboxHook.Load(); h != nil {
+			(*h)()
 		}
 	}
 	return nil

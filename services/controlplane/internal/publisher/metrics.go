@@ -1,0 +1,43 @@
+package publisher
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	outboxLag    prometheus.Gauge
+	latency      prometheus.Histogram
+	size         prometheus.Histogram
+	versions     prometheus.Counter
+	leader       prometheus.Gauge
+	redisErrors  prometheus.Counter
+	snapshotErrs prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		outboxLag: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flagforge", Subsystem: "publisher",
+			Name: "outbox_lag_seconds", Help: "Age of the oldest unpublished outbox row when the publisher last looked (0: none)."}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "flagforge", Subsystem: "publisher",
+			Name: "publish_latency_seconds", Help: "Time from a change's commit to the commit of the manifest version that carries it.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}),
+		size: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "flagforge", Subsystem: "publisher",
+			Name: "manifest_size_bytes", Help: "Size of each published manifest payload.",
+			Buckets: prometheus.ExponentialBuckets(256, 4, 10)}),
+		versions: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flagforge", Subsystem: "publisher",
+			Name: "versions_published_total", Help: "Manifest versions stored by this process."}),
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "flagforge", Subsystem: "publisher",
+			Name: "leader", Help: "1 while this process is the active publisher."}),
+		redisErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flagforge", Subsystem: "publisher",
+			Name: "redis_errors_total", Help: "Failed Redis writes (retried)."}),
+		snapshotErrs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flagforge", Subsystem: "publisher",
+			Name: "snapshot_errors_total", Help: "Snapshots that could not be written to object storage after retries."}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.outboxLag, m.latency, m.size, m.versions, m.leader, m.redisErrors, m.snapshotErrs} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

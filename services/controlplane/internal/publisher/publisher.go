@@ -1,0 +1,591 @@
+// Package publisher turns committed changes (the outbox) into signed manifest
+// versions and distributes them.
+//
+// One publisher is active among the control-plane replicas (Elector: a PostgreSQL
+// session advisory lock on a dedicated connection; Local for SQLite). A new leader
+// takes the next fencing epoch (store.Publishing.NextPublisherEpoch); every
+// manifest it stores records the epoch, and the transaction that stores it checks
+// that the epoch is still current, so a former leader that has not noticed its
+// loss cannot write.
+//
+// For each batch of outbox rows the publisher resolves the affected environments,
+// assembles each one's content (store.Manifests.EnvironmentManifest), and when it
+// differs from the latest version signs the next version (gapless, chained by the
+// digest of the previous payload) and stores all new versions together with the
+// outbox rows marked published, in one transaction. Several quick changes fold into
+// one version; a change is never lost because its row is only marked in the
+// transaction that stores a manifest reflecting it. After the commit the versions
+// go to the in-process fan-out (sync streams), to Redis (optional, in the
+// background, never blocking the database) and to object storage (snapshots).
+//
+// Manifests expire (Config.Lifetime); one with less than half its lifetime left is
+// re-signed as a new version with the same content.
+package publisher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/flagforge/flagforge/pkg/errs"
+	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
+	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/services/controlplane/internal/fanout"
+	"github.com/flagforge/flagforge/services/controlplane/internal/snapshot"
+	"github.com/flagforge/flagforge/services/controlplane/internal/store"
+)
+
+// Store is what the publisher needs from storage.
+type Store interface {
+	EnvironmentManifest(ctx context.Context, ref store.EnvRef, now time.Time) (*manifestv1.Manifest, error)
+	PendingOutbox(ctx context.Context, limit int) ([]store.OutboxEvent, error)
+	store.Publishing
+}
+
+// Deps are the publisher's collaborators. Store and Signer are required.
+type Deps struct {
+	Store  Store
+	Signer *manifest.Signer
+	// Elector decides leadership; nil: Local (single process, SQLite).
+	Elector Elector
+	// Hub receives every version this process publishes or learns about (sync
+	// streams); nil: none.
+	Hub *fanout.Hub
+	// Redis, when set, receives the latest version of each environment.
+	Redis redis.UniversalClient
+	// Snapshots, when set, receives every version.
+	Snapshots snapshot.Store
+	// Metrics registers the publisher's metrics; nil: not registered.
+	Metrics prometheus.Registerer
+	Logger  *slog.Logger
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+// Publisher publishes manifests; see the package comment.
+type Publisher struct {
+	cfg   Config
+	d     Deps
+	m     *metrics
+	log   *slog.Logger
+	now   func() time.Time
+	wake  chan struct{}
+	redis *redisSink
+	snaps chan snapJob
+}
+
+type snapJob struct {
+	target  string
+	version uint64
+	data    []byte
+}
+
+// New checks cfg (defaults applied) and deps and returns a publisher; Run starts it.
+func New(cfg Config, d Deps) (*Publisher, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Store == nil || d.Signer == nil {
+		return nil, errors.New("publisher: a store and a signer are required")
+	}
+	if d.Elector == nil {
+		d.Elector = Local{}
+	}
+	p := &Publisher{cfg: cfg, d: d, log: d.Logger, now: d.Now, wake: make(chan struct{}, 1),
+		snaps: make(chan snapJob, cfg.SnapshotQueue)}
+	if p.log == nil {
+		p.log = slog.Default()
+	}
+	p.log = p.log.With("component", "publisher")
+	if p.now == nil {
+		p.now = time.Now
+	}
+	m, err := newMetrics(d.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("publisher: metrics: %w", err)
+	}
+	p.m = m
+	if d.Redis != nil {
+		p.redis = &redisSink{c: d.Redis, keys: RedisKeys{Prefix: cfg.RedisPrefix}, reload: p.latestForRedis, m: m,
+			log: p.log, min: cfg.RetryMin, max: cfg.RetryMax, pending: map[string]redisItem{}, kick: make(chan struct{}, 1)}
+	}
+	return p, nil
+}
+
+// Notify wakes the publisher (the SQLite store's commit hook; never blocks).
+func (p *Publisher) Notify() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run publishes until ctx ends (then it returns nil): it waits for leadership,
+// publishes while leading, and goes back to standby when leadership is lost.
+func (p *Publisher) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	if p.redis != nil {
+		p.redis.requestResync()
+		g.Go(func() error { p.redis.run(ctx); return nil })
+	}
+	if p.d.Snapshots != nil {
+		g.Go(func() error { p.snapshotLoop(ctx); return nil })
+	}
+	g.Go(func() error {
+		sig := Signals{Wake: p.Notify, Stored: func(payload string) { p.followStored(ctx, payload) }}
+		for ctx.Err() == nil {
+			lead, release, err := p.d.Elector.Acquire(ctx, sig)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil //nolint:nilerr // shutting down: Acquire reports the cancellation
+				}
+				return err
+			}
+			err = p.lead(lead)
+			release()
+			p.m.leader.Set(0)
+			if err != nil && ctx.Err() == nil {
+				p.log.ErrorContext(ctx, "publisher stopped leading", "err", err)
+				sleep(ctx, p.cfg.RetryMin)
+			}
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// errFenced means another publisher took over.
+var errFenced = errors.New("publisher: fenced off by a newer leader")
+
+func (p *Publisher) lead(ctx context.Context) error {
+	epoch, err := p.d.Store.NextPublisherEpoch(ctx)
+	if err != nil {
+		return err
+	}
+	p.m.leader.Set(1)
+	p.log.InfoContext(ctx, "publisher is the leader", "epoch", epoch, "key_id", p.d.Signer.KeyID())
+	p.reconcile(ctx)
+	poll := time.NewTicker(p.cfg.PollInterval)
+	defer poll.Stop()
+	nextResign := time.Time{}
+	backoff := p.cfg.RetryMin
+	for {
+		err := p.drain(ctx, epoch)
+		if err == nil && !p.now().Before(nextResign) {
+			err = p.resign(ctx, epoch)
+			if err == nil {
+				nextResign = p.now().Add(p.cfg.ResignCheck)
+			}
+		}
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errFenced):
+			return err
+		case err != nil:
+			p.log.ErrorContext(ctx, "publish failed; retrying", "err", err, "retry_in", backoff)
+			if !sleep(ctx, backoff) {
+				return nil
+			}
+			backoff = min(backoff*2, p.cfg.RetryMax)
+			continue
+		}
+		backoff = p.cfg.RetryMin
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// built is a new version ready to be committed.
+type built struct {
+	stored *store.StoredManifest
+	delta  *manifestv1.SignedDelta
+	size   int
+}
+
+// drain publishes until the outbox is empty.
+func (p *Publisher) drain(ctx context.Context, epoch uint64) error {
+	for {
+		events, err := p.d.Store.PendingOutbox(ctx, p.cfg.BatchSize)
+		if err != nil {
+			return err
+		}
+		if len(events) == 0 {
+			p.m.outboxLag.Set(0)
+			return nil
+		}
+		now := p.now()
+		p.m.outboxLag.Set(now.Sub(events[0].Created).Seconds())
+		targets, err := p.targets(ctx, events)
+		if err != nil {
+			return err
+		}
+		var out []*built
+		for _, ref := range targets {
+			b, err := p.build(ctx, ref, epoch, false)
+			if err != nil {
+				return fmt.Errorf("build %s/%s/%s: %w", ref.Org, ref.Project, ref.Environment, err)
+			}
+			if b != nil {
+				out = append(out, b)
+			}
+		}
+		ids := make([]int64, len(events))
+		for i, e := range events {
+			ids[i] = e.ID
+		}
+		if err := p.commit(ctx, epoch, out, ids); err != nil {
+			return err
+		}
+		done := p.now()
+		for _, e := range events {
+			p.m.latency.Observe(done.Sub(e.Created).Seconds())
+		}
+		if len(events) < p.cfg.BatchSize {
+			return nil
+		}
+	}
+}
+
+// targets resolves outbox rows to environments, each once.
+func (p *Publisher) targets(ctx context.Context, events []store.OutboxEvent) ([]store.EnvRef, error) {
+	seen := map[store.EnvRef]bool{}
+	scopes := map[[2]string]bool{}
+	var out []store.EnvRef
+	add := func(r store.EnvRef) {
+		if !seen[r] {
+			seen[r] = true
+			out = append(out, r)
+		}
+	}
+	for _, e := range events {
+		if e.Environment != "" && e.Project != "" {
+			add(store.EnvRef{Org: e.Org, Project: e.Project, Environment: e.Environment})
+			continue
+		}
+		scope := [2]string{e.Org, e.Project}
+		if scopes[scope] {
+			continue
+		}
+		scopes[scope] = true
+		refs, err := p.d.Store.PublishTargets(ctx, e.Org, e.Project)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range refs {
+			add(r)
+		}
+	}
+	return out, nil
+}
+
+// build assembles the next version of ref, or nil when its content equals the
+// latest version's (unless force) or the environment no longer exists.
+func (p *Publisher) build(ctx context.Context, ref store.EnvRef, epoch uint64, force bool) (*built, error) {
+	now := p.now().UTC().Truncate(time.Microsecond)
+	cur, err := p.d.Store.EnvironmentManifest(ctx, ref, now)
+	if errors.Is(err, errs.NotFound) {
+		return nil, nil // deleted; its last manifest stays until it expires
+	}
+	if err != nil {
+		return nil, err
+	}
+	var prev *manifestv1.Manifest
+	var latest *store.StoredManifest
+	latest, err = p.d.Store.LatestManifest(ctx, ref)
+	switch {
+	case errors.Is(err, errs.NotFound):
+		latest = nil
+	case err != nil:
+		return nil, err
+	default:
+		prev = &manifestv1.Manifest{}
+		if err := proto.Unmarshal(latest.Signed.GetPayload(), prev); err != nil {
+			return nil, fmt.Errorf("stored version %d: %w", latest.Version, err)
+		}
+	}
+	manifest.Canonicalize(cur)
+	if prev != nil && !force && sameContent(prev, cur) {
+		return nil, nil
+	}
+	cur.Version = 1
+	if latest != nil {
+		cur.Version = latest.Version + 1
+		cur.PreviousDigest = latest.Digest
+	}
+	cur.IssuedAt = timestamppb.New(now)
+	cur.ExpiresAt = timestamppb.New(now.Add(p.cfg.Lifetime))
+	cur.PublisherEpoch = epoch
+	sm, err := p.d.Signer.Manifest(cur)
+	if err != nil {
+		return nil, err
+	}
+	b := &built{size: len(sm.GetPayload()), stored: &store.StoredManifest{
+		Ref: ref, Version: cur.Version, Signed: sm, Digest: manifest.Digest(sm.GetPayload()), Epoch: epoch,
+		IssuedAt: now, ExpiresAt: now.Add(p.cfg.Lifetime),
+	}}
+	if prev != nil {
+		d, err := manifest.Diff(prev, cur)
+		if err != nil {
+			return nil, err
+		}
+		if b.delta, err = p.d.Signer.Delta(d); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// sameContent compares what evaluators use, not the identity fields.
+func sameContent(a, b *manifestv1.Manifest) bool {
+	strip := func(m *manifestv1.Manifest) *manifestv1.Manifest {
+		c := proto.Clone(m).(*manifestv1.Manifest)
+		c.Version, c.IssuedAt, c.ExpiresAt, c.PreviousDigest, c.PublisherEpoch = 0, nil, nil, nil, 0
+		return c
+	}
+	return proto.Equal(strip(a), strip(b))
+}
+
+// commit stores the versions and marks the rows, then distributes.
+func (p *Publisher) commit(ctx context.Context, epoch uint64, out []*built, ids []int64) error {
+	if len(out) == 0 && len(ids) == 0 {
+		return nil
+	}
+	ms := make([]*store.StoredManifest, len(out))
+	for i, b := range out {
+		ms[i] = b.stored
+	}
+	if err := p.d.Store.CommitManifests(ctx, epoch, ms, ids, p.cfg.History); err != nil {
+		if errors.Is(err, errs.FailedPrecondition) {
+			return fmt.Errorf("%w: %w", errFenced, err)
+		}
+		return err
+	}
+	for _, b := range out {
+		p.m.versions.Inc()
+		p.m.size.Observe(float64(b.size))
+		p.distribute(b.stored, b.delta)
+	}
+	return nil
+}
+
+// distribute hands a stored version to the hub, Redis and object storage.
+func (p *Publisher) distribute(sm *store.StoredManifest, delta *manifestv1.SignedDelta) {
+	if p.d.Hub != nil {
+		p.d.Hub.Publish(fanout.Event{Ref: sm.Ref, Version: sm.Version, Manifest: sm.Signed, Delta: delta})
+	}
+	if p.redis == nil && p.d.Snapshots == nil {
+		return
+	}
+	data, err := proto.Marshal(sm.Signed)
+	if err != nil {
+		p.log.Error("encode signed manifest", "err", err)
+		return
+	}
+	target := target(sm.Ref)
+	if p.redis != nil {
+		it := redisItem{target: target, version: sm.Version, manifest: data}
+		if delta != nil {
+			if it.delta, err = proto.Marshal(delta); err != nil {
+				p.log.Error("encode signed delta", "err", err)
+			}
+		}
+		p.redis.enqueue(it)
+	}
+	if p.d.Snapshots != nil {
+		select {
+		case p.snaps <- snapJob{target: target, version: sm.Version, data: data}:
+		default:
+			p.m.snapshotErrs.Inc()
+			p.log.Error("snapshot queue full; version kept in the database only", "target", target, "version", sm.Version)
+		}
+	}
+}
+
+func target(r store.EnvRef) string { return r.Org + "/" + r.Project + "/" + r.Environment }
+
+// resign publishes a new version of every manifest with less than half its
+// lifetime left.
+func (p *Publisher) resign(ctx context.Context, epoch uint64) error {
+	heads, err := p.d.Store.ManifestHeads(ctx)
+	if err != nil {
+		return err
+	}
+	threshold := p.now().Add(p.cfg.Lifetime / 2)
+	var out []*built
+	for _, h := range heads {
+		if h.ExpiresAt.After(threshold) {
+			continue
+		}
+		b, err := p.build(ctx, h.Ref, epoch, true)
+		if err != nil {
+			return err
+		}
+		if b != nil {
+			out = append(out, b)
+		}
+		if len(out) >= p.cfg.BatchSize {
+			if err := p.commit(ctx, epoch, out, nil); err != nil {
+				return err
+			}
+			out = nil
+		}
+	}
+	return p.commit(ctx, epoch, out, nil)
+}
+
+// reconcile runs when leadership starts: a previous leader may have stored
+// versions and died before Redis or object storage had them.
+func (p *Publisher) reconcile(ctx context.Context) {
+	if p.redis != nil {
+		p.redis.requestResync()
+	}
+	if p.d.Snapshots == nil {
+		return
+	}
+	heads, err := p.d.Store.ManifestHeads(ctx)
+	if err != nil {
+		p.log.WarnContext(ctx, "reconcile snapshots", "err", err)
+		return
+	}
+	for _, h := range heads {
+		// Versions a crashed leader stored but did not snapshot: write the stored
+		// history that is missing (bounded by the history kept).
+		from := uint64(1)
+		if h.Version > uint64(p.cfg.History) {
+			from = h.Version - uint64(p.cfg.History) + 1
+		}
+		for v := h.Version; v >= from; v-- {
+			if _, err := p.d.Snapshots.Get(ctx, target(h.Ref), v); err == nil {
+				break
+			}
+			sm, err := p.d.Store.GetManifest(ctx, h.Ref, v)
+			if err != nil {
+				break
+			}
+			data, err := proto.Marshal(sm.Signed)
+			if err != nil {
+				break
+			}
+			select {
+			case p.snaps <- snapJob{target: target(h.Ref), version: v, data: data}:
+			default:
+			}
+		}
+	}
+}
+
+func (p *Publisher) latestForRedis(ctx context.Context) ([]redisItem, error) {
+	heads, err := p.d.Store.ManifestHeads(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]redisItem, 0, len(heads))
+	for _, h := range heads {
+		sm, err := p.d.Store.LatestManifest(ctx, h.Ref)
+		if err != nil {
+			return nil, err
+		}
+		data, err := proto.Marshal(sm.Signed)
+		if err != nil {
+			return nil, err
+		}
+		it := redisItem{target: target(h.Ref), version: sm.Version, manifest: data}
+		if d, err := p.deltaFromHistory(ctx, sm); err == nil && d != nil {
+			it.delta, _ = proto.Marshal(d)
+		}
+		out = append(out, it)
+	}
+	return out, nil
+}
+
+// deltaFromHistory signs the delta from the version before sm (nil when none).
+func (p *Publisher) deltaFromHistory(ctx context.Context, sm *store.StoredManifest) (*manifestv1.SignedDelta, error) {
+	if sm.Version < 2 {
+		return nil, nil
+	}
+	prev, err := p.d.Store.GetManifest(ctx, sm.Ref, sm.Version-1)
+	if err != nil {
+		return nil, err
+	}
+	return SignDelta(p.d.Signer, prev.Signed, sm.Signed)
+}
+
+// SignDelta diffs two consecutive stored versions and signs the delta.
+func SignDelta(s *manifest.Signer, from, to *manifestv1.SignedManifest) (*manifestv1.SignedDelta, error) {
+	var a, b manifestv1.Manifest
+	if err := proto.Unmarshal(from.GetPayload(), &a); err != nil {
+		return nil, err
+	}
+	if err := proto.Unmarshal(to.GetPayload(), &b); err != nil {
+		return nil, err
+	}
+	d, err := manifest.Diff(&a, &b)
+	if err != nil {
+		return nil, err
+	}
+	return s.Delta(d)
+}
+
+// followStored feeds the hub on a standby from the leader's notifications.
+func (p *Publisher) followStored(ctx context.Context, payload string) {
+	if p.d.Hub == nil {
+		return
+	}
+	t, v, ok := strings.Cut(payload, " ")
+	parts := strings.Split(t, "/")
+	version, err := strconv.ParseUint(v, 10, 64)
+	if !ok || len(parts) != 3 || err != nil {
+		return
+	}
+	ref := store.EnvRef{Org: parts[0], Project: parts[1], Environment: parts[2]}
+	sm, err := p.d.Store.GetManifest(ctx, ref, version)
+	if err != nil {
+		return
+	}
+	d, _ := p.deltaFromHistory(ctx, sm)
+	p.d.Hub.Publish(fanout.Event{Ref: ref, Version: version, Manifest: sm.Signed, Delta: d})
+}
+
+func (p *Publisher) snapshotLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-p.snaps:
+			backoff := p.cfg.RetryMin
+			for attempt := 1; ; attempt++ {
+				err := p.d.Snapshots.Put(ctx, j.target, j.version, j.data)
+				if err == nil {
+					break
+				}
+				if ctx.Err() != nil {
+					return
+				}
+				if attempt == 5 {
+					p.m.snapshotErrs.Inc()
+					p.log.ErrorContext(ctx, "snapshot not written; the version stays in the database history", "target", j.target,
+						"version", j.version, "err", err)
+					break
+				}
+				sleep(ctx, backoff)
+				backoff = min(backoff*2, p.cfg.RetryMax)
+			}
+		}
+	}
+}

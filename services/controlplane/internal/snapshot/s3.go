@@ -1,0 +1,119 @@
+package snapshot
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// S3Config names an S3-compatible bucket (AWS S3, MinIO, Ceph RGW, R2 ...).
+type S3Config struct {
+	// Endpoint is host[:port], without scheme (e.g. "s3.amazonaws.com").
+	Endpoint string
+	Bucket   string
+	// Prefix is prepended to object names (e.g. "flagforge/manifests/").
+	Prefix    string
+	Region    string
+	AccessKey string
+	SecretKey string
+	// Insecure uses plain HTTP (a local MinIO).
+	Insecure bool
+}
+
+// Validate checks the required fields.
+func (c S3Config) Validate() error {
+	var missing []string
+	if c.Endpoint == "" {
+		missing = append(missing, "endpoint")
+	}
+	if c.Bucket == "" {
+		missing = append(missing, "bucket")
+	}
+	if strings.Contains(c.Endpoint, "://") {
+		return fmt.Errorf("snapshot: S3 endpoint %q must be host[:port], without scheme", c.Endpoint)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("snapshot: S3 %s required", strings.Join(missing, " and "))
+	}
+	return nil
+}
+
+// S3 stores snapshots as objects of a bucket. A single PUT is atomic on S3, so a
+// reader never sees a partial snapshot.
+type S3 struct {
+	c      *minio.Client
+	bucket string
+	prefix string
+}
+
+// NewS3 returns an S3 store. It does not contact the server (the first Put does);
+// static credentials when AccessKey is set, else the environment's (AWS_* variables,
+// instance role).
+func NewS3(c S3Config) (*S3, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	creds := credentials.NewChainCredentials([]credentials.Provider{
+		&credentials.EnvAWS{}, &credentials.EnvMinio{}, &credentials.IAM{},
+	})
+	if c.AccessKey != "" {
+		creds = credentials.NewStaticV4(c.AccessKey, c.SecretKey, "")
+	}
+	cl, err := minio.New(c.Endpoint, &minio.Options{Creds: creds, Secure: !c.Insecure, Region: c.Region})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: S3 client: %w", err)
+	}
+	return &S3{c: cl, bucket: c.Bucket, prefix: c.Prefix}, nil
+}
+
+// ObjectName is the object key of a version of target.
+func (s *S3) ObjectName(target string, version uint64) (string, error) {
+	name, err := Name(target, version)
+	if err != nil {
+		return "", err
+	}
+	return s.prefix + name, nil
+}
+
+// Put uploads the snapshot.
+func (s *S3) Put(ctx context.Context, target string, version uint64, data []byte) error {
+	name, err := s.ObjectName(target, version)
+	if err != nil {
+		return err
+	}
+	_, err = s.c.PutObject(ctx, s.bucket, name, bytes.NewReader(data), int64(len(data)),
+		minio.PutObjectOptions{ContentType: "application/x-protobuf"})
+	if err != nil {
+		return fmt.Errorf("snapshot: S3 put %s: %w", name, err)
+	}
+	return nil
+}
+
+// Get downloads a snapshot.
+func (s *S3) Get(ctx context.Context, target string, version uint64) ([]byte, error) {
+	name, err := s.ObjectName(target, version)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := s.c.GetObject(ctx, s.bucket, name, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: S3 get %s: %w", name, err)
+	}
+	defer func() { _ = obj.Close() }()
+	b, err := io.ReadAll(obj)
+	if err != nil {
+		var er minio.ErrorResponse
+		if errors.As(err, &er) && er.Code == "NoSuchKey" {
+			return nil, fmt.Errorf("snapshot: %s: %w", name, fs.ErrNotExist)
+		}
+		return nil, fmt.Errorf("snapshot: S3 get %s: %w", name, err)
+	}
+	return b, nil
+}
