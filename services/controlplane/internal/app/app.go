@@ -16,9 +16,12 @@ import (
 
 	"github.com/flagforge/flagforge/services/controlplane/internal/auth"
 	"github.com/flagforge/flagforge/services/controlplane/internal/httpapi"
+	"github.com/flagforge/flagforge/services/controlplane/internal/lifecycle"
 	"github.com/flagforge/flagforge/services/controlplane/internal/ratelimit"
 	"github.com/flagforge/flagforge/services/controlplane/internal/rpc"
+	"github.com/flagforge/flagforge/services/controlplane/internal/schedule"
 	"github.com/flagforge/flagforge/services/controlplane/internal/server"
+	"github.com/flagforge/flagforge/services/controlplane/internal/webhook"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
@@ -33,6 +36,13 @@ type Config struct {
 	HTTP                httpapi.Config
 	Auth                auth.Config
 	RateLimit           ratelimit.Config
+	// Schedule, Webhooks and Lifecycle tune governance; zero values: defaults.
+	Schedule  schedule.Config
+	Webhooks  webhook.Config
+	Lifecycle lifecycle.Config
+	// Now is the clock of schedules, webhooks and lifecycle statuses (nil:
+	// time.Now); tests inject one.
+	Now func() time.Time
 }
 
 // Store is the storage the process serves from.
@@ -51,6 +61,10 @@ type App struct {
 	hlis  net.Listener
 	conn  *grpc.ClientConn
 	close []func() error
+	// background runs with the servers when the store supports governance: the
+	// schedule runner and the webhook dispatcher (one per replica; the store makes
+	// them safe to run concurrently).
+	background []func(ctx context.Context) error
 }
 
 // New binds the listeners and builds the servers. ctx bounds start-up work (OIDC
@@ -72,7 +86,24 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (a *App, e
 	if err != nil {
 		return nil, err
 	}
-	server.Register(a.grpc, st, nil)
+	if cfg.Lifecycle == (lifecycle.Config{}) {
+		cfg.Lifecycle = lifecycle.Defaults()
+	}
+	server.Register(a.grpc, st, cfg.Now, server.WithLifecycle(cfg.Lifecycle))
+	if g, ok := st.(server.GovernanceStorer); ok {
+		if cfg.Schedule == (schedule.Config{}) {
+			cfg.Schedule = schedule.Config{PollInterval: time.Second}
+		}
+		if cfg.Webhooks == (webhook.Config{}) {
+			cfg.Webhooks = webhook.Defaults()
+		}
+		if err := errors.Join(cfg.Schedule.Validate(), cfg.Webhooks.Validate(), cfg.Lifecycle.Validate()); err != nil {
+			return nil, err
+		}
+		runner := schedule.NewRunner(g, cfg.Schedule, cfg.Now, server.FlagConfigCheck, log)
+		disp := webhook.NewDispatcher(g, cfg.Webhooks, cfg.Now, nil, log)
+		a.background = append(a.background, runner.Run, disp.Run)
+	}
 
 	lc := net.ListenConfig{}
 	if a.glis, err = lc.Listen(ctx, "tcp", cfg.GRPCAddr); err != nil {
@@ -122,6 +153,9 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	for _, run := range a.background {
+		g.Go(func() error { return run(gctx) })
+	}
 	a.log.InfoContext(ctx, "serving", slog.String("grpc_addr", a.GRPCAddr()), slog.String("http_addr", a.HTTPAddr()))
 	g.Go(func() error {
 		<-gctx.Done()

@@ -96,8 +96,7 @@ func TestRESTErrors(t *testing.T) {
 			}
 		}
 		c.call("GET", "/v1/orgs/acme/projects/web/flags/missing", c.owner, nil).want(t, 404)
-		c.call("GET", "/v1/orgs/acme/projects/web/environments/production/change-requests", c.owner, nil).want(t, 501)
-		c.call("GET", "/v1/orgs/acme/projects/web/environments/production/stale-flags", c.owner, nil).want(t, 501)
+		c.call("GET", "/v1/orgs/acme/projects/web/environments/missing/change-requests/x", c.owner, nil).want(t, 404)
 	})
 }
 

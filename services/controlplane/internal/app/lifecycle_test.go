@@ -84,9 +84,11 @@ func TestLifecycle(t *testing.T) {
 		f := must[*adminv1.CreateFlagResponse](t, "create flag")(flags.CreateFlag(ctx, &adminv1.CreateFlagRequest{Org: "acme", Project: "web", Flag: &adminv1.Flag{Key: "banner", Type: manifestv1.FlagType_FLAG_TYPE_STRING,
 			Variants: []*manifestv1.Variant{{Key: "a", Value: structpb.NewStringValue("A")}, {Key: "b", Value: structpb.NewStringValue("B")}}}}))
 		qa := must[*adminv1.GetFlagConfigResponse](t, "flag config in qa")(flags.GetFlagConfig(ctx, &adminv1.GetFlagConfigRequest{Org: "acme", Project: "web", Environment: "qa", Flag: "banner"}))
-		_, err = flags.UpdateFlagConfig(ctx, &adminv1.UpdateFlagConfigRequest{Org: "acme", Project: "web", Environment: "qa", Flag: "banner",
-			Config: &manifestv1.FlagConfig{On: true, OffVariant: "a", DefaultServe: &manifestv1.Serve{Kind: &manifestv1.Serve_Variant{Variant: "b"}}}, Revision: qa.GetConfig().GetRevision()})
-		wantCode(t, "update where approvals are required", err, codes.FailedPrecondition)
+		proposed := must[*adminv1.UpdateFlagConfigResponse](t, "update where approvals are required")(flags.UpdateFlagConfig(ctx, &adminv1.UpdateFlagConfigRequest{Org: "acme", Project: "web", Environment: "qa", Flag: "banner",
+			Config: &manifestv1.FlagConfig{On: true, OffVariant: "a", DefaultServe: &manifestv1.Serve{Kind: &manifestv1.Serve_Variant{Variant: "b"}}}, Revision: qa.GetConfig().GetRevision()}))
+		if proposed.GetConfig() != nil || proposed.GetChangeRequest().GetState() != adminv1.ChangeRequestState_CHANGE_REQUEST_STATE_OPEN {
+			t.Fatalf("where approvals are required an update becomes a change request: %v", proposed)
+		}
 		_, err = flags.UpdateFlag(ctx, &adminv1.UpdateFlagRequest{Org: "acme", Project: "web", Flag: "banner", Definition: &adminv1.Flag{Type: manifestv1.FlagType_FLAG_TYPE_NUMBER}, Revision: 1})
 		wantCode(t, "change type", err, codes.InvalidArgument)
 		uf := must[*adminv1.UpdateFlagResponse](t, "update flag")(flags.UpdateFlag(ctx, &adminv1.UpdateFlagRequest{Org: "acme", Project: "web", Flag: "banner",
@@ -114,8 +116,7 @@ func TestLifecycle(t *testing.T) {
 		must[*adminv1.DeleteFlagResponse](t, "delete flag")(flags.DeleteFlag(ctx, &adminv1.DeleteFlagRequest{Org: "acme", Project: "web", Flag: "banner", Revision: rf.GetFlag().GetRevision()}))
 		_, err = flags.GetFlag(ctx, &adminv1.GetFlagRequest{Org: "acme", Project: "web", Flag: "banner"})
 		wantCode(t, "deleted flag", err, codes.NotFound)
-		_, err = flags.ListStaleFlags(ctx, &adminv1.ListStaleFlagsRequest{Org: "acme", Project: "web", Environment: "production"})
-		wantCode(t, "stale flags", err, codes.Unimplemented)
+		must[*adminv1.ListStaleFlagsResponse](t, "stale flags")(flags.ListStaleFlags(ctx, &adminv1.ListStaleFlagsRequest{Org: "acme", Project: "web", Environment: "production"}))
 
 		must[*adminv1.DeleteEnvironmentResponse](t, "delete env")(envs.DeleteEnvironment(ctx, &adminv1.DeleteEnvironmentRequest{Org: "acme", Project: "web", Environment: "qa", Revision: ue.GetEnvironment().GetRevision()}))
 

@@ -28,10 +28,16 @@ const (
 	SDKKey       Kind = "sdk_key"
 	Audit        Kind = "audit"
 	Usage        Kind = "usage"
+	// ChangeRequest: proposals, approvals and their application (environment level).
+	ChangeRequest Kind = "change_request"
+	// Schedule: scheduled flag changes (environment level).
+	Schedule Kind = "schedule"
+	// Webhook: a project's webhook subscriptions and their delivery log.
+	Webhook Kind = "webhook"
 )
 
 // Kinds lists every resource kind (for exhaustive tests and docs).
-var Kinds = []Kind{Organization, Project, Environment, Flag, FlagConfig, Segment, Member, RoleBinding, APIToken, SDKKey, Audit, Usage}
+var Kinds = []Kind{Organization, Project, Environment, Flag, FlagConfig, Segment, Member, RoleBinding, APIToken, SDKKey, Audit, Usage, ChangeRequest, Schedule, Webhook}
 
 // Action is what an RPC does to a resource.
 type Action string
@@ -112,6 +118,13 @@ var minRole = map[Kind]map[Action]adminv1.Role{
 	SDKKey:       {Read: adminv1.Role_ROLE_ADMIN, Write: adminv1.Role_ROLE_ADMIN},
 	Audit:        {Read: adminv1.Role_ROLE_ADMIN},
 	Usage:        {Read: adminv1.Role_ROLE_VIEWER},
+	// Approving, rejecting and applying are writes: editor rights on the
+	// environment. Who among the writers may do what (never the author approving)
+	// is the change request service's rule.
+	ChangeRequest: {Read: adminv1.Role_ROLE_VIEWER, Write: adminv1.Role_ROLE_EDITOR},
+	Schedule:      {Read: adminv1.Role_ROLE_VIEWER, Write: adminv1.Role_ROLE_EDITOR},
+	// Webhooks send the project's changes to an outside URL: admins only.
+	Webhook: {Read: adminv1.Role_ROLE_ADMIN, Write: adminv1.Role_ROLE_ADMIN},
 }
 
 // Allows reports whether role r may perform action on kind.

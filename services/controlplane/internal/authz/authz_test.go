@@ -40,6 +40,10 @@ func TestRoleActionMatrix(t *testing.T) {
 		SDKKey:       {Read: adminUp, Write: adminUp},
 		Audit:        {Read: adminUp},
 		Usage:        {Read: all},
+		// Four-eyes: any editor may approve (never the author: the service's rule).
+		ChangeRequest: {Read: all, Write: editorUp},
+		Schedule:      {Read: all, Write: editorUp},
+		Webhook:       {Read: adminUp, Write: adminUp},
 	}
 	for _, kind := range Kinds {
 		for _, action := range Actions {

@@ -157,4 +157,27 @@ var Table = map[string]Rule{
 	adminv1.AuditService_VerifyAuditChain_FullMethodName: {Kind: Audit, Action: Read, Level: LevelOrg},
 
 	adminv1.UsageService_GetFlagUsage_FullMethodName: {Kind: Usage, Action: Read, Level: LevelEnvironment},
+
+	adminv1.ChangeRequestService_CreateChangeRequest_FullMethodName:   {Kind: ChangeRequest, Action: Write, Level: LevelEnvironment},
+	adminv1.ChangeRequestService_GetChangeRequest_FullMethodName:      {Kind: ChangeRequest, Action: Read, Level: LevelEnvironment},
+	adminv1.ChangeRequestService_ListChangeRequests_FullMethodName:    {Kind: ChangeRequest, Action: Read, Level: LevelEnvironment},
+	adminv1.ChangeRequestService_UpdateChangeRequest_FullMethodName:   {Kind: ChangeRequest, Action: Write, Level: LevelEnvironment},
+	adminv1.ChangeRequestService_ApproveChangeRequest_FullMethodName:  {Kind: ChangeRequest, Action: Write, Level: LevelEnvironment},
+	adminv1.ChangeRequestService_RejectChangeRequest_FullMethodName:   {Kind: ChangeRequest, Action: Write, Level: LevelEnvironment},
+	adminv1.ChangeRequestService_ApplyChangeRequest_FullMethodName:    {Kind: ChangeRequest, Action: Write, Level: LevelEnvironment},
+	adminv1.ChangeRequestService_WithdrawChangeRequest_FullMethodName: {Kind: ChangeRequest, Action: Write, Level: LevelEnvironment},
+	adminv1.ChangeRequestService_CommentChangeRequest_FullMethodName:  {Kind: ChangeRequest, Action: Write, Level: LevelEnvironment},
+
+	adminv1.ScheduleService_CreateScheduledChange_FullMethodName: {Kind: Schedule, Action: Write, Level: LevelEnvironment},
+	adminv1.ScheduleService_GetScheduledChange_FullMethodName:    {Kind: Schedule, Action: Read, Level: LevelEnvironment},
+	adminv1.ScheduleService_ListScheduledChanges_FullMethodName:  {Kind: Schedule, Action: Read, Level: LevelEnvironment},
+	adminv1.ScheduleService_CancelScheduledChange_FullMethodName: {Kind: Schedule, Action: Write, Level: LevelEnvironment},
+
+	adminv1.WebhookService_CreateWebhook_FullMethodName:         {Kind: Webhook, Action: Write, Level: LevelProject},
+	adminv1.WebhookService_GetWebhook_FullMethodName:            {Kind: Webhook, Action: Read, Level: LevelProject},
+	adminv1.WebhookService_ListWebhooks_FullMethodName:          {Kind: Webhook, Action: Read, Level: LevelProject},
+	adminv1.WebhookService_UpdateWebhook_FullMethodName:         {Kind: Webhook, Action: Write, Level: LevelProject},
+	adminv1.WebhookService_DeleteWebhook_FullMethodName:         {Kind: Webhook, Action: Write, Level: LevelProject},
+	adminv1.WebhookService_EnableWebhook_FullMethodName:         {Kind: Webhook, Action: Write, Level: LevelProject},
+	adminv1.WebhookService_ListWebhookDeliveries_FullMethodName: {Kind: Webhook, Action: Read, Level: LevelProject},
 }

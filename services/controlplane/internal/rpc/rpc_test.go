@@ -101,7 +101,7 @@ func TestAccessInterceptor(t *testing.T) {
 		handler grpc.UnaryHandler
 	}{
 		{"declared method, allowed", Options{Auth: authFunc(owner)}, get, &adminv1.GetProjectRequest{Org: "acme", Project: "web"}, codes.OK, ok},
-		{"undeclared method is denied", Options{Auth: authFunc(owner)}, "/flagforge.admin.v1.ChangeRequestService/ApproveChangeRequest", &adminv1.GetProjectRequest{}, codes.PermissionDenied, ok},
+		{"undeclared method is denied", Options{Auth: authFunc(owner)}, "/flagforge.admin.v1.NoSuchService/DoSomething", &adminv1.GetProjectRequest{}, codes.PermissionDenied, ok},
 		{"other organization is not found", Options{Auth: authFunc(owner)}, get, &adminv1.GetProjectRequest{Org: "globex", Project: "web"}, codes.NotFound, ok},
 		{"authentication failure", Options{Auth: authFunc(func(context.Context, string, string) (*actor.Principal, error) {
 			return nil, errs.E(errs.Unauthenticated, "no")

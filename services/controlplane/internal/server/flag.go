@@ -3,15 +3,15 @@ package server
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/flagforge/flagforge/pkg/errs"
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
 	"github.com/flagforge/flagforge/services/controlplane/internal/actor"
 	"github.com/flagforge/flagforge/services/controlplane/internal/authz"
+	"github.com/flagforge/flagforge/services/controlplane/internal/lifecycle"
 	"github.com/flagforge/flagforge/services/controlplane/internal/store"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 )
@@ -30,6 +30,14 @@ type FlagService struct {
 		GetEnvironment(ctx context.Context, ref store.EnvRef) (*adminv1.Environment, error)
 		ListEnvironments(ctx context.Context, ref store.ProjectRef, p store.Page) ([]*adminv1.Environment, string, error)
 	}
+	// gov creates change requests and kills in one transaction (nil: approval-
+	// protected updates are refused; kill goes environment by environment).
+	gov interface {
+		changeRequests
+		KillFlag(ctx context.Context, m store.WriteMeta, ref store.ProjectRef, flag string) ([]*adminv1.FlagEnvironmentConfig, error)
+	}
+	now  func() time.Time
+	life lifecycle.Config
 }
 
 func (c *checks) flagDefinition(field string, f *adminv1.Flag) {
@@ -293,6 +301,11 @@ func (s *FlagService) GetFlagConfig(ctx context.Context, req *adminv1.GetFlagCon
 	if err != nil {
 		return nil, err
 	}
+	f, err := s.store.GetFlag(ctx, store.ProjectRef{Org: ref.Org, Project: ref.Project}, req.GetFlag())
+	if err != nil {
+		return nil, err
+	}
+	s.withStatus(f, fc)
 	return &adminv1.GetFlagConfigResponse{Config: fc}, nil
 }
 
@@ -308,12 +321,20 @@ func (s *FlagService) ListFlagConfigs(ctx context.Context, req *adminv1.ListFlag
 	if err != nil {
 		return nil, err
 	}
+	for _, fc := range fcs {
+		f, err := s.store.GetFlag(ctx, store.ProjectRef{Org: ref.Org, Project: ref.Project}, fc.GetFlag())
+		if err != nil {
+			return nil, err
+		}
+		s.withStatus(f, fc)
+	}
 	return &adminv1.ListFlagConfigsResponse{Configs: fcs, NextPageToken: next}, nil
 }
 
 // UpdateFlagConfig replaces a flag's configuration in one environment after the
-// engine validated it against the environment. Environments that require
-// approvals refuse it until change requests exist.
+// engine validated it against the environment. In an environment that requires
+// approvals it saves nothing and creates a change request instead (returned in
+// the response; the revision sent is its base revision).
 func (s *FlagService) UpdateFlagConfig(ctx context.Context, req *adminv1.UpdateFlagConfigRequest) (*adminv1.UpdateFlagConfigResponse, error) {
 	var c checks
 	ref := envRef(&c, req.GetOrg(), req.GetProject(), req.GetEnvironment())
@@ -329,7 +350,16 @@ func (s *FlagService) UpdateFlagConfig(ctx context.Context, req *adminv1.UpdateF
 		return nil, err
 	}
 	if env.GetSettings().GetApprovalsRequired() {
-		return nil, errs.E(errs.FailedPrecondition, "environment %q requires approvals: changes go through change requests", ref.Environment)
+		if s.gov == nil {
+			return nil, errs.E(errs.FailedPrecondition, "environment %q requires approvals: changes go through change requests", ref.Environment)
+		}
+		pc := &adminv1.ProposedChange{Change: &adminv1.ProposedChange_FlagConfig{FlagConfig: &adminv1.FlagConfigChange{
+			Flag: req.GetFlag(), Config: req.GetConfig()}}}
+		cr, err := propose(ctx, s.gov, ref, env, pc, req.GetRevision(), req.GetComment(), "")
+		if err != nil {
+			return nil, err
+		}
+		return &adminv1.UpdateFlagConfigResponse{ChangeRequest: cr}, nil
 	}
 	fc, err := s.store.UpdateFlagConfig(ctx, meta(ctx, "", req.GetComment(), ""), ref, req.GetFlag(), req.GetConfig(), req.GetRevision(), checkFlag(req.GetFlag(), configField, false))
 	if err != nil {
@@ -385,7 +415,9 @@ func (s *FlagService) EmergencyOffFlag(ctx context.Context, req *adminv1.Emergen
 
 // KillFlag turns a flag off in every environment of its project. The caller must
 // be allowed to write flag configurations in each of them (checked before any
-// change). Environments change one after the other, not in one transaction.
+// change). With a governance store every environment changes in ONE transaction;
+// otherwise one after the other. Kill is an emergency action: it needs no
+// approval (audited as flag.kill, announced with emergency=true).
 func (s *FlagService) KillFlag(ctx context.Context, req *adminv1.KillFlagRequest) (*adminv1.KillFlagResponse, error) {
 	var c checks
 	c.key("org", req.GetOrg())
@@ -418,6 +450,13 @@ func (s *FlagService) KillFlag(ctx context.Context, req *adminv1.KillFlagRequest
 		}
 	}
 	m := meta(ctx, "", req.GetReason(), actionKill)
+	if s.gov != nil {
+		out, err := s.gov.KillFlag(ctx, m, pref, req.GetFlag())
+		if err != nil {
+			return nil, err
+		}
+		return &adminv1.KillFlagResponse{Configs: out}, nil
+	}
 	out := make([]*adminv1.FlagEnvironmentConfig, 0, len(envs))
 	for _, e := range envs {
 		fc, err := s.turnOff(ctx, store.EnvRef{Org: pref.Org, Project: pref.Project, Environment: e.GetKey()}, req.GetFlag(), m)
@@ -429,8 +468,60 @@ func (s *FlagService) KillFlag(ctx context.Context, req *adminv1.KillFlagRequest
 	return &adminv1.KillFlagResponse{Configs: out}, nil
 }
 
-// ListStaleFlags is not implemented yet (lifecycle status needs usage analysis).
-func (s *FlagService) ListStaleFlags(context.Context, *adminv1.ListStaleFlagsRequest) (*adminv1.ListStaleFlagsResponse, error) {
-	// errs has no "unimplemented" kind; a status passes through errs.GRPCStatus.
-	return nil, status.Error(codes.Unimplemented, "ListStaleFlags is not implemented yet")
+// withStatus fills the lifecycle status of configurations of flag f.
+func (s *FlagService) withStatus(f *adminv1.Flag, fcs ...*adminv1.FlagEnvironmentConfig) {
+	now := s.clock()
+	for _, fc := range fcs {
+		fc.Status = s.life.Status(f, fc, now)
+	}
+}
+
+func (s *FlagService) clock() time.Time {
+	if s.now == nil {
+		return time.Now().UTC()
+	}
+	return s.now().UTC()
+}
+
+// ListStaleFlags lists the configurations whose lifecycle status is stale in one
+// environment (thresholds: lifecycle.Config), by flag key. A page may hold fewer
+// than page_size entries; follow next_page_token until it is empty.
+func (s *FlagService) ListStaleFlags(ctx context.Context, req *adminv1.ListStaleFlagsRequest) (*adminv1.ListStaleFlagsResponse, error) {
+	var c checks
+	ref := envRef(&c, req.GetOrg(), req.GetProject(), req.GetEnvironment())
+	page := c.page(req.GetPageSize(), req.GetPageToken())
+	if c.err != nil {
+		return nil, c.err
+	}
+	if _, err := s.store.GetEnvironment(ctx, ref); err != nil {
+		return nil, err
+	}
+	want := page.Size
+	if want <= 0 {
+		want = 50
+	}
+	pref := store.ProjectRef{Org: ref.Org, Project: ref.Project}
+	var out []*adminv1.FlagEnvironmentConfig
+	next := page.Token
+	for {
+		fs, tok, err := s.store.ListFlags(ctx, pref, store.FlagFilter{}, store.Page{Size: want, Token: next})
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fs {
+			fc, err := s.store.GetFlagConfig(ctx, ref, f.GetKey())
+			if err != nil {
+				return nil, err
+			}
+			s.withStatus(f, fc)
+			if fc.GetStatus() == adminv1.FlagStatus_FLAG_STATUS_STALE {
+				out = append(out, fc)
+			}
+		}
+		next = tok
+		if next == "" || len(out) >= want {
+			break
+		}
+	}
+	return &adminv1.ListStaleFlagsResponse{Configs: out, NextPageToken: next}, nil
 }

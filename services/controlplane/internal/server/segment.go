@@ -16,6 +16,8 @@ type SegmentService struct {
 		store.Segments
 		GetEnvironment(ctx context.Context, ref store.EnvRef) (*adminv1.Environment, error)
 	}
+	// gov creates change requests (nil: approval-protected updates are refused).
+	gov changeRequests
 }
 
 func (c *checks) segment(field string, s *manifestv1.Segment) {
@@ -90,8 +92,8 @@ func (s *SegmentService) ListSegments(ctx context.Context, req *adminv1.ListSegm
 	return &adminv1.ListSegmentsResponse{Segments: out, NextPageToken: next}, nil
 }
 
-// UpdateSegment replaces a segment. Environments that require approvals refuse it
-// until change requests exist.
+// UpdateSegment replaces a segment. In an environment that requires approvals it
+// saves nothing and creates a change request instead (returned in the response).
 func (s *SegmentService) UpdateSegment(ctx context.Context, req *adminv1.UpdateSegmentRequest) (*adminv1.UpdateSegmentResponse, error) {
 	var c checks
 	ref := envRef(&c, req.GetOrg(), req.GetProject(), req.GetEnvironment())
@@ -110,12 +112,20 @@ func (s *SegmentService) UpdateSegment(ctx context.Context, req *adminv1.UpdateS
 	if err != nil {
 		return nil, err
 	}
-	if env.GetSettings().GetApprovalsRequired() {
-		return nil, errs.E(errs.FailedPrecondition, "environment %q requires approvals: changes go through change requests", ref.Environment)
-	}
 	seg := &manifestv1.Segment{
 		Key: req.GetSegment(), Included: req.GetDefinition().GetIncluded(), Excluded: req.GetDefinition().GetExcluded(),
 		Rules: req.GetDefinition().GetRules(), Description: req.GetDefinition().GetDescription(),
+	}
+	if env.GetSettings().GetApprovalsRequired() {
+		if s.gov == nil {
+			return nil, errs.E(errs.FailedPrecondition, "environment %q requires approvals: changes go through change requests", ref.Environment)
+		}
+		cr, err := propose(ctx, s.gov, ref, env, &adminv1.ProposedChange{Change: &adminv1.ProposedChange_Segment{Segment: seg}},
+			req.GetRevision(), req.GetComment(), "")
+		if err != nil {
+			return nil, err
+		}
+		return &adminv1.UpdateSegmentResponse{ChangeRequest: cr}, nil
 	}
 	out, err := s.store.UpdateSegment(ctx, meta(ctx, "", req.GetComment(), ""), ref, seg, req.GetRevision(), checkSegment(seg.Key, under("definition")))
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
 	"github.com/flagforge/flagforge/services/controlplane/internal/actor"
 	"github.com/flagforge/flagforge/services/controlplane/internal/authz"
+	"github.com/flagforge/flagforge/services/controlplane/internal/lifecycle"
 	"github.com/flagforge/flagforge/services/controlplane/internal/store"
 	"google.golang.org/grpc"
 )
@@ -31,18 +32,54 @@ type Storer interface {
 	store.Usage
 }
 
-// Register registers every implemented admin service on s. ChangeRequestService,
-// ScheduleService, WebhookService and ManifestService are not registered yet (the
-// server answers UNIMPLEMENTED, the gateway 501). now is the clock (nil: time.Now).
-func Register(s grpc.ServiceRegistrar, st Storer, now func() time.Time) {
+// GovernanceStorer is a Storer that also stores change requests, schedules and
+// webhooks (store.Governance).
+type GovernanceStorer interface {
+	Storer
+	store.Governance
+}
+
+// Option configures Register.
+type Option func(*options)
+
+type options struct{ life lifecycle.Config }
+
+// WithLifecycle sets the thresholds of flag lifecycle statuses (default
+// lifecycle.Defaults()).
+func WithLifecycle(c lifecycle.Config) Option { return func(o *options) { o.life = c } }
+
+// Register registers every implemented admin service on s. When st also
+// implements store.Governance (GovernanceStorer), ChangeRequestService,
+// ScheduleService and WebhookService are registered and environments requiring
+// approvals turn flag configuration and segment updates into change requests;
+// otherwise those services answer UNIMPLEMENTED (the gateway 501) and such updates
+// are refused. ManifestService is registered elsewhere. now is the clock (nil:
+// time.Now).
+func Register(s grpc.ServiceRegistrar, st Storer, now func() time.Time, opts ...Option) {
 	if now == nil {
 		now = time.Now
+	}
+	o := options{life: lifecycle.Defaults()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	fs := &FlagService{store: st, now: now, life: o.life}
+	ss := &SegmentService{store: st}
+	if g, ok := st.(GovernanceStorer); ok {
+		fs.gov, ss.gov = g, g
+		adminv1.RegisterChangeRequestServiceServer(s, &ChangeRequestService{store: g, now: now})
+		adminv1.RegisterScheduleServiceServer(s, &ScheduleService{store: g, now: now})
+		adminv1.RegisterWebhookServiceServer(s, &WebhookService{store: g})
+	} else {
+		adminv1.RegisterChangeRequestServiceServer(s, adminv1.UnimplementedChangeRequestServiceServer{})
+		adminv1.RegisterScheduleServiceServer(s, adminv1.UnimplementedScheduleServiceServer{})
+		adminv1.RegisterWebhookServiceServer(s, adminv1.UnimplementedWebhookServiceServer{})
 	}
 	adminv1.RegisterOrganizationServiceServer(s, &OrganizationService{store: st})
 	adminv1.RegisterProjectServiceServer(s, &ProjectService{store: st})
 	adminv1.RegisterEnvironmentServiceServer(s, &EnvironmentService{store: st})
-	adminv1.RegisterFlagServiceServer(s, &FlagService{store: st})
-	adminv1.RegisterSegmentServiceServer(s, &SegmentService{store: st})
+	adminv1.RegisterFlagServiceServer(s, fs)
+	adminv1.RegisterSegmentServiceServer(s, ss)
 	adminv1.RegisterMemberServiceServer(s, &MemberService{store: st})
 	adminv1.RegisterApiTokenServiceServer(s, &APITokenService{store: st, now: now})
 	adminv1.RegisterSdkKeyServiceServer(s, &SDKKeyService{store: st, now: now})
