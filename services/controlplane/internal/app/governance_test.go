@@ -182,3 +182,32 @@ func TestEmergencyOffBypassesApprovalOnlyWhereAllowed(t *testing.T) {
 		}
 	})
 }
+
+// TestEnvironmentSettingsUpdateOnlyWhatItSets: enabling approvals without naming
+// emergencyOffAllowed keeps emergency off allowed (the default); an update changes
+// only the settings it sends.
+func TestEnvironmentSettingsUpdateOnlyWhatItSets(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, ratelimit.Config{}, func(t *testing.T, c *cp) {
+		c.project()
+		const env = "/v1/orgs/acme/projects/web/environments/production"
+		e := c.call("GET", env, c.owner, nil).want(t, 200)
+		if got := e.get("environment", "settings", "emergencyOffAllowed"); got != true {
+			t.Fatalf("a new environment allows emergency off: got %v", got)
+		}
+		u := c.call("PATCH", env, c.owner, map[string]any{
+			"settings": map[string]any{"approvalsRequired": true},
+			"revision": e.get("environment", "revision"),
+		}).want(t, 200)
+		if u.get("environment", "settings", "approvalsRequired") != true || u.get("environment", "settings", "emergencyOffAllowed") != true {
+			t.Fatalf("enabling approvals changed other settings: %s", u.raw)
+		}
+		u = c.call("PATCH", env, c.owner, map[string]any{
+			"settings": map[string]any{"emergencyOffAllowed": false},
+			"revision": u.get("environment", "revision"),
+		}).want(t, 200)
+		if u.get("environment", "settings", "approvalsRequired") != true || u.get("environment", "settings", "emergencyOffAllowed") != false {
+			t.Fatalf("turning emergency off off changed other settings: %s", u.raw)
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/flagforge/flagforge/services/controlplane/internal/ratelimit"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -74,7 +75,7 @@ func TestLifecycle(t *testing.T) {
 			t.Fatalf("new environments allow emergency off: %v", e)
 		}
 		ue := must[*adminv1.UpdateEnvironmentResponse](t, "update env")(envs.UpdateEnvironment(ctx, &adminv1.UpdateEnvironmentRequest{Org: "acme", Project: "web", Environment: "qa",
-			Settings: &adminv1.EnvironmentSettings{ApprovalsRequired: true, RequiredApprovals: 1}, Revision: e.GetEnvironment().GetRevision()}))
+			Settings: &adminv1.EnvironmentSettings{ApprovalsRequired: proto.Bool(true), RequiredApprovals: proto.Int32(1)}, Revision: e.GetEnvironment().GetRevision()}))
 		le := must[*adminv1.ListEnvironmentsResponse](t, "list envs")(envs.ListEnvironments(ctx, &adminv1.ListEnvironmentsRequest{Org: "acme", Project: "web"}))
 		if len(le.GetEnvironments()) != 4 {
 			t.Fatalf("environments: %v", le)

@@ -44,9 +44,7 @@ func (s *EnvironmentService) CreateEnvironment(ctx context.Context, req *adminv1
 	if e.Name == "" {
 		e.Name = e.Key
 	}
-	if e.Settings == nil {
-		e.Settings = &adminv1.EnvironmentSettings{EmergencyOffAllowed: true}
-	}
+	// Unset settings take their defaults in the store.
 	out, err := s.store.CreateEnvironment(ctx, meta(ctx, idem, "", ""), store.ProjectRef{Org: req.GetOrg(), Project: req.GetProject()}, e)
 	if err != nil {
 		return nil, err
@@ -107,9 +105,7 @@ func (s *EnvironmentService) UpdateEnvironment(ctx context.Context, req *adminv1
 	if req.GetName() != "" {
 		e.Name = req.GetName()
 	}
-	if req.GetSettings() != nil {
-		e.Settings = req.GetSettings()
-	}
+	e.Settings = mergeSettings(e.GetSettings(), req.GetSettings())
 	out, err := s.store.UpdateEnvironment(ctx, meta(ctx, "", "", ""), store.ProjectRef{Org: ref.Org, Project: ref.Project}, e, req.GetRevision())
 	if err != nil {
 		return nil, err
@@ -131,4 +127,24 @@ func (s *EnvironmentService) DeleteEnvironment(ctx context.Context, req *adminv1
 		return nil, err
 	}
 	return &adminv1.DeleteEnvironmentResponse{}, nil
+}
+
+// mergeSettings applies the fields an update sets onto the current settings;
+// fields it leaves unset keep their current values (so enabling approvals never
+// silently disables emergency off).
+func mergeSettings(cur, upd *adminv1.EnvironmentSettings) *adminv1.EnvironmentSettings {
+	out := proto.CloneOf(cur)
+	if out == nil {
+		out = &adminv1.EnvironmentSettings{}
+	}
+	if upd.ApprovalsRequired != nil {
+		out.ApprovalsRequired = proto.Bool(upd.GetApprovalsRequired())
+	}
+	if upd.RequiredApprovals != nil {
+		out.RequiredApprovals = proto.Int32(upd.GetRequiredApprovals())
+	}
+	if upd.EmergencyOffAllowed != nil {
+		out.EmergencyOffAllowed = proto.Bool(upd.GetEmergencyOffAllowed())
+	}
+	return out
 }

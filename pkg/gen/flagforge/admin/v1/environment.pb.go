@@ -22,15 +22,16 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// EnvironmentSettings governs changes in an environment.
+// EnvironmentSettings governs changes in an environment. Every field has presence:
+// an update changes only the fields it sets and keeps the others.
 type EnvironmentSettings struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Changes to flag configurations and segments become change requests.
-	ApprovalsRequired bool `protobuf:"varint,1,opt,name=approvals_required,json=approvalsRequired,proto3" json:"approvals_required,omitempty"`
+	// Changes to flag configurations and segments become change requests (default false).
+	ApprovalsRequired *bool `protobuf:"varint,1,opt,name=approvals_required,json=approvalsRequired,proto3,oneof" json:"approvals_required,omitempty"`
 	// Approvals needed to apply a change request (default 1).
-	RequiredApprovals int32 `protobuf:"varint,2,opt,name=required_approvals,json=requiredApprovals,proto3" json:"required_approvals,omitempty"`
+	RequiredApprovals *int32 `protobuf:"varint,2,opt,name=required_approvals,json=requiredApprovals,proto3,oneof" json:"required_approvals,omitempty"`
 	// Turning a flag off without approval is allowed, with a reason (default true).
-	EmergencyOffAllowed bool `protobuf:"varint,3,opt,name=emergency_off_allowed,json=emergencyOffAllowed,proto3" json:"emergency_off_allowed,omitempty"`
+	EmergencyOffAllowed *bool `protobuf:"varint,3,opt,name=emergency_off_allowed,json=emergencyOffAllowed,proto3,oneof" json:"emergency_off_allowed,omitempty"`
 	unknownFields       protoimpl.UnknownFields
 	sizeCache           protoimpl.SizeCache
 }
@@ -66,22 +67,22 @@ func (*EnvironmentSettings) Descriptor() ([]byte, []int) {
 }
 
 func (x *EnvironmentSettings) GetApprovalsRequired() bool {
-	if x != nil {
-		return x.ApprovalsRequired
+	if x != nil && x.ApprovalsRequired != nil {
+		return *x.ApprovalsRequired
 	}
 	return false
 }
 
 func (x *EnvironmentSettings) GetRequiredApprovals() int32 {
-	if x != nil {
-		return x.RequiredApprovals
+	if x != nil && x.RequiredApprovals != nil {
+		return *x.RequiredApprovals
 	}
 	return 0
 }
 
 func (x *EnvironmentSettings) GetEmergencyOffAllowed() bool {
-	if x != nil {
-		return x.EmergencyOffAllowed
+	if x != nil && x.EmergencyOffAllowed != nil {
+		return *x.EmergencyOffAllowed
 	}
 	return false
 }
@@ -752,11 +753,14 @@ var File_flagforge_admin_v1_environment_proto protoreflect.FileDescriptor
 
 const file_flagforge_admin_v1_environment_proto_rawDesc = "" +
 	"\n" +
-	"$flagforge/admin/v1/environment.proto\x12\x12flagforge.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x01\n" +
-	"\x13EnvironmentSettings\x12-\n" +
-	"\x12approvals_required\x18\x01 \x01(\bR\x11approvalsRequired\x12-\n" +
-	"\x12required_approvals\x18\x02 \x01(\x05R\x11requiredApprovals\x122\n" +
-	"\x15emergency_off_allowed\x18\x03 \x01(\bR\x13emergencyOffAllowed\"\xb9\x02\n" +
+	"$flagforge/admin/v1/environment.proto\x12\x12flagforge.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x01\n" +
+	"\x13EnvironmentSettings\x122\n" +
+	"\x12approvals_required\x18\x01 \x01(\bH\x00R\x11approvalsRequired\x88\x01\x01\x122\n" +
+	"\x12required_approvals\x18\x02 \x01(\x05H\x01R\x11requiredApprovals\x88\x01\x01\x127\n" +
+	"\x15emergency_off_allowed\x18\x03 \x01(\bH\x02R\x13emergencyOffAllowed\x88\x01\x01B\x15\n" +
+	"\x13_approvals_requiredB\x15\n" +
+	"\x13_required_approvalsB\x18\n" +
+	"\x16_emergency_off_allowed\"\xb9\x02\n" +
 	"\vEnvironment\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12C\n" +
@@ -872,6 +876,7 @@ func file_flagforge_admin_v1_environment_proto_init() {
 	if File_flagforge_admin_v1_environment_proto != nil {
 		return
 	}
+	file_flagforge_admin_v1_environment_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

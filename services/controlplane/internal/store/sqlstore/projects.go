@@ -191,14 +191,22 @@ func (s *Store) loadEnv(ctx context.Context, x q, ref store.EnvRef, lock bool) (
 	return e, err
 }
 
-// defaultSettings fills unset environment settings.
+// defaultSettings fills unset environment settings with their defaults: no
+// approvals, one approval when they are required, emergency off allowed. Every
+// field is set in what is stored.
 func defaultSettings(in *adminv1.EnvironmentSettings) *adminv1.EnvironmentSettings {
-	if in == nil {
-		return &adminv1.EnvironmentSettings{RequiredApprovals: 1, EmergencyOffAllowed: true}
+	out := proto.CloneOf(in)
+	if out == nil {
+		out = &adminv1.EnvironmentSettings{}
 	}
-	out := proto.Clone(in).(*adminv1.EnvironmentSettings)
-	if out.RequiredApprovals <= 0 {
-		out.RequiredApprovals = 1
+	if out.ApprovalsRequired == nil {
+		out.ApprovalsRequired = proto.Bool(false)
+	}
+	if out.GetRequiredApprovals() <= 0 {
+		out.RequiredApprovals = proto.Int32(1)
+	}
+	if out.EmergencyOffAllowed == nil {
+		out.EmergencyOffAllowed = proto.Bool(true)
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -250,8 +251,12 @@ var tests = []test{
 	{"a new environment gets every flag's configuration, off", func(t *testing.T, f *fixture) {
 		f.flag(t, "a", onConfig())
 		e := must[*adminv1.Environment](t)(f.s.CreateEnvironment(f.ctx, meta, pref, &adminv1.Environment{Key: "qa", Name: "QA",
-			Settings: &adminv1.EnvironmentSettings{ApprovalsRequired: true, RequiredApprovals: 2}}))
-		if e.Revision != 1 || !e.Settings.ApprovalsRequired || e.Settings.RequiredApprovals != 2 {
+			Settings: &adminv1.EnvironmentSettings{ApprovalsRequired: proto.Bool(true), RequiredApprovals: proto.Int32(2)}}))
+		if e.Revision != 1 || !e.GetSettings().GetApprovalsRequired() || e.GetSettings().GetRequiredApprovals() != 2 {
+			t.Errorf("environment = %v", e)
+		}
+		if !e.GetSettings().GetEmergencyOffAllowed() {
+			t.Errorf("emergency off was not defaulted to allowed when unset: %v", e.GetSettings())
 			t.Errorf("environment = %v", e)
 		}
 		qa := store.EnvRef{Org: org, Project: project, Environment: "qa"}
