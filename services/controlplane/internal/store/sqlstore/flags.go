@@ -153,6 +153,12 @@ func scanManifestFlag(sc interface{ Scan(...any) error }) (*manifestv1.Flag, err
 	if err := sc.Scan(&key, &body, &config, &rev); err != nil {
 		return nil, err
 	}
+	return decodeManifestFlag(key, body, config, rev)
+}
+
+// decodeManifestFlag builds a flag as the manifest carries it from its stored
+// definition and configuration.
+func decodeManifestFlag(key string, body, config []byte, rev int64) (*manifestv1.Flag, error) {
 	var def adminv1.Flag
 	if err := proto.Unmarshal(body, &def); err != nil {
 		return nil, err
