@@ -10,7 +10,7 @@ PACKAGES := $(foreach m,$(MODULES),github.com/flagforge/flagforge/$(m)/...)
 TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc \
          $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2 $(BIN)/golangci-lint
 
-.PHONY: all tools generate generate-check lint breaking build test test-short bench fuzz services run clean
+.PHONY: all tools generate generate-check lint breaking build test test-short bench fuzz services run run-evaluator clean
 
 all: generate build test
 
@@ -71,9 +71,14 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzEvaluate -fuzztime $(FUZZTIME) github.com/flagforge/flagforge/pkg/eval
 
-## run: the embedded platform (control plane on SQLite + evaluator)
+## run: the embedded platform (control plane on SQLite + evaluator), data in ./data
 run:
 	bash scripts/run.sh
+
+## run-evaluator: one more evaluator beside `make run` (N=1: gRPC 9101, HTTP 8091)
+N ?= 1
+run-evaluator:
+	bash scripts/run.sh evaluator $(N)
 
 clean:
 	rm -rf $(BIN) data

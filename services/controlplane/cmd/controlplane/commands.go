@@ -47,9 +47,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		log.InfoContext(ctx, "bootstrap", slog.String("org", res.Org.GetKey()), slog.String("owner", res.Member.GetEmail()),
 			slog.Bool("created_org", res.CreatedOrg), slog.Bool("created_token", res.Token != nil))
 	}
+	m, sync, closeDist, err := distribution(ctx, cfg, log)
+	defer closeDist()
+	if err != nil {
+		return err
+	}
 	a, err := app.New(ctx, app.Config{
 		GRPCAddr: cfg.GRPCAddr, GRPCShutdownTimeout: cfg.GRPCShutdownTimeout,
 		HTTP: cfg.HTTP, Auth: cfg.Auth, RateLimit: cfg.RateLimit,
+		Schedule: cfg.Schedule, Webhooks: cfg.Webhooks, Lifecycle: cfg.Lifecycle,
+		Publisher: cfg.Publisher, Sync: sync, Manifests: m,
 	}, st, log)
 	if err != nil {
 		return err

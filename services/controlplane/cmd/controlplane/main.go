@@ -6,6 +6,12 @@
 //	                                      create the first organization, its owner
 //	                                      and an owner token (printed)
 //	flagforge-controlplane verify-audit   check every organization's audit chain
+//	flagforge-controlplane keys generate [-dir DIR]
+//	                                      write a manifest signing key pair
+//	flagforge-controlplane keys public [KEY]
+//	                                      print the public key of a signing key
+//	                                      (default: FLAGFORGE_SIGNING_KEY, else the
+//	                                      one generated in the data directory)
 //
 // Configuration comes from FLAGFORGE_* environment variables and flags (see
 // internal/config and docs/controlplane.md).
@@ -56,10 +62,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return bootstrapCmd(ctx, args, stdout, stderr)
 	case "verify-audit":
 		return verifyAudit(ctx, args, stdout, stderr)
+	case "keys":
+		return keysCmd(ctx, args, stdout, stderr)
 	case "help", "-h", "--help":
-		_, _ = fmt.Fprintln(stdout, "usage: flagforge-controlplane [serve|migrate|bootstrap|verify-audit] [flags]")
+		_, _ = fmt.Fprintln(stdout, "usage: flagforge-controlplane [serve|migrate|bootstrap|verify-audit|keys generate|keys public] [flags]")
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q (serve, migrate, bootstrap, verify-audit)", cmd)
+		return fmt.Errorf("unknown command %q (serve, migrate, bootstrap, verify-audit, keys)", cmd)
 	}
 }

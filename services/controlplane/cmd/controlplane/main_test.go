@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,5 +67,33 @@ func TestBootstrapThenVerifyAudit(t *testing.T) {
 func TestUnknownCommand(t *testing.T) {
 	if err := run(context.Background(), []string{"frobnicate"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
 		t.Fatal("unknown command accepted")
+	}
+}
+
+// TestKeysGenerateThenPublic: `keys public` derives exactly the public key that
+// `keys generate` wrote next to the private key.
+func TestKeysGenerateThenPublic(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"keys", "generate", "-dir", dir}, &out, &errOut); err != nil {
+		t.Fatalf("generate: %v %s", err, errOut.String())
+	}
+	if err := run(ctx, []string{"keys", "generate", "-dir", dir}, &out, &errOut); err == nil {
+		t.Fatal("generate overwrote an existing key")
+	}
+	out.Reset()
+	if err := run(ctx, []string{"keys", "public", filepath.Join(dir, "signing-key.pem")}, &out, &errOut); err != nil {
+		t.Fatalf("public: %v %s", err, errOut.String())
+	}
+	want, err := os.ReadFile(filepath.Join(dir, "signing-key.pub.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != string(want) {
+		t.Fatalf("keys public printed\n%s\nwant\n%s", out.String(), want)
+	}
+	if err := run(ctx, []string{"keys", "frobnicate"}, &out, &errOut); err == nil {
+		t.Fatal("unknown keys command accepted")
 	}
 }

@@ -1,8 +1,10 @@
 // Package app assembles the control plane's serving process from its parts: the
-// admin gRPC server (interceptors + services over a store), the HTTP server (REST
-// gateway, health, metrics, OpenAPI), and their graceful shutdown. It takes an
-// opened store, so the process (cmd/controlplane) and the end-to-end tests run the
-// same assembly.
+// admin gRPC server (interceptors + services over a store), the evaluators' sync
+// service and the signed manifest download on the same gRPC port, the HTTP server
+// (REST gateway, health, metrics, OpenAPI), the background work (manifest
+// publisher, schedule runner, webhook dispatcher), and their graceful shutdown. It
+// takes an opened store and its collaborators, so the process (cmd/controlplane)
+// and the end-to-end tests run the same assembly.
 package app
 
 import (
@@ -14,19 +16,29 @@ import (
 	"net/http"
 	"time"
 
+	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
+	syncv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/sync/v1"
+	"github.com/flagforge/flagforge/pkg/manifest"
 	"github.com/flagforge/flagforge/services/controlplane/internal/auth"
+	"github.com/flagforge/flagforge/services/controlplane/internal/fanout"
 	"github.com/flagforge/flagforge/services/controlplane/internal/httpapi"
 	"github.com/flagforge/flagforge/services/controlplane/internal/lifecycle"
+	"github.com/flagforge/flagforge/services/controlplane/internal/manifestsvc"
+	"github.com/flagforge/flagforge/services/controlplane/internal/publisher"
 	"github.com/flagforge/flagforge/services/controlplane/internal/ratelimit"
 	"github.com/flagforge/flagforge/services/controlplane/internal/rpc"
 	"github.com/flagforge/flagforge/services/controlplane/internal/schedule"
 	"github.com/flagforge/flagforge/services/controlplane/internal/server"
+	"github.com/flagforge/flagforge/services/controlplane/internal/snapshot"
+	"github.com/flagforge/flagforge/services/controlplane/internal/syncsvc"
 	"github.com/flagforge/flagforge/services/controlplane/internal/webhook"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 )
 
 // Config is what the assembly needs from the process configuration.
@@ -40,16 +52,54 @@ type Config struct {
 	Schedule  schedule.Config
 	Webhooks  webhook.Config
 	Lifecycle lifecycle.Config
-	// Now is the clock of schedules, webhooks and lifecycle statuses (nil:
-	// time.Now); tests inject one.
+	// Publisher tunes the manifest publisher (zero fields: defaults).
+	Publisher publisher.Config
+	// Sync configures the evaluators' sync service; its Token is required.
+	Sync syncsvc.Config
+	// Manifests are the publisher's collaborators; Manifests.Signer is required.
+	Manifests Manifests
+	// Now is the clock of schedules, webhooks, lifecycle statuses and manifest
+	// timestamps (nil: time.Now); tests inject one.
 	Now func() time.Time
+}
+
+// Manifests are what publishing and distributing signed manifests needs besides
+// the store.
+type Manifests struct {
+	// Signer signs every manifest version (required).
+	Signer *manifest.Signer
+	// Elector elects the one publishing replica (publisher.NewPostgres on
+	// PostgreSQL). nil: this process is the only publisher (publisher.Local), woken
+	// by the store's commit hook when it has one (SQLite's OnOutboxCommit).
+	Elector publisher.Elector
+	// Redis, when set, receives the latest version of each environment.
+	Redis redis.UniversalClient
+	// Snapshots, when set, receives every version.
+	Snapshots snapshot.Store
 }
 
 // Store is the storage the process serves from.
 type Store interface {
 	server.Storer
+	publisher.Store
+	syncsvc.Store
+	manifestsvc.Store
 	Ping(ctx context.Context) error
 }
+
+// outboxNotifier is a store that reports its own commits of outbox rows (SQLite,
+// where no other process writes): the in-process publisher's wake-up.
+type outboxNotifier interface {
+	OnOutboxCommit(fn func())
+}
+
+// Keepalive enforcement for long-lived streams (evaluators' SyncManifests): idle
+// connections are pinged so dead peers are noticed, and clients may ping every 10 s
+// without being cut off.
+var (
+	keepaliveEnforcement = keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}
+	keepaliveParams      = keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}
+)
 
 // App is a bound, not yet serving, control plane.
 type App struct {
@@ -60,10 +110,11 @@ type App struct {
 	glis  net.Listener
 	hlis  net.Listener
 	conn  *grpc.ClientConn
+	sync  *syncsvc.Server
 	close []func() error
-	// background runs with the servers when the store supports governance: the
-	// schedule runner and the webhook dispatcher (one per replica; the store makes
-	// them safe to run concurrently).
+	// background runs with the servers: the manifest publisher and, when the
+	// store supports governance, the schedule runner and the webhook dispatcher
+	// (one per replica; the store makes them safe to run concurrently).
 	background []func(ctx context.Context) error
 }
 
@@ -82,8 +133,14 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (a *App, e
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a.grpc, err = rpc.NewServer(rpc.Options{Auth: authn, Limiter: ratelimit.New(cfg.RateLimit, nil), Logger: log, Registerer: reg})
+	a.grpc, err = rpc.NewServer(rpc.Options{Auth: authn, Limiter: ratelimit.New(cfg.RateLimit, nil), Logger: log, Registerer: reg,
+		// The sync service checks its own service token.
+		SelfAuthenticated: []string{syncv1.SyncService_ServiceDesc.ServiceName}},
+		grpc.KeepaliveEnforcementPolicy(keepaliveEnforcement), grpc.KeepaliveParams(keepaliveParams))
 	if err != nil {
+		return nil, err
+	}
+	if err := a.manifests(cfg, st, reg); err != nil {
 		return nil, err
 	}
 	if cfg.Lifecycle == (lifecycle.Config{}) {
@@ -130,6 +187,38 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (a *App, e
 	return a, nil
 }
 
+// manifests registers the sync service and the manifest download, and adds the
+// publisher to the background work. The publisher and the sync streams share one
+// in-process fan-out.
+func (a *App) manifests(cfg Config, st Store, reg prometheus.Registerer) error {
+	m := cfg.Manifests
+	if m.Signer == nil {
+		return errors.New("app: a manifest signing key is required")
+	}
+	hub := fanout.New(0)
+	pub, err := publisher.New(cfg.Publisher, publisher.Deps{Store: st, Signer: m.Signer, Elector: m.Elector, Hub: hub,
+		Redis: m.Redis, Snapshots: m.Snapshots, Metrics: reg, Logger: a.log, Now: cfg.Now})
+	if err != nil {
+		return err
+	}
+	if n, ok := st.(outboxNotifier); ok && m.Elector == nil {
+		n.OnOutboxCommit(pub.Notify)
+		a.close = append(a.close, func() error { n.OnOutboxCommit(nil); return nil })
+	}
+	a.sync, err = syncsvc.New(cfg.Sync, syncsvc.Deps{Store: st, Signer: m.Signer, Hub: hub, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	syncv1.RegisterSyncServiceServer(a.grpc, a.sync)
+	ms, err := manifestsvc.New(st)
+	if err != nil {
+		return err
+	}
+	adminv1.RegisterManifestServiceServer(a.grpc, ms)
+	a.background = append(a.background, pub.Run)
+	return nil
+}
+
 // GRPCAddr is the bound gRPC address.
 func (a *App) GRPCAddr() string { return a.glis.Addr().String() }
 
@@ -165,6 +254,8 @@ func (a *App) Run(ctx context.Context) error {
 		if err := a.http.Shutdown(sctx); err != nil {
 			a.log.Warn("HTTP shutdown", slog.Any("error", err))
 		}
+		// Sync streams never end on their own; GracefulStop would wait for them.
+		a.sync.Drain()
 		stopped := make(chan struct{})
 		go func() { a.grpc.GracefulStop(); close(stopped) }()
 		select {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
+	"github.com/flagforge/flagforge/pkg/manifest"
 	"github.com/flagforge/flagforge/services/controlplane/internal/app"
 	"github.com/flagforge/flagforge/services/controlplane/internal/bootstrap"
 	"github.com/flagforge/flagforge/services/controlplane/internal/httpapi"
@@ -19,6 +20,7 @@ import (
 	"github.com/flagforge/flagforge/services/controlplane/internal/store"
 	"github.com/flagforge/flagforge/services/controlplane/internal/store/postgres"
 	"github.com/flagforge/flagforge/services/controlplane/internal/store/sqlite"
+	"github.com/flagforge/flagforge/services/controlplane/internal/syncsvc"
 	"github.com/flagforge/flagforge/services/controlplane/internal/testpg"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -33,6 +35,29 @@ type cp struct {
 	base  string
 	conn  *grpc.ClientConn
 	owner string
+	// signer signs the manifests; evaluators of the tests trust its public key.
+	signer *manifest.Signer
+}
+
+// syncToken is the sync service token of the tests' control planes.
+const syncToken = "sync-token-for-the-app-tests"
+
+// newSigner returns a fresh manifest signing key.
+func newSigner(t *testing.T) *manifest.Signer {
+	t.Helper()
+	privPEM, _, err := manifest.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, err := manifest.ParsePrivateKey(privPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := manifest.NewSigner(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // backends are the stores the end-to-end tests run against.
@@ -81,9 +106,11 @@ func startWith(t *testing.T, st store.Store, rl ratelimit.Config, opts ...func(*
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	signer := newSigner(t)
 	cfg := app.Config{
 		GRPCAddr: "127.0.0.1:0", GRPCShutdownTimeout: 5 * time.Second,
 		HTTP: httpapi.Config{Addr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second}, RateLimit: rl,
+		Sync: syncsvc.Config{Token: syncToken}, Manifests: app.Manifests{Signer: signer},
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -106,7 +133,7 @@ func startWith(t *testing.T, st store.Store, rl ratelimit.Config, opts ...func(*
 		}
 		_ = st.Close()
 	})
-	return &cp{t: t, st: st, base: "http://" + a.HTTPAddr(), conn: conn, owner: res.Secret}
+	return &cp{t: t, st: st, base: "http://" + a.HTTPAddr(), conn: conn, owner: res.Secret, signer: signer}
 }
 
 // as returns a context carrying token as gRPC credentials.

@@ -158,6 +158,10 @@ var Table = map[string]Rule{
 
 	adminv1.UsageService_GetFlagUsage_FullMethodName: {Kind: Usage, Action: Read, Level: LevelEnvironment},
 
+	// A signed manifest is the environment's published content: reading it is
+	// reading the environment.
+	adminv1.ManifestService_GetSignedManifest_FullMethodName: {Kind: Environment, Action: Read, Level: LevelEnvironment},
+
 	adminv1.ChangeRequestService_CreateChangeRequest_FullMethodName:   {Kind: ChangeRequest, Action: Write, Level: LevelEnvironment},
 	adminv1.ChangeRequestService_GetChangeRequest_FullMethodName:      {Kind: ChangeRequest, Action: Read, Level: LevelEnvironment},
 	adminv1.ChangeRequestService_ListChangeRequests_FullMethodName:    {Kind: ChangeRequest, Action: Read, Level: LevelEnvironment},

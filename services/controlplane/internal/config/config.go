@@ -12,13 +12,22 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/flagforge/flagforge/services/controlplane/internal/auth"
 	"github.com/flagforge/flagforge/services/controlplane/internal/bootstrap"
 	"github.com/flagforge/flagforge/services/controlplane/internal/httpapi"
+	"github.com/flagforge/flagforge/services/controlplane/internal/lifecycle"
+	"github.com/flagforge/flagforge/services/controlplane/internal/publisher"
 	"github.com/flagforge/flagforge/services/controlplane/internal/ratelimit"
+	"github.com/flagforge/flagforge/services/controlplane/internal/schedule"
+	"github.com/flagforge/flagforge/services/controlplane/internal/signing"
+	"github.com/flagforge/flagforge/services/controlplane/internal/snapshot"
+	"github.com/flagforge/flagforge/services/controlplane/internal/syncsvc"
+	"github.com/flagforge/flagforge/services/controlplane/internal/webhook"
+	"github.com/redis/go-redis/v9"
 	"github.com/sethvargo/go-envconfig"
 )
 
@@ -38,11 +47,36 @@ type Config struct {
 	GRPCShutdownTimeout time.Duration `env:"GRPC_SHUTDOWN_TIMEOUT, default=15s"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"LOG_LEVEL, default=info"`
+	// DataDir holds what the embedded default creates on first run: the signing
+	// key (unless FLAGFORGE_SIGNING_KEY is set), the sync token (unless
+	// FLAGFORGE_SYNC_TOKEN is set) and the manifest snapshots (unless a snapshot
+	// directory or bucket is configured).
+	DataDir string `env:"DATA_DIR, default=./data"`
+	// RedisURL, when set, is where the publisher writes the latest manifest of
+	// each environment for evaluators (redis://, rediss://, unix://). Optional:
+	// without it evaluators follow the sync stream.
+	RedisURL string `env:"REDIS_URL"`
+	// SnapshotDir receives every manifest version when no S3 bucket is configured
+	// (default {DataDir}/snapshots).
+	SnapshotDir string `env:"SNAPSHOT_DIR"`
 
 	HTTP      httpapi.Config
 	Auth      auth.Config
 	RateLimit ratelimit.Config
 	Bootstrap bootstrap.Config
+	// Signing is the manifest signing key (FLAGFORGE_SIGNING_KEY; its DataDir is
+	// DataDir).
+	Signing signing.Config
+	// Publisher tunes the manifest publisher (lifetime, history, polling, Redis
+	// key prefix).
+	Publisher publisher.Config
+	// Sync is the evaluators' sync service (FLAGFORGE_SYNC_TOKEN ...).
+	Sync syncsvc.Config
+	// S3, when a bucket is set, receives the snapshots instead of SnapshotDir.
+	S3        snapshot.S3Config
+	Schedule  schedule.Config
+	Webhooks  webhook.Config
+	Lifecycle lifecycle.Config
 }
 
 // Load reads the environment (through lookup; nil: the process environment) and
@@ -65,10 +99,26 @@ func Load(ctx context.Context, fs *flag.FlagSet, args []string, lookup envconfig
 	fs.IntVar(&c.RateLimit.Burst, "rate-limit-burst", c.RateLimit.Burst, "rate limit burst (FLAGFORGE_RATE_LIMIT_BURST)")
 	fs.StringVar(&c.Auth.OIDCIssuer, "oidc-issuer", c.Auth.OIDCIssuer, "OIDC issuer URL (FLAGFORGE_OIDC_ISSUER)")
 	fs.StringVar(&c.Auth.OIDCAudience, "oidc-audience", c.Auth.OIDCAudience, "OIDC audience (FLAGFORGE_OIDC_AUDIENCE)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory: generated signing key, sync token, snapshots (FLAGFORGE_DATA_DIR)")
+	fs.StringVar(&c.Signing.Key, "signing-key", c.Signing.Key, "manifest signing key: PEM or path (FLAGFORGE_SIGNING_KEY)")
+	fs.StringVar(&c.RedisURL, "redis-url", c.RedisURL, "Redis for manifest distribution, optional (FLAGFORGE_REDIS_URL)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
+	c.Signing.DataDir = c.DataDir
+	if c.SnapshotDir == "" && c.DataDir != "" {
+		c.SnapshotDir = filepath.Join(c.DataDir, "snapshots")
+	}
 	return &c, nil
+}
+
+// Embedded reports whether the configuration is the single-process embedded
+// form (SQLite), where the signing key and the sync token may be generated into
+// the data directory. Replicas on PostgreSQL must share both, so they are
+// configured explicitly there.
+func (c *Config) Embedded() bool {
+	kind, _, err := ParseDatabaseURL(c.DatabaseURL)
+	return err == nil && kind == SQLite
 }
 
 // Validate checks the whole configuration.
@@ -91,10 +141,34 @@ func (c *Config) Validate() error {
 	if _, err := c.Level(); err != nil {
 		problems = append(problems, err)
 	}
-	for _, v := range []interface{ Validate() error }{c.HTTP, c.Auth, c.RateLimit, c.Bootstrap} {
+	sync := c.Sync // Validate applies defaults; keep c as loaded
+	for _, v := range []interface{ Validate() error }{c.HTTP, c.Auth, c.RateLimit, c.Bootstrap, c.Signing,
+		c.Publisher.WithDefaults(), &sync, c.Schedule, c.Webhooks, c.Lifecycle} {
 		if err := v.Validate(); err != nil {
 			problems = append(problems, err)
 		}
+	}
+	if !c.Embedded() {
+		if c.Signing.Key == "" {
+			problems = append(problems, errors.New("config: FLAGFORGE_SIGNING_KEY is required with PostgreSQL (replicas must sign with one key; `keys generate` makes one)"))
+		}
+		if c.Sync.Token == "" {
+			problems = append(problems, errors.New("config: FLAGFORGE_SYNC_TOKEN is required with PostgreSQL (replicas must accept the same evaluator token)"))
+		}
+	} else if c.Sync.Token == "" && c.DataDir == "" {
+		problems = append(problems, errors.New("config: set FLAGFORGE_SYNC_TOKEN or a data directory for a generated one"))
+	}
+	if c.RedisURL != "" {
+		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+			problems = append(problems, fmt.Errorf("config: Redis URL: %w", err))
+		}
+	}
+	if c.S3.Enabled() {
+		if err := c.S3.Validate(); err != nil {
+			problems = append(problems, err)
+		}
+	} else if c.SnapshotDir == "" {
+		problems = append(problems, errors.New("config: set a snapshot directory, a data directory or an S3 bucket"))
 	}
 	return errors.Join(problems...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"io"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -29,6 +30,14 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.GRPCShutdownTimeout != 15*time.Second || c.RateLimit.Rate != 50 || c.RateLimit.Burst != 100 {
 		t.Fatalf("defaults: %+v", c)
+	}
+	if c.DataDir != "./data" || c.Signing.DataDir != "./data" || c.SnapshotDir != filepath.Join("data", "snapshots") || c.RedisURL != "" || !c.Embedded() {
+		t.Fatalf("embedded defaults: %+v", c)
+	}
+	if c.Publisher.Lifetime != 7*24*time.Hour || c.Publisher.History != 50 || c.Publisher.RedisPrefix != "ff:" ||
+		c.Sync.Heartbeat != 15*time.Second || c.Sync.MaxDeltas != 50 || c.Schedule.PollInterval != time.Second ||
+		c.Webhooks.MaxAttempts != 12 || c.Lifecycle.StaleAfter != 720*time.Hour {
+		t.Fatalf("publisher, sync and governance defaults: %+v", c)
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
@@ -64,6 +73,13 @@ func TestValidateRefuses(t *testing.T) {
 		"bad log level":           {"FLAGFORGE_LOG_LEVEL": "loud"},
 		"negative rate":           {"FLAGFORGE_RATE_LIMIT_RPS": "-1"},
 		"issuer without audience": {"FLAGFORGE_OIDC_ISSUER": "https://idp.example"},
+		"postgres without signing key and sync token": {"FLAGFORGE_DATABASE_URL": "postgres://app@localhost/flagforge"},
+		"postgres without sync token":                 {"FLAGFORGE_DATABASE_URL": "postgres://app@localhost/flagforge", "FLAGFORGE_SIGNING_KEY": "/etc/flagforge/key.pem"},
+		"bad redis url":                               {"FLAGFORGE_REDIS_URL": "http://127.0.0.1:6379"},
+		"s3 without bucket":                           {"FLAGFORGE_SNAPSHOT_S3_ENDPOINT": "s3.example"},
+		"short manifest lifetime":                     {"FLAGFORGE_MANIFEST_LIFETIME": "30s"},
+		"history of one":                              {"FLAGFORGE_MANIFEST_HISTORY": "1"},
+		"bad webhook attempts":                        {"FLAGFORGE_WEBHOOK_MAX_ATTEMPTS": "0"},
 		"short bootstrap token": {
 			"FLAGFORGE_BOOTSTRAP_ORG": "acme", "FLAGFORGE_BOOTSTRAP_EMAIL": "a@acme.test", "FLAGFORGE_BOOTSTRAP_TOKEN": "ffat_short",
 		},
@@ -72,6 +88,30 @@ func TestValidateRefuses(t *testing.T) {
 		if err := load(t, env).Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestPostgresWithSharedSecrets: on PostgreSQL the signing key and the sync token
+// come from the environment (replicas share them); the rest maps as documented.
+func TestPostgresWithSharedSecrets(t *testing.T) {
+	t.Parallel()
+	c := load(t, map[string]string{
+		"FLAGFORGE_DATABASE_URL":         "postgres://app@localhost/flagforge",
+		"FLAGFORGE_SIGNING_KEY":          "/etc/flagforge/signing-key.pem",
+		"FLAGFORGE_SYNC_TOKEN":           "a-long-enough-sync-token",
+		"FLAGFORGE_REDIS_URL":            "redis://127.0.0.1:6379/0",
+		"FLAGFORGE_REDIS_KEY_PREFIX":     "blue:",
+		"FLAGFORGE_SNAPSHOT_S3_BUCKET":   "manifests",
+		"FLAGFORGE_SNAPSHOT_S3_ENDPOINT": "s3.example",
+		"FLAGFORGE_MANIFEST_LIFETIME":    "48h",
+	}, "--data-dir", "/var/lib/flagforge")
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Embedded() || c.Signing.Key != "/etc/flagforge/signing-key.pem" || c.Sync.Token != "a-long-enough-sync-token" ||
+		c.Publisher.RedisPrefix != "blue:" || !c.S3.Enabled() || c.Publisher.Lifetime != 48*time.Hour ||
+		c.SnapshotDir != "/var/lib/flagforge/snapshots" {
+		t.Fatalf("%+v", c)
 	}
 }
 

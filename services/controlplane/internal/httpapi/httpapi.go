@@ -99,7 +99,6 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer 
 		adminv1.RegisterSdkKeyServiceHandler,
 		adminv1.RegisterAuditServiceHandler,
 		adminv1.RegisterUsageServiceHandler,
-		// Not implemented yet: the gRPC server answers UNIMPLEMENTED (HTTP 501).
 		adminv1.RegisterChangeRequestServiceHandler,
 		adminv1.RegisterScheduleServiceHandler,
 		adminv1.RegisterWebhookServiceHandler,

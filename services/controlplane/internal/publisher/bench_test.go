@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
 	"github.com/flagforge/flagforge/services/controlplane/internal/fanout"
 	"github.com/flagforge/flagforge/services/controlplane/internal/publisher"
@@ -170,4 +172,54 @@ func versionSum(b *testing.B, st store.Store) uint64 {
 		s += h.Version
 	}
 	return s
+}
+
+// BenchmarkPruneOutbox measures, on PostgreSQL, how fast the publisher's pruning
+// deletes published outbox rows older than the retention: 100,000 such rows next
+// to 1,000 pending ones, deleted in batches of the default size (500). The pending
+// rows must survive.
+func BenchmarkPruneOutbox(b *testing.B) {
+	const rows, batch = 100_000, 500
+	st, url := pgStore(b)
+	c, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = c.Close(context.Background()) }()
+	old := time.Now().Add(-48 * time.Hour).UnixMicro()
+	ctx := context.Background()
+	for range b.N {
+		b.StopTimer()
+		if _, err := c.Exec(ctx, `INSERT INTO outbox (org, project, environment, kind, resource, created_at, published_at)
+			SELECT 'acme', 'web', 'production', 'flag', 'a', $1::bigint + g, CASE WHEN g <= $2 THEN $1::bigint + g END
+			FROM generate_series(1, $2 + 1000) AS g`, old, rows); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		began := time.Now()
+		var total int64
+		for {
+			n, err := st.PruneOutbox(ctx, time.Now().Add(-24*time.Hour), batch)
+			if err != nil {
+				b.Fatal(err)
+			}
+			total += n
+			if n < batch {
+				break
+			}
+		}
+		elapsed := time.Since(began)
+		b.StopTimer()
+		if total != rows {
+			b.Fatalf("pruned %d rows, want %d", total, rows)
+		}
+		b.ReportMetric(float64(rows)/elapsed.Seconds(), "rows/s")
+		if pending, _ := outboxCounts(b, url); pending < 1000 {
+			b.Fatalf("%d pending rows left, want at least 1000", pending)
+		}
+		if _, err := c.Exec(ctx, `DELETE FROM outbox`); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
 }

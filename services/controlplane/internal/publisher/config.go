@@ -10,23 +10,31 @@ import (
 // (see WithDefaults); Validate reports values that cannot work.
 type Config struct {
 	// Lifetime is how long a signed manifest is valid (expires-at minus issued-at).
-	Lifetime time.Duration
+	Lifetime time.Duration `env:"MANIFEST_LIFETIME, default=168h"`
 	// History is how many versions per environment the database keeps.
-	History int
+	History int `env:"MANIFEST_HISTORY, default=50"`
 	// PollInterval is the safety-net poll of the outbox when no wake-up arrives.
-	PollInterval time.Duration
+	PollInterval time.Duration `env:"PUBLISHER_POLL_INTERVAL, default=1s"`
 	// BatchSize is how many outbox rows one publish transaction takes at most.
-	BatchSize int
+	BatchSize int `env:"PUBLISHER_BATCH_SIZE, default=1000"`
 	// ResignCheck is how often manifests close to expiry are looked for; a
 	// manifest with less than half its lifetime left is re-signed as a new version.
-	ResignCheck time.Duration
+	ResignCheck time.Duration `env:"PUBLISHER_RESIGN_CHECK, default=1m"`
 	// RetryMin and RetryMax bound the backoff after a failed publish or Redis write.
-	RetryMin, RetryMax time.Duration
-	// RedisPrefix is prepended to every Redis key and channel ("" in production; a
-	// unique value per test run).
-	RedisPrefix string
+	RetryMin time.Duration `env:"PUBLISHER_RETRY_MIN, default=100ms"`
+	RetryMax time.Duration `env:"PUBLISHER_RETRY_MAX, default=5s"`
+	// RedisPrefix starts every Redis key and the channel ("": DefaultRedisPrefix,
+	// "ff:"); a unique value per test run. Evaluators must use the same prefix.
+	RedisPrefix string `env:"REDIS_KEY_PREFIX, default=ff:"`
 	// SnapshotQueue bounds the versions waiting to be written to object storage.
-	SnapshotQueue int
+	SnapshotQueue int `env:"SNAPSHOT_QUEUE, default=10000"`
+	// OutboxRetention is how long outbox rows are kept after they were published;
+	// the active publisher deletes older ones every PruneInterval, in batches of
+	// PruneBatch rows (one short transaction each). Unpublished rows are never
+	// deleted.
+	OutboxRetention time.Duration `env:"PUBLISHER_OUTBOX_RETENTION, default=24h"`
+	PruneInterval   time.Duration `env:"PUBLISHER_PRUNE_INTERVAL, default=10m"`
+	PruneBatch      int           `env:"PUBLISHER_PRUNE_BATCH, default=500"`
 }
 
 // DefaultConfig returns the defaults.
@@ -39,7 +47,12 @@ func DefaultConfig() Config {
 		ResignCheck:   time.Minute,
 		RetryMin:      100 * time.Millisecond,
 		RetryMax:      5 * time.Second,
+		RedisPrefix:   DefaultRedisPrefix,
 		SnapshotQueue: 10000,
+
+		OutboxRetention: 24 * time.Hour,
+		PruneInterval:   10 * time.Minute,
+		PruneBatch:      500,
 	}
 }
 
@@ -70,6 +83,18 @@ func (c Config) WithDefaults() Config {
 	if c.SnapshotQueue == 0 {
 		c.SnapshotQueue = d.SnapshotQueue
 	}
+	if c.RedisPrefix == "" {
+		c.RedisPrefix = d.RedisPrefix
+	}
+	if c.OutboxRetention == 0 {
+		c.OutboxRetention = d.OutboxRetention
+	}
+	if c.PruneInterval == 0 {
+		c.PruneInterval = d.PruneInterval
+	}
+	if c.PruneBatch == 0 {
+		c.PruneBatch = d.PruneBatch
+	}
 	return c
 }
 
@@ -87,6 +112,12 @@ func (c Config) Validate() error {
 	}
 	if c.BatchSize <= 0 || c.SnapshotQueue <= 0 {
 		errList = append(errList, errors.New("publisher: batch size and snapshot queue must be positive"))
+	}
+	if c.OutboxRetention < time.Minute {
+		errList = append(errList, fmt.Errorf("publisher: outbox retention %s is shorter than a minute", c.OutboxRetention))
+	}
+	if c.PruneInterval <= 0 || c.PruneBatch <= 0 || c.PruneBatch > 10000 {
+		errList = append(errList, errors.New("publisher: prune interval must be positive and prune batch between 1 and 10000"))
 	}
 	return errors.Join(errList...)
 }

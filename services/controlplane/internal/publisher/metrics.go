@@ -10,6 +10,7 @@ type metrics struct {
 	leader       prometheus.Gauge
 	redisErrors  prometheus.Counter
 	snapshotErrs prometheus.Counter
+	outboxPruned prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -30,11 +31,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "redis_errors_total", Help: "Failed Redis writes (retried)."}),
 		snapshotErrs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flagforge", Subsystem: "publisher",
 			Name: "snapshot_errors_total", Help: "Snapshots that could not be written to object storage after retries."}),
+		outboxPruned: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flagforge", Subsystem: "publisher",
+			Name: "outbox_pruned_total", Help: "Published outbox rows deleted after the retention."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.outboxLag, m.latency, m.size, m.versions, m.leader, m.redisErrors, m.snapshotErrs} {
+	for _, c := range []prometheus.Collector{m.outboxLag, m.latency, m.size, m.versions, m.leader, m.redisErrors, m.snapshotErrs,
+		m.outboxPruned} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -176,6 +176,12 @@ func (p *Publisher) lead(ctx context.Context) error {
 	p.m.leader.Set(1)
 	p.log.InfoContext(ctx, "publisher is the leader", "epoch", epoch, "key_id", p.d.Signer.KeyID())
 	p.reconcile(ctx)
+	// Pruning runs beside publishing (it only deletes rows already published, so
+	// it never contends with a publish transaction) and stops with leadership.
+	pruneCtx, stopPruning := context.WithCancel(ctx)
+	pruned := make(chan struct{})
+	go func() { defer close(pruned); p.pruneLoop(pruneCtx) }()
+	defer func() { stopPruning(); <-pruned }()
 	poll := time.NewTicker(p.cfg.PollInterval)
 	defer poll.Stop()
 	nextResign := time.Time{}
@@ -560,6 +566,46 @@ func (p *Publisher) followStored(ctx context.Context, payload string) {
 	}
 	d, _ := p.deltaFromHistory(ctx, sm)
 	p.d.Hub.Publish(fanout.Event{Ref: ref, Version: version, Manifest: sm.Signed, Delta: d})
+}
+
+// pruneLoop deletes published outbox rows older than the retention, at the start
+// of leadership and then every PruneInterval.
+func (p *Publisher) pruneLoop(ctx context.Context) {
+	tick := time.NewTicker(p.cfg.PruneInterval)
+	defer tick.Stop()
+	for {
+		p.pruneOutbox(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// pruneOutbox deletes in batches of PruneBatch rows (one short transaction each)
+// until a batch comes back short. A failure is logged and retried next interval:
+// pruning never blocks publishing.
+func (p *Publisher) pruneOutbox(ctx context.Context) {
+	cutoff := p.now().Add(-p.cfg.OutboxRetention)
+	var total int64
+	for ctx.Err() == nil {
+		n, err := p.d.Store.PruneOutbox(ctx, cutoff, p.cfg.PruneBatch)
+		total += n
+		if err != nil {
+			if ctx.Err() == nil {
+				p.log.WarnContext(ctx, "pruning published outbox rows failed; retrying next interval", "err", err)
+			}
+			break
+		}
+		if n < int64(p.cfg.PruneBatch) {
+			break
+		}
+	}
+	if total > 0 {
+		p.m.outboxPruned.Add(float64(total))
+		p.log.DebugContext(ctx, "pruned published outbox rows", "rows", total, "published_before", cutoff)
+	}
 }
 
 func (p *Publisher) snapshotLoop(ctx context.Context) {

@@ -11,34 +11,56 @@ import (
 )
 
 // Redis layout (docs/manifest-distribution.md), each name preceded by the
-// configured prefix.
+// configured prefix (DefaultRedisPrefix unless set).
 const (
-	redisEnvKey   = "ff:env:"
-	redisEnvsKey  = "ff:envs"
-	redisChannel  = "ff:manifests"
+	redisEnvKey   = "env:"
+	redisEnvsKey  = "envs"
+	redisChannel  = "manifests"
 	redisSetField = "manifest"
+	redisSynced   = "publisher:synced"
 )
 
-// RedisKeys names the Redis keys and channel for a prefix.
+// DefaultRedisPrefix starts every Redis key and the channel unless configured
+// otherwise; the evaluator's FLAGFORGE_REDIS_KEY_PREFIX has the same meaning and
+// default, so both sides agree on names.
+const DefaultRedisPrefix = "ff:"
+
+// RedisKeys names the Redis keys and channel for a prefix ("": DefaultRedisPrefix).
 type RedisKeys struct{ Prefix string }
 
+func (k RedisKeys) prefix() string {
+	if k.Prefix == "" {
+		return DefaultRedisPrefix
+	}
+	return k.Prefix
+}
+
 // Env is the hash of target ("org/project/environment").
-func (k RedisKeys) Env(target string) string { return k.Prefix + redisEnvKey + target }
+func (k RedisKeys) Env(target string) string { return k.prefix() + redisEnvKey + target }
 
 // Envs is the set of targets.
-func (k RedisKeys) Envs() string { return k.Prefix + redisEnvsKey }
+func (k RedisKeys) Envs() string { return k.prefix() + redisEnvsKey }
 
 // Channel is the pub/sub channel of change events.
-func (k RedisKeys) Channel() string { return k.Prefix + redisChannel }
+func (k RedisKeys) Channel() string { return k.prefix() + redisChannel }
+
+// Synced is the marker a publisher sets when it starts re-writing every
+// environment: a Redis without it has lost (or never had) the full set, so the
+// publisher re-writes everything.
+func (k RedisKeys) Synced() string { return k.prefix() + redisSynced }
 
 // publishScript writes the hash and the set and publishes the event, atomically and
 // only when the version is newer than the one in Redis: a fenced-off publisher
 // finishing late can never move Redis back.
 //
-// KEYS: hash, set. ARGV: version, manifest, delta ("" = none), target, channel.
+// KEYS: hash, set, synced marker. ARGV: version, manifest, delta ("" = none),
+// target, channel. Returns 1 when written, 0 when Redis held the same or a newer
+// version, plus 2 when the synced marker is missing (Redis lost the data).
 var publishScript = redis.NewScript(`
+local unsynced = 0
+if redis.call('EXISTS', KEYS[3]) == 0 then unsynced = 2 end
 local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-if cur >= tonumber(ARGV[1]) then return 0 end
+if cur >= tonumber(ARGV[1]) then return unsynced end
 if ARGV[3] == '' then
   redis.call('HDEL', KEYS[1], 'delta')
   redis.call('HSET', KEYS[1], 'version', ARGV[1], 'manifest', ARGV[2])
@@ -47,7 +69,7 @@ else
 end
 redis.call('SADD', KEYS[2], ARGV[4])
 redis.call('PUBLISH', ARGV[5], ARGV[4] .. ' ' .. ARGV[1])
-return 1
+return 1 + unsynced
 `)
 
 // redisItem is the latest version of one environment, waiting to be written.
@@ -63,6 +85,11 @@ type redisItem struct {
 // written), retries with backoff, and after a failure re-reads the latest of
 // every environment from the database (reload) once Redis answers again. A Redis
 // outage therefore never blocks publishing to the database.
+//
+// A Redis that loses the data without any write failing (restarted empty or
+// flushed) is noticed through the synced marker, set before each full re-write:
+// every write reports a missing marker, and a probe checks it every max interval
+// while idle. Either way everything is reloaded and re-written.
 type redisSink struct {
 	c      redis.UniversalClient
 	keys   RedisKeys
@@ -124,8 +151,34 @@ func (s *redisSink) run(ctx context.Context) {
 			return
 		case <-s.kick:
 		case <-tick.C:
+			s.probe(ctx)
 		}
 	}
+}
+
+// probe requests a resync when Redis lost the synced marker (it restarted empty
+// or was flushed), or when it does not answer (it is re-written once it does).
+func (s *redisSink) probe(ctx context.Context) {
+	s.mu.Lock()
+	check := !s.resync
+	s.mu.Unlock()
+	if !check {
+		return
+	}
+	n, err := s.c.Exists(ctx, s.keys.Synced()).Result()
+	switch {
+	case err != nil:
+		if ctx.Err() != nil {
+			return
+		}
+		s.m.redisErrors.Inc()
+		s.log.WarnContext(ctx, "redis probe failed; every environment is re-written once it answers", "err", err)
+	case n == 0:
+		s.log.WarnContext(ctx, "redis lost the manifests (restarted empty or flushed); re-writing every environment")
+	default:
+		return
+	}
+	s.requestResync()
 }
 
 func (s *redisSink) flush(ctx context.Context) error {
@@ -138,6 +191,11 @@ func (s *redisSink) flush(ctx context.Context) error {
 		}
 		items, err := s.reload(ctx)
 		if err != nil {
+			return err
+		}
+		// Marker first: a Redis that loses it while the items are being written
+		// reports it on the next write.
+		if err := s.c.Set(ctx, s.keys.Synced(), "1", 0).Err(); err != nil {
 			return err
 		}
 		s.mu.Lock()
@@ -160,14 +218,18 @@ func (s *redisSink) flush(ctx context.Context) error {
 		if !found {
 			return nil
 		}
-		err := publishScript.Run(ctx, s.c, []string{s.keys.Env(it.target), s.keys.Envs()},
-			strconv.FormatUint(it.version, 10), it.manifest, it.delta, it.target, s.keys.Channel()).Err()
+		res, err := publishScript.Run(ctx, s.c, []string{s.keys.Env(it.target), s.keys.Envs(), s.keys.Synced()},
+			strconv.FormatUint(it.version, 10), it.manifest, it.delta, it.target, s.keys.Channel()).Int()
 		if err != nil {
 			s.enqueue(it)
 			s.mu.Lock()
 			s.resync = true
 			s.mu.Unlock()
 			return err
+		}
+		if res&2 != 0 {
+			s.log.WarnContext(ctx, "redis lost the manifests (restarted empty or flushed); re-writing every environment")
+			s.requestResync()
 		}
 	}
 }

@@ -42,6 +42,11 @@ type Options struct {
 	Logger  *slog.Logger
 	// Registerer receives the request metrics (nil: none are exported).
 	Registerer prometheus.Registerer
+	// SelfAuthenticated names services (e.g. "flagforge.sync.v1.SyncService")
+	// whose methods authenticate callers themselves (a service token, not a
+	// member's credentials): the access interceptor lets their calls through; the
+	// observer still applies. Only their unary methods and streams pass.
+	SelfAuthenticated []string
 }
 
 // NewServer returns a gRPC server with the interceptors installed; register the
@@ -55,7 +60,10 @@ func NewServer(o Options, extra ...grpc.ServerOption) (*grpc.Server, error) {
 		o.Logger = slog.Default()
 	}
 	obs := &observer{log: o.Logger, metrics: m}
-	acc := &access{auth: o.Auth, limiter: o.Limiter}
+	acc := &access{auth: o.Auth, limiter: o.Limiter, self: map[string]bool{}}
+	for _, svc := range o.SelfAuthenticated {
+		acc.self[svc] = true
+	}
 	opts := append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(obs.unary, acc.unary),
 		grpc.ChainStreamInterceptor(obs.stream, acc.stream),
@@ -179,9 +187,21 @@ func (s *stream) Context() context.Context { return s.ctx }
 type access struct {
 	auth    Authenticator
 	limiter Limiter
+	// self holds the services that authenticate their callers themselves.
+	self map[string]bool
+}
+
+// selfAuthenticated reports whether fullMethod ("/pkg.Service/Method") belongs to
+// a self-authenticating service.
+func (a *access) selfAuthenticated(fullMethod string) bool {
+	svc, _, ok := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
+	return ok && a.self[svc]
 }
 
 func (a *access) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if a.selfAuthenticated(info.FullMethod) {
+		return handler(ctx, req)
+	}
 	ctx, err := a.check(ctx, info.FullMethod, req)
 	if slot, ok := ctx.Value(slotKey{}).(*principalSlot); ok {
 		slot.p = actor.PrincipalFrom(ctx)
@@ -192,7 +212,10 @@ func (a *access) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	return handler(ctx, req)
 }
 
-func (a *access) stream(_ any, _ grpc.ServerStream, info *grpc.StreamServerInfo, _ grpc.StreamHandler) error {
+func (a *access) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if a.selfAuthenticated(info.FullMethod) {
+		return handler(srv, ss)
+	}
 	// No admin RPC streams yet; a stream would need its own table entry.
 	return errs.E(errs.PermissionDenied, "method %s is not declared", info.FullMethod)
 }

@@ -29,6 +29,8 @@ func TestEveryRegisteredMethodIsDeclared(t *testing.T) {
 		t.Fatal(err)
 	}
 	server.Register(gs, nil, nil)
+	// The app registers the manifest download beside the admin services.
+	adminv1.RegisterManifestServiceServer(gs, adminv1.UnimplementedManifestServiceServer{})
 	served := map[string]bool{}
 	for svc, info := range gs.GetServiceInfo() {
 		for _, m := range info.Methods {
@@ -75,7 +77,10 @@ func call(t *testing.T, o Options, method string, req any, md metadata.MD, handl
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	obs := &observer{log: o.Logger, metrics: m}
-	acc := &access{auth: o.Auth, limiter: o.Limiter}
+	acc := &access{auth: o.Auth, limiter: o.Limiter, self: map[string]bool{}}
+	for _, svc := range o.SelfAuthenticated {
+		acc.self[svc] = true
+	}
 	ctx := metadata.NewIncomingContext(context.Background(), md)
 	info := &grpc.UnaryServerInfo{FullMethod: method}
 	return obs.unary(ctx, req, info, func(ctx context.Context, req any) (any, error) {
@@ -107,6 +112,12 @@ func TestAccessInterceptor(t *testing.T) {
 			return nil, errs.E(errs.Unauthenticated, "no")
 		})}, get, &adminv1.GetProjectRequest{Org: "acme"}, codes.Unauthenticated, ok},
 		{"rate limited", Options{Auth: authFunc(owner), Limiter: denyAll{}}, get, &adminv1.GetProjectRequest{Org: "acme"}, codes.ResourceExhausted, ok},
+		{"self-authenticated service passes to its handler", Options{Auth: authFunc(func(context.Context, string, string) (*actor.Principal, error) {
+			return nil, errs.E(errs.Unauthenticated, "no")
+		}), SelfAuthenticated: []string{"flagforge.sync.v1.SyncService"}}, "/flagforge.sync.v1.SyncService/ReportUsage", &adminv1.GetProjectRequest{}, codes.OK,
+			func(context.Context, any) (any, error) { return "ok", nil }},
+		{"a service is not self-authenticated by name prefix", Options{Auth: authFunc(owner), SelfAuthenticated: []string{"flagforge.sync.v1.SyncService"}},
+			"/flagforge.sync.v1.SyncServiceX/ReportUsage", &adminv1.GetProjectRequest{}, codes.PermissionDenied, ok},
 		{"handler errors are mapped", Options{Auth: authFunc(owner)}, get, &adminv1.GetProjectRequest{Org: "acme"}, codes.Aborted,
 			func(context.Context, any) (any, error) { return nil, errs.E(errs.Aborted, "stale") }},
 	}

@@ -25,7 +25,7 @@ const (
 // Config says where the signing key comes from.
 type Config struct {
 	// Key is a PEM private key, inline or as a file path (FLAGFORGE_SIGNING_KEY).
-	Key string
+	Key string `env:"SIGNING_KEY"`
 	// DataDir, used only when Key is empty, holds a key generated on first run.
 	DataDir string
 }

@@ -16,16 +16,20 @@ import (
 // S3Config names an S3-compatible bucket (AWS S3, MinIO, Ceph RGW, R2 ...).
 type S3Config struct {
 	// Endpoint is host[:port], without scheme (e.g. "s3.amazonaws.com").
-	Endpoint string
-	Bucket   string
+	Endpoint string `env:"SNAPSHOT_S3_ENDPOINT"`
+	Bucket   string `env:"SNAPSHOT_S3_BUCKET"`
 	// Prefix is prepended to object names (e.g. "flagforge/manifests/").
-	Prefix    string
-	Region    string
-	AccessKey string
-	SecretKey string
+	Prefix    string `env:"SNAPSHOT_S3_PREFIX"`
+	Region    string `env:"SNAPSHOT_S3_REGION"`
+	AccessKey string `env:"SNAPSHOT_S3_ACCESS_KEY"`
+	SecretKey string `env:"SNAPSHOT_S3_SECRET_KEY"`
 	// Insecure uses plain HTTP (a local MinIO).
-	Insecure bool
+	Insecure bool `env:"SNAPSHOT_S3_INSECURE"`
 }
+
+// Enabled reports whether an S3 bucket is configured (else snapshots go to a
+// directory).
+func (c S3Config) Enabled() bool { return c.Endpoint != "" || c.Bucket != "" }
 
 // Validate checks the required fields.
 func (c S3Config) Validate() error {

@@ -50,8 +50,7 @@ func TestTargetsThatEscapeTheRootAreRefused(t *testing.T) {
 	}
 }
 
-// No S3 server runs here: these tests only check configuration and naming, not
-// that uploads work against a real bucket.
+// Configuration and naming only; s3_test.go uploads to an S3-compatible server.
 func TestS3ConfigNeedsEndpointAndBucket(t *testing.T) {
 	t.Parallel()
 	if _, err := snapshot.NewS3(snapshot.S3Config{Bucket: "b"}); err == nil {

@@ -286,6 +286,10 @@ type Publishing interface {
 	// per environment allowed in order), marks the outbox rows published and keeps
 	// the last keep versions per environment (keep <= 0: all).
 	CommitManifests(ctx context.Context, epoch uint64, ms []*StoredManifest, published []int64, keep int) error
+	// PruneOutbox deletes at most limit outbox rows marked published before
+	// before, oldest first, and returns how many; unpublished rows are never
+	// deleted.
+	PruneOutbox(ctx context.Context, before time.Time, limit int) (int64, error)
 }
 
 // Usage stores evaluation counts reported by evaluators.

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -47,12 +48,12 @@ type Store interface {
 // Config configures the service.
 type Config struct {
 	// Token is the service token evaluators present (FLAGFORGE_SYNC_TOKEN).
-	Token string
+	Token string `env:"SYNC_TOKEN"`
 	// Heartbeat is the interval of heartbeat events (default 15s).
-	Heartbeat time.Duration
+	Heartbeat time.Duration `env:"SYNC_HEARTBEAT, default=15s"`
 	// MaxDeltas is the largest gap sent as deltas; larger gaps get a snapshot
 	// (default 50).
-	MaxDeltas int
+	MaxDeltas int `env:"SYNC_MAX_DELTAS, default=50"`
 }
 
 // Validate applies defaults and checks c.
@@ -86,6 +87,10 @@ type Server struct {
 	cfg Config
 	d   Deps
 	log *slog.Logger
+	// drain closes when the process shuts down: open streams end (GracefulStop
+	// would otherwise wait for them until its timeout).
+	drain     chan struct{}
+	drainOnce sync.Once
 }
 
 var _ syncv1.SyncServiceServer = (*Server)(nil)
@@ -105,8 +110,15 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{cfg: cfg, d: d, log: log.With("component", "syncsvc")}, nil
+	return &Server{cfg: cfg, d: d, log: log.With("component", "syncsvc"), drain: make(chan struct{})}, nil
 }
+
+// Drain ends every open stream with UNAVAILABLE (evaluators reconnect, to another
+// replica or to this one once restarted) and refuses new ones. Call it before the
+// gRPC server's GracefulStop.
+func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.drain) }) }
+
+var errDraining = status.Error(codes.Unavailable, "control plane shutting down; reconnect")
 
 // Authorize checks the caller's service token.
 func (s *Server) Authorize(ctx context.Context) error {
@@ -130,6 +142,11 @@ func (s *Server) SyncManifests(req *syncv1.SyncManifestsRequest, stream grpc.Ser
 	ctx := stream.Context()
 	if err := s.Authorize(ctx); err != nil {
 		return grpcErr(err)
+	}
+	select {
+	case <-s.drain:
+		return errDraining
+	default:
 	}
 	// Subscribe before reading the store, so nothing published in between is missed.
 	sub := s.d.Hub.Subscribe()
@@ -172,6 +189,8 @@ func (s *Server) SyncManifests(req *syncv1.SyncManifestsRequest, stream grpc.Ser
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.drain:
+			return errDraining
 		case <-sub.Dropped():
 			return status.Error(codes.ResourceExhausted, "sync stream fell behind and was dropped; reconnect from the version held")
 		case <-beat.C:

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/flagforge/flagforge/pkg/errs"
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
@@ -207,4 +208,28 @@ func (t *Tx) storeManifest(ctx context.Context, m *store.StoredManifest, keep in
 		}
 	}
 	return nil
+}
+
+// PruneOutbox deletes at most limit outbox rows that were marked published before
+// before (oldest first) and returns how many it deleted. Unpublished rows are never
+// deleted. The publisher calls it in small batches, so each transaction stays short.
+func (s *Store) PruneOutbox(ctx context.Context, before time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	var n int64
+	err := s.inTx(ctx, func(t *Tx) error {
+		res, err := t.q().exec(ctx, `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
+			WHERE published_at IS NOT NULL AND published_at < ? ORDER BY published_at, id LIMIT ?)`,
+			micros(before), limit)
+		if err != nil {
+			return err
+		}
+		n, err = affected(res)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }

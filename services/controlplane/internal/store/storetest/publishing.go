@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -112,6 +113,64 @@ var publishingTests = []test{
 		}
 		if got := must[[]store.EnvRef](t)(f.s.PublishTargets(f.ctx, "other", "")); len(got) != 0 {
 			t.Fatalf("other org targets = %v", got)
+		}
+	}},
+	{"publishing: pruning deletes only published outbox rows older than the cutoff, in batches", func(t *testing.T, f *fixture) {
+		p := f.s
+		for i := range 4 {
+			f.flag(t, fmt.Sprintf("prune-%d", i), onConfig())
+		}
+		e := must[uint64](t)(f.s.NextPublisherEpoch(f.ctx))
+		pending := f.outbox(t)
+		if len(pending) < 5 {
+			t.Fatalf("%d outbox rows, want at least 5", len(pending))
+		}
+		ids := func(evs []store.OutboxEvent) []int64 {
+			out := make([]int64, len(evs))
+			for i, ev := range evs {
+				out[i] = ev.ID
+			}
+			return out
+		}
+		// Three rows published "long ago", two published recently, the rest pending.
+		old, recent, unpublished := pending[:3], pending[3:5], pending[5:]
+		noErr(t, f.s.CommitManifests(f.ctx, e, nil, ids(old), 0))
+		time.Sleep(5 * time.Millisecond)
+		cutoff := time.Now()
+		time.Sleep(5 * time.Millisecond)
+		noErr(t, f.s.CommitManifests(f.ctx, e, nil, ids(recent), 0))
+		// Nothing was published before a cutoff in the past.
+		if n := must[int64](t)(p.PruneOutbox(f.ctx, cutoff.Add(-time.Hour), 1000)); n != 0 {
+			t.Fatalf("pruned %d rows published after the cutoff", n)
+		}
+		// Batches: at most limit rows per call, until the old ones are gone.
+		var deleted []int64
+		for range 10 {
+			n := must[int64](t)(p.PruneOutbox(f.ctx, cutoff, 2))
+			if n > 2 {
+				t.Fatalf("pruned %d rows with limit 2", n)
+			}
+			if n == 0 {
+				break
+			}
+			deleted = append(deleted, n)
+		}
+		if len(deleted) != 2 || deleted[0]+deleted[1] != int64(len(old)) {
+			t.Fatalf("batches deleted %v rows, want [2 1]", deleted)
+		}
+		if got := len(f.outbox(t)); got != len(unpublished) {
+			t.Fatalf("pending rows %d after pruning, want %d (unpublished rows are never deleted)", got, len(unpublished))
+		}
+		// The recent published rows were kept: a later cutoff still finds them.
+		if n := must[int64](t)(p.PruneOutbox(f.ctx, time.Now().Add(time.Hour), 1000)); n != int64(len(recent)) {
+			t.Fatalf("recent published rows pruned later = %d, want %d", n, len(recent))
+		}
+		// Even a cutoff far in the future leaves unpublished rows alone.
+		if n := must[int64](t)(p.PruneOutbox(f.ctx, time.Now().Add(1000*time.Hour), 1000)); n != 0 {
+			t.Fatalf("pruned %d more rows; only unpublished ones are left", n)
+		}
+		if got := ids(f.outbox(t)); len(got) != len(unpublished) || got[0] != unpublished[0].ID {
+			t.Fatalf("pending rows %v, want %v", got, ids(unpublished))
 		}
 	}},
 }
