@@ -44,6 +44,11 @@ func TestRESTWalkthrough(t *testing.T) {
 		if put.get("config", "config", "on") != true || put.get("config", "revision") != "2" {
 			t.Fatalf("turned on: %s", put.raw)
 		}
+		// The write's answer carries the lifecycle status like a read does: on and
+		// never evaluated is inactive.
+		if got := put.get("config", "status"); got != "FLAG_STATUS_INACTIVE" {
+			t.Fatalf("status after turning on = %v, want FLAG_STATUS_INACTIVE", got)
+		}
 		if put.header.Get("X-Request-Id") != "req-launch-1" {
 			t.Fatalf("X-Request-Id echoed as %q", put.header.Get("X-Request-Id"))
 		}

@@ -365,6 +365,7 @@ func (s *FlagService) UpdateFlagConfig(ctx context.Context, req *adminv1.UpdateF
 	if err != nil {
 		return nil, err
 	}
+	s.fillStatus(ctx, store.ProjectRef{Org: ref.Org, Project: ref.Project}, req.GetFlag(), fc)
 	return &adminv1.UpdateFlagConfigResponse{Config: fc}, nil
 }
 
@@ -410,6 +411,7 @@ func (s *FlagService) EmergencyOffFlag(ctx context.Context, req *adminv1.Emergen
 	if err != nil {
 		return nil, err
 	}
+	s.fillStatus(ctx, store.ProjectRef{Org: ref.Org, Project: ref.Project}, req.GetFlag(), fc)
 	return &adminv1.EmergencyOffFlagResponse{Config: fc}, nil
 }
 
@@ -455,6 +457,7 @@ func (s *FlagService) KillFlag(ctx context.Context, req *adminv1.KillFlagRequest
 		if err != nil {
 			return nil, err
 		}
+		s.fillStatus(ctx, pref, req.GetFlag(), out...)
 		return &adminv1.KillFlagResponse{Configs: out}, nil
 	}
 	out := make([]*adminv1.FlagEnvironmentConfig, 0, len(envs))
@@ -465,7 +468,19 @@ func (s *FlagService) KillFlag(ctx context.Context, req *adminv1.KillFlagRequest
 		}
 		out = append(out, fc)
 	}
+	s.fillStatus(ctx, pref, req.GetFlag(), out...)
 	return &adminv1.KillFlagResponse{Configs: out}, nil
+}
+
+// fillStatus fills the lifecycle status of configurations just written. The write
+// has committed, so a failure to read the flag leaves the status unset rather than
+// failing the call.
+func (s *FlagService) fillStatus(ctx context.Context, ref store.ProjectRef, flag string, fcs ...*adminv1.FlagEnvironmentConfig) {
+	f, err := s.store.GetFlag(ctx, ref, flag)
+	if err != nil {
+		return
+	}
+	s.withStatus(f, fcs...)
 }
 
 // withStatus fills the lifecycle status of configurations of flag f.
