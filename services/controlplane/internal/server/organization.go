@@ -30,19 +30,18 @@ func (s *OrganizationService) CreateOrganization(ctx context.Context, req *admin
 	if c.err != nil || err != nil {
 		return nil, firstErr(c.err, err)
 	}
-	org, err := s.store.CreateOrg(ctx, meta(ctx, idem, "", ""), &adminv1.Organization{Key: req.GetOrganization().GetKey(), Name: req.GetOrganization().GetName()})
+	in := &adminv1.Organization{Key: req.GetOrganization().GetKey(), Name: req.GetOrganization().GetName()}
+	// The caller becomes the new organization's owner, in the same transaction, so
+	// an organization never exists without one.
+	var org *adminv1.Organization
+	if p := actor.PrincipalFrom(ctx); p != nil && p.Member != nil {
+		owner := &adminv1.Member{Kind: p.Member.GetKind(), Email: p.Member.GetEmail(), Name: p.Member.GetName(), OidcSubject: p.Member.GetOidcSubject()}
+		org, err = s.store.CreateOrgWithOwner(ctx, meta(ctx, idem, "", ""), in, owner)
+	} else {
+		org, err = s.store.CreateOrg(ctx, meta(ctx, idem, "", ""), in)
+	}
 	if err != nil {
 		return nil, err
-	}
-	if p := actor.PrincipalFrom(ctx); p != nil && p.Member != nil {
-		ownerIdem := ""
-		if idem != "" {
-			ownerIdem = idem + "/owner"
-		}
-		owner := &adminv1.Member{Kind: p.Member.GetKind(), Email: p.Member.GetEmail(), Name: p.Member.GetName(), OidcSubject: p.Member.GetOidcSubject()}
-		if _, err := s.store.CreateMember(ctx, meta(ctx, ownerIdem, "", ""), org.GetKey(), owner, adminv1.Role_ROLE_OWNER); err != nil {
-			return nil, err
-		}
 	}
 	return &adminv1.CreateOrganizationResponse{Organization: org}, nil
 }

@@ -121,6 +121,9 @@ type OutboxEvent struct {
 // Orgs stores organizations.
 type Orgs interface {
 	CreateOrg(ctx context.Context, m WriteMeta, org *adminv1.Organization) (*adminv1.Organization, error)
+	// CreateOrgWithOwner creates the organization and its first member with an
+	// organization-wide owner role in one transaction.
+	CreateOrgWithOwner(ctx context.Context, m WriteMeta, org *adminv1.Organization, owner *adminv1.Member) (*adminv1.Organization, error)
 	GetOrg(ctx context.Context, org string) (*adminv1.Organization, error)
 	// ListOrgs lists organizations; keys non-empty restricts it to those keys.
 	ListOrgs(ctx context.Context, keys []string, p Page) ([]*adminv1.Organization, string, error)

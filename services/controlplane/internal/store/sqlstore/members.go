@@ -70,26 +70,32 @@ func (s *Store) CreateMember(ctx context.Context, m store.WriteMeta, org string,
 			if _, err := s.loadOrg(ctx, t.q(), org, false); err != nil {
 				return nil, err
 			}
-			id, err := newID()
-			if err != nil {
-				return nil, err
-			}
-			out := proto.Clone(mem).(*adminv1.Member)
-			out.Id, out.Revision, out.CreateTime = id, 1, timestamppb.New(t.now)
-			now := micros(t.now)
-			if _, err := t.q().exec(ctx, `INSERT INTO members (id, org, kind, email, name, oidc_subject, revision, created_at, updated_at)
-				VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)`, id, org, int32(out.Kind), out.Email, out.Name, out.OidcSubject, now, now); err != nil {
-				return nil, err
-			}
-			if role != adminv1.Role_ROLE_UNSPECIFIED {
-				if _, err := t.q().exec(ctx, `INSERT INTO role_bindings (org, member_id, project, environment, role)
-					VALUES (?, ?, '', '', ?)`, org, id, int32(role)); err != nil {
-					return nil, err
-				}
-			}
-			return out, t.record(ctx, m, change{org: org, action: "member.create", resourceType: "member",
-				resource: memberPath(id), after: out})
+			return t.insertMember(ctx, m, org, mem, role)
 		})
+}
+
+// insertMember creates a member with an optional organization-wide role and
+// records it.
+func (t *Tx) insertMember(ctx context.Context, m store.WriteMeta, org string, mem *adminv1.Member, role adminv1.Role) (*adminv1.Member, error) {
+	id, err := newID()
+	if err != nil {
+		return nil, err
+	}
+	out := proto.Clone(mem).(*adminv1.Member)
+	out.Id, out.Revision, out.CreateTime = id, 1, timestamppb.New(t.now)
+	now := micros(t.now)
+	if _, err := t.q().exec(ctx, `INSERT INTO members (id, org, kind, email, name, oidc_subject, revision, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)`, id, org, int32(out.Kind), out.Email, out.Name, out.OidcSubject, now, now); err != nil {
+		return nil, err
+	}
+	if role != adminv1.Role_ROLE_UNSPECIFIED {
+		if _, err := t.q().exec(ctx, `INSERT INTO role_bindings (org, member_id, project, environment, role)
+			VALUES (?, ?, '', '', ?)`, org, id, int32(role)); err != nil {
+			return nil, err
+		}
+	}
+	return out, t.record(ctx, m, change{org: org, action: "member.create", resourceType: "member",
+		resource: memberPath(id), after: out})
 }
 
 // GetMember returns a member and its bindings.

@@ -48,20 +48,43 @@ func (s *Store) CreateOrg(ctx context.Context, m store.WriteMeta, org *adminv1.O
 	}
 	return create(ctx, s, m, org.GetKey(), "organization.create", requestHash(org),
 		func() *adminv1.Organization { return &adminv1.Organization{} },
+		func(t *Tx) (*adminv1.Organization, error) { return t.insertOrg(ctx, m, org) })
+}
+
+// CreateOrgWithOwner creates an organization and its first owner in one
+// transaction, so an organization never exists without an owner.
+func (s *Store) CreateOrgWithOwner(ctx context.Context, m store.WriteMeta, org *adminv1.Organization, owner *adminv1.Member) (*adminv1.Organization, error) {
+	if org.GetKey() == "" {
+		return nil, errs.Invalid("organization.key", "required")
+	}
+	return create(ctx, s, m, org.GetKey(), "organization.create", requestHash(org, owner),
+		func() *adminv1.Organization { return &adminv1.Organization{} },
 		func(t *Tx) (*adminv1.Organization, error) {
-			id, err := newID()
+			o, err := t.insertOrg(ctx, m, org)
 			if err != nil {
 				return nil, err
 			}
-			o := &adminv1.Organization{Key: org.GetKey(), Name: org.GetName(), Revision: 1,
-				CreateTime: timestamppb.New(t.now), UpdateTime: timestamppb.New(t.now)}
-			if _, err := t.q().exec(ctx, `INSERT INTO organizations (key, id, name, revision, created_at, updated_at)
-				VALUES (?, ?, ?, 1, ?, ?)`, o.Key, id, o.Name, micros(t.now), micros(t.now)); err != nil {
+			if _, err := t.insertMember(ctx, m, o.GetKey(), owner, adminv1.Role_ROLE_OWNER); err != nil {
 				return nil, err
 			}
-			return o, t.record(ctx, m, change{org: o.Key, action: "organization.create",
-				resourceType: "organization", resource: orgPath(o.Key), after: o})
+			return o, nil
 		})
+}
+
+// insertOrg creates an organization and records it.
+func (t *Tx) insertOrg(ctx context.Context, m store.WriteMeta, org *adminv1.Organization) (*adminv1.Organization, error) {
+	id, err := newID()
+	if err != nil {
+		return nil, err
+	}
+	o := &adminv1.Organization{Key: org.GetKey(), Name: org.GetName(), Revision: 1,
+		CreateTime: timestamppb.New(t.now), UpdateTime: timestamppb.New(t.now)}
+	if _, err := t.q().exec(ctx, `INSERT INTO organizations (key, id, name, revision, created_at, updated_at)
+		VALUES (?, ?, ?, 1, ?, ?)`, o.Key, id, o.Name, micros(t.now), micros(t.now)); err != nil {
+		return nil, err
+	}
+	return o, t.record(ctx, m, change{org: o.Key, action: "organization.create",
+		resourceType: "organization", resource: orgPath(o.Key), after: o})
 }
 
 // GetOrg returns an organization.

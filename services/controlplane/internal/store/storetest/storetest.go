@@ -474,6 +474,41 @@ var tests = []test{
 		}
 	}},
 
+	{"an organization created with its owner has that owner bound as owner, written in one transaction", func(t *testing.T, f *fixture) {
+		o := must[*adminv1.Organization](t)(f.s.CreateOrgWithOwner(f.ctx, meta, &adminv1.Organization{Key: "initech", Name: "Initech"},
+			&adminv1.Member{Kind: adminv1.MemberKind_MEMBER_KIND_USER, Email: "peter@initech.test", Name: "Peter"}))
+		if o.GetKey() != "initech" || o.GetRevision() != 1 {
+			t.Fatalf("organization = %v", o)
+		}
+		ms, _, err := f.s.ListMembers(f.ctx, "initech", store.Page{})
+		noErr(t, err)
+		if len(ms) != 1 || ms[0].GetEmail() != "peter@initech.test" {
+			t.Fatalf("members = %v", ms)
+		}
+		_, bs, err := f.s.GetMember(f.ctx, "initech", ms[0].GetId())
+		noErr(t, err)
+		if len(bs) != 1 || bs[0].GetRole() != adminv1.Role_ROLE_OWNER {
+			t.Fatalf("bindings = %v", bs)
+		}
+		var actions []string
+		for _, e := range f.audit(t, "initech") {
+			actions = append(actions, e.GetAction())
+		}
+		if len(actions) != 2 {
+			t.Fatalf("audit actions = %v, want organization.create and member.create", actions)
+		}
+		// An existing key writes neither the organization nor a member.
+		f.unchanged(t, func() {
+			_, err := f.s.CreateOrgWithOwner(f.ctx, meta, &adminv1.Organization{Key: "initech"}, &adminv1.Member{Email: "x@initech.test"})
+			wantKind(t, err, errs.AlreadyExists)
+		})
+		ms, _, err = f.s.ListMembers(f.ctx, "initech", store.Page{})
+		noErr(t, err)
+		if len(ms) != 1 {
+			t.Fatalf("a refused create added a member: %v", ms)
+		}
+	}},
+
 	{"an idempotent create retried with the same key returns the first result and writes once", func(t *testing.T, f *fixture) {
 		m := meta
 		m.IdempotencyKey = "idem-1"
