@@ -196,7 +196,23 @@ func (c *checker) validateFlag(f *manifestv1.Flag, p *path) {
 		ids[r.GetId()] = true
 	}
 	pp := cp.field("prerequisites")
-	g := prereqGraph{self: f, env: c.env, height: map[string]int{}, onPath: map[string]bool{f.GetKey(): true}}
+	g := newRefGraph(f.GetKey(), MaxPrerequisiteDepth, func(key string) ([]string, bool) {
+		t := f
+		if key != f.GetKey() {
+			if c.env == nil {
+				return nil, false
+			}
+			var ok bool
+			if t, ok = c.env.Flag(key); !ok {
+				return nil, false
+			}
+		}
+		var next []string
+		for _, pr := range t.GetConfig().GetPrerequisites() {
+			next = append(next, pr.GetFlagKey())
+		}
+		return next, true
+	})
 	for i, pr := range cfg.GetPrerequisites() {
 		ip := pp.index(i)
 		fkp := ip.field("flagKey")
@@ -237,57 +253,6 @@ func hasVariant(f *manifestv1.Flag, key string) bool {
 	return false
 }
 
-// prereqGraph walks prerequisites from a proposed flag through the environment.
-type prereqGraph struct {
-	self   *manifestv1.Flag
-	env    Lookup
-	height map[string]int // finished flags: the longest chain starting there
-	onPath map[string]bool
-}
-
-func (g *prereqGraph) flag(key string) *manifestv1.Flag {
-	if key == g.self.GetKey() {
-		return g.self
-	}
-	if g.env == nil {
-		return nil
-	}
-	f, _ := g.env.Flag(key)
-	return f
-}
-
-// walk returns the number of flags in the longest prerequisite chain starting at
-// key, or the first cycle met (a path ending with a flag already on the path).
-func (g *prereqGraph) walk(key string, stack []string) (int, []string) {
-	if g.onPath[key] {
-		return 0, append(append([]string(nil), stack...), key)
-	}
-	if h, ok := g.height[key]; ok {
-		return h, nil
-	}
-	f := g.flag(key)
-	if f == nil {
-		g.height[key] = 1
-		return 1, nil
-	}
-	g.onPath[key] = true
-	defer delete(g.onPath, key)
-	stack = append(stack, key)
-	best := 0
-	for _, pr := range f.GetConfig().GetPrerequisites() {
-		h, cycle := g.walk(pr.GetFlagKey(), stack)
-		if cycle != nil {
-			return 0, cycle
-		}
-		best = max(best, h)
-		if best > MaxPrerequisiteDepth {
-			break
-		}
-	}
-	g.height[key] = best + 1
-	return best + 1, nil
-}
-
 // checkSegmentRef says what is wrong with a reference to a segment.
 func (c *checker) checkSegmentRef(key string) string {
 	if c.self != nil && key == c.self.GetKey() {
@@ -313,7 +278,19 @@ func (c *checker) validateSegment(s *manifestv1.Segment, p *path) {
 	c.compileSegment(s, p)
 	rp := p.field("rules")
 	ids := map[string]bool{}
-	g := segmentGraph{self: s, env: c.env, height: map[string]int{}, onPath: map[string]bool{s.GetKey(): true}}
+	g := newRefGraph(s.GetKey(), MaxSegmentDepth, func(key string) ([]string, bool) {
+		t := s
+		if key != s.GetKey() {
+			if c.env == nil {
+				return nil, false
+			}
+			var ok bool
+			if t, ok = c.env.Segment(key); !ok {
+				return nil, false
+			}
+		}
+		return segmentRefs(t), true
+	})
 	for i, r := range s.GetRules() {
 		ip := rp.index(i)
 		if id := r.GetId(); id != "" {
@@ -333,7 +310,7 @@ func (c *checker) validateSegment(s *manifestv1.Segment, p *path) {
 			vp := jp.field("values")
 			for k, v := range cl.GetValues() {
 				key := v.GetStringValue()
-				if key != s.GetKey() && g.segment(key) == nil {
+				if !g.exists(key) {
 					continue // unknown: reported by compileSegment
 				}
 				h, cycle := g.walk(key, []string{s.GetKey()})
@@ -349,34 +326,40 @@ func (c *checker) validateSegment(s *manifestv1.Segment, p *path) {
 	}
 }
 
-// segmentGraph walks segment references from a proposed segment.
-type segmentGraph struct {
-	self   *manifestv1.Segment
-	env    Lookup
-	height map[string]int
+
+// refGraph walks references between flags (prerequisites) or between segments
+// (segment_match), starting from a proposed flag or segment, to find cycles and
+// the longest chain. refs returns a node's references, and false when the node
+// does not exist (a missing node ends a chain; it is reported elsewhere).
+type refGraph struct {
+	refs   func(key string) ([]string, bool)
+	limit  int
+	height map[string]int // finished nodes: the longest chain starting there
 	onPath map[string]bool
 }
 
-func (g *segmentGraph) segment(key string) *manifestv1.Segment {
-	if key == g.self.GetKey() {
-		return g.self
-	}
-	if g.env == nil {
-		return nil
-	}
-	s, _ := g.env.Segment(key)
-	return s
+// newRefGraph starts a walk at self; chains longer than limit stop the walk early.
+func newRefGraph(self string, limit int, refs func(string) ([]string, bool)) *refGraph {
+	return &refGraph{refs: refs, limit: limit, height: map[string]int{}, onPath: map[string]bool{self: true}}
 }
 
-func (g *segmentGraph) walk(key string, stack []string) (int, []string) {
+// exists says whether key names a node.
+func (g *refGraph) exists(key string) bool {
+	_, ok := g.refs(key)
+	return ok
+}
+
+// walk returns the number of nodes in the longest chain starting at key, or the
+// first cycle met (a path ending with a node already on the path).
+func (g *refGraph) walk(key string, stack []string) (int, []string) {
 	if g.onPath[key] {
 		return 0, append(append([]string(nil), stack...), key)
 	}
 	if h, ok := g.height[key]; ok {
 		return h, nil
 	}
-	s := g.segment(key)
-	if s == nil {
+	next, ok := g.refs(key)
+	if !ok {
 		g.height[key] = 1
 		return 1, nil
 	}
@@ -384,23 +367,32 @@ func (g *segmentGraph) walk(key string, stack []string) (int, []string) {
 	defer delete(g.onPath, key)
 	stack = append(stack, key)
 	best := 0
+	for _, n := range next {
+		h, cycle := g.walk(n, stack)
+		if cycle != nil {
+			return 0, cycle
+		}
+		best = max(best, h)
+		if best > g.limit {
+			break
+		}
+	}
+	g.height[key] = best + 1
+	return best + 1, nil
+}
+
+// segmentRefs lists the segments a segment's rules reference, in order.
+func segmentRefs(s *manifestv1.Segment) []string {
+	var out []string
 	for _, r := range s.GetRules() {
 		for _, cl := range r.GetClauses() {
 			if cl.GetOperator() != manifestv1.Operator_OPERATOR_SEGMENT_MATCH {
 				continue
 			}
 			for _, v := range cl.GetValues() {
-				h, cycle := g.walk(v.GetStringValue(), stack)
-				if cycle != nil {
-					return 0, cycle
-				}
-				best = max(best, h)
+				out = append(out, v.GetStringValue())
 			}
 		}
-		if best > MaxSegmentDepth {
-			break
-		}
 	}
-	g.height[key] = best + 1
-	return best + 1, nil
+	return out
 }
