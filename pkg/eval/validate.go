@@ -326,7 +326,6 @@ func (c *checker) validateSegment(s *manifestv1.Segment, p *path) {
 	}
 }
 
-
 // refGraph walks references between flags (prerequisites) or between segments
 // (segment_match), starting from a proposed flag or segment, to find cycles and
 // the longest chain. refs returns a node's references, and false when the node
