@@ -536,9 +536,14 @@ func TestActivePublisherPrunesPublishedOutboxRowsOnlyAfterTheRetention(t *testin
 	mu.Lock()
 	now = now.Add(25 * time.Hour)
 	mu.Unlock()
-	waitFor(t, 10*time.Second, "published rows pruned", func() (bool, error) {
+	// The counter is incremented after the delete commits, so a reader can see
+	// the rows gone before the metric moves: wait for both, then require the
+	// metric to equal exactly the rows pruned (never more).
+	waitFor(t, 10*time.Second, "published rows pruned and counted", func() (bool, error) {
 		_, got := outboxCounts(t, url)
-		return got == 0, fmt.Errorf("%d published rows left", got)
+		pruned := counter(t, r.reg, "flagforge_publisher_outbox_pruned_total")
+		return got == 0 && pruned >= float64(published),
+			fmt.Errorf("%d published rows left, outbox_pruned_total = %v", got, pruned)
 	})
 	if got := counter(t, r.reg, "flagforge_publisher_outbox_pruned_total"); got != float64(published) {
 		t.Fatalf("outbox_pruned_total = %v, want %d", got, published)
