@@ -39,12 +39,12 @@ func (c cors) wrap(next http.Handler) http.Handler {
 		h.Set("Access-Control-Allow-Origin", origin)
 		if preflight {
 			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-None-Match, X-API-Key")
 			h.Set("Access-Control-Max-Age", "600")
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
-		h.Set("Access-Control-Expose-Headers", "Retry-After")
+		h.Set("Access-Control-Expose-Headers", "Retry-After, ETag")
 		next.ServeHTTP(w, r)
 	})
 }

@@ -77,11 +77,13 @@ func New(cfg Config, manifests Manifests) (*Service, error) {
 // metrics are the evaluation metrics, resolved once so the hot path does no label
 // lookups.
 type metrics struct {
-	latency  *prometheus.HistogramVec
-	evaluate prometheus.Observer
-	all      prometheus.Observer
-	reasons  *prometheus.CounterVec
-	byReason map[string]prometheus.Counter
+	latency   *prometheus.HistogramVec
+	evaluate  prometheus.Observer
+	all       prometheus.Observer
+	ofrep     prometheus.Observer
+	ofrepBulk prometheus.Observer
+	reasons   *prometheus.CounterVec
+	byReason  map[string]prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -99,6 +101,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.evaluate = m.latency.WithLabelValues("Evaluate")
 	m.all = m.latency.WithLabelValues("EvaluateAll")
+	m.ofrep = m.latency.WithLabelValues("OFREPEvaluate")
+	m.ofrepBulk = m.latency.WithLabelValues("OFREPBulk")
 	for _, r := range engine.Reasons {
 		m.byReason[r] = m.reasons.WithLabelValues(r)
 	}

@@ -140,8 +140,26 @@ func NewHTTP(cfg HTTPConfig) http.Handler {
 	if cfg.Service != nil {
 		mux.Handle("/v1/sse", cors.wrap(http.HandlerFunc(cfg.Service.ServeSSE)))
 		mux.HandleFunc("GET /v1/manifest", cfg.Service.ServeManifest)
+		ofrep := func(h http.HandlerFunc) http.Handler { return cors.wrap(whenReady(ready, h)) }
+		mux.Handle("POST /ofrep/v1/evaluate/flags/{key}", ofrep(cfg.Service.ServeOFREPFlag))
+		mux.Handle("POST /ofrep/v1/evaluate/flags", ofrep(cfg.Service.ServeOFREPBulk))
+		mux.Handle("OPTIONS /ofrep/v1/evaluate/flags/{key}", cors.wrap(http.NotFoundHandler()))
+		mux.Handle("OPTIONS /ofrep/v1/evaluate/flags", cors.wrap(http.NotFoundHandler()))
 	}
 	return mux
+}
+
+// whenReady answers 503 (OFREP's {errorDetails}, Retry-After: 1) until ready
+// reports every environment loaded: before that an unknown key could be one the
+// missing manifest lists, so 401 would be a lie.
+func whenReady(ready func() bool, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if ready != nil && !ready() {
+			writeOFREPError(w, errs.E(errs.Unavailable, "the evaluator is not ready: not every environment has a verified manifest yet"))
+			return
+		}
+		next(w, r)
+	}
 }
 
 // WatchReadiness keeps the gRPC health status of the whole server and of the
