@@ -44,12 +44,21 @@ type evalState struct {
 	nseg  int
 	// failure, when code is set, aborts the evaluation (segment errors, cycles).
 	failure outcome
+	// tr, when set (Explain), records the path of the top-level flag; nil on the
+	// ordinary path, which stays allocation-free.
+	tr *Explanation
 }
 
 // Evaluate evaluates the flag for ctx (nil: an empty context). want is the type the
 // caller expects (Any: no check); defaultValue is served on errors, and when the flag
 // is off or a prerequisite failed and it has no offVariant.
 func (m *Manifest) Evaluate(flagKey string, ctx *Context, want ValueType, defaultValue any) Result {
+	return m.evaluate(flagKey, ctx, want, defaultValue, nil)
+}
+
+// evaluate is Evaluate, recording the path into tr when it is not nil. With a
+// tracer the static fast path is skipped: evalFlag decides the same outcome.
+func (m *Manifest) evaluate(flagKey string, ctx *Context, want ValueType, defaultValue any, tr *Explanation) Result {
 	if m == nil {
 		return Result{Value: defaultValue, Reason: ReasonError, ErrorCode: ErrorGeneral, ErrorMessage: "no manifest", FlagKey: flagKey}
 	}
@@ -67,12 +76,12 @@ func (m *Manifest) Evaluate(flagKey string, ctx *Context, want ValueType, defaul
 			FlagKey:      flagKey, ManifestVersion: m.version,
 		}
 	}
-	if f.static {
+	if f.static && tr == nil {
 		// Fast path: no context needed.
 		v := &f.variants[f.def.variant]
 		return Result{Value: v.value, ProtoValue: v.proto, Variant: v.key, Reason: ReasonStatic, FlagKey: f.key, ManifestVersion: m.version}
 	}
-	st := evalState{m: m, ctx: ctx}
+	st := evalState{m: m, ctx: ctx, tr: tr}
 	o := st.evalFlag(f)
 	r := Result{Reason: o.reason, RuleID: o.ruleID, ErrorCode: o.code, ErrorMessage: o.msg, FlagKey: f.key, ManifestVersion: m.version}
 	if o.variant >= 0 {
@@ -103,16 +112,27 @@ func (st *evalState) fail(code ErrorCode, msg string) {
 func (st *evalState) failed() bool { return st.failure.code != "" }
 
 func (st *evalState) evalFlag(f *flag) outcome {
+	// tr is the explanation of this flag: only the top-level one is traced.
+	var tr *Explanation
+	if st.nflag == 0 {
+		tr = st.tr
+	}
 	if f.err != "" {
 		return errorOutcome(ErrorParse, f.err)
 	}
 	if !st.step() {
 		return st.failure
 	}
+	if tr != nil {
+		tr.On = f.on
+	}
 	if !f.on {
 		return outcome{variant: f.off, reason: ReasonDisabled}
 	}
 	if f.static {
+		if tr != nil {
+			tr.DefaultReached = true
+		}
 		return outcome{variant: f.def.variant, reason: ReasonStatic}
 	}
 	st.flags[st.nflag] = f
@@ -120,12 +140,15 @@ func (st *evalState) evalFlag(f *flag) outcome {
 	defer func() { st.nflag-- }()
 	for i := range f.prereqs {
 		p := &f.prereqs[i]
-		if !st.prereqMet(p) {
+		if !st.prereqMet(p, tr) {
 			if st.failed() {
 				return st.failure
 			}
 			return outcome{variant: f.off, reason: ReasonPrerequisiteFailed, msg: p.failed}
 		}
+	}
+	if tr != nil {
+		tr.traceTargets(f, st.ctx)
 	}
 	if len(f.targets) > 0 && st.ctx != nil && st.ctx.hasKey {
 		if idx, ok := f.targets[st.ctx.key]; ok {
@@ -134,7 +157,14 @@ func (st *evalState) evalFlag(f *flag) outcome {
 	}
 	for i := range f.rules {
 		r := &f.rules[i]
-		matched := st.matchAll(r.clauses)
+		var rs *RuleStep
+		var matched bool
+		if tr != nil {
+			rs = tr.rule(i)
+			matched = st.matchAllTraced(r.clauses, rs)
+		} else {
+			matched = st.matchAll(r.clauses)
+		}
 		if st.failed() {
 			return st.failure
 		}
@@ -144,14 +174,27 @@ func (st *evalState) evalFlag(f *flag) outcome {
 		if r.serve.rollout == nil {
 			return outcome{variant: r.serve.variant, reason: ReasonTargetingMatch, ruleID: r.id}
 		}
-		if idx, ok := st.bucket(r.serve.rollout); ok {
+		var ro *RolloutStep
+		if rs != nil {
+			rs.Rollout = &RolloutStep{}
+			ro = rs.Rollout
+		}
+		if idx, ok := st.bucket(r.serve.rollout, ro); ok {
 			return outcome{variant: idx, reason: ReasonSplit, ruleID: r.id}
 		}
+	}
+	if tr != nil {
+		tr.DefaultReached = true
 	}
 	if f.def.rollout == nil {
 		return outcome{variant: f.def.variant, reason: ReasonDefault}
 	}
-	idx, ok := st.bucket(f.def.rollout)
+	var ro *RolloutStep
+	if tr != nil {
+		tr.DefaultRollout = &RolloutStep{}
+		ro = tr.DefaultRollout
+	}
+	idx, ok := st.bucket(f.def.rollout, ro)
 	if !ok {
 		return errorOutcome(ErrorTargetingKeyMissing, fmt.Sprintf("rollout attribute %q missing", f.def.rollout.bucketBy.name))
 	}
@@ -160,9 +203,17 @@ func (st *evalState) evalFlag(f *flag) outcome {
 
 // prereqMet evaluates a prerequisite. A cycle, excessive depth or an exhausted budget
 // set st.failure.
-func (st *evalState) prereqMet(p *prereq) bool {
+func (st *evalState) prereqMet(p *prereq, tr *Explanation) bool {
+	var ps *PrerequisiteStep
+	if tr != nil {
+		tr.Prerequisites = append(tr.Prerequisites, PrerequisiteStep{FlagKey: p.key, Variants: p.variants})
+		ps = &tr.Prerequisites[len(tr.Prerequisites)-1]
+	}
 	pf := st.m.flags[p.key]
 	if pf == nil {
+		if ps != nil {
+			ps.Missing = true
+		}
 		return false
 	}
 	for i := 0; i < st.nflag; i++ {
@@ -179,6 +230,12 @@ func (st *evalState) prereqMet(p *prereq) bool {
 	if st.failed() {
 		return false
 	}
+	if ps != nil {
+		ps.Reason = o.reason
+		if o.variant >= 0 {
+			ps.Variant = pf.variants[o.variant].key
+		}
+	}
 	switch o.reason {
 	case ReasonError, ReasonDisabled, ReasonPrerequisiteFailed:
 		return false
@@ -189,6 +246,9 @@ func (st *evalState) prereqMet(p *prereq) bool {
 	key := pf.variants[o.variant].key
 	for _, v := range p.variants {
 		if v == key {
+			if ps != nil {
+				ps.Met = true
+			}
 			return true
 		}
 	}
@@ -206,8 +266,12 @@ func (st *evalState) flagChain(last string) string {
 }
 
 // bucket picks a rollout's variant; ok is false when the bucketBy attribute is
-// missing (or not a string, number or boolean).
-func (st *evalState) bucket(r *rollout) (int32, bool) {
+// missing (or not a string, number or boolean). out, when set, receives the
+// bucketing inputs and outcome (Explain).
+func (st *evalState) bucket(r *rollout, out *RolloutStep) (int32, bool) {
+	if out != nil {
+		out.BucketBy, out.Seed, out.TotalWeight, out.Missing = r.bucketBy.name, r.seed, r.total, true
+	}
 	var buf [128]byte
 	b := append(buf[:0], r.seed...)
 	if r.byKey {
@@ -227,6 +291,9 @@ func (st *evalState) bucket(r *rollout) (int32, bool) {
 	n := bucketOf(hashBytes(b), r.total)
 	for i, c := range r.cum {
 		if c > n {
+			if out != nil {
+				out.Missing, out.BucketValue, out.Bucket, out.variant = false, string(b[len(r.seed):]), n, r.variants[i]
+			}
 			return r.variants[i], true
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	syncv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/sync/v1"
 	"github.com/flagforge/flagforge/pkg/manifest"
 	"github.com/flagforge/flagforge/services/controlplane/internal/auth"
+	"github.com/flagforge/flagforge/services/controlplane/internal/explainsvc"
 	"github.com/flagforge/flagforge/services/controlplane/internal/fanout"
 	"github.com/flagforge/flagforge/services/controlplane/internal/httpapi"
 	"github.com/flagforge/flagforge/services/controlplane/internal/lifecycle"
@@ -215,6 +216,11 @@ func (a *App) manifests(cfg Config, st Store, reg prometheus.Registerer) error {
 		return err
 	}
 	adminv1.RegisterManifestServiceServer(a.grpc, ms)
+	es, err := explainsvc.New(st)
+	if err != nil {
+		return err
+	}
+	adminv1.RegisterExplainServiceServer(a.grpc, es)
 	a.background = append(a.background, pub.Run)
 	return nil
 }

@@ -162,6 +162,8 @@ var Table = map[string]Rule{
 	// reading the environment.
 	adminv1.ManifestService_GetSignedManifest_FullMethodName: {Kind: Environment, Action: Read, Level: LevelEnvironment},
 
+	adminv1.ExplainService_ExplainFlag_FullMethodName: {Kind: FlagConfig, Action: Read, Level: LevelEnvironment},
+
 	adminv1.ChangeRequestService_CreateChangeRequest_FullMethodName:   {Kind: ChangeRequest, Action: Write, Level: LevelEnvironment},
 	adminv1.ChangeRequestService_GetChangeRequest_FullMethodName:      {Kind: ChangeRequest, Action: Read, Level: LevelEnvironment},
 	adminv1.ChangeRequestService_ListChangeRequests_FullMethodName:    {Kind: ChangeRequest, Action: Read, Level: LevelEnvironment},

@@ -103,6 +103,7 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer 
 		adminv1.RegisterScheduleServiceHandler,
 		adminv1.RegisterWebhookServiceHandler,
 		adminv1.RegisterManifestServiceHandler,
+		adminv1.RegisterExplainServiceHandler,
 	} {
 		if err := register(ctx, gw, conn); err != nil {
 			return nil, err

@@ -29,8 +29,10 @@ func TestEveryRegisteredMethodIsDeclared(t *testing.T) {
 		t.Fatal(err)
 	}
 	server.Register(gs, nil, nil)
-	// The app registers the manifest download beside the admin services.
+	// The app registers the manifest download and the explain API beside the admin
+	// services.
 	adminv1.RegisterManifestServiceServer(gs, adminv1.UnimplementedManifestServiceServer{})
+	adminv1.RegisterExplainServiceServer(gs, adminv1.UnimplementedExplainServiceServer{})
 	served := map[string]bool{}
 	for svc, info := range gs.GetServiceInfo() {
 		for _, m := range info.Methods {
