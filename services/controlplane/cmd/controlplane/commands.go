@@ -7,6 +7,10 @@ import (
 	"io"
 	"log/slog"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/flagforge/flagforge/pkg/logrelay"
+
 	"github.com/flagforge/flagforge/services/controlplane/internal/app"
 	"github.com/flagforge/flagforge/services/controlplane/internal/bootstrap"
 	"github.com/flagforge/flagforge/services/controlplane/internal/config"
@@ -26,6 +30,8 @@ func setup(ctx context.Context, fs *flag.FlagSet, args []string, stderr io.Write
 	level, _ := cfg.Level() // validated
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
+	// go-redis logs its own dial failures; they go through our JSON log, a few a minute.
+	redis.SetLogger(logrelay.New(logrelay.Config{Logger: log, Source: "go-redis"}))
 	return cfg, log, nil
 }
 
@@ -54,7 +60,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	a, err := app.New(ctx, app.Config{
 		GRPCAddr: cfg.GRPCAddr, GRPCShutdownTimeout: cfg.GRPCShutdownTimeout,
-		HTTP: cfg.HTTP, Auth: cfg.Auth, RateLimit: cfg.RateLimit,
+		HTTP: cfg.HTTP, Limits: cfg.Limits, Auth: cfg.Auth, RateLimit: cfg.RateLimit,
 		Schedule: cfg.Schedule, Webhooks: cfg.Webhooks, Lifecycle: cfg.Lifecycle,
 		Publisher: cfg.Publisher, Sync: sync, Manifests: m,
 	}, st, log)

@@ -18,6 +18,7 @@ import (
 
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
 	syncv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/sync/v1"
+	"github.com/flagforge/flagforge/pkg/limits"
 	"github.com/flagforge/flagforge/pkg/manifest"
 	"github.com/flagforge/flagforge/services/controlplane/internal/auth"
 	"github.com/flagforge/flagforge/services/controlplane/internal/explainsvc"
@@ -39,7 +40,6 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/keepalive"
 )
 
 // Config is what the assembly needs from the process configuration.
@@ -53,6 +53,9 @@ type Config struct {
 	Schedule  schedule.Config
 	Webhooks  webhook.Config
 	Lifecycle lifecycle.Config
+	// Limits bound every request of both listeners (body size, timeouts, keepalive
+	// pings that find dead sync-stream peers); zero fields: defaults.
+	Limits limits.Config
 	// Publisher tunes the manifest publisher (zero fields: defaults).
 	Publisher publisher.Config
 	// Sync configures the evaluators' sync service; its Token is required.
@@ -94,14 +97,6 @@ type outboxNotifier interface {
 	OnOutboxCommit(fn func())
 }
 
-// Keepalive enforcement for long-lived streams (evaluators' SyncManifests): idle
-// connections are pinged so dead peers are noticed, and clients may ping every 10 s
-// without being cut off.
-var (
-	keepaliveEnforcement = keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}
-	keepaliveParams      = keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}
-)
-
 // App is a bound, not yet serving, control plane.
 type App struct {
 	cfg   Config
@@ -121,8 +116,10 @@ type App struct {
 
 // New binds the listeners and builds the servers. ctx bounds start-up work (OIDC
 // discovery). Call Run to serve.
-func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (a *App, err error) {
-	a = &App{cfg: cfg, log: log}
+func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, err error) {
+	// a is not the named result: a failed start returns nil, and the deferred
+	// cleanup must still see what was opened.
+	a := &App{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
 			a.cleanup()
@@ -137,7 +134,7 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (a *App, e
 	a.grpc, err = rpc.NewServer(rpc.Options{Auth: authn, Limiter: ratelimit.New(cfg.RateLimit, nil), Logger: log, Registerer: reg,
 		// The sync service checks its own service token.
 		SelfAuthenticated: []string{syncv1.SyncService_ServiceDesc.ServiceName}},
-		grpc.KeepaliveEnforcementPolicy(keepaliveEnforcement), grpc.KeepaliveParams(keepaliveParams))
+		cfg.Limits.GRPCServerOptions()...)
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +181,8 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (a *App, e
 	if err != nil {
 		return nil, err
 	}
-	a.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	a.http = cfg.Limits.Server(h)
+	a.http.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	return a, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flagforge/flagforge/pkg/limits"
 	"github.com/flagforge/flagforge/services/controlplane/internal/auth"
 	"github.com/flagforge/flagforge/services/controlplane/internal/bootstrap"
 	"github.com/flagforge/flagforge/services/controlplane/internal/httpapi"
@@ -60,7 +61,11 @@ type Config struct {
 	// (default {DataDir}/snapshots).
 	SnapshotDir string `env:"SNAPSHOT_DIR"`
 
-	HTTP      httpapi.Config
+	HTTP httpapi.Config
+	// Limits bound every HTTP and gRPC request: body size
+	// (FLAGFORGE_MAX_REQUEST_BYTES), read timeouts, stream write timeout,
+	// keepalive pings (see pkg/limits).
+	Limits    limits.Config
 	Auth      auth.Config
 	RateLimit ratelimit.Config
 	Bootstrap bootstrap.Config
@@ -94,6 +99,7 @@ func Load(ctx context.Context, fs *flag.FlagSet, args []string, lookup envconfig
 	fs.StringVar(&c.MigrateDatabaseURL, "migrate-database-url", c.MigrateDatabaseURL, "database URL for migrations (FLAGFORGE_MIGRATE_DATABASE_URL)")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address (FLAGFORGE_GRPC_ADDR)")
 	fs.StringVar(&c.HTTP.Addr, "http-addr", c.HTTP.Addr, "HTTP listen address (FLAGFORGE_HTTP_ADDR)")
+	fs.Int64Var(&c.Limits.MaxBodyBytes, "max-request-bytes", c.Limits.MaxBodyBytes, "largest request body or gRPC message (FLAGFORGE_MAX_REQUEST_BYTES)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error (FLAGFORGE_LOG_LEVEL)")
 	fs.Float64Var(&c.RateLimit.Rate, "rate-limit-rps", c.RateLimit.Rate, "admin API requests per second per organization, 0 = off (FLAGFORGE_RATE_LIMIT_RPS)")
 	fs.IntVar(&c.RateLimit.Burst, "rate-limit-burst", c.RateLimit.Burst, "rate limit burst (FLAGFORGE_RATE_LIMIT_BURST)")
@@ -142,7 +148,7 @@ func (c *Config) Validate() error {
 		problems = append(problems, err)
 	}
 	sync := c.Sync // Validate applies defaults; keep c as loaded
-	for _, v := range []interface{ Validate() error }{c.HTTP, c.Auth, c.RateLimit, c.Bootstrap, c.Signing,
+	for _, v := range []interface{ Validate() error }{c.HTTP, c.Limits.WithDefaults(), c.Auth, c.RateLimit, c.Bootstrap, c.Signing,
 		c.Publisher.WithDefaults(), &sync, c.Schedule, c.Webhooks, c.Lifecycle} {
 		if err := v.Validate(); err != nil {
 			problems = append(problems, err)

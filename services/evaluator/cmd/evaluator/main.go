@@ -16,6 +16,10 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/flagforge/flagforge/pkg/logrelay"
+
 	"github.com/flagforge/flagforge/services/evaluator/internal/app"
 	"github.com/flagforge/flagforge/services/evaluator/internal/config"
 )
@@ -44,6 +48,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	level, _ := cfg.SlogLevel()
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(log)
+	// go-redis logs its own dial failures; they go through our JSON log, a few a minute.
+	redis.SetLogger(logrelay.New(logrelay.Config{Logger: log, Source: "go-redis"}))
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -170,7 +170,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 	}
 	a.tracing = shutdownTracing
 	a.health = health.NewServer()
-	a.grpc = server.NewGRPC(svc, a.health, traceOpts...)
+	a.grpc = server.NewGRPC(svc, a.health, append(cfg.Limits.GRPCServerOptions(), traceOpts...)...)
 	gw, err := server.NewGateway(ctx, svc)
 	if err != nil {
 		return nil, err
@@ -186,15 +186,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 	if err != nil {
 		return nil, err
 	}
-	a.http = &http.Server{
-		Handler: server.NewHTTP(server.HTTPConfig{
-			Gateway: gw, Stream: sgw, Service: svc, Ready: a.Holder.Ready, Gatherer: a.Registry,
-			CORSOrigins: cfg.CORSOriginList(),
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	// Every request is bounded (body size, read timeouts, HTTP/2 pings): see
+	// pkg/limits.
+	a.http = cfg.Limits.Server(server.NewHTTP(server.HTTPConfig{
+		Gateway: gw, Stream: sgw, Service: svc, Ready: a.Holder.Ready, Gatherer: a.Registry,
+		CORSOrigins: cfg.CORSOriginList(), StreamWriteTimeout: cfg.Limits.StreamWriteTimeout,
+	}))
+	a.http.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	return a, nil
 }
 

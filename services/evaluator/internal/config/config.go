@@ -17,6 +17,7 @@ import (
 
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/flagforge/flagforge/pkg/limits"
 	"github.com/flagforge/flagforge/pkg/manifest"
 )
 
@@ -82,6 +83,10 @@ type Config struct {
 	// OTLPEndpoint receives traces over OTLP/gRPC ("host:port" plaintext, or an
 	// http(s):// URL); "": tracing is off (no-op).
 	OTLPEndpoint string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+
+	// Limits bound every HTTP and gRPC request: body size (FLAGFORGE_MAX_REQUEST_BYTES),
+	// read timeouts, stream write timeout, keepalive pings (see pkg/limits).
+	Limits limits.Config
 }
 
 // Load reads the environment (through lookup; nil: the process environment) and
@@ -116,6 +121,7 @@ func Load(ctx context.Context, fs *flag.FlagSet, args []string, lookup envconfig
 	fs.DurationVar(&c.UsageInterval, "usage-interval", c.UsageInterval, "usage report period (FLAGFORGE_USAGE_INTERVAL)")
 	fs.StringVar(&c.UsageAddr, "usage-addr", c.UsageAddr, "control plane gRPC address for usage reports with Redis (FLAGFORGE_USAGE_ADDR)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, `pprof listen address, "" disables (FLAGFORGE_ADMIN_ADDR)`)
+	fs.Int64Var(&c.Limits.MaxBodyBytes, "max-request-bytes", c.Limits.MaxBodyBytes, "largest request body or gRPC message (FLAGFORGE_MAX_REQUEST_BYTES)")
 	fs.StringVar(&c.OTLPEndpoint, "otel-exporter-otlp-endpoint", c.OTLPEndpoint, "OTLP/gRPC trace endpoint (FLAGFORGE_OTEL_EXPORTER_OTLP_ENDPOINT)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -262,6 +268,9 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
 			problems = append(problems, fmt.Errorf("FLAGFORGE_CORS_ORIGINS: %q is not an origin such as https://app.example.com", o))
 		}
+	}
+	if err := c.Limits.WithDefaults().Validate(); err != nil {
+		problems = append(problems, err)
 	}
 	return errors.Join(problems...)
 }

@@ -11,12 +11,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/flagforge/flagforge/pkg/errs"
 	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
+	"github.com/flagforge/flagforge/pkg/limits"
 )
 
 // UnaryErrors is the gRPC interceptor that turns handler errors into statuses with
@@ -38,16 +38,14 @@ func StreamErrors(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handl
 }
 
 // NewGRPC returns a gRPC server with the evaluation service, the health service
-// (hs) and reflection, with keepalive enforcement for long-lived streams and the
-// codec that sends stream frames pre-serialized. extra options (e.g. a tracing
-// stats handler) are appended.
+// (hs) and reflection, and the codec that sends stream frames pre-serialized.
+// extra options (the limits: message size, keepalive pings and enforcement; a
+// tracing stats handler) are appended.
 func NewGRPC(svc evaluationv1.EvaluationServiceServer, hs *health.Server, extra ...grpc.ServerOption) *grpc.Server {
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(UnaryErrors),
 		grpc.ChainStreamInterceptor(StreamErrors),
 		grpc.ForceServerCodecV2(newFrameCodec()),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
 	}
 	gs := grpc.NewServer(append(opts, extra...)...)
 	evaluationv1.RegisterEvaluationServiceServer(gs, svc)
@@ -107,6 +105,10 @@ type HTTPConfig struct {
 	// CORSOrigins may call /v1/evaluate, /v1/evaluate/all and /v1/sse from a
 	// browser ("*": any origin; empty: no cross-origin access).
 	CORSOrigins []string
+	// StreamWriteTimeout bounds each write of /v1/stream, /v1/sse and the
+	// /v1/manifest long poll (0: 10 s); a write that cannot complete ends the
+	// stream and frees its subscription.
+	StreamWriteTimeout time.Duration
 }
 
 // NewHTTP returns the HTTP handler: the REST gateway, GET /v1/stream (NDJSON),
@@ -115,6 +117,12 @@ type HTTPConfig struct {
 func NewHTTP(cfg HTTPConfig) http.Handler {
 	ready, g, gateway := cfg.Ready, cfg.Gatherer, cfg.Gateway
 	cors := newCORS(cfg.CORSOrigins)
+	if cfg.StreamWriteTimeout <= 0 {
+		cfg.StreamWriteTimeout = 10 * time.Second
+	}
+	// Streams and long polls outlive the server's read timeout and must not block
+	// on a peer that stopped reading.
+	long := func(h http.Handler) http.Handler { return limits.Stream(cfg.StreamWriteTimeout, h) }
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -135,11 +143,11 @@ func NewHTTP(cfg HTTPConfig) http.Handler {
 	mux.Handle("/v1/evaluate", cors.wrap(evaluate))
 	mux.Handle("/v1/evaluate/all", cors.wrap(gateway))
 	if cfg.Stream != nil {
-		mux.Handle("GET /v1/stream", cfg.Stream)
+		mux.Handle("GET /v1/stream", long(cfg.Stream))
 	}
 	if cfg.Service != nil {
-		mux.Handle("/v1/sse", cors.wrap(http.HandlerFunc(cfg.Service.ServeSSE)))
-		mux.HandleFunc("GET /v1/manifest", cfg.Service.ServeManifest)
+		mux.Handle("/v1/sse", cors.wrap(long(http.HandlerFunc(cfg.Service.ServeSSE))))
+		mux.Handle("GET /v1/manifest", long(http.HandlerFunc(cfg.Service.ServeManifest)))
 		ofrep := func(h http.HandlerFunc) http.Handler { return cors.wrap(whenReady(ready, h)) }
 		mux.Handle("POST /ofrep/v1/evaluate/flags/{key}", ofrep(cfg.Service.ServeOFREPFlag))
 		mux.Handle("POST /ofrep/v1/evaluate/flags", ofrep(cfg.Service.ServeOFREPBulk))
