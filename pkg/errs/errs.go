@@ -99,6 +99,40 @@ type Error struct {
 	RetryAfter time.Duration
 	// Err is the cause (not shown to callers).
 	Err error
+	// Violations, when set, lists every invalid field of the request (Field and
+	// Message then repeat the first), so a caller fixes them all in one go.
+	Violations []Violation
+}
+
+// Violation is one invalid field of a request: Field is its path as the request
+// spells it ("flag.variants[1].key"), Description what is wrong with it.
+type Violation struct {
+	Field       string
+	Description string
+}
+
+// InvalidAll reports every violation at once (nil when vs is empty).
+func InvalidAll(vs []Violation) *Error {
+	if len(vs) == 0 {
+		return nil
+	}
+	return &Error{Kind: InvalidArgument, Field: vs[0].Field, Message: vs[0].Description, Violations: vs}
+}
+
+// ViolationsOf returns the invalid fields err names: its Violations, else its one
+// Field (nil when err is not an InvalidArgument naming a field).
+func ViolationsOf(err error) []Violation {
+	var e *Error
+	if !errors.As(err, &e) {
+		return nil
+	}
+	if len(e.Violations) > 0 {
+		return e.Violations
+	}
+	if e.Field != "" {
+		return []Violation{{Field: e.Field, Description: e.Message}}
+	}
+	return nil
 }
 
 func (e *Error) Error() string {
@@ -192,12 +226,17 @@ func GRPCStatus(err error) *status.Status {
 	if e.Field != "" {
 		msg = e.Field + ": " + msg
 	}
+	if n := len(e.Violations); n > 1 {
+		msg += fmt.Sprintf(" (and %d more invalid field%s, see details)", n-1, map[bool]string{true: "", false: "s"}[n == 2])
+	}
 	st := status.New(e.Kind.Code(), msg)
 	switch {
-	case e.Field != "":
-		if d, err := st.WithDetails(&errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{
-			Field: e.Field, Description: e.Message,
-		}}}); err == nil {
+	case e.Field != "" || len(e.Violations) > 0:
+		br := &errdetails.BadRequest{}
+		for _, v := range ViolationsOf(e) {
+			br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: v.Field, Description: v.Description})
+		}
+		if d, err := st.WithDetails(br); err == nil {
 			st = d
 		}
 	case e.Kind == ResourceExhausted && e.RetryAfter > 0:
@@ -206,6 +245,52 @@ func GRPCStatus(err error) *status.Status {
 		}
 	}
 	return st
+}
+
+// JSONFields returns err with every field path spelled with JSON (lowerCamelCase)
+// names, "config.default_serve.bucket_by" -> "config.defaultServe.bucketBy", the
+// way REST callers and protojson spell them. Map keys and indexes in brackets are
+// kept as they are. Errors without fields are returned unchanged; err itself is
+// not modified.
+func JSONFields(err error) error {
+	var e *Error
+	if !errors.As(err, &e) || (e.Field == "" && len(e.Violations) == 0) {
+		return err
+	}
+	c := *e
+	c.Field = JSONPath(e.Field)
+	c.Violations = make([]Violation, len(e.Violations))
+	for i, v := range e.Violations {
+		c.Violations[i] = Violation{Field: JSONPath(v.Field), Description: v.Description}
+	}
+	if len(e.Violations) == 0 {
+		c.Violations = nil
+	}
+	return &c
+}
+
+// JSONPath turns the snake_case segments of a field path into lowerCamelCase,
+// leaving bracketed parts ("[2]", "[\"my_key\"]") alone.
+func JSONPath(p string) string {
+	var b []byte
+	depth, upper := 0, false
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '[':
+			depth++
+		case c == ']' && depth > 0:
+			depth--
+		case depth == 0 && c == '_' && i > 0 && i+1 < len(p) && p[i-1] != '.' && p[i+1] != '.':
+			upper = true
+			continue
+		case upper && c >= 'a' && c <= 'z':
+			c -= 'a' - 'A'
+		}
+		upper = false
+		b = append(b, c)
+	}
+	return string(b)
 }
 
 // RetryAfterSeconds renders d as an HTTP Retry-After value (whole seconds, at least 1).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,5 +92,28 @@ func TestRetryAfterSecondsRoundsUp(t *testing.T) {
 		if got := RetryAfterSeconds(d); got != want {
 			t.Errorf("RetryAfterSeconds(%v) = %s, want %s", d, got, want)
 		}
+	}
+}
+
+func TestJSONPathAndAllViolations(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"config.default_serve.rollout.bucket_by": "config.defaultServe.rollout.bucketBy",
+		"page_size":                              "pageSize",
+		`flags["my_flag"].client_visible`:        `flags["my_flag"].clientVisible`,
+		"rules[2].clauses[0]":                    "rules[2].clauses[0]",
+	} {
+		if got := JSONPath(in); got != want {
+			t.Errorf("%q: %q, want %q", in, got, want)
+		}
+	}
+	err := JSONFields(InvalidAll([]Violation{{"flag.client_visible", "a"}, {"page_size", "b"}}))
+	st := GRPCStatus(err)
+	var br *errdetails.BadRequest
+	for _, d := range st.Details() {
+		br, _ = d.(*errdetails.BadRequest)
+	}
+	if br == nil || len(br.GetFieldViolations()) != 2 || br.GetFieldViolations()[1].GetField() != "pageSize" || !strings.Contains(st.Message(), "flag.clientVisible: a (and 1 more") {
+		t.Fatalf("%v %v", st.Message(), br)
 	}
 }

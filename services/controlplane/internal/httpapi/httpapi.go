@@ -15,11 +15,13 @@ import (
 	"github.com/flagforge/flagforge/pkg/errs"
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
 	"github.com/flagforge/flagforge/pkg/openapi"
+	"github.com/flagforge/flagforge/pkg/strictjson"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // Config configures the HTTP server.
@@ -70,8 +72,12 @@ func outgoingHeader(key string) (string, bool) {
 // errorHandler is grpc-gateway's default (status -> HTTP code, the status with its
 // details as the JSON body: field violations name the field) plus a Retry-After
 // header on RESOURCE_EXHAUSTED carrying RetryInfo.
+//
+// A request body that could not be decoded answers its strictjson error (every
+// unknown field, wrong shape and unknown enum value at once) rather than the
+// gateway's one-line message.
 func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
-	st := errs.GRPCStatus(err)
+	st := errs.GRPCStatus(strictjson.ErrorOf(r, err))
 	for _, d := range st.Details() {
 		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
 			w.Header().Set("Retry-After", errs.RetryAfterSeconds(ri.GetRetryDelay().AsDuration()))
@@ -87,6 +93,12 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer 
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithErrorHandler(errorHandler),
+		runtime.WithRoutingErrorHandler(strictjson.MethodNotAllowed),
+		// Strict input: unknown fields, wrong shapes and unknown enum values are
+		// 400s naming the field; enums accept their short names ("boolean").
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &strictjson.Marshaler{JSONPb: runtime.JSONPb{
+			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true}, // as the gateway default
+		}}),
 	)
 	for _, register := range []func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
 		adminv1.RegisterOrganizationServiceHandler,
@@ -110,7 +122,7 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer 
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", gw)
+	mux.Handle("/v1/", strictjson.Capture(gw))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

@@ -131,7 +131,9 @@ func (o *observer) begin(ctx context.Context) (context.Context, string) {
 }
 
 func (o *observer) end(ctx context.Context, p *actor.Principal, method, id string, start time.Time, err error) error {
-	st := errs.GRPCStatus(err)
+	// Field paths are reported as JSON (lowerCamelCase) names, as REST callers
+	// spell them and as the engine's validation paths already are.
+	st := errs.GRPCStatus(errs.JSONFields(err))
 	code := st.Code().String()
 	elapsed := time.Since(start)
 	o.metrics.requests.WithLabelValues(method, code).Inc()

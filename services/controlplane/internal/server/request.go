@@ -32,12 +32,21 @@ const IdempotencyHeader = "idempotency-key"
 
 var keyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,63}$`)
 
-// checks collects the first failed field check of a request.
-type checks struct{ err error }
+// checks collects every failed field check of a request: err is nil or an
+// *errs.Error listing all violations (the first one in Field and Message).
+type checks struct {
+	err error
+	all *errs.Error // err, while it is the list of violations
+}
 
 func (c *checks) fail(field, format string, args ...any) {
-	if c.err == nil {
-		c.err = errs.Invalid(field, format, args...)
+	v := errs.Violation{Field: field, Description: fmt.Sprintf(format, args...)}
+	switch {
+	case c.err == nil:
+		c.all = errs.InvalidAll([]errs.Violation{v})
+		c.err = c.all
+	case c.all != nil:
+		c.all.Violations = append(c.all.Violations, v)
 	}
 }
 

@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"strings"
-	"unicode"
 
 	"github.com/flagforge/flagforge/pkg/errs"
 	"github.com/flagforge/flagforge/pkg/eval"
@@ -19,22 +18,6 @@ func validateFlag(f *manifestv1.Flag, env store.EnvView) error { return eval.Val
 // validateSegment is the engine's validation on save of a segment.
 func validateSegment(s *manifestv1.Segment, env store.EnvView) error {
 	return eval.ValidateSegment(s, env)
-}
-
-// snakePath turns the engine's proto-JSON (lowerCamelCase) path into the proto
-// field names the API reports everywhere else: "config.defaultServe.variant" ->
-// "config.default_serve.variant".
-func snakePath(p string) string {
-	var b strings.Builder
-	for _, r := range p {
-		if unicode.IsUpper(r) {
-			b.WriteByte('_')
-			b.WriteRune(unicode.ToLower(r))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 func valueTypeProblem(t manifestv1.FlagType, v *structpb.Value) string {
@@ -71,8 +54,13 @@ func validationError(err error, field func(path string) string) error {
 	}
 	var ve *eval.ValidationError
 	if errors.As(err, &ve) && len(ve.Errors) > 0 {
-		fe := ve.Errors[0]
-		return &errs.Error{Kind: errs.InvalidArgument, Field: field(snakePath(fe.Path)), Message: fe.Message, Err: err}
+		vs := make([]errs.Violation, len(ve.Errors))
+		for i, fe := range ve.Errors {
+			vs[i] = errs.Violation{Field: field(fe.Path), Description: fe.Message}
+		}
+		e := errs.InvalidAll(vs)
+		e.Err = err
+		return e
 	}
 	return err
 }

@@ -9,7 +9,8 @@ import (
 )
 
 // TestValidationErrorsNameTheRequestField: the engine's paths (relative to the
-// flag or segment, proto JSON names) become request field paths.
+// flag or segment, proto JSON names) become request field paths, spelled as a
+// JSON request spells them, and every violation is reported.
 func TestValidationErrorsNameTheRequestField(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -18,10 +19,10 @@ func TestValidationErrorsNameTheRequestField(t *testing.T) {
 		want       string
 	}{
 		{"flag config update keeps config paths", "config.rules[2].clauses[0].values[1]", configField, "config.rules[2].clauses[0].values[1]"},
-		{"camelCase becomes proto names", "config.defaultServe.rollout.bucketBy", configField, "config.default_serve.rollout.bucket_by"},
+		{"camelCase stays as the request spells it", "config.defaultServe.rollout.bucketBy", configField, "config.defaultServe.rollout.bucketBy"},
 		{"definition paths of a flag config update", "variants[1].value", configField, "flag.variants[1].value"},
 		{"create flag", "variants[0].key", under("flag"), "flag.variants[0].key"},
-		{"update flag", "clientVisible", under("definition"), "definition.client_visible"},
+		{"update flag", "clientVisible", under("definition"), "definition.clientVisible"},
 		{"segment", "rules[0].clauses[1].operator", under("segment"), "segment.rules[0].clauses[1].operator"},
 		{"whole value", "", under("segment"), "segment"},
 	}
@@ -30,6 +31,9 @@ func TestValidationErrorsNameTheRequestField(t *testing.T) {
 		var e *errs.Error
 		if !errors.As(err, &e) || e.Kind != errs.InvalidArgument || e.Field != tt.want || e.Message != "bad" {
 			t.Errorf("%s: got %#v, want field %q", tt.name, err, tt.want)
+		}
+		if vs := errs.ViolationsOf(err); len(vs) != 2 || vs[1].Description != "x" {
+			t.Errorf("%s: every violation must be reported, got %v", tt.name, vs)
 		}
 	}
 	if err := validationError(nil, configField); err != nil {

@@ -90,11 +90,16 @@ func (m *Manifest) ClientVisible(key string) bool { return m.m.ClientVisible(key
 // FlagKeys returns the flag keys in manifest order (a fresh slice).
 func (m *Manifest) FlagKeys() []string { return m.m.FlagKeys() }
 
-// Evaluate decides flagKey for ctx, asking for no particular type (the API never
-// mismatches). def is served (as Value) whenever the engine serves the caller's
-// default; it may be nil.
+// Evaluate decides flagKey for ctx, asking for no particular type. def is served
+// (as Value) whenever the engine serves the caller's default; it may be nil.
 func (m *Manifest) Evaluate(flagKey string, ctx *Context, def *structpb.Value) Decision {
-	r := m.m.Evaluate(flagKey, ctx, eval.Any, def)
+	return m.EvaluateAs(flagKey, ctx, manifestv1.FlagType_FLAG_TYPE_UNSPECIFIED, def)
+}
+
+// EvaluateAs is Evaluate for a caller that expects the type want (UNSPECIFIED:
+// any): a flag of another type answers def with reason ERROR and TYPE_MISMATCH.
+func (m *Manifest) EvaluateAs(flagKey string, ctx *Context, want manifestv1.FlagType, def *structpb.Value) Decision {
+	r := m.m.Evaluate(flagKey, ctx, wantType(want), def)
 	d := Decision{
 		Value: r.ProtoValue, Variant: r.Variant, Reason: string(r.Reason), RuleID: r.RuleID,
 		ErrorCode: string(r.ErrorCode), ErrorMessage: r.ErrorMessage, ManifestVersion: r.ManifestVersion,
@@ -103,6 +108,21 @@ func (m *Manifest) Evaluate(flagKey string, ctx *Context, def *structpb.Value) D
 		d.Value = def
 	}
 	return d
+}
+
+// wantType maps the API's FlagType to the engine's value type.
+func wantType(t manifestv1.FlagType) eval.ValueType {
+	switch t {
+	case manifestv1.FlagType_FLAG_TYPE_BOOLEAN:
+		return eval.Bool
+	case manifestv1.FlagType_FLAG_TYPE_STRING:
+		return eval.String
+	case manifestv1.FlagType_FLAG_TYPE_NUMBER:
+		return eval.Number
+	case manifestv1.FlagType_FLAG_TYPE_JSON:
+		return eval.JSON
+	}
+	return eval.Any
 }
 
 // NotFound is the decision the engine gives for a flag the manifest does not hold;

@@ -10,6 +10,7 @@ import (
 
 	"github.com/flagforge/flagforge/pkg/errs"
 	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
+	"github.com/flagforge/flagforge/pkg/strictjson"
 )
 
 // maxEvaluateBody bounds a POST /v1/evaluate body.
@@ -18,15 +19,20 @@ const maxEvaluateBody = 1 << 20
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // ServeEvaluate is POST /v1/evaluate, written by hand for the hot path with the
-// gateway's exact contract (protojson, lowerCamelCase, unknown fields ignored,
-// empty fields omitted; errors as the gateway writes them): the generated gateway
+// gateway's exact contract (strict JSON input as strictjson decodes it: unknown
+// fields and unknown enum values are 400s naming the field; lowerCamelCase, empty
+// fields omitted; errors as the gateway writes them): the generated gateway
 // costs ~2x the CPU per call (context annotation, metadata, marshaler plumbing).
-// Other methods fall through to the gateway.
+// OPTIONS falls through to the gateway (CORS preflight is answered before);
+// every other method but POST is a 405.
 func (s *Service) ServeEvaluate(gateway http.Handler) http.Handler {
-	unmarshal := protojson.UnmarshalOptions{DiscardUnknown: true}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
+		if r.Method == http.MethodOptions {
 			gateway.ServeHTTP(w, r)
+			return
+		}
+		if r.Method != http.MethodPost {
+			strictjson.WriteMethodNotAllowed(w, r, http.MethodPost)
 			return
 		}
 		buf := bufPool.Get().(*bytes.Buffer)
@@ -41,8 +47,8 @@ func (s *Service) ServeEvaluate(gateway http.Handler) http.Handler {
 			return
 		}
 		var req evaluationv1.EvaluateRequest
-		if err := unmarshal.Unmarshal(buf.Bytes(), &req); err != nil {
-			writeError(w, errs.E(errs.InvalidArgument, "%s", err.Error()))
+		if err := strictjson.Unmarshal(buf.Bytes(), &req); err != nil {
+			writeError(w, err)
 			return
 		}
 		res, err := s.evaluate(bearer(r), &req)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/flagforge/flagforge/pkg/errs"
 	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
+	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
 	"github.com/flagforge/flagforge/services/evaluator/internal/auth"
 	"github.com/flagforge/flagforge/services/evaluator/internal/broadcast"
 	"github.com/flagforge/flagforge/services/evaluator/internal/engine"
@@ -175,6 +176,9 @@ func (s *Service) evaluate(sdkKey string, req *evaluationv1.EvaluateRequest) (*e
 	if key == "" {
 		return nil, errs.Invalid("flagKey", "is required")
 	}
+	if _, known := manifestv1.FlagType_name[int32(req.GetType())]; !known {
+		return nil, errs.Invalid("type", "unknown type %d; one of boolean, string, number, json", req.GetType())
+	}
 	c, err := engine.NewContext(req.GetContext())
 	if err != nil {
 		return nil, err
@@ -183,7 +187,7 @@ func (s *Service) evaluate(sdkKey string, req *evaluationv1.EvaluateRequest) (*e
 	if g.Kind == auth.Client && !env.Compiled.ClientVisible(key) {
 		d = env.Compiled.NotFound(key, req.GetDefaultValue())
 	} else {
-		d = env.Compiled.Evaluate(key, c, req.GetDefaultValue())
+		d = env.Compiled.EvaluateAs(key, c, req.GetType(), req.GetDefaultValue())
 	}
 	s.metrics.count(d.Reason)
 	s.countUsage(g.Environment, key, &d, usage.Minute(start))

@@ -17,6 +17,7 @@ import (
 	"github.com/flagforge/flagforge/pkg/errs"
 	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
 	"github.com/flagforge/flagforge/pkg/limits"
+	"github.com/flagforge/flagforge/pkg/strictjson"
 )
 
 // UnaryErrors is the gRPC interceptor that turns handler errors into statuses with
@@ -56,14 +57,15 @@ func NewGRPC(svc evaluationv1.EvaluationServiceServer, hs *health.Server, extra 
 
 func gatewayMux() *runtime.ServeMux {
 	return runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
-		}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &strictjson.Marshaler{JSONPb: runtime.JSONPb{
+			MarshalOptions: protojson.MarshalOptions{},
+		}}),
 		runtime.WithErrorHandler(func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+			err = strictjson.ErrorOf(r, err)
 			setRetryAfter(w, err)
 			runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, errs.GRPCStatus(err).Err())
 		}),
+		runtime.WithRoutingErrorHandler(strictjson.MethodNotAllowed),
 	)
 }
 
@@ -135,6 +137,7 @@ func NewHTTP(cfg HTTPConfig) http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	gateway = strictjson.Capture(gateway)
 	mux.Handle("/v1/", gateway)
 	evaluate := gateway
 	if cfg.Service != nil {

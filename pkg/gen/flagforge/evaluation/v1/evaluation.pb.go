@@ -36,7 +36,11 @@ type EvaluateRequest struct {
 	// Attributes of the subject; "targetingKey" is its identity.
 	Context *structpb.Struct `protobuf:"bytes,2,opt,name=context,proto3" json:"context,omitempty"`
 	// Returned (with reason ERROR) when the flag cannot be evaluated.
-	DefaultValue  *structpb.Value `protobuf:"bytes,3,opt,name=default_value,json=defaultValue,proto3" json:"default_value,omitempty"`
+	DefaultValue *structpb.Value `protobuf:"bytes,3,opt,name=default_value,json=defaultValue,proto3" json:"default_value,omitempty"`
+	// The type the caller expects (optional; JSON accepts "boolean", "string",
+	// "number", "json" or the full names). A flag of another type answers
+	// default_value with reason ERROR and error code TYPE_MISMATCH, as the SDKs do.
+	Type          v1.FlagType `protobuf:"varint,4,opt,name=type,proto3,enum=flagforge.manifest.v1.FlagType" json:"type,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -90,6 +94,13 @@ func (x *EvaluateRequest) GetDefaultValue() *structpb.Value {
 		return x.DefaultValue
 	}
 	return nil
+}
+
+func (x *EvaluateRequest) GetType() v1.FlagType {
+	if x != nil {
+		return x.Type
+	}
+	return v1.FlagType(0)
 }
 
 // EvaluateResponse is one decision.
@@ -821,11 +832,12 @@ var File_flagforge_evaluation_v1_evaluation_proto protoreflect.FileDescriptor
 
 const file_flagforge_evaluation_v1_evaluation_proto_rawDesc = "" +
 	"\n" +
-	"(flagforge/evaluation/v1/evaluation.proto\x12\x17flagforge.evaluation.v1\x1a$flagforge/manifest/v1/manifest.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9c\x01\n" +
+	"(flagforge/evaluation/v1/evaluation.proto\x12\x17flagforge.evaluation.v1\x1a$flagforge/manifest/v1/manifest.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x01\n" +
 	"\x0fEvaluateRequest\x12\x19\n" +
 	"\bflag_key\x18\x01 \x01(\tR\aflagKey\x121\n" +
 	"\acontext\x18\x02 \x01(\v2\x17.google.protobuf.StructR\acontext\x12;\n" +
-	"\rdefault_value\x18\x03 \x01(\v2\x16.google.protobuf.ValueR\fdefaultValue\"\x95\x02\n" +
+	"\rdefault_value\x18\x03 \x01(\v2\x16.google.protobuf.ValueR\fdefaultValue\x123\n" +
+	"\x04type\x18\x04 \x01(\x0e2\x1f.flagforge.manifest.v1.FlagTypeR\x04type\"\x95\x02\n" +
 	"\x10EvaluateResponse\x12,\n" +
 	"\x05value\x18\x01 \x01(\v2\x16.google.protobuf.ValueR\x05value\x12\x18\n" +
 	"\avariant\x18\x02 \x01(\tR\avariant\x12\x16\n" +
@@ -913,38 +925,40 @@ var file_flagforge_evaluation_v1_evaluation_proto_goTypes = []any{
 	nil,                               // 12: flagforge.evaluation.v1.EvaluateAllResponse.FlagsEntry
 	(*structpb.Struct)(nil),           // 13: google.protobuf.Struct
 	(*structpb.Value)(nil),            // 14: google.protobuf.Value
-	(*timestamppb.Timestamp)(nil),     // 15: google.protobuf.Timestamp
-	(*v1.SignedManifest)(nil),         // 16: flagforge.manifest.v1.SignedManifest
-	(*v1.SignedDelta)(nil),            // 17: flagforge.manifest.v1.SignedDelta
+	(v1.FlagType)(0),                  // 15: flagforge.manifest.v1.FlagType
+	(*timestamppb.Timestamp)(nil),     // 16: google.protobuf.Timestamp
+	(*v1.SignedManifest)(nil),         // 17: flagforge.manifest.v1.SignedManifest
+	(*v1.SignedDelta)(nil),            // 18: flagforge.manifest.v1.SignedDelta
 }
 var file_flagforge_evaluation_v1_evaluation_proto_depIdxs = []int32{
 	13, // 0: flagforge.evaluation.v1.EvaluateRequest.context:type_name -> google.protobuf.Struct
 	14, // 1: flagforge.evaluation.v1.EvaluateRequest.default_value:type_name -> google.protobuf.Value
-	14, // 2: flagforge.evaluation.v1.EvaluateResponse.value:type_name -> google.protobuf.Value
-	13, // 3: flagforge.evaluation.v1.EvaluateAllRequest.context:type_name -> google.protobuf.Struct
-	14, // 4: flagforge.evaluation.v1.EvaluationResult.value:type_name -> google.protobuf.Value
-	12, // 5: flagforge.evaluation.v1.EvaluateAllResponse.flags:type_name -> flagforge.evaluation.v1.EvaluateAllResponse.FlagsEntry
-	15, // 6: flagforge.evaluation.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	16, // 7: flagforge.evaluation.v1.StreamManifestResponse.snapshot:type_name -> flagforge.manifest.v1.SignedManifest
-	17, // 8: flagforge.evaluation.v1.StreamManifestResponse.delta:type_name -> flagforge.manifest.v1.SignedDelta
-	6,  // 9: flagforge.evaluation.v1.StreamManifestResponse.heartbeat:type_name -> flagforge.evaluation.v1.Heartbeat
-	7,  // 10: flagforge.evaluation.v1.StreamManifestResponse.closing:type_name -> flagforge.evaluation.v1.StreamClosing
-	15, // 11: flagforge.evaluation.v1.EvaluationCount.minute:type_name -> google.protobuf.Timestamp
-	9,  // 12: flagforge.evaluation.v1.ReportEvaluationsRequest.counts:type_name -> flagforge.evaluation.v1.EvaluationCount
-	3,  // 13: flagforge.evaluation.v1.EvaluateAllResponse.FlagsEntry.value:type_name -> flagforge.evaluation.v1.EvaluationResult
-	0,  // 14: flagforge.evaluation.v1.EvaluationService.Evaluate:input_type -> flagforge.evaluation.v1.EvaluateRequest
-	2,  // 15: flagforge.evaluation.v1.EvaluationService.EvaluateAll:input_type -> flagforge.evaluation.v1.EvaluateAllRequest
-	5,  // 16: flagforge.evaluation.v1.EvaluationService.StreamManifest:input_type -> flagforge.evaluation.v1.StreamManifestRequest
-	10, // 17: flagforge.evaluation.v1.EvaluationService.ReportEvaluations:input_type -> flagforge.evaluation.v1.ReportEvaluationsRequest
-	1,  // 18: flagforge.evaluation.v1.EvaluationService.Evaluate:output_type -> flagforge.evaluation.v1.EvaluateResponse
-	4,  // 19: flagforge.evaluation.v1.EvaluationService.EvaluateAll:output_type -> flagforge.evaluation.v1.EvaluateAllResponse
-	8,  // 20: flagforge.evaluation.v1.EvaluationService.StreamManifest:output_type -> flagforge.evaluation.v1.StreamManifestResponse
-	11, // 21: flagforge.evaluation.v1.EvaluationService.ReportEvaluations:output_type -> flagforge.evaluation.v1.ReportEvaluationsResponse
-	18, // [18:22] is the sub-list for method output_type
-	14, // [14:18] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	15, // 2: flagforge.evaluation.v1.EvaluateRequest.type:type_name -> flagforge.manifest.v1.FlagType
+	14, // 3: flagforge.evaluation.v1.EvaluateResponse.value:type_name -> google.protobuf.Value
+	13, // 4: flagforge.evaluation.v1.EvaluateAllRequest.context:type_name -> google.protobuf.Struct
+	14, // 5: flagforge.evaluation.v1.EvaluationResult.value:type_name -> google.protobuf.Value
+	12, // 6: flagforge.evaluation.v1.EvaluateAllResponse.flags:type_name -> flagforge.evaluation.v1.EvaluateAllResponse.FlagsEntry
+	16, // 7: flagforge.evaluation.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	17, // 8: flagforge.evaluation.v1.StreamManifestResponse.snapshot:type_name -> flagforge.manifest.v1.SignedManifest
+	18, // 9: flagforge.evaluation.v1.StreamManifestResponse.delta:type_name -> flagforge.manifest.v1.SignedDelta
+	6,  // 10: flagforge.evaluation.v1.StreamManifestResponse.heartbeat:type_name -> flagforge.evaluation.v1.Heartbeat
+	7,  // 11: flagforge.evaluation.v1.StreamManifestResponse.closing:type_name -> flagforge.evaluation.v1.StreamClosing
+	16, // 12: flagforge.evaluation.v1.EvaluationCount.minute:type_name -> google.protobuf.Timestamp
+	9,  // 13: flagforge.evaluation.v1.ReportEvaluationsRequest.counts:type_name -> flagforge.evaluation.v1.EvaluationCount
+	3,  // 14: flagforge.evaluation.v1.EvaluateAllResponse.FlagsEntry.value:type_name -> flagforge.evaluation.v1.EvaluationResult
+	0,  // 15: flagforge.evaluation.v1.EvaluationService.Evaluate:input_type -> flagforge.evaluation.v1.EvaluateRequest
+	2,  // 16: flagforge.evaluation.v1.EvaluationService.EvaluateAll:input_type -> flagforge.evaluation.v1.EvaluateAllRequest
+	5,  // 17: flagforge.evaluation.v1.EvaluationService.StreamManifest:input_type -> flagforge.evaluation.v1.StreamManifestRequest
+	10, // 18: flagforge.evaluation.v1.EvaluationService.ReportEvaluations:input_type -> flagforge.evaluation.v1.ReportEvaluationsRequest
+	1,  // 19: flagforge.evaluation.v1.EvaluationService.Evaluate:output_type -> flagforge.evaluation.v1.EvaluateResponse
+	4,  // 20: flagforge.evaluation.v1.EvaluationService.EvaluateAll:output_type -> flagforge.evaluation.v1.EvaluateAllResponse
+	8,  // 21: flagforge.evaluation.v1.EvaluationService.StreamManifest:output_type -> flagforge.evaluation.v1.StreamManifestResponse
+	11, // 22: flagforge.evaluation.v1.EvaluationService.ReportEvaluations:output_type -> flagforge.evaluation.v1.ReportEvaluationsResponse
+	19, // [19:23] is the sub-list for method output_type
+	15, // [15:19] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_evaluation_v1_evaluation_proto_init() }
