@@ -10,7 +10,7 @@ PACKAGES := $(foreach m,$(MODULES),github.com/flagforge/flagforge/$(m)/...)
 TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc \
          $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2 $(BIN)/golangci-lint
 
-.PHONY: all tools generate generate-check lint breaking build test test-short bench fuzz services run run-evaluator clean
+.PHONY: all tools generate generate-check lint breaking build test test-short test-js bench fuzz services run run-evaluator clean
 
 all: generate build test
 
@@ -52,9 +52,20 @@ build:
 services:
 	bash scripts/ensure-services.sh
 
-## test: every module's tests with the race detector (needs PostgreSQL and Redis)
+## test: every module's tests with the race detector (needs PostgreSQL and Redis), then the browser SDK's
 test: services
 	$(GO) test -race -count=1 -timeout 30m $(PACKAGES)
+	$(MAKE) test-js
+
+## test-js: the browser SDK (sdk/js): npm ci (when the lockfile changed), type check, size budget
+## (core <= 3 kB min+gzip), build, vitest unit tests, then end-to-end tests in headless Chromium
+## (scripts/ensure-browser.sh) against a real control plane and evaluator, including OFREP
+## conformance with OpenFeature's own providers
+test-js:
+	bash scripts/ensure-browser.sh >/dev/null
+	cd sdk/js && if [[ ! -f node_modules/.flagforge-installed || package-lock.json -nt node_modules/.flagforge-installed ]]; then \
+	  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund && touch node_modules/.flagforge-installed; fi
+	cd sdk/js && npm run --silent typecheck && npm run --silent size && npm run --silent build && npm test && npm run test:e2e
 
 ## test-short: quick tests without the race detector
 test-short:
