@@ -40,6 +40,9 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 )
 
 // Config is what the assembly needs from the process configuration.
@@ -132,8 +135,10 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, e
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a.grpc, err = rpc.NewServer(rpc.Options{Auth: authn, Limiter: ratelimit.New(cfg.RateLimit, nil), Logger: log, Registerer: reg,
-		// The sync service checks its own service token.
-		SelfAuthenticated: []string{syncv1.SyncService_ServiceDesc.ServiceName}},
+		// The sync service checks its own service token; health and reflection
+		// are open, as for the evaluator (grpcurl and load balancers call them).
+		SelfAuthenticated: []string{syncv1.SyncService_ServiceDesc.ServiceName, healthpb.Health_ServiceDesc.ServiceName,
+			"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}},
 		cfg.Limits.GRPCServerOptions()...)
 	if err != nil {
 		return nil, err
@@ -145,6 +150,15 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, e
 		cfg.Lifecycle = lifecycle.Defaults()
 	}
 	server.Register(a.grpc, st, cfg.Now, server.WithLifecycle(cfg.Lifecycle))
+	// grpc.health.v1 follows the database (as /readyz does); reflection lets
+	// grpcurl list and call the API without the protos.
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(a.grpc, hs)
+	reflection.Register(a.grpc)
+	a.background = append(a.background, func(ctx context.Context) error {
+		watchHealth(ctx, hs, st, 5*time.Second)
+		return nil
+	})
 	if g, ok := st.(server.GovernanceStorer); ok {
 		if cfg.Schedule == (schedule.Config{}) {
 			cfg.Schedule = schedule.Config{PollInterval: time.Second}
@@ -221,6 +235,33 @@ func (a *App) manifests(cfg Config, st Store, reg prometheus.Registerer) error {
 	adminv1.RegisterExplainServiceServer(a.grpc, es)
 	a.background = append(a.background, pub.Run)
 	return nil
+}
+
+// watchHealth sets the gRPC health of the server ("") to SERVING while the
+// database answers a ping, checking every period, until ctx ends (then
+// NOT_SERVING for good).
+func watchHealth(ctx context.Context, hs *health.Server, db httpapi.Pinger, every time.Duration) {
+	check := func() {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		st := healthpb.HealthCheckResponse_SERVING
+		if err := db.Ping(pctx); err != nil {
+			st = healthpb.HealthCheckResponse_NOT_SERVING
+		}
+		hs.SetServingStatus("", st)
+	}
+	check()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			hs.Shutdown()
+			return
+		case <-t.C:
+			check()
+		}
+	}
 }
 
 // GRPCAddr is the bound gRPC address.

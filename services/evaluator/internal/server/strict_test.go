@@ -145,3 +145,18 @@ func TestRequestedTypeMismatchAnswersTheDefault(t *testing.T) {
 		t.Fatalf("gRPC: %v %v", res, err)
 	}
 }
+
+// TestEvaluatorServesItsOpenAPIDocument with a real title, version, the bearer
+// scheme and examples.
+func TestEvaluatorServesItsOpenAPIDocument(t *testing.T) {
+	t.Parallel()
+	a := restCall(t, http.MethodGet, "/openapi.json", "")
+	info, _ := a.body["info"].(map[string]any)
+	sec, _ := a.body["securityDefinitions"].(map[string]any)
+	if a.code != 200 || info["title"] != "FlagForge evaluation API" || info["version"] != "1.0.0" || sec["bearer"] == nil {
+		t.Fatalf("%d %v %v", a.code, info, sec)
+	}
+	if !strings.Contains(a.raw, `"example"`) || !strings.Contains(a.raw, `"/v1/evaluate"`) {
+		t.Fatal("the document lacks examples or /v1/evaluate")
+	}
+}

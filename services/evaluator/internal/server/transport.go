@@ -17,6 +17,7 @@ import (
 	"github.com/flagforge/flagforge/pkg/errs"
 	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
 	"github.com/flagforge/flagforge/pkg/limits"
+	"github.com/flagforge/flagforge/pkg/openapi"
 	"github.com/flagforge/flagforge/pkg/strictjson"
 )
 
@@ -114,7 +115,8 @@ type HTTPConfig struct {
 }
 
 // NewHTTP returns the HTTP handler: the REST gateway, GET /v1/stream (NDJSON),
-// GET /v1/sse, GET /v1/manifest, plus /healthz (the process is up), /readyz (ready
+// GET /v1/sse, GET /v1/manifest, GET /openapi.json (this API's OpenAPI document),
+// plus /healthz (the process is up), /readyz (ready
 // reports every environment loaded; 503 otherwise) and /metrics.
 func NewHTTP(cfg HTTPConfig) http.Handler {
 	ready, g, gateway := cfg.Ready, cfg.Gatherer, cfg.Gateway
@@ -135,6 +137,10 @@ func NewHTTP(cfg HTTPConfig) http.Handler {
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapi.Evaluation)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	gateway = strictjson.Capture(gateway)
