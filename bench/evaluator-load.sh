@@ -4,6 +4,8 @@
 # flags (services/evaluator/bench/setup), starts the evaluator, runs
 #   1. gRPC Evaluate with h2load (nghttp2-client): prebuilt request frame,
 #   2. REST POST /v1/evaluate with wrk + Lua: a distinct targetingKey per request,
+#   3. OFREP POST /ofrep/v1/evaluate/flags/targeted the same way (same flag, same
+#      contexts), for comparison with 2,
 # and prints requests/s, p50/p99 latency, server CPU time per request
 # (utime+stime from /proc/<pid>/stat) and resident memory; then stops everything.
 #
@@ -124,6 +126,21 @@ C1="$(cpu_ticks)"; E1="$(evaluations)"
 REQS=$((E1 - E0))
 report REST "$REQS" "$((C1 - C0))"
 echo "RSS after REST load: $(( $(rss_kib) / 1024 )) MiB"
+
+sed -e 's#"/v1/evaluate"#"/ofrep/v1/evaluate/flags/targeted"#' \
+    -e "s#'{\"flagKey\":\"targeted\",\"context\"#'{\"context\"#" "$WORK/evaluate.lua" >"$WORK/ofrep.lua"
+grep -q '/ofrep/v1/evaluate/flags/targeted' "$WORK/ofrep.lua" && ! grep -q flagKey "$WORK/ofrep.lua" || { echo "ofrep.lua not derived" >&2; exit 1; }
+curl -sf -X POST "http://127.0.0.1:$HTTP_PORT/ofrep/v1/evaluate/flags/targeted" -H "Authorization: Bearer $SERVER_KEY" \
+  -d '{"context":{"targetingKey":"u1","email":"a@flagforge.dev"}}'; echo
+
+echo "== OFREP POST /ofrep/v1/evaluate/flags/targeted: wrk -c $CONNS -d ${DURATION}s (distinct targetingKey per request)"
+E0="$(evaluations)"; C0="$(cpu_ticks)"
+wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" --latency -s "$WORK/ofrep.lua" "http://127.0.0.1:$HTTP_PORT" \
+  | grep -E 'Requests/sec|requests in|50%|99%|Non-2xx|wrk errors'
+C1="$(cpu_ticks)"; E1="$(evaluations)"
+REQS=$((E1 - E0))
+report OFREP "$REQS" "$((C1 - C0))"
+echo "RSS after OFREP load: $(( $(rss_kib) / 1024 )) MiB"
 
 if [ -n "${PPROF:-}" ]; then
   echo "== CPU profile (${PPROF}) under REST load -> $ROOT/bench/cpu-rest.pprof"

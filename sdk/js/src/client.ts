@@ -68,7 +68,12 @@ export class FlagForgeClient {
       /* no localStorage (SSR, sandboxed frame) */
     }
     this.flags = o.bootstrap || load(this.store, this.key()) || {};
-    this.start();
+    // A server key must never reach a browser: refuse it before any request.
+    if (o.clientKey.startsWith('ffsk_')) {
+      console.error('flagforge: a server SDK key was given; use a client SDK key (ffck_...)');
+      this.fatal = 'UNAUTHORIZED';
+      this.first = Promise.resolve(false);
+    } else this.start();
   }
 
   private key() {

@@ -238,6 +238,17 @@ describe('fail open', () => {
     expect(FakeEventSource.all.length).toBe(1);
   });
 
+  it('refuses a server key before any request', async () => {
+    const err = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const { fetch, calls } = fakeFetch(bulk({ a: on }));
+    const c = client({ fetch, clientKey: 'ffsk_secret' });
+    expect(await c.ready()).toBe(false);
+    expect(c.detail('a', false)).toMatchObject({ value: false, reason: 'ERROR', errorCode: 'UNAUTHORIZED' });
+    expect(calls.length + FakeEventSource.all.length).toBe(0);
+    expect(err).toHaveBeenCalledOnce();
+    err.mockRestore();
+  });
+
   it('treats a malformed answer as a failure, not an exception', async () => {
     const c = client({ fetch: fakeFetch(() => new Response('not json', { status: 200 })).fetch });
     await settle();

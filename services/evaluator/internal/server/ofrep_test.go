@@ -348,3 +348,36 @@ func TestOFREPBulkEvaluatesWhatTheKeySeesWithAnETag(t *testing.T) {
 		}
 	})
 }
+
+// benchHTTP measures one POST of body to path through the evaluator's HTTP handler
+// (with the service's hand-written routes), server key, httptest recorder.
+func benchHTTP(b *testing.B, path, body string) {
+	svc := newService(b)
+	gw, err := server.NewGateway(context.Background(), svc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := server.NewHTTP(server.HTTPConfig{Gateway: gw, Service: svc, Ready: func() bool { return true }, Gatherer: prometheus.NewRegistry()})
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+fixture.ServerKey(env))
+		req.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("%d %s", w.Code, w.Body)
+		}
+	}
+}
+
+// BenchmarkOFREPFlag is POST /ofrep/v1/evaluate/flags/{key}, to compare with
+// BenchmarkEvaluateHTTP (same flag, same context).
+func BenchmarkOFREPFlag(b *testing.B) {
+	benchHTTP(b, "/ofrep/v1/evaluate/flags/new-ui", `{"context":{"targetingKey":"123","region":"us-east-1"}}`)
+}
+
+// BenchmarkEvaluateHTTP is POST /v1/evaluate through the hand-written handler.
+func BenchmarkEvaluateHTTP(b *testing.B) {
+	benchHTTP(b, "/v1/evaluate", `{"flagKey":"new-ui","context":{"targetingKey":"123","region":"us-east-1"}}`)
+}
