@@ -458,12 +458,20 @@ func (c *checker) compileServe(s *manifestv1.Serve, cf *flag, p *path) serve {
 		}
 		wp := rp.field("weights")
 		var total int64
+		seen := make(map[string]int, len(k.Rollout.GetWeights()))
 		for i, w := range k.Rollout.GetWeights() {
 			ip := wp.index(i)
 			idx := cf.variantIndex(w.GetVariant())
 			if idx < 0 {
 				vp := ip.field("variant")
 				c.errorf(&vp, "unknown variant %q", w.GetVariant())
+			}
+			if first, dup := seen[w.GetVariant()]; dup && c.validate {
+				// Refused on save only: manifests already stored keep compiling.
+				vp := ip.field("variant")
+				c.errorf(&vp, "variant %q is already listed at weights[%d]: list each variant once (weights are relative shares)", w.GetVariant(), first)
+			} else if !dup {
+				seen[w.GetVariant()] = i
 			}
 			if w.GetWeight() < 0 {
 				vp := ip.field("weight")

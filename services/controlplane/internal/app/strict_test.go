@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -123,4 +124,35 @@ func TestWrongMethodIs405(t *testing.T) {
 			t.Errorf("%s %s: %d %s", tt.method, tt.path, r.status, r.raw)
 		}
 	}
+}
+
+// TestClearRefusals: mistakes that used to be accepted are refused naming the
+// field: a variant listed twice in a rollout, a change request that changes
+// nothing, a schedule in the past (it ran at once).
+func TestClearRefusals(t *testing.T) {
+	t.Parallel()
+	c := start(t, ratelimit.Config{})
+	c.project()
+	const cfgPath = "/v1/orgs/acme/projects/web/environments/production/flags/new-ui"
+	r := c.call("PUT", cfgPath, c.owner, `{"revision":1,"config":{"on":true,"offVariant":"off","defaultServe":{"rollout":{"weights":[{"variant":"on","weight":10},{"variant":"off","weight":90},{"variant":"on","weight":5}]}}}}`)
+	if got := r.violations(); r.status != 400 || !strings.Contains(got["config.defaultServe.rollout.weights[2].variant"], "already listed at weights[0]") {
+		t.Fatalf("duplicate rollout variant: %d %s", r.status, r.raw)
+	}
+	r = c.call("POST", "/v1/orgs/acme/projects/web/environments/production/scheduled-changes", c.owner,
+		`{"flag":"new-ui","action":"turn_on","runTime":"2020-01-01T00:00:00Z"}`)
+	if got := r.violations(); r.status != 400 || !strings.Contains(got["runTime"], "is in the past") {
+		t.Fatalf("schedule in the past: %d %s", r.status, r.raw)
+	}
+	c.call("POST", "/v1/orgs/acme/projects/web/environments/production/scheduled-changes", c.owner,
+		`{"flag":"new-ui","action":"turn_on","runTime":"2999-01-01T00:00:00Z"}`).want(t, 200)
+	c.protect(t, false)
+	cur := c.call("GET", cfgPath, c.owner, nil).want(t, 200)
+	cfg, _ := json.Marshal(cur.get("config", "config"))
+	r = c.call("POST", "/v1/orgs/acme/projects/web/environments/production/change-requests", c.owner,
+		`{"change":{"flagConfig":{"flag":"new-ui","config":`+string(cfg)+`}},"baseRevision":1}`)
+	if got := r.violations(); r.status != 400 || !strings.Contains(got["change"], "changes nothing") {
+		t.Fatalf("empty change request: %d %s", r.status, r.raw)
+	}
+	c.call("POST", "/v1/orgs/acme/projects/web/environments/production/change-requests", c.owner,
+		`{"change":{"flagConfig":{"flag":"new-ui","config":{"on":true,"offVariant":"off","defaultServe":{"variant":"on"}}}},"baseRevision":1}`).want(t, 200)
 }

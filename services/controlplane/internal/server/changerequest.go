@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"google.golang.org/protobuf/proto"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -65,32 +66,42 @@ func proposalCheck(pc *adminv1.ProposedChange) store.Check {
 	return nil
 }
 
-// currentRevision is the revision of the proposal's target (0: a new segment).
-func currentRevision(ctx context.Context, st changeRequests, ref store.EnvRef, pc *adminv1.ProposedChange) (int64, error) {
+// currentRevision is the revision of the proposal's target (0: a new segment),
+// and whether the proposal would change nothing.
+func currentRevision(ctx context.Context, st changeRequests, ref store.EnvRef, pc *adminv1.ProposedChange) (rev int64, same bool, err error) {
 	switch ch := pc.GetChange().(type) {
 	case *adminv1.ProposedChange_FlagConfig:
 		fc, err := st.GetFlagConfig(ctx, ref, ch.FlagConfig.GetFlag())
-		return fc.GetRevision(), err
+		return fc.GetRevision(), err == nil && proto.Equal(fc.GetConfig(), ch.FlagConfig.GetConfig()), err
 	case *adminv1.ProposedChange_Segment:
 		sg, err := st.GetSegment(ctx, ref, ch.Segment.GetKey())
 		if errs.KindOf(err) == errs.NotFound {
-			return 0, nil
+			return 0, false, nil
 		}
-		return sg.GetRevision(), err
+		if err != nil {
+			return 0, false, err
+		}
+		cur, next := proto.CloneOf(sg), proto.CloneOf(ch.Segment)
+		cur.Revision, next.Revision = 0, 0
+		return sg.GetRevision(), proto.Equal(cur, next), nil
 	}
-	return 0, errs.Invalid("change", "is required")
+	return 0, false, errs.Invalid("change", "is required")
 }
 
 // propose creates a change request by the caller (UpdateFlagConfig and
 // UpdateSegment in an environment requiring approvals, and CreateChangeRequest).
 // The base revision must be the target's current one.
 func propose(ctx context.Context, st changeRequests, ref store.EnvRef, env *adminv1.Environment, pc *adminv1.ProposedChange, base int64, description, idem string) (*adminv1.ChangeRequest, error) {
-	cur, err := currentRevision(ctx, st, ref, pc)
+	cur, same, err := currentRevision(ctx, st, ref, pc)
 	if err != nil {
 		return nil, err
 	}
 	if cur != base {
 		return nil, errs.E(errs.Aborted, "base revision %d is stale (current %d): read the current state and propose again", base, cur)
+	}
+	if same {
+		// An approval of nothing is noise in every reviewer's queue.
+		return nil, errs.Invalid("change", "changes nothing: the proposed %s equals the current one", targetOf(pc))
 	}
 	cr := &adminv1.ChangeRequest{
 		Change: pc, BaseRevision: base, Description: description, AuthorId: actor.PrincipalFrom(ctx).ID(),

@@ -61,6 +61,11 @@ func (s *ScheduleService) CreateScheduledChange(ctx context.Context, req *adminv
 	c.present("run_time", req.GetRunTime() == nil)
 	if req.GetRunTime() != nil && req.GetRunTime().CheckValid() != nil {
 		c.fail("run_time", "is not a valid time")
+	} else if rt := req.GetRunTime().AsTime(); req.GetRunTime() != nil && rt.Before(s.now()) {
+		// A schedule that would run at once is a mistake more often than not;
+		// a change meant for now is made directly (UpdateFlagConfig).
+		c.fail("run_time", "%s is in the past (now %s): schedule a future time, or make the change directly to apply it now",
+			rt.UTC().Format(time.RFC3339), s.now().UTC().Format(time.RFC3339))
 	}
 	c.text("comment", req.GetComment(), maxComment, false)
 	idem, err := idempotencyKey(ctx, req.GetIdempotencyKey())
