@@ -31,8 +31,9 @@ afterAll(async () => {
 
 /** Opens a page with a client for key and context as window.ff, recording every
  * change of every flag (with the wall-clock time) in window.changes. */
-async function clientPage(key: string, context: object, extra = {}): Promise<Page> {
+async function clientPage(key: string, context: object, extra = {}, prepare?: (p: Page) => Promise<void>): Promise<Page> {
   const page = await openPage(browser, pages.origin, errors);
+  await prepare?.(page);
   await page.evaluate(
     async ({ url, key, context, extra }) => {
       const w = window as any;
@@ -108,6 +109,22 @@ describe('the browser SDK', () => {
     await platform.startEvaluator();
     const caughtUp = await page.waitForFunction((want) => (window as any).ff.get('live', null) === want, !before.value, { timeout: 20000 });
     expect(await caughtUp.jsonValue()).toBe(true);
+    await page.close();
+  });
+
+  it('falls back to polling with ETag when SSE is blocked, and still gets changes', async () => {
+    const bulk: number[] = [];
+    const page = await clientPage(platform.clientKey, { targetingKey: 'user-1' }, { pollInterval: 300 }, async (p) => {
+      await p.route('**/v1/sse**', (r) => r.abort()); // a proxy that blocks event streams
+      p.on('response', (r) => r.url().endsWith('/ofrep/v1/evaluate/flags') && bulk.push(r.status()));
+    });
+    expect(await page.evaluate(() => (window as any).ready)).toBe(true);
+    // SSE fails twice without connecting (the second try after the 1 s floor), then
+    // the SDK polls every 300 ms: unchanged answers are 304.
+    for (let i = 0; i < 50 && !bulk.includes(304); i++) await page.waitForTimeout(100);
+    expect(bulk).toContain(304);
+    const ms = await flip(page, !(await liveValue(page)).value);
+    expect(ms).toBeLessThan(2000);
     await page.close();
   });
 

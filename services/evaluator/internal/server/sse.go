@@ -24,13 +24,14 @@ const maxSSEContext = 16 << 10
 
 // sseResult is one flag's evaluated result as sent to browsers.
 type sseResult struct {
-	Value   json.RawMessage `json:"value"`
-	Variant string          `json:"variant,omitempty"`
-	Reason  string          `json:"reason"`
+	Value     json.RawMessage `json:"value"`
+	Variant   string          `json:"variant,omitempty"`
+	Reason    string          `json:"reason"`
+	ErrorCode string          `json:"errorCode,omitempty"`
 }
 
 func (a sseResult) same(b sseResult) bool {
-	return a.Variant == b.Variant && bytes.Equal(a.Value, b.Value)
+	return a.Variant == b.Variant && a.ErrorCode == b.ErrorCode && bytes.Equal(a.Value, b.Value)
 }
 
 // ServeSSE is GET /v1/sse: evaluated client-visible flags for one context, as
@@ -146,7 +147,7 @@ func (s *Service) evaluateVisible(target string, env *holder.Env, c *engine.Cont
 				v = b
 			}
 		}
-		out[k] = sseResult{Value: v, Variant: d.Variant, Reason: d.Reason}
+		out[k] = sseResult{Value: v, Variant: d.Variant, Reason: d.Reason, ErrorCode: d.ErrorCode}
 	}
 	return out
 }
