@@ -36,7 +36,7 @@ generate-check: generate
 lint: tools
 	$(BIN)/buf lint
 	$(GO) vet $(PACKAGES)
-	@for m in $(MODULES); do echo "golangci-lint $$m"; (cd $$m && $(BIN)/golangci-lint run ./...) || exit 1; done
+	@for m in $(MODULES); do echo "golangci-lint $$m"; (cd $$m && $(BIN)/golangci-lint run --allow-parallel-runners ./...) || exit 1; done
 
 ## breaking: buf breaking against main (no-op on main itself)
 breaking: tools
