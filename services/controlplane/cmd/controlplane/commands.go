@@ -61,7 +61,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	a, err := app.New(ctx, app.Config{
 		GRPCAddr: cfg.GRPCAddr, GRPCShutdownTimeout: cfg.GRPCShutdownTimeout,
 		HTTP: cfg.HTTP, Limits: cfg.Limits, Auth: cfg.Auth, RateLimit: cfg.RateLimit,
-		Schedule: cfg.Schedule, Webhooks: cfg.Webhooks, Lifecycle: cfg.Lifecycle,
+		Schedule: cfg.Schedule, Webhooks: cfg.Webhooks, Lifecycle: cfg.Lifecycle, Audit: cfg.Audit,
 		Publisher: cfg.Publisher, Sync: sync, Manifests: m,
 	}, st, log)
 	if err != nil {

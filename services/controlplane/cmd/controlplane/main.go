@@ -6,6 +6,8 @@
 //	                                      create the first organization, its owner
 //	                                      and an owner token (printed)
 //	flagforge-controlplane verify-audit   check every organization's audit chain
+//	flagforge-controlplane healthcheck    GET /healthz of the local process (exit 0
+//	                                      when it answers 2xx): container HEALTHCHECK
 //	flagforge-controlplane keys generate [-dir DIR]
 //	                                      write a manifest signing key pair
 //	flagforge-controlplane keys public [KEY]
@@ -25,6 +27,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/flagforge/flagforge/pkg/probe"
 )
 
 func main() {
@@ -64,10 +68,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return verifyAudit(ctx, args, stdout, stderr)
 	case "keys":
 		return keysCmd(ctx, args, stdout, stderr)
+	case "healthcheck":
+		return probe.Command(ctx, args, "127.0.0.1:8080", stderr)
 	case "help", "-h", "--help":
-		_, _ = fmt.Fprintln(stdout, "usage: flagforge-controlplane [serve|migrate|bootstrap|verify-audit|keys generate|keys public] [flags]")
+		_, _ = fmt.Fprintln(stdout, "usage: flagforge-controlplane [serve|migrate|bootstrap|verify-audit|keys generate|keys public|healthcheck] [flags]")
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q (serve, migrate, bootstrap, verify-audit, keys)", cmd)
+		return fmt.Errorf("unknown command %q (serve, migrate, bootstrap, verify-audit, keys, healthcheck)", cmd)
 	}
 }

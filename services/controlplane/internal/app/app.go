@@ -20,6 +20,7 @@ import (
 	syncv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/sync/v1"
 	"github.com/flagforge/flagforge/pkg/limits"
 	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/services/controlplane/internal/auditcheck"
 	"github.com/flagforge/flagforge/services/controlplane/internal/auth"
 	"github.com/flagforge/flagforge/services/controlplane/internal/explainsvc"
 	"github.com/flagforge/flagforge/services/controlplane/internal/fanout"
@@ -65,6 +66,8 @@ type Config struct {
 	Sync syncsvc.Config
 	// Manifests are the publisher's collaborators; Manifests.Signer is required.
 	Manifests Manifests
+	// Audit tunes the periodic audit chain verification (zero: disabled).
+	Audit auditcheck.Config
 	// Now is the clock of schedules, webhooks, lifecycle statuses and manifest
 	// timestamps (nil: time.Now); tests inject one.
 	Now func() time.Time
@@ -159,6 +162,11 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, e
 		watchHealth(ctx, hs, st, 5*time.Second)
 		return nil
 	})
+	chk, err := auditcheck.New(cfg.Audit, st, reg, cfg.Now, log)
+	if err != nil {
+		return nil, err
+	}
+	a.background = append(a.background, chk.Run)
 	if g, ok := st.(server.GovernanceStorer); ok {
 		if cfg.Schedule == (schedule.Config{}) {
 			cfg.Schedule = schedule.Config{PollInterval: time.Second}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/flagforge/flagforge/pkg/limits"
+	"github.com/flagforge/flagforge/services/controlplane/internal/auditcheck"
 	"github.com/flagforge/flagforge/services/controlplane/internal/auth"
 	"github.com/flagforge/flagforge/services/controlplane/internal/bootstrap"
 	"github.com/flagforge/flagforge/services/controlplane/internal/httpapi"
@@ -82,6 +83,9 @@ type Config struct {
 	Schedule  schedule.Config
 	Webhooks  webhook.Config
 	Lifecycle lifecycle.Config
+	// Audit is the periodic audit chain verification
+	// (FLAGFORGE_AUDIT_VERIFY_INTERVAL, default 1h; 0 disables).
+	Audit auditcheck.Config
 }
 
 // Load reads the environment (through lookup; nil: the process environment) and
@@ -149,7 +153,7 @@ func (c *Config) Validate() error {
 	}
 	sync := c.Sync // Validate applies defaults; keep c as loaded
 	for _, v := range []interface{ Validate() error }{c.HTTP, c.Limits.WithDefaults(), c.Auth, c.RateLimit, c.Bootstrap, c.Signing,
-		c.Publisher.WithDefaults(), &sync, c.Schedule, c.Webhooks, c.Lifecycle} {
+		c.Publisher.WithDefaults(), &sync, c.Schedule, c.Webhooks, c.Lifecycle, c.Audit} {
 		if err := v.Validate(); err != nil {
 			problems = append(problems, err)
 		}

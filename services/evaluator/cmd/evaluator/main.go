@@ -1,6 +1,8 @@
 // Command flagforge-evaluator serves flag evaluations from signed manifests.
 //
 //	flagforge-evaluator [flags]
+//	flagforge-evaluator healthcheck [-addr ADDR]   GET /healthz of the local process
+//	                                               (exit 0 on 2xx): container HEALTHCHECK
 //
 // Configuration comes from FLAGFORGE_* environment variables and flags (see
 // internal/config and docs/evaluator.md). SIGINT or SIGTERM drains gracefully.
@@ -19,7 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/flagforge/flagforge/pkg/logrelay"
-
+	"github.com/flagforge/flagforge/pkg/probe"
 	"github.com/flagforge/flagforge/services/evaluator/internal/app"
 	"github.com/flagforge/flagforge/services/evaluator/internal/config"
 )
@@ -36,6 +38,9 @@ func main() {
 
 // run loads the configuration, assembles the evaluator and serves until ctx ends.
 func run(ctx context.Context, args []string, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return probe.Command(ctx, args[1:], "127.0.0.1:8081", stderr)
+	}
 	fs := flag.NewFlagSet("flagforge-evaluator", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg, err := config.Load(ctx, fs, args, nil)
