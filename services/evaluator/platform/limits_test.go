@@ -363,3 +363,117 @@ func TestABusyPortExitsOneNamingTheAddress(t *testing.T) {
 		})
 	}
 }
+
+// guideSQL returns the first SQL block of the "## PostgreSQL" section of
+// docs/controlplane.md, statement by statement (comments dropped).
+func guideSQL(t *testing.T) []string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "controlplane.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(raw), "\n## PostgreSQL\n")
+	if !ok {
+		t.Fatal("docs/controlplane.md has no PostgreSQL section")
+	}
+	_, block, ok := strings.Cut(section, "```sql\n")
+	if !ok {
+		t.Fatal("the PostgreSQL section has no SQL block")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	var out []string
+	for _, stmt := range strings.Split(block, ";") {
+		var lines []string
+		for _, l := range strings.Split(stmt, "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "--") {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) > 0 {
+			out = append(out, strings.Join(lines, " "))
+		}
+	}
+	return out
+}
+
+// TestThePostgreSQLSetUpOfTheGuideWorksAsWritten runs the SQL of
+// docs/controlplane.md's PostgreSQL section as a superuser on a cluster of the
+// test's own (where no flagforge_app role exists yet), then `migrate` as the
+// owner and `serve` as the application role. First without the statements that
+// create flagforge_app: migrate then exits 1 saying what to run, having changed
+// nothing.
+func TestThePostgreSQLSetUpOfTheGuideWorksAsWritten(t *testing.T) {
+	pg, ok := startPrivatePostgres(t)
+	if !ok {
+		unavailable(t, "cannot run a private PostgreSQL cluster (initdb)")
+	}
+	psql, err := exec.LookPath("psql")
+	if err != nil {
+		unavailable(t, "psql not found: %v", err)
+	}
+	run := func(db, q string) (string, error) {
+		u := strings.Replace(pg.url, "/postgres?", "/"+db+"?", 1)
+		out, err := exec.Command(psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", u, "-tA", "-c", q).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	roleURL := func(user, password string) string {
+		return strings.Replace(strings.Replace(pg.url, "postgres@", user+":"+password+"@", 1), "/postgres?", "/flagforge?", 1)
+	}
+	stmts := guideSQL(t)
+	var later []string
+	for _, s := range stmts {
+		if strings.Contains(s, "flagforge_app") {
+			later = append(later, s)
+			continue
+		}
+		if out, err := run("postgres", s); err != nil {
+			t.Fatalf("%s: %v\n%s", s, err, out)
+		}
+	}
+	if len(later) != 2 {
+		t.Fatalf("the guide's SQL should create flagforge_app and grant it: %q", stmts)
+	}
+	owner, app := roleURL("flagforge_owner", "owner-secret"), roleURL("app", "app-secret")
+	out, err := exec.Command(controlPlaneBin, "migrate", "--database-url", owner).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "CREATE ROLE flagforge_app NOLOGIN") {
+		t.Fatalf("migrate without flagforge_app: %v\n%s", err, out)
+	}
+	if n, err := run("flagforge", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"); err != nil || n != "0" {
+		t.Fatalf("the refused migration left %s tables (%v)", n, err)
+	}
+	for _, s := range later {
+		if out, err := run("postgres", s); err != nil {
+			t.Fatalf("%s: %v\n%s", s, err, out)
+		}
+	}
+	if out, err := exec.Command(controlPlaneBin, "migrate", "--database-url", owner).CombinedOutput(); err != nil {
+		t.Fatalf("migrate as the owner, as the guide says: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command(controlPlaneBin, "keys", "generate", "-dir", dir).CombinedOutput(); err != nil {
+		t.Fatalf("keys generate: %v\n%s", err, out)
+	}
+	httpAddr, token := freeAddr(t), "ffat_"+randomHex(20)
+	cp := start(t, "control plane (app role)", controlPlaneBin, []string{
+		"FLAGFORGE_DATABASE_URL=" + app,
+		"FLAGFORGE_SIGNING_KEY=" + filepath.Join(dir, "signing-key.pem"),
+		"FLAGFORGE_SYNC_TOKEN=sync-" + randomHex(16),
+		"FLAGFORGE_DATA_DIR=" + dir,
+		"FLAGFORGE_GRPC_ADDR=" + freeAddr(t),
+		"FLAGFORGE_HTTP_ADDR=" + httpAddr,
+		"FLAGFORGE_BOOTSTRAP_ORG=acme",
+		"FLAGFORGE_BOOTSTRAP_EMAIL=admin@acme.test",
+		"FLAGFORGE_BOOTSTRAP_TOKEN=" + token,
+		"FLAGFORGE_LOG_LEVEL=warn",
+	}, "serve")
+	cp.waitReady("http://"+httpAddr+"/readyz", 30*time.Second)
+	code, body, err := call("POST", "http://"+httpAddr+"/v1/orgs/acme/projects", token,
+		map[string]any{"project": map[string]any{"key": "web", "name": "Web"}})
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("a write as the application role: %d %v %v", code, body, err)
+	}
+	if who, err := run("flagforge", "SELECT tableowner FROM pg_tables WHERE tablename = 'audit_entries'"); err != nil || who != "flagforge_owner" {
+		t.Errorf("audit_entries is owned by %q (%v), want flagforge_owner", who, err)
+	}
+}

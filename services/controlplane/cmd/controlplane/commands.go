@@ -19,12 +19,17 @@ import (
 // setup loads and validates the configuration (with the subcommand's flags on fs)
 // and builds the JSON logger.
 func setup(ctx context.Context, fs *flag.FlagSet, args []string, stderr io.Writer) (*config.Config, *slog.Logger, error) {
+	return setupWith(ctx, fs, args, stderr, (*config.Config).Validate)
+}
+
+// setupWith is setup with the command's own validation.
+func setupWith(ctx context.Context, fs *flag.FlagSet, args []string, stderr io.Writer, validate func(*config.Config) error) (*config.Config, *slog.Logger, error) {
 	fs.SetOutput(stderr)
 	cfg, err := config.Load(ctx, fs, args, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := cfg.Validate(); err != nil {
+	if err := validate(cfg); err != nil {
 		return nil, nil, err
 	}
 	level, _ := cfg.Level() // validated
@@ -71,7 +76,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func migrate(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, log, err := setup(ctx, flag.NewFlagSet("migrate", flag.ContinueOnError), args, stderr)
+	// Migrations need the database only: not the signing key or sync token of serve.
+	cfg, log, err := setupWith(ctx, flag.NewFlagSet("migrate", flag.ContinueOnError), args, stderr, (*config.Config).ValidateDatabase)
 	if err != nil {
 		return err
 	}

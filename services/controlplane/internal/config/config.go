@@ -183,6 +183,24 @@ func (c *Config) Validate() error {
 	return errors.Join(problems...)
 }
 
+// ValidateDatabase checks what a command that only touches the database needs
+// (migrate): the database URLs and the log level.
+func (c *Config) ValidateDatabase() error {
+	var problems []error
+	if _, _, err := ParseDatabaseURL(c.DatabaseURL); err != nil {
+		problems = append(problems, err)
+	}
+	if c.MigrateDatabaseURL != "" {
+		if _, _, err := ParseDatabaseURL(c.MigrateDatabaseURL); err != nil {
+			problems = append(problems, fmt.Errorf("migrate: %w", err))
+		}
+	}
+	if _, err := c.Level(); err != nil {
+		problems = append(problems, err)
+	}
+	return errors.Join(problems...)
+}
+
 // Level is the parsed log level.
 func (c *Config) Level() (slog.Level, error) {
 	var l slog.Level

@@ -112,8 +112,31 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return fmt.Errorf("postgres: migrations: %w", err)
 	}
+	if err := checkAppRole(ctx, db); err != nil {
+		return err
+	}
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("postgres: migrate (run migrations as the schema owner): %w", err)
+	}
+	return nil
+}
+
+// checkAppRole refuses to start migrating when the group role AppRole does not
+// exist and the migrating role may not create it (no CREATEROLE): the first
+// migration would otherwise fail half-way with "permission denied to create role".
+func checkAppRole(ctx context.Context, db *sql.DB) error {
+	var exists, canCreate bool
+	var user string
+	err := db.QueryRowContext(ctx, `SELECT
+		EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1),
+		(SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user),
+		current_user`, AppRole).Scan(&exists, &canCreate, &user)
+	if err != nil {
+		return fmt.Errorf("postgres: checking role %s: %w", AppRole, err)
+	}
+	if !exists && !canCreate {
+		return fmt.Errorf("postgres: role %s does not exist and %s may not create roles: "+
+			"as a superuser run CREATE ROLE %s NOLOGIN; then migrate again (docs/controlplane.md, PostgreSQL)", AppRole, user, AppRole)
 	}
 	return nil
 }
