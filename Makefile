@@ -10,7 +10,7 @@ PACKAGES := $(foreach m,$(MODULES),github.com/flagforge/flagforge/$(m)/...)
 TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc \
          $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2 $(BIN)/golangci-lint
 
-.PHONY: all tools generate generate-check lint breaking build test test-short test-js test-deploy images bench fuzz services run run-evaluator clean
+.PHONY: all tools generate generate-check lint breaking build test test-short test-js test-deploy images chaos bench fuzz services run run-evaluator clean
 
 all: generate build test
 
@@ -84,6 +84,13 @@ images:
 	  echo "docker build $(IMAGE_REPO)/$$svc:$(IMAGE_TAG)"; \
 	  DOCKER_BUILDKIT=1 docker build -f deploy/docker/$$svc.Dockerfile -t $(IMAGE_REPO)/$$svc:$(IMAGE_TAG) . || exit 1; \
 	done
+
+## chaos: the fault tests against real processes: hostile bodies, slow clients, busy
+## ports, the PostgreSQL guide, frozen stream clients, a fleet reconnecting to a
+## restarted evaluator (the last two are slow, ~3 min). Figures: docs/reliability.md
+CHAOS_TESTS := TestHostileBodies|TestSlowClients|TestABusyPort|TestThePostgreSQLSetUp|TestChaos
+chaos: services
+	FLAGFORGE_CHAOS=1 $(GO) test -count=1 -timeout 20m -v -run '$(CHAOS_TESTS)' github.com/flagforge/flagforge/services/evaluator/platform/...
 
 ## test-short: quick tests without the race detector
 test-short:

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -109,16 +108,12 @@ func New(cfg Config) (*Client, error) {
 		if cfg.TLS != nil {
 			creds = credentials.NewTLS(cfg.TLS)
 		}
-		opts := append([]grpc.DialOption{
+		// The SDK, not the gRPC channel, decides when to reconnect (see dialer).
+		opts := append(append([]grpc.DialOption{
 			grpc.WithTransportCredentials(creds),
-			// The channel's own reconnection follows our bounds, so a restarted
-			// evaluator is found within Backoff.Max.
-			grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
-				BaseDelay: cfg.Backoff.Min, Multiplier: 1.6, Jitter: 0.2, MaxDelay: cfg.Backoff.Max,
-			}, MinConnectTimeout: 5 * time.Second}),
 			// The evaluator enforces at least 10 s between pings.
 			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		}, cfg.DialOptions...)
+		}, newDialer(cfg.Backoff).dialOptions()...), cfg.DialOptions...)
 		if c.conn, err = grpc.NewClient(cfg.Address, opts...); err != nil {
 			return nil, fmt.Errorf("sdk: Address: %w", err)
 		}

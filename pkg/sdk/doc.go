@@ -20,7 +20,9 @@
 //     checked by manifest.Apply); otherwise the client resubscribes from its version.
 //     A refused manifest leaves the last good one serving.
 //   - Sync: StreamManifest over gRPC, resuming from the version held; on failure,
-//     reconnects with exponential backoff and jitter (Backoff); after
+//     reconnects with exponential backoff and full jitter (Backoff), at the stream
+//     level and at the TCP level (the SDK's own dialer paces the gRPC channel's
+//     reconnections, so a fleet spreads over several seconds); after
 //     StreamFailuresBeforePolling consecutive failures it long-polls GET /v1/manifest
 //     (ETag, ?wait=) for PollingPeriod, then tries streaming again. An SDK key the
 //     evaluator refuses (UNAUTHENTICATED, PERMISSION_DENIED, HTTP 401/403) is fatal:

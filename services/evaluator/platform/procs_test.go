@@ -32,6 +32,9 @@ var (
 func TestMain(m *testing.M) { os.Exit(runTests(m)) }
 
 func runTests(m *testing.M) int {
+	if mode := os.Getenv("FLAGFORGE_CHAOS_CLIENT"); mode != "" {
+		return runStreamClient(mode) // a child process of a fault test
+	}
 	dir, err := os.MkdirTemp("", "flagforge-platform-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
