@@ -10,7 +10,7 @@ PACKAGES := $(foreach m,$(MODULES),github.com/flagforge/flagforge/$(m)/...)
 TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc \
          $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2 $(BIN)/golangci-lint
 
-.PHONY: all tools generate generate-check lint breaking build test test-short test-js test-deploy images chaos bench fuzz services run run-evaluator clean
+.PHONY: all tools generate generate-check lint breaking build test test-short test-js test-deploy images chaos bench fuzz services run run-evaluator clean web test-web bench-web
 
 all: generate build test
 
@@ -26,11 +26,14 @@ generate: tools
 	$(BIN)/buf generate
 	$(BIN)/buf generate --template buf.gen.admin.yaml --path proto/flagforge/admin
 	$(BIN)/buf generate --template buf.gen.evaluation.yaml --path proto/flagforge/evaluation
+	bash scripts/ensure-web.sh
+	rm -rf web/src/gen
+	$(BIN)/buf generate --template buf.gen.web.yaml --path proto/flagforge/admin --path proto/flagforge/manifest
 
 ## generate-check: fail when the committed generated code differs from a fresh generation
 generate-check: generate
-	@git diff --exit-code -- pkg/gen pkg/openapi || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- pkg/gen pkg/openapi)" || { git status --porcelain -- pkg/gen pkg/openapi; echo "untracked generated files: run make generate and commit" >&2; exit 1; }
+	@git diff --exit-code -- pkg/gen pkg/openapi web/src/gen || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- pkg/gen pkg/openapi web/src/gen)" || { git status --porcelain -- pkg/gen pkg/openapi web/src/gen; echo "untracked generated files: run make generate and commit" >&2; exit 1; }
 
 ## lint: buf lint (STANDARD), go vet and golangci-lint on every module
 lint: tools
@@ -43,8 +46,14 @@ lint: tools
 breaking: tools
 	$(BIN)/buf breaking --against '.git#branch=main'
 
-## build: compile every module and the service binaries into ./bin
-build:
+## web: build the console (web/) into the control plane's embedded assets
+web:
+	bash scripts/ensure-web.sh
+	cd web && npm run build
+	@touch services/controlplane/internal/console/dist/.keep
+
+## build: compile every module and the service binaries (console embedded) into ./bin
+build: web
 	$(GO) build $(PACKAGES)
 	@for d in services/*/cmd/*; do [ -d "$$d" ] || continue; echo "build $$d"; \
 	  $(GO) build -o $(BIN)/flagforge-$$(basename $$d) ./$$d || exit 1; done
@@ -54,10 +63,11 @@ services:
 	bash scripts/ensure-services.sh
 
 ## test: every module's tests with the race detector (needs PostgreSQL and Redis), then the
-## browser SDK's; deploy/ is validated offline first
+## browser SDK's and the web console's browser tests; deploy/ is validated offline first
 test: services test-deploy
 	$(GO) test -race -count=1 -timeout 30m $(PACKAGES)
 	$(MAKE) test-js
+	$(MAKE) test-web
 
 ## test-js: the browser SDK (sdk/js): npm ci (when the lockfile changed), type check, size budget
 ## (core <= 3 kB min+gzip), build, vitest unit tests, then end-to-end tests in headless Chromium
@@ -92,6 +102,17 @@ CHAOS_TESTS := TestHostileBodies|TestSlowClients|TestABusyPort|TestThePostgreSQL
 chaos: services
 	FLAGFORGE_CHAOS=1 $(GO) test -count=1 -timeout 20m -v -run '$(CHAOS_TESTS)' github.com/flagforge/flagforge/services/evaluator/platform/...
 
+## test-web: the console's Playwright tests (Debian Chromium) against a real control
+## plane and evaluator, the bundle-size budget, and the accessibility checks
+test-web: build
+	bash scripts/ensure-browser.sh >/dev/null
+	cd web && npm run test:e2e
+
+## bench-web: time to interactive of the flags list with 1,000 flags (Chromium)
+bench-web: build
+	bash scripts/ensure-browser.sh >/dev/null
+	cd web && node e2e/bench/flags-list.mjs
+
 ## test-short: quick tests without the race detector
 test-short:
 	$(GO) test -short -count=1 $(PACKAGES)
@@ -107,8 +128,9 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzEvaluate -fuzztime $(FUZZTIME) github.com/flagforge/flagforge/pkg/eval
 
-## run: the embedded platform (control plane on SQLite + evaluator), data in ./data
-run:
+## run: the embedded platform (control plane on SQLite + evaluator + the web console
+## at http://127.0.0.1:8080/), data in ./data
+run: web
 	bash scripts/run.sh
 
 ## run-evaluator: one more evaluator beside `make run` (N=1: gRPC 9101, HTTP 8091)

@@ -185,6 +185,7 @@ start_evaluator 0
 cat <<EOF
 
 FlagForge is running (embedded: SQLite + one evaluator over the gRPC sync stream).
+  web console    $CP_URL/   (sign in with the admin token below)
   control plane  gRPC $CP_GRPC  HTTP $CP_URL    (admin API, OpenAPI at $CP_URL/openapi.json)
   evaluator 0    gRPC $EVAL_GRPC  HTTP $EVAL_HTTP
   organization "$ORG", project "$PROJECT"; data and logs in ./data

@@ -1,6 +1,7 @@
 // Package httpapi is the control plane's HTTP surface: the REST/JSON gateway to the
 // admin gRPC API (grpc-gateway, proxying to the gRPC server so every call passes
-// the same interceptors), /healthz, /readyz, /metrics and /openapi.json.
+// the same interceptors), /healthz, /readyz, /metrics, /openapi.json, and the
+// embedded web console at / (package console).
 package httpapi
 
 import (
@@ -16,6 +17,7 @@ import (
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
 	"github.com/flagforge/flagforge/pkg/openapi"
 	"github.com/flagforge/flagforge/pkg/strictjson"
+	"github.com/flagforge/flagforge/services/controlplane/internal/console"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -144,5 +146,7 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer 
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.Admin)
 	})
+	// The web console answers every other path (its client-side routes).
+	mux.Handle("/", console.Handler())
 	return mux, nil
 }

@@ -1,0 +1,212 @@
+// The console's user stories, driven in Chromium against a real control plane and
+// evaluator. Each story says what the user does and what the platform answers.
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { checkA11y, eventually, launch, screenshot, signIn, startPlatform } from "./harness.mjs";
+
+describe("the web console", () => {
+  let platform, browser, page;
+
+  before(async (t) => {
+    platform = await startPlatform();
+    browser = await launch(t);
+    if (!browser) return;
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    page.setDefaultTimeout(10000);
+  });
+  after(async () => {
+    await browser?.close();
+    await platform?.stop();
+  });
+
+  it("refuses a wrong token and says why", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await signIn(page, platform.url, "ffat_not-a-real-token");
+    await page.getByRole("alert").filter({ hasText: "The API token was refused" }).waitFor();
+    await checkA11y(page, "sign-in");
+    await screenshot(page, "sign-in");
+  });
+
+  it("signs in with a pasted token and lists the flags of the project in every environment", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await platform.admin("POST", "/v1/orgs/acme/projects/web/flags", { flag: { key: "dark-mode", name: "Dark mode", type: "FLAG_TYPE_BOOLEAN", tags: ["ui"] } });
+    await platform.admin("PUT", "/v1/orgs/acme/projects/web/environments/staging/flags/dark-mode", {
+      config: { on: true, offVariant: "off", defaultServe: { variant: "on" } }, revision: 1,
+    });
+    await signIn(page, platform.url, platform.token);
+    await page.getByRole("heading", { name: "Flags" }).waitFor();
+    assert.match(page.url(), /\/o\/acme\/p\/web\/flags$/);
+    const row = page.getByRole("row", { name: /dark-mode/ });
+    await row.getByRole("link", { name: /^dark-mode in staging: on, (Inactive|New)$/ }).waitFor();
+    await row.getByRole("link", { name: /^dark-mode in production: off, New$/ }).waitFor();
+    // Search is in the URL: tag:ui finds it, tag:none does not.
+    await page.getByLabel("Search flags").fill("tag:none");
+    await page.getByText("No flag matches").waitFor();
+    assert.match(page.url(), /q=tag%3Anone/);
+    await page.getByLabel("Search flags").fill("tag:ui");
+    await row.waitFor();
+    await checkA11y(page, "flags list");
+    await screenshot(page, "flags-list");
+  });
+
+  it("the product manager rolls a new flag out to 10% of US users and the evaluator's decision changes", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await page.getByLabel("Search flags").fill("");
+    await page.getByRole("button", { name: "New flag" }).click();
+    await page.getByLabel("Key").fill("checkout");
+    await page.getByLabel("Name").fill("New checkout");
+    await page.getByRole("button", { name: "Create flag" }).click();
+    await page.getByRole("heading", { name: "checkout", exact: true }).waitFor();
+    assert.match(page.url(), /\/flags\/checkout\/production$/);
+
+    // Before: off everywhere.
+    const us = (i) => ({ targetingKey: `user-${i}`, country: "US" });
+    await eventually(async () => assert.equal((await platform.evaluate("production", "checkout", us(1))).reason, "DISABLED"));
+
+    await page.getByRole("switch", { name: "Serve targeting in production" }).check();
+    await page.getByRole("button", { name: "Add rule" }).click();
+    await page.getByLabel("Rule 1 condition 1 attribute").fill("country");
+    await page.getByLabel("Rule 1 condition 1 operator").selectOption({ label: "is one of" });
+    await page.getByLabel("Rule 1 condition 1 values").fill("US");
+    await page.getByLabel("Rule 1 serves").selectOption({ label: "a percentage rollout" });
+    await page.getByLabel("Rule 1 serves: weight of on").fill("10");
+    await page.getByLabel("Rule 1 serves: weight of off").fill("90");
+    await page.getByLabel("Otherwise serve").selectOption("off");
+    assert.equal(await page.getByTestId("rule-1-summary").textContent(), "If country is one of US → serve rollout on 10% / off 90%");
+    await page.getByText("unsaved change").first().waitFor();
+    await page.getByLabel("Comment").fill("10% of US users");
+    await checkA11y(page, "flag page (editing)");
+    await screenshot(page, "flag-page");
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await page.getByRole("status").filter({ hasText: "Saved" }).waitFor();
+
+    // After: US users are split about 10/90 by the evaluator; others get the default.
+    await eventually(async () => assert.equal((await platform.evaluate("production", "checkout", us(1))).reason, "SPLIT"));
+    let on = 0;
+    for (let i = 0; i < 300; i++) {
+      const d = await platform.evaluate("production", "checkout", us(i));
+      assert.equal(d.reason, "SPLIT");
+      if (d.variant === "on") on++;
+    }
+    assert.ok(on > 10 && on < 60, `${on} of 300 US users got on, expected about 30`);
+    const fr = await platform.evaluate("production", "checkout", { targetingKey: "user-1", country: "FR" });
+    assert.equal(fr.variant, "off");
+    assert.equal(fr.reason, "DEFAULT");
+
+    // Widening to 50% is one edit.
+    await page.getByLabel("Rule 1 serves: weight of on").fill("50");
+    await page.getByLabel("Rule 1 serves: weight of off").fill("50");
+    assert.equal(await page.getByTestId("rule-1-summary").textContent(), "If country is one of US → serve rollout on 50% / off 50%");
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await page.getByRole("status").filter({ hasText: "revision 3" }).waitFor();
+    await eventually(async () => {
+      let n = 0;
+      for (let i = 0; i < 200; i++) if ((await platform.evaluate("production", "checkout", us(i))).variant === "on") n++;
+      assert.ok(n > 70 && n < 130, `${n} of 200 US users got on at 50%`);
+    });
+  });
+
+  it("a server error lands on the field it names", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await page.getByRole("button", { name: "Add rule" }).click();
+    await page.getByLabel("Rule 2 condition 1 attribute").fill("version");
+    await page.getByLabel("Rule 2 condition 1 operator").selectOption({ label: "matches regex" });
+    await page.getByLabel("Rule 2 condition 1 values").fill("(unclosed");
+    await page.getByRole("button", { name: "Save changes" }).click();
+    const alert = page.getByRole("alert").filter({ hasText: "config.rules[1].clauses[0]" });
+    await alert.waitFor();
+    assert.equal(await page.getByLabel("Rule 2 condition 1 values").getAttribute("aria-invalid"), "true");
+    await page.getByRole("button", { name: "Delete rule 2" }).click();
+    await page.getByText("No unsaved changes").waitFor();
+  });
+
+  it("QA forces a variant for listed users in staging", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await page.getByRole("navigation", { name: "Environments" }).getByRole("link", { name: /staging/i }).click();
+    await page.getByRole("switch", { name: "Serve targeting in staging" }).waitFor();
+    assert.match(page.url(), /\/flags\/checkout\/staging$/);
+    await page.getByRole("switch", { name: "Serve targeting in staging" }).check();
+    await page.getByLabel("Targets served on").fill("qa-1\nqa-2\nqa-1");
+    await page.getByText("Targets served on: 2").waitFor();
+    await page.getByLabel("Otherwise serve").selectOption("off");
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await page.getByRole("status").filter({ hasText: "Saved" }).waitFor();
+    await eventually(async () => {
+      const d = await platform.evaluate("staging", "checkout", { targetingKey: "qa-2" });
+      assert.deepEqual([d.variant, d.reason], ["on", "TARGETING_MATCH"]);
+    });
+    const other = await platform.evaluate("staging", "checkout", { targetingKey: "someone" });
+    assert.deepEqual([other.variant, other.reason], ["off", "DEFAULT"]);
+  });
+
+  it("the playground's explanation matches the evaluator's /v1/evaluate", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await page.getByRole("link", { name: "Playground" }).click();
+    await page.getByLabel("Flag").selectOption("checkout");
+    await page.getByLabel("Environment").selectOption("production");
+    for (const ctx of [{ targetingKey: "user-3", country: "US" }, { targetingKey: "user-4", country: "DE" }, { targetingKey: "user-8", country: "US" }]) {
+      await page.getByLabel("Context (JSON)").fill(JSON.stringify(ctx));
+      await page.getByRole("button", { name: "Evaluate" }).click();
+      const want = await platform.evaluate("production", "checkout", ctx);
+      await eventually(async () => {
+        assert.equal(await page.getByTestId("decision-variant").textContent(), want.variant);
+        assert.equal(await page.getByTestId("decision-reason").textContent(), want.reason);
+      }, 5000);
+      if (want.reason === "SPLIT") await page.getByText(/bucket \d+ of 100/).waitFor();
+      else await page.getByText("The default serve decided.").waitFor();
+    }
+    assert.match(page.url(), /ctx=/);
+    await checkA11y(page, "playground");
+    await screenshot(page, "playground");
+  });
+
+  it("the SRE kills the flag everywhere with a reason and the evaluator answers off", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await page.goto(`${platform.url}/o/acme/p/web/flags/checkout/production`);
+    await page.getByRole("button", { name: "Kill everywhere" }).click();
+    const dialog = page.getByRole("dialog", { name: "Kill checkout everywhere?" });
+    await dialog.getByLabel("Reason (recorded in the audit log)").fill("checkout errors spiking");
+    const confirm = dialog.getByRole("button", { name: "Turn off everywhere" });
+    assert.equal(await confirm.isDisabled(), true, "confirm is enabled before the key is typed");
+    await dialog.getByLabel("Type the flag key (checkout) to confirm").fill("checkout");
+    await checkA11y(page, "kill dialog");
+    await confirm.click();
+    await page.getByRole("status").filter({ hasText: "checkout is off in 3 environments" }).waitFor();
+    await eventually(async () => {
+      for (const env of ["staging", "production"]) {
+        const d = await platform.evaluate(env, "checkout", { targetingKey: "qa-1", country: "US" });
+        assert.deepEqual([d.variant, d.reason], ["off", "DISABLED"], env);
+      }
+    });
+  });
+
+  it("the SRE filters the audit log and reads an entry's before/after diff", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await page.getByRole("link", { name: "Audit log" }).click();
+    await page.getByRole("heading", { name: "Audit log" }).waitFor();
+    await page.getByLabel("Contains").fill("checkout errors spiking");
+    const rows = page.getByRole("row").filter({ hasText: "checkout errors spiking" });
+    // One entry per environment the kill turned off (staging and production).
+    await eventually(async () => assert.equal(await rows.count(), 2));
+    await page.getByLabel("Resource (exact, or prefix ending in /)").fill("projects/web/environments/production/flags/checkout");
+    await eventually(async () => assert.equal(await rows.count(), 1));
+    await rows.first().getByRole("button").click();
+    const diff = page.getByRole("table", { name: /Changes of entry/ });
+    await diff.waitFor();
+    await diff.getByRole("row").filter({ hasText: "/on" }).filter({ hasText: "− true" }).waitFor();
+    assert.match(page.url(), /resource=/);
+    await checkA11y(page, "audit log");
+    await screenshot(page, "audit-log");
+  });
+
+  it("is usable on a narrow screen", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${platform.url}/o/acme/p/web/flags`);
+    await page.getByRole("row", { name: /checkout/ }).waitFor();
+    await checkA11y(page, "flags list (narrow)");
+    await screenshot(page, "flags-list-narrow");
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+});

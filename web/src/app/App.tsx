@@ -1,0 +1,46 @@
+import { lazy, Suspense, useSyncExternalStore } from "react";
+import { SignIn } from "../features/auth/components/SignIn";
+import { match, useLocation } from "../lib/router";
+import { getToken } from "../lib/session";
+import { Home } from "./Home";
+import { Layout } from "./Layout";
+
+// Pages load on demand: the initial bundle holds the shell and the sign-in form.
+const FlagsList = lazy(() => import("../features/flags/components/FlagsList"));
+const FlagPage = lazy(() => import("../features/flags/components/FlagPage"));
+const Playground = lazy(() => import("../features/playground/components/Playground"));
+const AuditLog = lazy(() => import("../features/audit/components/AuditLog"));
+
+function subscribe(cb: () => void) {
+  window.addEventListener("flagforge:session", cb);
+  return () => window.removeEventListener("flagforge:session", cb);
+}
+
+export function App() {
+  const token = useSyncExternalStore(subscribe, getToken);
+  const loc = useLocation();
+  if (!token) return <SignIn />;
+  const path = loc.pathname;
+  let m: Record<string, string> | null;
+  let page = null;
+  if ((m = match("/o/:org/p/:project/flags", path))) page = <FlagsList org={m.org} project={m.project} />;
+  else if ((m = match("/o/:org/p/:project/flags/:flag/:env", path)))
+    page = <FlagPage key={`${m.flag}/${m.env}`} org={m.org} project={m.project} flag={m.flag} env={m.env} />;
+  else if ((m = match("/o/:org/p/:project/playground", path))) page = <Playground org={m.org} project={m.project} />;
+  else if ((m = match("/o/:org/p/:project/audit", path))) page = <AuditLog org={m.org} project={m.project} />;
+  else if (path === "/") return <Home />;
+  if (!m || !page)
+    return (
+      <main className="p-6">
+        <h1 className="text-xl font-bold">Page not found</h1>
+        <a className="text-blue-800 underline" href="/">
+          Go to the flags list
+        </a>
+      </main>
+    );
+  return (
+    <Layout org={m.org} project={m.project}>
+      <Suspense fallback={<p aria-busy="true">Loading…</p>}>{page}</Suspense>
+    </Layout>
+  );
+}

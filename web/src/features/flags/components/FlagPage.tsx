@@ -1,0 +1,221 @@
+import { useEffect, useState, type ReactNode } from "react";
+import { ErrorMessage } from "../../../components/ErrorMessage";
+import { btn, btnPrimary, card, input, label } from "../../../components/ui";
+import type { FlagConfigJson, TargetJson } from "../../../gen/flagforge/manifest/v1/manifest_pb";
+import { ApiError } from "../../../lib/api";
+import { Link } from "../../../lib/router";
+import { useEnvironments } from "../../projects/api/list-environments";
+import { useFlag } from "../api/get-flag";
+import { useFlagConfig } from "../api/get-flag-config";
+import { useUpdateFlagConfig } from "../api/update-flag-config";
+import { statusLabel, typeLabel } from "./format";
+import { KillDialog } from "./KillDialog";
+import { ListInput, RuleBuilder } from "./RuleBuilder";
+import { ServeEditor } from "./ServeEditor";
+
+function Section({ n, title, children }: { n: number; title: string; children: ReactNode }) {
+  return (
+    <section className={card} aria-labelledby={`sec-${n}`}>
+      <h3 id={`sec-${n}`} className="mb-3 text-lg font-semibold">
+        {n}. {title}
+      </h3>
+      {children}
+    </section>
+  );
+}
+
+const clone = (v?: FlagConfigJson): FlagConfigJson => JSON.parse(JSON.stringify(v ?? {})) as FlagConfigJson;
+
+// changedSections counts the top-level parts of the configuration that differ.
+function changedSections(a: FlagConfigJson, b: FlagConfigJson): number {
+  const keys = ["on", "offVariant", "prerequisites", "targets", "rules", "defaultServe"] as const;
+  const norm = (v: unknown) => JSON.stringify(v ?? null) === "[]" ? "null" : JSON.stringify(v ?? null);
+  return keys.filter((k) => norm(a[k]) !== norm(b[k])).length;
+}
+
+export default function FlagPage({ org, project, flag, env }: { org: string; project: string; flag: string; env: string }) {
+  const def = useFlag(org, project, flag);
+  const envs = useEnvironments(org, project);
+  const cfg = useFlagConfig(org, project, env, flag);
+  const save = useUpdateFlagConfig(org, project, env, flag);
+  const server = cfg.data?.config;
+  const [draft, setDraft] = useState<FlagConfigJson | null>(null);
+  const [comment, setComment] = useState("");
+  const [notice, setNotice] = useState("");
+  useEffect(() => {
+    if (server?.config && draft === null) setDraft(clone(server.config));
+  }, [server, draft]);
+  const variants = (def.data?.flag?.variants ?? []).map((v) => v.key ?? "");
+  const base = `/o/${encodeURIComponent(org)}/p/${encodeURIComponent(project)}`;
+  const errField = save.error instanceof ApiError ? save.error.field ?? "" : "";
+  const d = draft ?? {};
+  const changes = server?.config && draft ? changedSections(server.config, draft) : 0;
+  const upd = (p: Partial<FlagConfigJson>) => setDraft({ ...d, ...p });
+  const envInfo = envs.data?.environments?.find((e) => e.key === env);
+  const production = env === "production";
+
+  async function submit() {
+    setNotice("");
+    const r = await save.mutateAsync({ config: d, revision: server?.revision ?? "0", comment });
+    if (r.changeRequest) {
+      setNotice(`This environment requires approval: change request ${r.changeRequest.id ?? ""} was created for review.`);
+    } else {
+      setNotice(`Saved: ${flag} in ${env} is at revision ${r.config?.revision ?? "?"}.`);
+      setDraft(clone(r.config?.config));
+    }
+    setComment("");
+  }
+  function reload() {
+    save.reset();
+    void cfg.refetch().then((r) => setDraft(clone(r.data?.config?.config)));
+  }
+  const targetsOf = (v: string) => (d.targets ?? []).find((t) => t.variant === v)?.values ?? [];
+  const setTargets = (v: string, values: string[]) => {
+    const others = (d.targets ?? []).filter((t) => t.variant !== v);
+    const next: TargetJson[] = values.length ? [...others, { variant: v, values }] : others;
+    upd({ targets: variants.flatMap((k) => next.filter((t) => t.variant === k)) });
+  };
+
+  if (def.error || cfg.error) return <ErrorMessage error={def.error ?? cfg.error} />;
+  if (!def.data || !server || !draft) return <p aria-busy="true">Loading {flag}…</p>;
+  const f = def.data.flag!;
+  return (
+    <div className="flex flex-col gap-4">
+      <div className="flex flex-wrap items-center gap-3">
+        <h1 className="font-mono text-2xl font-bold">{f.key}</h1>
+        <button type="button" className={btn} onClick={() => void navigator.clipboard?.writeText(f.key ?? "")}>
+          Copy key
+        </button>
+        <span className="text-sm">
+          {typeLabel(f.type)} · variants {variants.join(", ")} · {statusLabel(server.status)}
+        </span>
+        <span className="ml-auto flex items-center gap-2">
+          <Link className="text-blue-800 underline dark:text-blue-300" href={`${base}/playground?flag=${encodeURIComponent(flag)}&env=${encodeURIComponent(env)}`}>
+            Explain for a context…
+          </Link>
+          <Link className="text-blue-800 underline dark:text-blue-300" href={`${base}/audit?resource=${encodeURIComponent(`projects/${project}/`)}&q=${encodeURIComponent(flag)}`}>
+            History
+          </Link>
+          <KillDialog org={org} project={project} flag={flag} envCount={envs.data?.environments?.length ?? 0} />
+        </span>
+      </div>
+      {f.name && <p>{f.name}</p>}
+      <nav aria-label="Environments">
+        <ul className="flex gap-1 border-b border-slate-300 dark:border-slate-700">
+          {(envs.data?.environments ?? []).map((e) => (
+            <li key={e.key}>
+              <Link
+                href={`${base}/flags/${encodeURIComponent(flag)}/${encodeURIComponent(e.key ?? "")}`}
+                aria-current={e.key === env ? "page" : undefined}
+                className={`block rounded-t px-4 py-2 text-sm font-medium ${e.key === env ? "bg-blue-700 text-white" : "hover:bg-slate-200 dark:hover:bg-slate-800"}`}
+              >
+                {e.name || e.key}
+                {e.settings?.approvalsRequired ? " (approvals)" : ""}
+              </Link>
+            </li>
+          ))}
+        </ul>
+      </nav>
+      {production && (
+        <p className="rounded border-l-8 border-red-700 bg-red-50 px-3 py-1 text-sm font-semibold text-red-900 dark:bg-red-950 dark:text-red-100">
+          Production{envInfo?.settings?.approvalsRequired ? ": changes need approval" : ""}
+        </p>
+      )}
+      <h2 className="sr-only">Targeting in {env}, in evaluation order</h2>
+      <Section n={1} title="On / off">
+        <div className="flex flex-wrap items-center gap-4">
+          <label className="flex items-center gap-2">
+            <input
+              type="checkbox"
+              role="switch"
+              className="h-5 w-5"
+              checked={!!d.on}
+              aria-invalid={errField.startsWith("config.on") || undefined}
+              onChange={(e) => upd({ on: e.target.checked })}
+            />
+            <span className="font-medium">{`Serve targeting in ${env}`}</span>
+            <span className="text-sm">({d.on ? "on" : "off"})</span>
+          </label>
+          <label className="flex items-center gap-2">
+            <span className={label}>When off, serve</span>
+            <select className={input} value={d.offVariant ?? ""} aria-invalid={errField.startsWith("config.off_variant") || undefined} onChange={(e) => upd({ offVariant: e.target.value })}>
+              <option value="">the caller’s default</option>
+              {variants.map((v) => (
+                <option key={v} value={v}>
+                  {v}
+                </option>
+              ))}
+            </select>
+          </label>
+        </div>
+      </Section>
+      <Section n={2} title="Prerequisites">
+        {(d.prerequisites ?? []).length === 0 ? (
+          <p className="text-sm">None: no other flag has to be on first.</p>
+        ) : (
+          <ul className="list-disc pl-5 text-sm">
+            {(d.prerequisites ?? []).map((p, i) => (
+              <li key={i}>
+                {p.flagKey} must serve {(p.variants ?? []).join(" or ")}
+              </li>
+            ))}
+          </ul>
+        )}
+      </Section>
+      <Section n={3} title="Individual targets">
+        <p className="mb-2 text-sm">targetingKey values listed here get their variant before any rule. One per line or comma separated.</p>
+        <div className="grid gap-3 md:grid-cols-2">
+          {variants.map((v) => (
+            <div key={v}>
+              <ListInput
+                label={`Targets served ${v}`}
+                multiline
+                values={targetsOf(v)}
+                invalid={errField.startsWith("config.targets") || undefined}
+                onChange={(vs) => setTargets(v, vs)}
+              />
+              <p className="text-xs">{`Targets served ${v}`}: {targetsOf(v).length}</p>
+            </div>
+          ))}
+        </div>
+      </Section>
+      <Section n={4} title="Rules">
+        <RuleBuilder rules={d.rules ?? []} variants={variants} errField={errField} onChange={(rules) => upd({ rules })} />
+      </Section>
+      <Section n={5} title="Default">
+        <ServeEditor name="Otherwise serve" serve={d.defaultServe} variants={variants} path="config.default_serve" errField={errField} onChange={(s) => upd({ defaultServe: s })} />
+      </Section>
+
+      <div className="sticky bottom-0 -mx-4 border-t border-slate-400 bg-slate-50 px-4 py-3 dark:bg-slate-900" role="region" aria-label="Save changes">
+        <div className="mx-auto flex max-w-7xl flex-wrap items-center gap-3">
+          <span className="font-semibold" aria-live="polite">
+            {changes ? `${changes} unsaved change${changes > 1 ? "s" : ""}` : "No unsaved changes"}
+          </span>
+          <label className="flex items-center gap-2">
+            <span className={label}>Comment</span>
+            <input className={`${input} w-72`} value={comment} onChange={(e) => setComment(e.target.value)} placeholder="why (recorded in the audit log)" />
+          </label>
+          <button type="button" className={btnPrimary} disabled={!changes || save.isPending} onClick={() => void submit().catch(() => {})}>
+            {save.isPending ? "Saving…" : "Save changes"}
+          </button>
+          <button type="button" className={btn} disabled={!changes} onClick={() => { save.reset(); setDraft(clone(server.config)); }}>
+            Discard
+          </button>
+          <p role="status" className="text-sm">{notice}</p>
+          {save.error instanceof ApiError && save.error.stale ? (
+            <div role="alert" className="flex items-center gap-2 text-sm text-red-900 dark:text-red-200">
+              Someone changed this flag since you opened it ({save.error.message}).
+              <button type="button" className={btn} onClick={reload}>
+                Reload their version
+              </button>
+            </div>
+          ) : (
+            <div className="w-full">
+              <ErrorMessage error={save.error} />
+            </div>
+          )}
+        </div>
+      </div>
+    </div>
+  );
+}
