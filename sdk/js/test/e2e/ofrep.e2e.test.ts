@@ -75,7 +75,7 @@ describe('@openfeature/ofrep-web-provider (Chromium)', () => {
       async ({ url, key, context }) => {
         const of = (window as any).of;
         await of.OpenFeature.setContext(context);
-        await of.OpenFeature.setProviderAndWait(new of.OFREPWebProvider({ baseUrl: url, headers: [['Authorization', 'Bearer ' + key]], pollInterval: 300, cacheMode: 'disabled' }));
+        await of.OpenFeature.setProviderAndWait(new of.OFREPWebProvider({ baseUrl: url, headers: [['Authorization', 'Bearer ' + key]], pollInterval: 300, cacheMode: 'disabled', changeDetection: 'polling' }));
       },
       { url: platform.evalURL, key: platform.clientKey, context: reasonCases[0].context },
     );
@@ -97,6 +97,33 @@ describe('@openfeature/ofrep-web-provider (Chromium)', () => {
     await platform.setConfig('static', { on: true, offVariant: 'off', defaultServe: { variant: 'off' } });
     await page.waitForFunction(() => (window as any).of.OpenFeature.getClient().getBooleanValue('static', true) === false, null, { timeout: 10000 });
     expect(bulk.slice(before)).toContain(200);
+    await page.close();
+  });
+});
+
+describe('@openfeature/ofrep-web-provider with the event stream', () => {
+  it('hears of a change over /ofrep/v1/events and re-fetches at once (no polling)', async () => {
+    const page = await openPage(browser, pages.origin, errors, true);
+    const events: string[] = [];
+    page.on('request', (r) => r.url().includes('/ofrep/v1/events') && events.push(r.url()));
+    await page.evaluate(
+      async ({ url, key }) => {
+        const of = (window as any).of;
+        await of.OpenFeature.setContext({ targetingKey: 'user-1' });
+        // Default change detection ('sse'), default 30 s poll interval.
+        await of.OpenFeature.setProviderAndWait(new of.OFREPWebProvider({ baseUrl: url, headers: [['Authorization', 'Bearer ' + key]], cacheMode: 'disabled' }));
+      },
+      { url: platform.evalURL, key: platform.clientKey },
+    );
+    for (let i = 0; i < 50 && events.length == 0; i++) await page.waitForTimeout(100);
+    expect(events.length).toBeGreaterThan(0);
+    await page.waitForTimeout(300); // the stream is open
+    const before = await page.evaluate(() => (window as any).of.OpenFeature.getClient().getBooleanValue('static', false));
+    const sent = Date.now();
+    await platform.setConfig('static', { on: true, offVariant: 'off', defaultServe: { variant: before ? 'off' : 'on' } });
+    await page.waitForFunction((want) => (window as any).of.OpenFeature.getClient().getBooleanValue('static', !want) === want, !before, { timeout: 5000, polling: 'raf' });
+    const ms = Date.now() - sent;
+    expect(ms).toBeLessThan(1000);
     await page.close();
   });
 });

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/flagforge/flagforge/pkg/errs"
 	"github.com/flagforge/flagforge/services/evaluator/internal/auth"
+	"github.com/flagforge/flagforge/services/evaluator/internal/broadcast"
 	"github.com/flagforge/flagforge/services/evaluator/internal/engine"
 	"github.com/flagforge/flagforge/services/evaluator/internal/holder"
 	"github.com/flagforge/flagforge/services/evaluator/internal/usage"
@@ -34,7 +36,9 @@ import (
 //   - POST /ofrep/v1/evaluate/flags: every flag the key may see, {flags: [...],
 //     metadata}, with a strong ETag over the body; If-None-Match naming it is 304.
 //     A flag in error is an item {key, errorCode, errorDetails}; a bad body or
-//     context is 400 {errorCode, errorDetails}.
+//     context is 400 {errorCode, errorDetails}. For a client key the answer also
+//     lists eventStreams: GET /ofrep/v1/events, which tells the provider when to
+//     re-fetch (OFREP's proposed SSE extension).
 //   - Reasons and error codes are the engine's, unchanged. metadata carries
 //     manifestVersion (a number) and ruleId (when a rule decided).
 //   - When the engine serves the caller's default (a flag off or a prerequisite
@@ -76,6 +80,21 @@ type ofrepMetadata struct {
 type ofrepBulk struct {
 	Flags    []any         `json:"flags"`
 	Metadata ofrepMetadata `json:"metadata"`
+	// EventStreams tells client providers where to hear of changes (OFREP's
+	// proposed SSE extension, ADR 0008, as @openfeature/ofrep-web-provider reads it).
+	EventStreams []ofrepEventStream `json:"eventStreams,omitempty"`
+}
+
+// ofrepEventStream is one change-notification endpoint, relative to the origin
+// the provider called.
+type ofrepEventStream struct {
+	Type     string              `json:"type"`
+	Endpoint ofrepStreamEndpoint `json:"endpoint"`
+}
+
+// ofrepStreamEndpoint is where an event stream is, relative to the origin.
+type ofrepStreamEndpoint struct {
+	RequestURI string `json:"requestUri"`
 }
 
 // ofrepGeneral is the body of 401, 403, 429, 500 and 503 answers.
@@ -146,6 +165,10 @@ func (s *Service) ServeOFREPBulk(w http.ResponseWriter, r *http.Request) {
 		item, _ := ofrepItem(key, &d)
 		out.Flags = append(out.Flags, item)
 	}
+	if g.Kind == auth.Client && s.hub != nil {
+		// EventSource cannot send headers: the (public) client key goes in the URL.
+		out.EventStreams = []ofrepEventStream{{Type: "sse", Endpoint: ofrepStreamEndpoint{RequestURI: "/ofrep/v1/events?key=" + url.QueryEscape(ofrepKey(r))}}}
+	}
 	b, err := json.Marshal(out)
 	if err != nil {
 		writeOFREPError(w, err)
@@ -168,11 +191,7 @@ func (s *Service) ServeOFREPBulk(w http.ResponseWriter, r *http.Request) {
 // ofrepAuthenticate resolves the request's SDK key (Authorization: Bearer, else
 // X-API-Key) and refuses a server key on a request made by a browser.
 func (s *Service) ofrepAuthenticate(r *http.Request, now time.Time) (auth.Grant, *holder.Env, error) {
-	key := bearer(r)
-	if key == "" {
-		key = r.Header.Get("X-API-Key")
-	}
-	g, env, err := s.authenticateKey(key, now)
+	g, env, err := s.authenticateKey(ofrepKey(r), now)
 	if err != nil {
 		return auth.Grant{}, nil, err
 	}
@@ -180,6 +199,81 @@ func (s *Service) ofrepAuthenticate(r *http.Request, now time.Time) (auth.Grant,
 		return auth.Grant{}, nil, errs.E(errs.PermissionDenied, "a server SDK key must not be used from a browser: use a client SDK key")
 	}
 	return g, env, nil
+}
+
+// ofrepKey is the request's SDK key: Authorization: Bearer, else X-API-Key.
+func ofrepKey(r *http.Request) string {
+	if key := bearer(r); key != "" {
+		return key
+	}
+	return r.Header.Get("X-API-Key")
+}
+
+// ServeOFREPEvents is GET /ofrep/v1/events?key=<client key>: server-sent events
+// telling OFREP client providers to re-fetch the bulk evaluation. Each manifest
+// the evaluator swaps in for the key's environment sends one message event
+// {"type":"refetchEvaluation"} with id the manifest version (the provider's
+// conditional re-fetch then gets 304 when nothing changed for its context).
+// Comments are heartbeats. Client keys only (server keys: 403); counts against the
+// stream caps like /v1/sse.
+func (s *Service) ServeOFREPEvents(w http.ResponseWriter, r *http.Request) {
+	if s.hub == nil {
+		writeOFREPError(w, errs.E(errs.FailedPrecondition, "streaming is not enabled on this evaluator"))
+		return
+	}
+	key := ofrepKey(r)
+	if key == "" {
+		key = r.URL.Query().Get("key")
+	}
+	g, env, err := s.authenticateKey(key, s.now())
+	if err != nil {
+		writeOFREPError(w, err)
+		return
+	}
+	if g.Kind != auth.Client {
+		writeOFREPError(w, errs.E(errs.PermissionDenied, "/ofrep/v1/events takes a client SDK key (server keys must not reach browsers)"))
+		return
+	}
+	rc := http.NewResponseController(w)
+	sub, _, err := s.hub.Subscribe(broadcast.Request{Grant: g, SSE: true})
+	if err != nil {
+		writeOFREPError(w, err)
+		return
+	}
+	defer sub.Close()
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	version := env.Version()
+	if _, err := w.Write([]byte(": connected\n\n")); err != nil || rc.Flush() != nil {
+		return
+	}
+	beat := time.NewTicker(s.hub.Heartbeat())
+	defer beat.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-sub.Done():
+			return
+		case <-beat.C:
+			if _, err := w.Write([]byte(": heartbeat\n\n")); err != nil || rc.Flush() != nil {
+				return
+			}
+		case <-sub.Changed():
+			env := s.manifests.State().Env(g.Environment)
+			if env == nil || env.Version() == version {
+				continue
+			}
+			version = env.Version()
+			msg := "id: " + strconv.FormatUint(version, 10) + "\ndata: {\"type\":\"refetchEvaluation\"}\n\n"
+			if _, err := w.Write([]byte(msg)); err != nil || rc.Flush() != nil {
+				return
+			}
+		}
+	}
 }
 
 // ofrepContext reads the request body {"context": {...}} (an empty body is an

@@ -162,6 +162,14 @@ func NewHTTP(cfg HTTPConfig) http.Handler {
 		mux.Handle("POST /ofrep/v1/evaluate/flags", ofrep(cfg.Service.ServeOFREPBulk))
 		mux.Handle("OPTIONS /ofrep/v1/evaluate/flags/{key}", cors.wrap(http.NotFoundHandler()))
 		mux.Handle("OPTIONS /ofrep/v1/evaluate/flags", cors.wrap(http.NotFoundHandler()))
+		mux.Handle("/ofrep/v1/events", cors.wrap(whenReady(ready, func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodGet {
+				w.Header().Set("Allow", "GET, OPTIONS")
+				http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+				return
+			}
+			long(http.HandlerFunc(cfg.Service.ServeOFREPEvents)).ServeHTTP(w, r)
+		})))
 	}
 	return mux
 }
