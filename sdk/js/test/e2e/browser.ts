@@ -27,13 +27,25 @@ async function bundles(): Promise<Record<string, string>> {
 export class PageServer {
   server?: Server;
   origin = '';
+  private pages: Record<string, string> = {};
+  /** Serves html at path (e.g. a page taken from the docs). */
+  addPage(path: string, html: string) {
+    this.pages[path] = html;
+  }
   async start() {
     const files = await bundles();
+    files['/flagforge.min.js'] = files['/sdk.js']; // the docs' page imports it by this name
     this.server = createServer((req, res) => {
       const js = files[req.url ?? ''];
       if (js) {
         res.writeHead(200, { 'Content-Type': 'text/javascript' });
         res.end(js);
+        return;
+      }
+      const page = this.pages[req.url ?? ''];
+      if (page) {
+        res.writeHead(200, { 'Content-Type': 'text/html' });
+        res.end(page);
         return;
       }
       res.writeHead(200, { 'Content-Type': 'text/html' });

@@ -1,5 +1,7 @@
 // The browser SDK in headless Chromium against a real evaluator fed by a real
 // control plane.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { launch, openPage, PageServer } from './browser.js';
@@ -18,6 +20,7 @@ beforeAll(async () => {
   platform = new Platform({ bin: inject('bin'), corsOrigins: pages.origin });
   await platform.start();
   await platform.createFlag('live', true, { on: true, offVariant: 'off', defaultServe: { variant: 'on' } });
+  await platform.createFlag('new-ui', true, { on: true, offVariant: 'off', defaultServe: { variant: 'on' } });
   await createReasonFlags(platform);
   browser = await launch(inject('chromium'));
 });
@@ -142,6 +145,26 @@ describe('the browser SDK', () => {
     }, { url: platform.evalURL, key: platform.serverKey });
     expect(statuses).toEqual([403, 403]);
     await page.close();
+  });
+});
+
+describe('docs/sdk-js.md', () => {
+  it('the page example works as written: it renders the flag and follows a change', async () => {
+    const doc = readFileSync(fileURLToPath(new URL('../../../../docs/sdk-js.md', import.meta.url)), 'utf8');
+    const html = /```html\n([\s\S]*?)```/.exec(doc)?.[1];
+    expect(html, 'no html block in docs/sdk-js.md').toBeTruthy();
+    const page = html!
+      .replace("url: 'http://127.0.0.1:8081'", `url: '${platform.evalURL}'`)
+      .replace("clientKey: 'ffck_…'", `clientKey: '${platform.clientKey}'`);
+    expect(page).toContain(platform.clientKey);
+    pages.addPage('/docs-example.html', page);
+    const p = await browser.newPage();
+    p.on('pageerror', (e) => errors.push(String(e)));
+    await p.goto(pages.origin + '/docs-example.html');
+    await p.getByRole('status').filter({ hasText: 'New UI' }).waitFor({ timeout: 5000 });
+    await platform.setConfig('new-ui', { on: false, offVariant: 'off', defaultServe: { variant: 'on' } });
+    await p.getByRole('status').filter({ hasText: 'Classic UI' }).waitFor({ timeout: 5000 });
+    await p.close();
   });
 });
 
