@@ -72,8 +72,8 @@ export class FlagForgeClient {
     if (o.clientKey.startsWith('ffsk_')) {
       console.error('flagforge: a server SDK key was given; use a client SDK key (ffck_...)');
       this.fatal = 'UNAUTHORIZED';
-      this.first = Promise.resolve(false);
-    } else this.start();
+    }
+    this.start();
   }
 
   private key() {
@@ -83,6 +83,7 @@ export class FlagForgeClient {
   private start() {
     const g = ++this.gen;
     this.first = new Promise((r) => (this.done = r));
+    if (this.fatal) return this.done(false);
     this.live = false;
     this.etag = undefined;
     this.attempts = this.failures = 0;

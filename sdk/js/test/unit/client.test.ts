@@ -244,6 +244,7 @@ describe('fail open', () => {
     const c = client({ fetch, clientKey: 'ffsk_secret' });
     expect(await c.ready()).toBe(false);
     expect(c.detail('a', false)).toMatchObject({ value: false, reason: 'ERROR', errorCode: 'UNAUTHORIZED' });
+    expect(await c.identify({ targetingKey: 'u2' })).toBe(false);
     expect(calls.length + FakeEventSource.all.length).toBe(0);
     expect(err).toHaveBeenCalledOnce();
     err.mockRestore();
