@@ -215,3 +215,44 @@ func (v *Verifier) Next(held *manifestv1.Manifest, sm *manifestv1.SignedManifest
 func Target(m *manifestv1.Manifest) string {
 	return m.GetOrg() + "/" + m.GetProject() + "/" + m.GetEnvironment()
 }
+
+// ErrNoResult says a delta carries no signature of the manifest it produces (it was
+// signed by a publisher that did not attach one): the receiver must fetch the full
+// signed manifest of that version to hold it.
+var ErrNoResult = errors.New("manifest: delta carries no signature of its result")
+
+// WithResult attaches to sd the key id and signature of result, the signed manifest
+// at the delta's to_version, and returns sd. A receiver that applies the delta
+// rebuilds result with Verifier.Result instead of fetching it. The delta's own
+// signature does not cover these fields and need not: the result signature verifies
+// on its own, over the payload the receiver re-encodes.
+func WithResult(sd *manifestv1.SignedDelta, result *manifestv1.SignedManifest) *manifestv1.SignedDelta {
+	sd.ResultKeyId = result.GetKeyId()
+	sd.ResultSignature = result.GetSignature()
+	return sd
+}
+
+// Result rebuilds the signed manifest that sd produced: to is the manifest obtained
+// by applying sd (Apply), which is canonical, so its encoding is byte for byte the
+// payload that was signed. The rebuilt SignedManifest is verified like any manifest
+// (trusted key, signature, expiry) and must carry to's version and environment. It
+// returns ErrNoResult when sd carries no result signature.
+func (v *Verifier) Result(sd *manifestv1.SignedDelta, to *manifestv1.Manifest) (*manifestv1.SignedManifest, error) {
+	if len(sd.GetResultSignature()) == 0 {
+		return nil, ErrNoResult
+	}
+	payload, err := Encode(to)
+	if err != nil {
+		return nil, err
+	}
+	sm := &manifestv1.SignedManifest{Payload: payload, KeyId: sd.GetResultKeyId(), Signature: sd.GetResultSignature()}
+	m, err := v.Manifest(sm)
+	if err != nil {
+		return nil, err
+	}
+	if m.GetVersion() != to.GetVersion() || Target(m) != Target(to) {
+		return nil, fmt.Errorf("%w: result signature is for version %d of %s, delta produced %d of %s", ErrMalformed,
+			m.GetVersion(), Target(m), to.GetVersion(), Target(to))
+	}
+	return sm, nil
+}

@@ -9,6 +9,7 @@ type metrics struct {
 	versions     prometheus.Counter
 	leader       prometheus.Gauge
 	redisErrors  prometheus.Counter
+	redisRepairs prometheus.Counter
 	snapshotErrs prometheus.Counter
 	outboxPruned prometheus.Counter
 }
@@ -29,6 +30,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "leader", Help: "1 while this process is the active publisher."}),
 		redisErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flagforge", Subsystem: "publisher",
 			Name: "redis_errors_total", Help: "Failed Redis writes (retried)."}),
+		redisRepairs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flagforge", Subsystem: "publisher",
+			Name: "redis_repairs_total", Help: "Redis environment hashes found inconsistent with the database (a forged or corrupt version index or manifest) and re-written."}),
 		snapshotErrs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flagforge", Subsystem: "publisher",
 			Name: "snapshot_errors_total", Help: "Snapshots that could not be written to object storage after retries."}),
 		outboxPruned: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flagforge", Subsystem: "publisher",
@@ -37,7 +40,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.outboxLag, m.latency, m.size, m.versions, m.leader, m.redisErrors, m.snapshotErrs,
+	for _, c := range []prometheus.Collector{m.outboxLag, m.latency, m.size, m.versions, m.leader, m.redisErrors, m.redisRepairs, m.snapshotErrs,
 		m.outboxPruned} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -117,7 +117,8 @@ func New(cfg Config, d Deps) (*Publisher, error) {
 	}
 	p.m = m
 	if d.Redis != nil {
-		p.redis = &redisSink{c: d.Redis, keys: RedisKeys{Prefix: cfg.RedisPrefix}, reload: p.latestForRedis, m: m,
+		p.redis = &redisSink{c: d.Redis, keys: RedisKeys{Prefix: cfg.RedisPrefix}, reload: p.latestForRedis,
+			stored: p.storedForRedis, latest: p.latestItemForRedis, m: m,
 			log: p.log, min: cfg.RetryMin, max: cfg.RetryMax, pending: map[string]redisItem{}, kick: make(chan struct{}, 1)}
 	}
 	return p, nil
@@ -353,6 +354,8 @@ func (p *Publisher) build(ctx context.Context, ref store.EnvRef, epoch uint64, f
 		if b.delta, err = p.d.Signer.Delta(d); err != nil {
 			return nil, err
 		}
+		// Receivers of the delta rebuild and verify the full signed manifest.
+		manifest.WithResult(b.delta, sm)
 	}
 	return b, nil
 }
@@ -503,21 +506,61 @@ func (p *Publisher) latestForRedis(ctx context.Context) ([]redisItem, error) {
 	}
 	out := make([]redisItem, 0, len(heads))
 	for _, h := range heads {
-		sm, err := p.d.Store.LatestManifest(ctx, h.Ref)
+		it, err := p.itemForRedis(ctx, h.Ref)
 		if err != nil {
 			return nil, err
-		}
-		data, err := proto.Marshal(sm.Signed)
-		if err != nil {
-			return nil, err
-		}
-		it := redisItem{target: target(h.Ref), version: sm.Version, manifest: data}
-		if d, err := p.deltaFromHistory(ctx, sm); err == nil && d != nil {
-			it.delta, _ = proto.Marshal(d)
 		}
 		out = append(out, it)
 	}
 	return out, nil
+}
+
+// itemForRedis is the latest stored version of ref, encoded for Redis.
+func (p *Publisher) itemForRedis(ctx context.Context, ref store.EnvRef) (redisItem, error) {
+	sm, err := p.d.Store.LatestManifest(ctx, ref)
+	if err != nil {
+		return redisItem{}, err
+	}
+	data, err := proto.Marshal(sm.Signed)
+	if err != nil {
+		return redisItem{}, err
+	}
+	it := redisItem{target: target(ref), version: sm.Version, manifest: data}
+	if d, err := p.deltaFromHistory(ctx, sm); err == nil && d != nil {
+		it.delta, _ = proto.Marshal(d)
+	}
+	return it, nil
+}
+
+// latestItemForRedis is itemForRedis for a target "org/project/environment".
+func (p *Publisher) latestItemForRedis(ctx context.Context, t string) (redisItem, error) {
+	ref, ok := parseTarget(t)
+	if !ok {
+		return redisItem{}, errs.Invalid("target", "%q is not org/project/environment", t)
+	}
+	return p.itemForRedis(ctx, ref)
+}
+
+// storedForRedis is the stored signed manifest of target at version, encoded as
+// the publisher writes it to Redis.
+func (p *Publisher) storedForRedis(ctx context.Context, t string, version uint64) ([]byte, error) {
+	ref, ok := parseTarget(t)
+	if !ok {
+		return nil, errs.E(errs.NotFound, "no environment %q", t)
+	}
+	sm, err := p.d.Store.GetManifest(ctx, ref, version)
+	if err != nil {
+		return nil, err
+	}
+	return proto.Marshal(sm.Signed)
+}
+
+func parseTarget(t string) (store.EnvRef, bool) {
+	parts := strings.Split(t, "/")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return store.EnvRef{}, false
+	}
+	return store.EnvRef{Org: parts[0], Project: parts[1], Environment: parts[2]}, true
 }
 
 // deltaFromHistory signs the delta from the version before sm (nil when none).
@@ -532,7 +575,9 @@ func (p *Publisher) deltaFromHistory(ctx context.Context, sm *store.StoredManife
 	return SignDelta(p.d.Signer, prev.Signed, sm.Signed)
 }
 
-// SignDelta diffs two consecutive stored versions and signs the delta.
+// SignDelta diffs two consecutive stored versions and signs the delta, with the
+// signature of `to` attached (manifest.WithResult) so that a receiver holds the
+// complete signed manifest of the version it applies.
 func SignDelta(s *manifest.Signer, from, to *manifestv1.SignedManifest) (*manifestv1.SignedDelta, error) {
 	var a, b manifestv1.Manifest
 	if err := proto.Unmarshal(from.GetPayload(), &a); err != nil {
@@ -545,7 +590,11 @@ func SignDelta(s *manifest.Signer, from, to *manifestv1.SignedManifest) (*manife
 	if err != nil {
 		return nil, err
 	}
-	return s.Delta(d)
+	sd, err := s.Delta(d)
+	if err != nil {
+		return nil, err
+	}
+	return manifest.WithResult(sd, to), nil
 }
 
 // followStored feeds the hub on a standby from the leader's notifications.

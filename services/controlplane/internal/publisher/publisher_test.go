@@ -392,6 +392,13 @@ func TestConsumersRefuseTamperedForeignStaleAndExpiredManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	first, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if heads := first.GetStart().GetHeads(); len(heads) != 1 || heads[0].GetVersion() != version {
+		t.Fatalf("first message %v, want the start naming head version %d", first, version)
+	}
 	for base.GetVersion() < version {
 		r, err := stream.Recv()
 		if err != nil {
@@ -412,6 +419,19 @@ func TestConsumersRefuseTamperedForeignStaleAndExpiredManifests(t *testing.T) {
 		}
 		if base, err = manifest.Apply(base, d); err != nil {
 			t.Fatal(err)
+		}
+		// Each delta carries the signature of the manifest it produces: the
+		// receiver holds that version's exact signed manifest without a fetch.
+		rebuilt, err := v.Result(sd, base)
+		if err != nil {
+			t.Fatalf("delta to %d: result signature: %v", d.GetToVersion(), err)
+		}
+		stored, err := st.GetManifest(t.Context(), prod, d.GetToVersion())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(rebuilt, stored.Signed) {
+			t.Fatalf("the signed manifest rebuilt from delta to %d differs from the stored one", d.GetToVersion())
 		}
 	}
 	if !proto.Equal(base, held) {

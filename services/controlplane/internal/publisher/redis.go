@@ -2,12 +2,17 @@ package publisher
 
 import (
 	"context"
+	"crypto/sha1" //nolint:gosec // see verifySkip
+	"encoding/hex"
+	"errors"
 	"log/slog"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/flagforge/flagforge/pkg/errs"
 )
 
 // Redis layout (docs/manifest-distribution.md), each name preceded by the
@@ -56,6 +61,10 @@ func (k RedisKeys) Synced() string { return k.prefix() + redisSynced }
 // KEYS: hash, set, synced marker. ARGV: version, manifest, delta ("" = none),
 // target, channel. Returns 1 when written, 0 when Redis held the same or a newer
 // version, plus 2 when the synced marker is missing (Redis lost the data).
+//
+// The hash's version field is not signed, so a skip is never taken on its word:
+// the caller checks a skipped write against the database (redisSink.verifySkip)
+// and repairs a hash whose index or manifest the database does not back.
 var publishScript = redis.NewScript(`
 local unsynced = 0
 if redis.call('EXISTS', KEYS[3]) == 0 then unsynced = 2 end
@@ -70,6 +79,28 @@ end
 redis.call('SADD', KEYS[2], ARGV[4])
 redis.call('PUBLISH', ARGV[5], ARGV[4] .. ' ' .. ARGV[1])
 return 1 + unsynced
+`)
+
+// repairScript re-writes a hash found inconsistent with the database, only when the
+// manifest field still has the SHA-1 the caller inspected (compare-and-set: a
+// publisher that wrote meanwhile is never moved back), then announces it.
+//
+// KEYS: hash, set. ARGV: expected SHA-1 of the manifest field ("" = absent),
+// version, manifest, delta ("" = none), target, channel. Returns 1 when written.
+var repairScript = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'manifest')
+local sha = ''
+if cur then sha = redis.sha1hex(cur) end
+if sha ~= ARGV[1] then return 0 end
+if ARGV[4] == '' then
+  redis.call('HDEL', KEYS[1], 'delta')
+  redis.call('HSET', KEYS[1], 'version', ARGV[2], 'manifest', ARGV[3])
+else
+  redis.call('HSET', KEYS[1], 'version', ARGV[2], 'manifest', ARGV[3], 'delta', ARGV[4])
+end
+redis.call('SADD', KEYS[2], ARGV[5])
+redis.call('PUBLISH', ARGV[6], ARGV[5] .. ' ' .. ARGV[2])
+return 1
 `)
 
 // redisItem is the latest version of one environment, waiting to be written.
@@ -94,6 +125,10 @@ type redisSink struct {
 	c      redis.UniversalClient
 	keys   RedisKeys
 	reload func(ctx context.Context) ([]redisItem, error)
+	// stored returns the encoded signed manifest the database holds for target at
+	// version (errs.NotFound: none); latest the newest version of target as an item.
+	stored func(ctx context.Context, target string, version uint64) ([]byte, error)
+	latest func(ctx context.Context, target string) (redisItem, error)
 	m      *metrics
 	log    *slog.Logger
 	min    time.Duration
@@ -231,5 +266,57 @@ func (s *redisSink) flush(ctx context.Context) error {
 			s.log.WarnContext(ctx, "redis lost the manifests (restarted empty or flushed); re-writing every environment")
 			s.requestResync()
 		}
+		if res&1 == 0 && s.stored != nil {
+			if err := s.verifySkip(ctx, it); err != nil {
+				s.enqueue(it)
+				return err
+			}
+		}
 	}
+}
+
+// verifySkip checks a write the script skipped because the hash's version field
+// claims the same or a newer version. The skip stands only when the database holds
+// exactly the hash's manifest at the version the field names (a newer publisher
+// wrote it, or this version was written already). Otherwise the field or the
+// manifest was forged or corrupted: the hash is re-written from the database's
+// latest version (compare-and-set), logged and counted.
+func (s *redisSink) verifySkip(ctx context.Context, it redisItem) error {
+	key := s.keys.Env(it.target)
+	vals, err := s.c.HMGet(ctx, key, "version", "manifest").Result()
+	if err != nil {
+		return err
+	}
+	field, _ := vals[0].(string)
+	cur, _ := vals[1].(string)
+	claimed, perr := strconv.ParseUint(field, 10, 64)
+	if perr == nil && cur != "" {
+		want, err := s.stored(ctx, it.target, claimed)
+		switch {
+		case err == nil && string(want) == cur:
+			return nil // consistent: the database backs what Redis holds
+		case err != nil && !errors.Is(err, errs.NotFound):
+			return err
+		}
+	}
+	latest, err := s.latest(ctx, it.target)
+	if err != nil {
+		return err
+	}
+	sha := ""
+	if cur != "" {
+		sum := sha1.Sum([]byte(cur)) //nolint:gosec // compare-and-set token matching Redis's redis.sha1hex, not a security digest
+		sha = hex.EncodeToString(sum[:])
+	}
+	n, err := repairScript.Run(ctx, s.c, []string{key, s.keys.Envs()}, sha,
+		strconv.FormatUint(latest.version, 10), latest.manifest, latest.delta, latest.target, s.keys.Channel()).Int()
+	if err != nil {
+		return err
+	}
+	if n == 1 {
+		s.m.redisRepairs.Inc()
+		s.log.WarnContext(ctx, "redis environment hash was not backed by the database (forged or corrupt version index or manifest); repaired",
+			"environment", it.target, "redis_version_field", field, "version", latest.version)
+	}
+	return nil
 }

@@ -2,9 +2,12 @@
 // signed manifests over a gRPC server stream (no Redis: the embedded default) and
 // report evaluation counts.
 //
-// SyncManifests sends, per followed environment, deltas from the caller's version
-// when the stored history covers the gap (each delta signed, diffed between
-// consecutive stored versions), else a snapshot of the latest version; then the
+// SyncManifests first sends a SyncStart naming the latest stored version of every
+// followed environment (the caller is caught up once it holds them), then, per
+// environment, deltas from the caller's version when the stored history covers
+// the gap (each delta signed, diffed between consecutive stored versions, with the
+// signature of the full manifest it produces attached), else a snapshot of the
+// latest version; then the
 // versions this process publishes or learns about (fanout.Hub), and heartbeats.
 // A subscriber that falls behind its buffer is dropped with RESOURCE_EXHAUSTED and
 // resumes from its version on reconnect.
@@ -14,10 +17,12 @@
 package syncsvc
 
 import (
+	"cmp"
 	"context"
 	"crypto/subtle"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -173,7 +178,34 @@ func (s *Server) SyncManifests(req *syncv1.SyncManifestsRequest, stream grpc.Ser
 	} else if len(held) == 0 {
 		return grpcErr(errs.Invalid("cursors", "name environments to follow or set all_environments"))
 	}
+	start := &syncv1.SyncStart{}
+	latest := make(map[store.EnvRef]*store.StoredManifest, len(held))
+	for ref := range held {
+		sm, err := s.d.Store.LatestManifest(ctx, ref)
+		if errors.Is(err, errs.NotFound) {
+			continue
+		}
+		if err != nil {
+			return grpcErr(err)
+		}
+		latest[ref] = sm
+		start.Heads = append(start.Heads, &syncv1.SyncCursor{
+			Environment: &syncv1.EnvironmentRef{Org: ref.Org, Project: ref.Project, Environment: ref.Environment},
+			Version:     sm.Version,
+		})
+	}
+	slices.SortFunc(start.Heads, func(a, b *syncv1.SyncCursor) int {
+		return cmp.Or(strings.Compare(a.GetEnvironment().GetOrg(), b.GetEnvironment().GetOrg()),
+			strings.Compare(a.GetEnvironment().GetProject(), b.GetEnvironment().GetProject()),
+			strings.Compare(a.GetEnvironment().GetEnvironment(), b.GetEnvironment().GetEnvironment()))
+	})
+	if err := stream.Send(&syncv1.SyncManifestsResponse{Event: &syncv1.SyncManifestsResponse_Start{Start: start}}); err != nil {
+		return err
+	}
 	for ref, v := range held {
+		if latest[ref] == nil {
+			continue
+		}
 		nv, err := s.catchUp(ctx, stream, ref, v)
 		if err != nil {
 			return grpcErr(err)

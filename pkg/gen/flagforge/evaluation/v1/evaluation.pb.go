@@ -553,6 +553,53 @@ func (x *StreamClosing) GetMessage() string {
 	return ""
 }
 
+// StreamStart is the first message of every manifest stream.
+type StreamStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version the evaluator holds when the stream opens. The messages that follow
+	// bring the caller to it; a caller is caught up (ready) once it holds this version.
+	HeadVersion   uint64 `protobuf:"varint,1,opt,name=head_version,json=headVersion,proto3" json:"head_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamStart) Reset() {
+	*x = StreamStart{}
+	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamStart) ProtoMessage() {}
+
+func (x *StreamStart) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamStart.ProtoReflect.Descriptor instead.
+func (*StreamStart) Descriptor() ([]byte, []int) {
+	return file_flagforge_evaluation_v1_evaluation_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *StreamStart) GetHeadVersion() uint64 {
+	if x != nil {
+		return x.HeadVersion
+	}
+	return 0
+}
+
 // StreamManifestResponse is one event of a manifest stream.
 type StreamManifestResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -562,6 +609,7 @@ type StreamManifestResponse struct {
 	//	*StreamManifestResponse_Delta
 	//	*StreamManifestResponse_Heartbeat
 	//	*StreamManifestResponse_Closing
+	//	*StreamManifestResponse_Start
 	Event         isStreamManifestResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -569,7 +617,7 @@ type StreamManifestResponse struct {
 
 func (x *StreamManifestResponse) Reset() {
 	*x = StreamManifestResponse{}
-	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[8]
+	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -581,7 +629,7 @@ func (x *StreamManifestResponse) String() string {
 func (*StreamManifestResponse) ProtoMessage() {}
 
 func (x *StreamManifestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[8]
+	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -594,7 +642,7 @@ func (x *StreamManifestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamManifestResponse.ProtoReflect.Descriptor instead.
 func (*StreamManifestResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_evaluation_v1_evaluation_proto_rawDescGZIP(), []int{8}
+	return file_flagforge_evaluation_v1_evaluation_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StreamManifestResponse) GetEvent() isStreamManifestResponse_Event {
@@ -640,6 +688,15 @@ func (x *StreamManifestResponse) GetClosing() *StreamClosing {
 	return nil
 }
 
+func (x *StreamManifestResponse) GetStart() *StreamStart {
+	if x != nil {
+		if x, ok := x.Event.(*StreamManifestResponse_Start); ok {
+			return x.Start
+		}
+	}
+	return nil
+}
+
 type isStreamManifestResponse_Event interface {
 	isStreamManifestResponse_Event()
 }
@@ -660,6 +717,11 @@ type StreamManifestResponse_Closing struct {
 	Closing *StreamClosing `protobuf:"bytes,4,opt,name=closing,proto3,oneof"`
 }
 
+type StreamManifestResponse_Start struct {
+	// Always first (evaluators before this field existed never send it).
+	Start *StreamStart `protobuf:"bytes,5,opt,name=start,proto3,oneof"`
+}
+
 func (*StreamManifestResponse_Snapshot) isStreamManifestResponse_Event() {}
 
 func (*StreamManifestResponse_Delta) isStreamManifestResponse_Event() {}
@@ -667,6 +729,8 @@ func (*StreamManifestResponse_Delta) isStreamManifestResponse_Event() {}
 func (*StreamManifestResponse_Heartbeat) isStreamManifestResponse_Event() {}
 
 func (*StreamManifestResponse_Closing) isStreamManifestResponse_Event() {}
+
+func (*StreamManifestResponse_Start) isStreamManifestResponse_Event() {}
 
 // EvaluationCount is how often a flag served a variant within one minute.
 type EvaluationCount struct {
@@ -682,7 +746,7 @@ type EvaluationCount struct {
 
 func (x *EvaluationCount) Reset() {
 	*x = EvaluationCount{}
-	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[9]
+	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -694,7 +758,7 @@ func (x *EvaluationCount) String() string {
 func (*EvaluationCount) ProtoMessage() {}
 
 func (x *EvaluationCount) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[9]
+	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,7 +771,7 @@ func (x *EvaluationCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvaluationCount.ProtoReflect.Descriptor instead.
 func (*EvaluationCount) Descriptor() ([]byte, []int) {
-	return file_flagforge_evaluation_v1_evaluation_proto_rawDescGZIP(), []int{9}
+	return file_flagforge_evaluation_v1_evaluation_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EvaluationCount) GetFlagKey() string {
@@ -748,7 +812,7 @@ type ReportEvaluationsRequest struct {
 
 func (x *ReportEvaluationsRequest) Reset() {
 	*x = ReportEvaluationsRequest{}
-	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[10]
+	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +824,7 @@ func (x *ReportEvaluationsRequest) String() string {
 func (*ReportEvaluationsRequest) ProtoMessage() {}
 
 func (x *ReportEvaluationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[10]
+	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +837,7 @@ func (x *ReportEvaluationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEvaluationsRequest.ProtoReflect.Descriptor instead.
 func (*ReportEvaluationsRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_evaluation_v1_evaluation_proto_rawDescGZIP(), []int{10}
+	return file_flagforge_evaluation_v1_evaluation_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReportEvaluationsRequest) GetCounts() []*EvaluationCount {
@@ -793,7 +857,7 @@ type ReportEvaluationsResponse struct {
 
 func (x *ReportEvaluationsResponse) Reset() {
 	*x = ReportEvaluationsResponse{}
-	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[11]
+	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +869,7 @@ func (x *ReportEvaluationsResponse) String() string {
 func (*ReportEvaluationsResponse) ProtoMessage() {}
 
 func (x *ReportEvaluationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[11]
+	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +882,7 @@ func (x *ReportEvaluationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEvaluationsResponse.ProtoReflect.Descriptor instead.
 func (*ReportEvaluationsResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_evaluation_v1_evaluation_proto_rawDescGZIP(), []int{11}
+	return file_flagforge_evaluation_v1_evaluation_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReportEvaluationsResponse) GetAccepted() int64 {
@@ -873,12 +937,15 @@ const file_flagforge_evaluation_v1_evaluation_proto_rawDesc = "" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"A\n" +
 	"\rStreamClosing\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xaa\x02\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"0\n" +
+	"\vStreamStart\x12!\n" +
+	"\fhead_version\x18\x01 \x01(\x04R\vheadVersion\"\xe8\x02\n" +
 	"\x16StreamManifestResponse\x12C\n" +
 	"\bsnapshot\x18\x01 \x01(\v2%.flagforge.manifest.v1.SignedManifestH\x00R\bsnapshot\x12:\n" +
 	"\x05delta\x18\x02 \x01(\v2\".flagforge.manifest.v1.SignedDeltaH\x00R\x05delta\x12B\n" +
 	"\theartbeat\x18\x03 \x01(\v2\".flagforge.evaluation.v1.HeartbeatH\x00R\theartbeat\x12B\n" +
-	"\aclosing\x18\x04 \x01(\v2&.flagforge.evaluation.v1.StreamClosingH\x00R\aclosingB\a\n" +
+	"\aclosing\x18\x04 \x01(\v2&.flagforge.evaluation.v1.StreamClosingH\x00R\aclosing\x12<\n" +
+	"\x05start\x18\x05 \x01(\v2$.flagforge.evaluation.v1.StreamStartH\x00R\x05startB\a\n" +
 	"\x05event\"\x90\x01\n" +
 	"\x0fEvaluationCount\x12\x19\n" +
 	"\bflag_key\x18\x01 \x01(\tR\aflagKey\x12\x18\n" +
@@ -908,7 +975,7 @@ func file_flagforge_evaluation_v1_evaluation_proto_rawDescGZIP() []byte {
 	return file_flagforge_evaluation_v1_evaluation_proto_rawDescData
 }
 
-var file_flagforge_evaluation_v1_evaluation_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_flagforge_evaluation_v1_evaluation_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_flagforge_evaluation_v1_evaluation_proto_goTypes = []any{
 	(*EvaluateRequest)(nil),           // 0: flagforge.evaluation.v1.EvaluateRequest
 	(*EvaluateResponse)(nil),          // 1: flagforge.evaluation.v1.EvaluateResponse
@@ -918,47 +985,49 @@ var file_flagforge_evaluation_v1_evaluation_proto_goTypes = []any{
 	(*StreamManifestRequest)(nil),     // 5: flagforge.evaluation.v1.StreamManifestRequest
 	(*Heartbeat)(nil),                 // 6: flagforge.evaluation.v1.Heartbeat
 	(*StreamClosing)(nil),             // 7: flagforge.evaluation.v1.StreamClosing
-	(*StreamManifestResponse)(nil),    // 8: flagforge.evaluation.v1.StreamManifestResponse
-	(*EvaluationCount)(nil),           // 9: flagforge.evaluation.v1.EvaluationCount
-	(*ReportEvaluationsRequest)(nil),  // 10: flagforge.evaluation.v1.ReportEvaluationsRequest
-	(*ReportEvaluationsResponse)(nil), // 11: flagforge.evaluation.v1.ReportEvaluationsResponse
-	nil,                               // 12: flagforge.evaluation.v1.EvaluateAllResponse.FlagsEntry
-	(*structpb.Struct)(nil),           // 13: google.protobuf.Struct
-	(*structpb.Value)(nil),            // 14: google.protobuf.Value
-	(v1.FlagType)(0),                  // 15: flagforge.manifest.v1.FlagType
-	(*timestamppb.Timestamp)(nil),     // 16: google.protobuf.Timestamp
-	(*v1.SignedManifest)(nil),         // 17: flagforge.manifest.v1.SignedManifest
-	(*v1.SignedDelta)(nil),            // 18: flagforge.manifest.v1.SignedDelta
+	(*StreamStart)(nil),               // 8: flagforge.evaluation.v1.StreamStart
+	(*StreamManifestResponse)(nil),    // 9: flagforge.evaluation.v1.StreamManifestResponse
+	(*EvaluationCount)(nil),           // 10: flagforge.evaluation.v1.EvaluationCount
+	(*ReportEvaluationsRequest)(nil),  // 11: flagforge.evaluation.v1.ReportEvaluationsRequest
+	(*ReportEvaluationsResponse)(nil), // 12: flagforge.evaluation.v1.ReportEvaluationsResponse
+	nil,                               // 13: flagforge.evaluation.v1.EvaluateAllResponse.FlagsEntry
+	(*structpb.Struct)(nil),           // 14: google.protobuf.Struct
+	(*structpb.Value)(nil),            // 15: google.protobuf.Value
+	(v1.FlagType)(0),                  // 16: flagforge.manifest.v1.FlagType
+	(*timestamppb.Timestamp)(nil),     // 17: google.protobuf.Timestamp
+	(*v1.SignedManifest)(nil),         // 18: flagforge.manifest.v1.SignedManifest
+	(*v1.SignedDelta)(nil),            // 19: flagforge.manifest.v1.SignedDelta
 }
 var file_flagforge_evaluation_v1_evaluation_proto_depIdxs = []int32{
-	13, // 0: flagforge.evaluation.v1.EvaluateRequest.context:type_name -> google.protobuf.Struct
-	14, // 1: flagforge.evaluation.v1.EvaluateRequest.default_value:type_name -> google.protobuf.Value
-	15, // 2: flagforge.evaluation.v1.EvaluateRequest.type:type_name -> flagforge.manifest.v1.FlagType
-	14, // 3: flagforge.evaluation.v1.EvaluateResponse.value:type_name -> google.protobuf.Value
-	13, // 4: flagforge.evaluation.v1.EvaluateAllRequest.context:type_name -> google.protobuf.Struct
-	14, // 5: flagforge.evaluation.v1.EvaluationResult.value:type_name -> google.protobuf.Value
-	12, // 6: flagforge.evaluation.v1.EvaluateAllResponse.flags:type_name -> flagforge.evaluation.v1.EvaluateAllResponse.FlagsEntry
-	16, // 7: flagforge.evaluation.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	17, // 8: flagforge.evaluation.v1.StreamManifestResponse.snapshot:type_name -> flagforge.manifest.v1.SignedManifest
-	18, // 9: flagforge.evaluation.v1.StreamManifestResponse.delta:type_name -> flagforge.manifest.v1.SignedDelta
+	14, // 0: flagforge.evaluation.v1.EvaluateRequest.context:type_name -> google.protobuf.Struct
+	15, // 1: flagforge.evaluation.v1.EvaluateRequest.default_value:type_name -> google.protobuf.Value
+	16, // 2: flagforge.evaluation.v1.EvaluateRequest.type:type_name -> flagforge.manifest.v1.FlagType
+	15, // 3: flagforge.evaluation.v1.EvaluateResponse.value:type_name -> google.protobuf.Value
+	14, // 4: flagforge.evaluation.v1.EvaluateAllRequest.context:type_name -> google.protobuf.Struct
+	15, // 5: flagforge.evaluation.v1.EvaluationResult.value:type_name -> google.protobuf.Value
+	13, // 6: flagforge.evaluation.v1.EvaluateAllResponse.flags:type_name -> flagforge.evaluation.v1.EvaluateAllResponse.FlagsEntry
+	17, // 7: flagforge.evaluation.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	18, // 8: flagforge.evaluation.v1.StreamManifestResponse.snapshot:type_name -> flagforge.manifest.v1.SignedManifest
+	19, // 9: flagforge.evaluation.v1.StreamManifestResponse.delta:type_name -> flagforge.manifest.v1.SignedDelta
 	6,  // 10: flagforge.evaluation.v1.StreamManifestResponse.heartbeat:type_name -> flagforge.evaluation.v1.Heartbeat
 	7,  // 11: flagforge.evaluation.v1.StreamManifestResponse.closing:type_name -> flagforge.evaluation.v1.StreamClosing
-	16, // 12: flagforge.evaluation.v1.EvaluationCount.minute:type_name -> google.protobuf.Timestamp
-	9,  // 13: flagforge.evaluation.v1.ReportEvaluationsRequest.counts:type_name -> flagforge.evaluation.v1.EvaluationCount
-	3,  // 14: flagforge.evaluation.v1.EvaluateAllResponse.FlagsEntry.value:type_name -> flagforge.evaluation.v1.EvaluationResult
-	0,  // 15: flagforge.evaluation.v1.EvaluationService.Evaluate:input_type -> flagforge.evaluation.v1.EvaluateRequest
-	2,  // 16: flagforge.evaluation.v1.EvaluationService.EvaluateAll:input_type -> flagforge.evaluation.v1.EvaluateAllRequest
-	5,  // 17: flagforge.evaluation.v1.EvaluationService.StreamManifest:input_type -> flagforge.evaluation.v1.StreamManifestRequest
-	10, // 18: flagforge.evaluation.v1.EvaluationService.ReportEvaluations:input_type -> flagforge.evaluation.v1.ReportEvaluationsRequest
-	1,  // 19: flagforge.evaluation.v1.EvaluationService.Evaluate:output_type -> flagforge.evaluation.v1.EvaluateResponse
-	4,  // 20: flagforge.evaluation.v1.EvaluationService.EvaluateAll:output_type -> flagforge.evaluation.v1.EvaluateAllResponse
-	8,  // 21: flagforge.evaluation.v1.EvaluationService.StreamManifest:output_type -> flagforge.evaluation.v1.StreamManifestResponse
-	11, // 22: flagforge.evaluation.v1.EvaluationService.ReportEvaluations:output_type -> flagforge.evaluation.v1.ReportEvaluationsResponse
-	19, // [19:23] is the sub-list for method output_type
-	15, // [15:19] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	8,  // 12: flagforge.evaluation.v1.StreamManifestResponse.start:type_name -> flagforge.evaluation.v1.StreamStart
+	17, // 13: flagforge.evaluation.v1.EvaluationCount.minute:type_name -> google.protobuf.Timestamp
+	10, // 14: flagforge.evaluation.v1.ReportEvaluationsRequest.counts:type_name -> flagforge.evaluation.v1.EvaluationCount
+	3,  // 15: flagforge.evaluation.v1.EvaluateAllResponse.FlagsEntry.value:type_name -> flagforge.evaluation.v1.EvaluationResult
+	0,  // 16: flagforge.evaluation.v1.EvaluationService.Evaluate:input_type -> flagforge.evaluation.v1.EvaluateRequest
+	2,  // 17: flagforge.evaluation.v1.EvaluationService.EvaluateAll:input_type -> flagforge.evaluation.v1.EvaluateAllRequest
+	5,  // 18: flagforge.evaluation.v1.EvaluationService.StreamManifest:input_type -> flagforge.evaluation.v1.StreamManifestRequest
+	11, // 19: flagforge.evaluation.v1.EvaluationService.ReportEvaluations:input_type -> flagforge.evaluation.v1.ReportEvaluationsRequest
+	1,  // 20: flagforge.evaluation.v1.EvaluationService.Evaluate:output_type -> flagforge.evaluation.v1.EvaluateResponse
+	4,  // 21: flagforge.evaluation.v1.EvaluationService.EvaluateAll:output_type -> flagforge.evaluation.v1.EvaluateAllResponse
+	9,  // 22: flagforge.evaluation.v1.EvaluationService.StreamManifest:output_type -> flagforge.evaluation.v1.StreamManifestResponse
+	12, // 23: flagforge.evaluation.v1.EvaluationService.ReportEvaluations:output_type -> flagforge.evaluation.v1.ReportEvaluationsResponse
+	20, // [20:24] is the sub-list for method output_type
+	16, // [16:20] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_evaluation_v1_evaluation_proto_init() }
@@ -966,11 +1035,12 @@ func file_flagforge_evaluation_v1_evaluation_proto_init() {
 	if File_flagforge_evaluation_v1_evaluation_proto != nil {
 		return
 	}
-	file_flagforge_evaluation_v1_evaluation_proto_msgTypes[8].OneofWrappers = []any{
+	file_flagforge_evaluation_v1_evaluation_proto_msgTypes[9].OneofWrappers = []any{
 		(*StreamManifestResponse_Snapshot)(nil),
 		(*StreamManifestResponse_Delta)(nil),
 		(*StreamManifestResponse_Heartbeat)(nil),
 		(*StreamManifestResponse_Closing)(nil),
+		(*StreamManifestResponse_Start)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -978,7 +1048,7 @@ func file_flagforge_evaluation_v1_evaluation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flagforge_evaluation_v1_evaluation_proto_rawDesc), len(file_flagforge_evaluation_v1_evaluation_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

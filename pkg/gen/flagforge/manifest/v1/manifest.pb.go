@@ -1535,9 +1535,16 @@ type SignedDelta struct {
 	Payload []byte `protobuf:"bytes,1,opt,name=payload,proto3" json:"payload,omitempty"`
 	KeyId   string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	// ed25519 signature of "flagforge.manifest.v1.ManifestDelta\n" || payload.
-	Signature     []byte `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Signature []byte `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	// The key id and signature of the full manifest at to_version (exactly that
+	// version's SignedManifest.key_id and .signature). A receiver that applies the
+	// delta re-encodes the result (canonical, deterministic) and verifies this
+	// signature over it, so it holds the complete SignedManifest of every version
+	// without fetching it. Both empty: the sender did not attach it.
+	ResultKeyId     string `protobuf:"bytes,4,opt,name=result_key_id,json=resultKeyId,proto3" json:"result_key_id,omitempty"`
+	ResultSignature []byte `protobuf:"bytes,5,opt,name=result_signature,json=resultSignature,proto3" json:"result_signature,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *SignedDelta) Reset() {
@@ -1587,6 +1594,20 @@ func (x *SignedDelta) GetKeyId() string {
 func (x *SignedDelta) GetSignature() []byte {
 	if x != nil {
 		return x.Signature
+	}
+	return nil
+}
+
+func (x *SignedDelta) GetResultKeyId() string {
+	if x != nil {
+		return x.ResultKeyId
+	}
+	return ""
+}
+
+func (x *SignedDelta) GetResultSignature() []byte {
+	if x != nil {
+		return x.ResultSignature
 	}
 	return nil
 }
@@ -1699,11 +1720,13 @@ const file_flagforge_manifest_v1_manifest_proto_rawDesc = "" +
 	"\x10deleted_segments\x18\r \x03(\tR\x0fdeletedSegments\x12(\n" +
 	"\x10sdk_keys_changed\x18\x0e \x01(\bR\x0esdkKeysChanged\x128\n" +
 	"\bsdk_keys\x18\x0f \x03(\v2\x1d.flagforge.manifest.v1.SdkKeyR\asdkKeys\x12#\n" +
-	"\rresult_digest\x18\x10 \x01(\fR\fresultDigest\"\\\n" +
+	"\rresult_digest\x18\x10 \x01(\fR\fresultDigest\"\xab\x01\n" +
 	"\vSignedDelta\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature*|\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\x12\"\n" +
+	"\rresult_key_id\x18\x04 \x01(\tR\vresultKeyId\x12)\n" +
+	"\x10result_signature\x18\x05 \x01(\fR\x0fresultSignature*|\n" +
 	"\bFlagType\x12\x19\n" +
 	"\x15FLAG_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11FLAG_TYPE_BOOLEAN\x10\x01\x12\x14\n" +

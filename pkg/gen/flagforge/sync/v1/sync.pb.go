@@ -288,6 +288,55 @@ func (x *EnvironmentDeleted) GetEnvironment() *EnvironmentRef {
 	return nil
 }
 
+// SyncStart is the first message of every sync stream.
+type SyncStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The latest stored version of every environment the stream follows, when the
+	// stream opens (environments with no manifest yet are left out). The messages
+	// that follow bring the caller to these versions; an evaluator is caught up
+	// (ready) once it holds them all.
+	Heads         []*SyncCursor `protobuf:"bytes,1,rep,name=heads,proto3" json:"heads,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncStart) Reset() {
+	*x = SyncStart{}
+	mi := &file_flagforge_sync_v1_sync_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncStart) ProtoMessage() {}
+
+func (x *SyncStart) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_sync_v1_sync_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncStart.ProtoReflect.Descriptor instead.
+func (*SyncStart) Descriptor() ([]byte, []int) {
+	return file_flagforge_sync_v1_sync_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SyncStart) GetHeads() []*SyncCursor {
+	if x != nil {
+		return x.Heads
+	}
+	return nil
+}
+
 // SyncManifestsResponse is one event of a sync stream.
 type SyncManifestsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -297,6 +346,7 @@ type SyncManifestsResponse struct {
 	//	*SyncManifestsResponse_Delta
 	//	*SyncManifestsResponse_Heartbeat
 	//	*SyncManifestsResponse_Deleted
+	//	*SyncManifestsResponse_Start
 	Event         isSyncManifestsResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -304,7 +354,7 @@ type SyncManifestsResponse struct {
 
 func (x *SyncManifestsResponse) Reset() {
 	*x = SyncManifestsResponse{}
-	mi := &file_flagforge_sync_v1_sync_proto_msgTypes[5]
+	mi := &file_flagforge_sync_v1_sync_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -316,7 +366,7 @@ func (x *SyncManifestsResponse) String() string {
 func (*SyncManifestsResponse) ProtoMessage() {}
 
 func (x *SyncManifestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_sync_v1_sync_proto_msgTypes[5]
+	mi := &file_flagforge_sync_v1_sync_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -329,7 +379,7 @@ func (x *SyncManifestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncManifestsResponse.ProtoReflect.Descriptor instead.
 func (*SyncManifestsResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_sync_v1_sync_proto_rawDescGZIP(), []int{5}
+	return file_flagforge_sync_v1_sync_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SyncManifestsResponse) GetEvent() isSyncManifestsResponse_Event {
@@ -375,6 +425,15 @@ func (x *SyncManifestsResponse) GetDeleted() *EnvironmentDeleted {
 	return nil
 }
 
+func (x *SyncManifestsResponse) GetStart() *SyncStart {
+	if x != nil {
+		if x, ok := x.Event.(*SyncManifestsResponse_Start); ok {
+			return x.Start
+		}
+	}
+	return nil
+}
+
 type isSyncManifestsResponse_Event interface {
 	isSyncManifestsResponse_Event()
 }
@@ -395,6 +454,11 @@ type SyncManifestsResponse_Deleted struct {
 	Deleted *EnvironmentDeleted `protobuf:"bytes,4,opt,name=deleted,proto3,oneof"`
 }
 
+type SyncManifestsResponse_Start struct {
+	// Always first (control planes before this field existed never send it).
+	Start *SyncStart `protobuf:"bytes,5,opt,name=start,proto3,oneof"`
+}
+
 func (*SyncManifestsResponse_Snapshot) isSyncManifestsResponse_Event() {}
 
 func (*SyncManifestsResponse_Delta) isSyncManifestsResponse_Event() {}
@@ -402,6 +466,8 @@ func (*SyncManifestsResponse_Delta) isSyncManifestsResponse_Event() {}
 func (*SyncManifestsResponse_Heartbeat) isSyncManifestsResponse_Event() {}
 
 func (*SyncManifestsResponse_Deleted) isSyncManifestsResponse_Event() {}
+
+func (*SyncManifestsResponse_Start) isSyncManifestsResponse_Event() {}
 
 // ReportUsageRequest carries counts of one environment, named by its SDK-key-free
 // reference.
@@ -419,7 +485,7 @@ type ReportUsageRequest struct {
 
 func (x *ReportUsageRequest) Reset() {
 	*x = ReportUsageRequest{}
-	mi := &file_flagforge_sync_v1_sync_proto_msgTypes[6]
+	mi := &file_flagforge_sync_v1_sync_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -431,7 +497,7 @@ func (x *ReportUsageRequest) String() string {
 func (*ReportUsageRequest) ProtoMessage() {}
 
 func (x *ReportUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_sync_v1_sync_proto_msgTypes[6]
+	mi := &file_flagforge_sync_v1_sync_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -444,7 +510,7 @@ func (x *ReportUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportUsageRequest.ProtoReflect.Descriptor instead.
 func (*ReportUsageRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_sync_v1_sync_proto_rawDescGZIP(), []int{6}
+	return file_flagforge_sync_v1_sync_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ReportUsageRequest) GetEnvironment() *EnvironmentRef {
@@ -485,7 +551,7 @@ type ReportUsageResponse struct {
 
 func (x *ReportUsageResponse) Reset() {
 	*x = ReportUsageResponse{}
-	mi := &file_flagforge_sync_v1_sync_proto_msgTypes[7]
+	mi := &file_flagforge_sync_v1_sync_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -497,7 +563,7 @@ func (x *ReportUsageResponse) String() string {
 func (*ReportUsageResponse) ProtoMessage() {}
 
 func (x *ReportUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_sync_v1_sync_proto_msgTypes[7]
+	mi := &file_flagforge_sync_v1_sync_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -510,7 +576,7 @@ func (x *ReportUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportUsageResponse.ProtoReflect.Descriptor instead.
 func (*ReportUsageResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_sync_v1_sync_proto_rawDescGZIP(), []int{7}
+	return file_flagforge_sync_v1_sync_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReportUsageResponse) GetAccepted() int64 {
@@ -539,12 +605,15 @@ const file_flagforge_sync_v1_sync_proto_rawDesc = "" +
 	"\rSyncHeartbeat\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"Y\n" +
 	"\x12EnvironmentDeleted\x12C\n" +
-	"\venvironment\x18\x01 \x01(\v2!.flagforge.sync.v1.EnvironmentRefR\venvironment\"\xa6\x02\n" +
+	"\venvironment\x18\x01 \x01(\v2!.flagforge.sync.v1.EnvironmentRefR\venvironment\"@\n" +
+	"\tSyncStart\x123\n" +
+	"\x05heads\x18\x01 \x03(\v2\x1d.flagforge.sync.v1.SyncCursorR\x05heads\"\xdc\x02\n" +
 	"\x15SyncManifestsResponse\x12C\n" +
 	"\bsnapshot\x18\x01 \x01(\v2%.flagforge.manifest.v1.SignedManifestH\x00R\bsnapshot\x12:\n" +
 	"\x05delta\x18\x02 \x01(\v2\".flagforge.manifest.v1.SignedDeltaH\x00R\x05delta\x12@\n" +
 	"\theartbeat\x18\x03 \x01(\v2 .flagforge.sync.v1.SyncHeartbeatH\x00R\theartbeat\x12A\n" +
-	"\adeleted\x18\x04 \x01(\v2%.flagforge.sync.v1.EnvironmentDeletedH\x00R\adeletedB\a\n" +
+	"\adeleted\x18\x04 \x01(\v2%.flagforge.sync.v1.EnvironmentDeletedH\x00R\adeleted\x124\n" +
+	"\x05start\x18\x05 \x01(\v2\x1c.flagforge.sync.v1.SyncStartH\x00R\x05startB\a\n" +
 	"\x05event\"\xd7\x01\n" +
 	"\x12ReportUsageRequest\x12C\n" +
 	"\venvironment\x18\x01 \x01(\v2!.flagforge.sync.v1.EnvironmentRefR\venvironment\x12@\n" +
@@ -571,41 +640,44 @@ func file_flagforge_sync_v1_sync_proto_rawDescGZIP() []byte {
 	return file_flagforge_sync_v1_sync_proto_rawDescData
 }
 
-var file_flagforge_sync_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_flagforge_sync_v1_sync_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_flagforge_sync_v1_sync_proto_goTypes = []any{
 	(*EnvironmentRef)(nil),        // 0: flagforge.sync.v1.EnvironmentRef
 	(*SyncCursor)(nil),            // 1: flagforge.sync.v1.SyncCursor
 	(*SyncManifestsRequest)(nil),  // 2: flagforge.sync.v1.SyncManifestsRequest
 	(*SyncHeartbeat)(nil),         // 3: flagforge.sync.v1.SyncHeartbeat
 	(*EnvironmentDeleted)(nil),    // 4: flagforge.sync.v1.EnvironmentDeleted
-	(*SyncManifestsResponse)(nil), // 5: flagforge.sync.v1.SyncManifestsResponse
-	(*ReportUsageRequest)(nil),    // 6: flagforge.sync.v1.ReportUsageRequest
-	(*ReportUsageResponse)(nil),   // 7: flagforge.sync.v1.ReportUsageResponse
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*v1.SignedManifest)(nil),     // 9: flagforge.manifest.v1.SignedManifest
-	(*v1.SignedDelta)(nil),        // 10: flagforge.manifest.v1.SignedDelta
-	(*v11.EvaluationCount)(nil),   // 11: flagforge.evaluation.v1.EvaluationCount
+	(*SyncStart)(nil),             // 5: flagforge.sync.v1.SyncStart
+	(*SyncManifestsResponse)(nil), // 6: flagforge.sync.v1.SyncManifestsResponse
+	(*ReportUsageRequest)(nil),    // 7: flagforge.sync.v1.ReportUsageRequest
+	(*ReportUsageResponse)(nil),   // 8: flagforge.sync.v1.ReportUsageResponse
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*v1.SignedManifest)(nil),     // 10: flagforge.manifest.v1.SignedManifest
+	(*v1.SignedDelta)(nil),        // 11: flagforge.manifest.v1.SignedDelta
+	(*v11.EvaluationCount)(nil),   // 12: flagforge.evaluation.v1.EvaluationCount
 }
 var file_flagforge_sync_v1_sync_proto_depIdxs = []int32{
 	0,  // 0: flagforge.sync.v1.SyncCursor.environment:type_name -> flagforge.sync.v1.EnvironmentRef
 	1,  // 1: flagforge.sync.v1.SyncManifestsRequest.cursors:type_name -> flagforge.sync.v1.SyncCursor
-	8,  // 2: flagforge.sync.v1.SyncHeartbeat.time:type_name -> google.protobuf.Timestamp
+	9,  // 2: flagforge.sync.v1.SyncHeartbeat.time:type_name -> google.protobuf.Timestamp
 	0,  // 3: flagforge.sync.v1.EnvironmentDeleted.environment:type_name -> flagforge.sync.v1.EnvironmentRef
-	9,  // 4: flagforge.sync.v1.SyncManifestsResponse.snapshot:type_name -> flagforge.manifest.v1.SignedManifest
-	10, // 5: flagforge.sync.v1.SyncManifestsResponse.delta:type_name -> flagforge.manifest.v1.SignedDelta
-	3,  // 6: flagforge.sync.v1.SyncManifestsResponse.heartbeat:type_name -> flagforge.sync.v1.SyncHeartbeat
-	4,  // 7: flagforge.sync.v1.SyncManifestsResponse.deleted:type_name -> flagforge.sync.v1.EnvironmentDeleted
-	0,  // 8: flagforge.sync.v1.ReportUsageRequest.environment:type_name -> flagforge.sync.v1.EnvironmentRef
-	11, // 9: flagforge.sync.v1.ReportUsageRequest.counts:type_name -> flagforge.evaluation.v1.EvaluationCount
-	2,  // 10: flagforge.sync.v1.SyncService.SyncManifests:input_type -> flagforge.sync.v1.SyncManifestsRequest
-	6,  // 11: flagforge.sync.v1.SyncService.ReportUsage:input_type -> flagforge.sync.v1.ReportUsageRequest
-	5,  // 12: flagforge.sync.v1.SyncService.SyncManifests:output_type -> flagforge.sync.v1.SyncManifestsResponse
-	7,  // 13: flagforge.sync.v1.SyncService.ReportUsage:output_type -> flagforge.sync.v1.ReportUsageResponse
-	12, // [12:14] is the sub-list for method output_type
-	10, // [10:12] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	1,  // 4: flagforge.sync.v1.SyncStart.heads:type_name -> flagforge.sync.v1.SyncCursor
+	10, // 5: flagforge.sync.v1.SyncManifestsResponse.snapshot:type_name -> flagforge.manifest.v1.SignedManifest
+	11, // 6: flagforge.sync.v1.SyncManifestsResponse.delta:type_name -> flagforge.manifest.v1.SignedDelta
+	3,  // 7: flagforge.sync.v1.SyncManifestsResponse.heartbeat:type_name -> flagforge.sync.v1.SyncHeartbeat
+	4,  // 8: flagforge.sync.v1.SyncManifestsResponse.deleted:type_name -> flagforge.sync.v1.EnvironmentDeleted
+	5,  // 9: flagforge.sync.v1.SyncManifestsResponse.start:type_name -> flagforge.sync.v1.SyncStart
+	0,  // 10: flagforge.sync.v1.ReportUsageRequest.environment:type_name -> flagforge.sync.v1.EnvironmentRef
+	12, // 11: flagforge.sync.v1.ReportUsageRequest.counts:type_name -> flagforge.evaluation.v1.EvaluationCount
+	2,  // 12: flagforge.sync.v1.SyncService.SyncManifests:input_type -> flagforge.sync.v1.SyncManifestsRequest
+	7,  // 13: flagforge.sync.v1.SyncService.ReportUsage:input_type -> flagforge.sync.v1.ReportUsageRequest
+	6,  // 14: flagforge.sync.v1.SyncService.SyncManifests:output_type -> flagforge.sync.v1.SyncManifestsResponse
+	8,  // 15: flagforge.sync.v1.SyncService.ReportUsage:output_type -> flagforge.sync.v1.ReportUsageResponse
+	14, // [14:16] is the sub-list for method output_type
+	12, // [12:14] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_sync_v1_sync_proto_init() }
@@ -613,11 +685,12 @@ func file_flagforge_sync_v1_sync_proto_init() {
 	if File_flagforge_sync_v1_sync_proto != nil {
 		return
 	}
-	file_flagforge_sync_v1_sync_proto_msgTypes[5].OneofWrappers = []any{
+	file_flagforge_sync_v1_sync_proto_msgTypes[6].OneofWrappers = []any{
 		(*SyncManifestsResponse_Snapshot)(nil),
 		(*SyncManifestsResponse_Delta)(nil),
 		(*SyncManifestsResponse_Heartbeat)(nil),
 		(*SyncManifestsResponse_Deleted)(nil),
+		(*SyncManifestsResponse_Start)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -625,7 +698,7 @@ func file_flagforge_sync_v1_sync_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flagforge_sync_v1_sync_proto_rawDesc), len(file_flagforge_sync_v1_sync_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
