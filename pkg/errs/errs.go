@@ -48,7 +48,8 @@ const (
 	// ResourceExhausted: a rate or size limit was hit; RetryAfter says when to come
 	// back (RESOURCE_EXHAUSTED / 429).
 	ResourceExhausted
-	// Unavailable: a dependency is down; retry later (UNAVAILABLE / 503).
+	// Unavailable: a dependency is down or the service is not ready; retry later,
+	// after RetryAfter when set (UNAVAILABLE / 503).
 	Unavailable
 )
 
@@ -95,7 +96,8 @@ type Error struct {
 	Field string
 	// Message is safe to show to the caller.
 	Message string
-	// RetryAfter is set on ResourceExhausted.
+	// RetryAfter is set on ResourceExhausted, and on Unavailable when the caller
+	// should come back after a while (e.g. an evaluator still loading).
 	RetryAfter time.Duration
 	// Err is the cause (not shown to callers).
 	Err error
@@ -239,7 +241,7 @@ func GRPCStatus(err error) *status.Status {
 		if d, err := st.WithDetails(br); err == nil {
 			st = d
 		}
-	case e.Kind == ResourceExhausted && e.RetryAfter > 0:
+	case (e.Kind == ResourceExhausted || e.Kind == Unavailable) && e.RetryAfter > 0:
 		if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)}); err == nil {
 			st = d
 		}

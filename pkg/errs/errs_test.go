@@ -64,15 +64,20 @@ func TestInvalidArgumentCarriesFieldViolation(t *testing.T) {
 	}
 }
 
-func TestRetryInfoOnResourceExhausted(t *testing.T) {
+func TestRetryInfoOnResourceExhaustedAndUnavailable(t *testing.T) {
 	t.Parallel()
-	st := GRPCStatus(&Error{Kind: ResourceExhausted, Message: "rate limited", RetryAfter: 1500 * time.Millisecond})
-	for _, d := range st.Details() {
-		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().AsDuration() == 1500*time.Millisecond {
-			return
+	for _, k := range []Kind{ResourceExhausted, Unavailable} {
+		st := GRPCStatus(&Error{Kind: k, Message: "come back later", RetryAfter: 1500 * time.Millisecond})
+		found := false
+		for _, d := range st.Details() {
+			if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().AsDuration() == 1500*time.Millisecond {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%v: details %v lack RetryInfo", k, st.Details())
 		}
 	}
-	t.Fatalf("details %v lack RetryInfo", st.Details())
 }
 
 func TestKindMatchesWithErrorsIs(t *testing.T) {

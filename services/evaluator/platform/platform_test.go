@@ -268,11 +268,21 @@ func TestPlatform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	start, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if start.GetStart() == nil {
+		t.Fatalf("first stream message %v, want the start naming the head version", start)
+	}
 	first, err := stream.Recv()
 	if err != nil {
 		t.Fatal(err)
 	}
 	held, err := pl.verifier.Manifest(first.GetSnapshot())
+	if err == nil && held.GetVersion() != start.GetStart().GetHeadVersion() {
+		t.Fatalf("snapshot of version %d after a start at head %d", held.GetVersion(), start.GetStart().GetHeadVersion())
+	}
 	if err != nil {
 		t.Fatalf("first stream message %v: %v", first, err)
 	}

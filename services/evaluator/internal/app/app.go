@@ -189,7 +189,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 	// Every request is bounded (body size, read timeouts, HTTP/2 pings): see
 	// pkg/limits.
 	a.http = cfg.Limits.Server(server.NewHTTP(server.HTTPConfig{
-		Gateway: gw, Stream: sgw, Service: svc, Ready: a.Holder.Ready, Gatherer: a.Registry,
+		Gateway: gw, Stream: sgw, Service: svc, Ready: a.Holder.Ready, Freshness: a.Holder.Freshness, Gatherer: a.Registry,
 		CORSOrigins: cfg.CORSOriginList(), StreamWriteTimeout: cfg.Limits.StreamWriteTimeout,
 	}))
 	a.http.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)

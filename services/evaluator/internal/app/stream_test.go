@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,6 +38,7 @@ import (
 type streamed struct {
 	msgs chan *evaluationv1.StreamManifestResponse
 	err  chan error
+	head atomic.Uint64 // the StreamStart's head version
 }
 
 func openStream(t *testing.T, client evaluationv1.EvaluationServiceClient, key string, from uint64) *streamed {
@@ -48,11 +51,22 @@ func openStream(t *testing.T, client evaluationv1.EvaluationServiceClient, key s
 	}
 	s := &streamed{msgs: make(chan *evaluationv1.StreamManifestResponse, 1024), err: make(chan error, 1)}
 	go func() {
+		first := true
 		for {
 			m, err := st.Recv()
 			if err != nil {
 				s.err <- err
 				return
+			}
+			if first {
+				// Every stream opens with the head version it brings the caller to.
+				first = false
+				if m.GetStart() == nil {
+					s.err <- fmt.Errorf("first message %v is not a StreamStart", m)
+					return
+				}
+				s.head.Store(m.GetStart().GetHeadVersion())
+				continue
 			}
 			s.msgs <- m
 		}
@@ -394,12 +408,19 @@ func TestStreamOverRESTIsNDJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	br := bufio.NewReader(resp.Body)
+	line, err := br.ReadString('\n')
 	if err != nil {
 		t.Fatal(err)
 	}
+	if strings.TrimSpace(line) != `{"result":{"start":{"headVersion":"1"}}}` {
+		t.Fatalf("first line %q, want the start naming head version 1", line)
+	}
+	if line, err = br.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
 	if !strings.HasPrefix(line, `{"result":{"snapshot":{"payload":`) {
-		t.Fatalf("first line %q, want a snapshot result", line)
+		t.Fatalf("second line %q, want a snapshot result", line)
 	}
 }
 

@@ -4,10 +4,14 @@
 //
 // The contract:
 //   - The hub follows the holder (Publish is the holder's OnUpdate listener) and keeps,
-//     per environment, the latest signed full manifest as received and a bounded ring
-//     of the signed deltas received since, contiguous up to the version held. It never
-//     signs or computes anything: a subscriber resuming from a version the ring covers
-//     gets those deltas, any other gets the signed manifest (plus the deltas after it).
+//     per environment, the latest signed full manifest (the holder's Env.Signed: of
+//     the current version whenever deltas carry their result signature, so a new
+//     subscriber always gets a snapshot at once) and a bounded ring of the signed
+//     deltas received since, contiguous up to the version held. It never signs
+//     anything: a subscriber resuming from a version the ring covers gets those
+//     deltas, any other gets the signed manifest (plus any deltas after it).
+//   - Every manifest stream starts with a StreamStart frame naming the version held
+//     (the head): the subscriber is caught up once it holds that version.
 //   - Each event is serialized once (a Frame) and the same bytes go to every
 //     subscriber. Enqueueing never blocks: every subscriber has a bounded buffer, and
 //     one whose buffer is full is dropped with reason "slow_consumer" (Done closes), so
@@ -101,10 +105,13 @@ func Closing(reason, message string) *Frame {
 type env struct {
 	version uint64
 	// base is the latest signed full manifest received, as a snapshot frame.
+	// It is built lazily from baseSigned (nil until a subscriber needs it), so a
+	// delta's result costs no serialization unless someone asks for a snapshot.
 	base *Frame
-	// baseSigned and baseIssued describe base for polling.
-	baseSigned *manifestv1.SignedManifest
-	baseIssued time.Time
+	// baseSigned, baseVersion and baseIssued describe the latest signed manifest.
+	baseSigned  *manifestv1.SignedManifest
+	baseVersion uint64
+	baseIssued  time.Time
 	// ring holds the signed deltas received, contiguous, the last ending at version.
 	ring []ringEntry
 	subs map[*Sub]struct{}
@@ -300,26 +307,34 @@ func (h *Hub) Subscribe(req Request) (*Sub, []*Frame, error) {
 	return s, initial, nil
 }
 
-// catchUp returns the frames that bring a caller at from to e.version.
+// catchUp returns the frames that bring a caller at from to e.version, after the
+// start frame that names that version.
 func (e *env) catchUp(from uint64, now time.Time) ([]*Frame, error) {
+	start, err := NewFrame(&evaluationv1.StreamManifestResponse{Event: &evaluationv1.StreamManifestResponse_Start{
+		Start: &evaluationv1.StreamStart{HeadVersion: e.version},
+	}}, e.version)
+	if err != nil {
+		return nil, err
+	}
 	if from >= e.version {
 		hb, err := heartbeatFrame(e.version, now)
 		if err != nil {
 			return nil, err
 		}
-		return []*Frame{hb}, nil
+		return []*Frame{start, hb}, nil
 	}
 	if from > 0 {
 		if out := e.deltasFrom(from); out != nil {
-			return out, nil
+			return append([]*Frame{start}, out...), nil
 		}
 	}
-	if e.base == nil {
+	base := e.baseFrame()
+	if base == nil {
 		return nil, &errs.Error{Kind: errs.Unavailable, Message: "no signed manifest of this environment is held yet", RetryAfter: time.Second}
 	}
-	out := []*Frame{e.base}
-	if e.base.Version < e.version {
-		rest := e.deltasFrom(e.base.Version)
+	out := []*Frame{start, base}
+	if base.Version < e.version {
+		rest := e.deltasFrom(base.Version)
 		if rest == nil {
 			return nil, &errs.Error{Kind: errs.Unavailable, Message: "the signed manifest of the current version is not held yet", RetryAfter: time.Second}
 		}
@@ -380,13 +395,14 @@ func (h *Hub) Publish(u holder.Update) {
 		if over := len(e.ring) - h.cfg.Ring; over > 0 {
 			e.ring = append([]ringEntry(nil), e.ring[over:]...)
 		}
+		e.setBase(u.Env) // the delta's result, when it carried its signature
 		out = f
 	default:
 		e.setBase(u.Env)
 		if version != e.version {
 			e.ring = nil // the deltas held end at the old version
 		}
-		out = e.base
+		out = e.baseFrame()
 	}
 	e.version = version
 	close(e.changed)
@@ -410,15 +426,25 @@ func (h *Hub) Publish(u holder.Update) {
 	}
 }
 
+// setBase records he's signed manifest (when it has one) as the snapshot to give.
 func (e *env) setBase(he *holder.Env) {
 	if he.Signed == nil {
 		return
 	}
-	f, err := NewFrame(&evaluationv1.StreamManifestResponse{Event: &evaluationv1.StreamManifestResponse_Snapshot{Snapshot: he.Signed}}, he.Version())
-	if err != nil {
-		return
+	e.base, e.baseSigned, e.baseVersion, e.baseIssued = nil, he.Signed, he.Version(), he.Manifest.GetIssuedAt().AsTime()
+}
+
+// baseFrame is the snapshot frame of the latest signed manifest (nil: none held),
+// serialized on first use.
+func (e *env) baseFrame() *Frame {
+	if e.base == nil && e.baseSigned != nil {
+		f, err := NewFrame(&evaluationv1.StreamManifestResponse{Event: &evaluationv1.StreamManifestResponse_Snapshot{Snapshot: e.baseSigned}}, e.baseVersion)
+		if err != nil {
+			return nil
+		}
+		e.base = f
 	}
-	e.base, e.baseSigned, e.baseIssued = f, he.Signed, he.Manifest.GetIssuedAt().AsTime()
+	return e.base
 }
 
 // enqueue hands f to s without blocking; a full buffer drops s. Called with h.mu.
@@ -546,5 +572,5 @@ func (h *Hub) Signed(target string) (sm *manifestv1.SignedManifest, version uint
 	if e.baseSigned == nil {
 		return nil, 0, time.Time{}, e.changed, false
 	}
-	return e.baseSigned, e.base.Version, e.baseIssued, e.changed, true
+	return e.baseSigned, e.baseVersion, e.baseIssued, e.changed, true
 }

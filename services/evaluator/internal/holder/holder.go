@@ -11,11 +11,24 @@
 //     reason) and logged, and the last good manifest keeps serving.
 //   - A delta is applied (manifest.Apply) only when it starts at the version held;
 //     otherwise OfferDelta returns ErrGap and the caller re-reads the full manifest.
+//   - A delta that carries the signature of the manifest it produces
+//     (SignedDelta.result_signature) also yields that version's complete
+//     SignedManifest (manifest.Verifier.Result): the holder then holds, for every
+//     version it serves, the signed manifest of exactly that version. A delta
+//     without it (an older publisher) leaves Env.Signed nil until the full
+//     manifest of that version is offered.
 //   - The last good SignedManifest of each environment is written to
-//     {dataDir}/{org}/{project}/{environment}.manifest (atomic rename) and LoadLocal
-//     starts from those files, verified like any other manifest. After a delta the
-//     file is refreshed when the full signed manifest of that version is next
-//     offered (a delta carries no signature over the whole manifest).
+//     {dataDir}/{org}/{project}/{environment}.manifest (temp file, fsync, atomic
+//     rename) before the version is swapped in, and LoadLocal starts from those
+//     files, verified like any other manifest: a restart from disk serves the last
+//     version served.
+//   - Ready means caught up: every expected environment is held at no less than
+//     the head version its source announced (SetHeads: the start of a sync
+//     stream, a full read from Redis).
+//   - Freshness: the holder records, per environment, when the source last
+//     confirmed the version held (a swap, a heartbeat, a re-read: Confirm) and
+//     whether the source is reachable (SetSourceUp), and exports both with the
+//     version lag (see collector).
 package holder
 
 import (
@@ -84,7 +97,12 @@ type State struct {
 	envs     map[string]*Env
 	keys     auth.Index
 	expected []string
+	// heads are the versions the source announced as current (0 or absent: none).
+	heads map[string]uint64
 }
+
+// Head is the version the source last announced as current for target (0: none).
+func (s *State) Head(target string) uint64 { return s.heads[target] }
 
 // Env returns the environment's manifest, or nil when none is held.
 func (s *State) Env(target string) *Env { return s.envs[target] }
@@ -102,18 +120,32 @@ func (s *State) Targets() []string {
 	return out
 }
 
-// Ready reports whether every expected environment has a verified manifest (and,
-// when none is expected by name, at least one is held).
+// Ready reports whether every expected environment has a verified manifest at no
+// less than its announced head version (and, when none is expected by name, at
+// least one is held and every one held is caught up).
 func (s *State) Ready() bool {
 	if len(s.expected) == 0 {
-		return len(s.envs) > 0
+		if len(s.envs) == 0 {
+			return false
+		}
+		for t, e := range s.envs {
+			if e.Version() < s.heads[t] {
+				return false
+			}
+		}
+		return true
 	}
 	for _, t := range s.expected {
-		if s.envs[t] == nil {
+		if e := s.envs[t]; e == nil || e.Version() < s.heads[t] {
 			return false
 		}
 	}
 	return true
+}
+
+// with returns a copy of s with other expected environments and heads.
+func (s *State) with(expected []string, heads map[string]uint64) *State {
+	return &State{envs: s.envs, keys: s.keys, expected: expected, heads: heads}
 }
 
 // Config configures a Holder.
@@ -162,6 +194,11 @@ type Holder struct {
 	state    atomic.Pointer[State]
 	refusals *prometheus.CounterVec
 	updates  *prometheus.CounterVec
+
+	fmu       sync.Mutex // guards the freshness fields below
+	started   time.Time
+	confirmed map[string]time.Time
+	sourceUp  bool
 }
 
 // New returns a Holder with no manifest yet.
@@ -176,7 +213,7 @@ func New(cfg Config) (*Holder, error) {
 		cfg.Logger = slog.Default()
 	}
 	h := &Holder{
-		cfg: cfg, log: cfg.Logger,
+		cfg: cfg, log: cfg.Logger, started: cfg.Now(), confirmed: map[string]time.Time{},
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flagforge_evaluator_manifest_refusals_total",
 			Help: "Manifests and deltas refused (the last good manifest kept serving), by reason.",
@@ -189,7 +226,7 @@ func New(cfg Config) (*Holder, error) {
 	for _, r := range []string{ReasonBadSignature, ReasonUnknownKey, ReasonExpired, ReasonStale, ReasonWrongTarget, ReasonMalformed, ReasonUncompilable} {
 		h.refusals.WithLabelValues(r)
 	}
-	st := &State{envs: map[string]*Env{}, keys: auth.Index{}}
+	st := &State{envs: map[string]*Env{}, keys: auth.Index{}, heads: map[string]uint64{}}
 	if len(cfg.Environments) > 0 {
 		h.serves = make(map[string]bool, len(cfg.Environments))
 		for _, t := range cfg.Environments {
@@ -229,11 +266,13 @@ func (h *Holder) Version(target string) uint64 {
 	return 0
 }
 
-// NeedsManifest reports whether the full manifest at version would change what is
-// held: a newer version, or the signed copy of the version built from a delta.
-func (h *Holder) NeedsManifest(target string, version uint64) bool {
-	e := h.State().Env(target)
-	return e == nil || version > e.Version() || (version == e.Version() && e.Signed == nil)
+// Signed returns the signed manifest held for target (nil: none held, or the
+// version was built from a delta that carried no result signature).
+func (h *Holder) Signed(target string) *manifestv1.SignedManifest {
+	if e := h.State().Env(target); e != nil {
+		return e.Signed
+	}
+	return nil
 }
 
 // Expect adds environments that must be loaded before the holder is ready (used
@@ -251,7 +290,107 @@ func (h *Holder) Expect(targets []string) {
 	if len(exp) == len(cur.expected) {
 		return
 	}
-	h.state.Store(&State{envs: cur.envs, keys: cur.keys, expected: exp})
+	h.state.Store(cur.with(exp, cur.heads))
+}
+
+// SetHeads records the versions the source announced as current (the start of a
+// sync stream, a full read from Redis): the holder is ready once it holds at least
+// these versions. Environments not served are ignored; when every environment is
+// served, each one named becomes expected. The source confirmed them just now.
+func (h *Holder) SetHeads(heads map[string]uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cur := h.State()
+	nh := make(map[string]uint64, len(cur.heads)+len(heads))
+	for t, v := range cur.heads {
+		nh[t] = v
+	}
+	exp := cur.expected
+	var named []string
+	for t, v := range heads {
+		if !h.Serves(t) {
+			continue
+		}
+		nh[t] = v
+		named = append(named, t)
+		if h.serves == nil && !slices.Contains(exp, t) {
+			exp = append(slices.Clip(exp), t)
+		}
+	}
+	h.state.Store(cur.with(exp, nh))
+	h.Confirm(named...)
+}
+
+// Confirm records that the source confirmed, just now, the version held of
+// targets (none: of every environment held), e.g. a heartbeat or a re-read that
+// found nothing newer.
+func (h *Holder) Confirm(targets ...string) {
+	now := h.cfg.Now()
+	if len(targets) == 0 {
+		targets = h.State().Targets()
+	}
+	h.fmu.Lock()
+	defer h.fmu.Unlock()
+	for _, t := range targets {
+		h.confirmed[t] = now
+	}
+}
+
+// SetSourceUp records whether the source is reachable now (a stream open, Redis
+// answering).
+func (h *Holder) SetSourceUp(up bool) {
+	h.fmu.Lock()
+	defer h.fmu.Unlock()
+	h.sourceUp = up
+}
+
+// EnvStatus is the freshness of one environment (the readiness detail).
+type EnvStatus struct {
+	Environment string `json:"environment"`
+	// Version is the version held (0: none); Head the version the source announced.
+	Version uint64 `json:"version"`
+	Head    uint64 `json:"headVersion"`
+	// ConfirmedAgeSeconds is the time since the source last confirmed Version
+	// (since the process started, when it never did).
+	ConfirmedAgeSeconds float64 `json:"confirmedAgeSeconds"`
+}
+
+// Freshness is the readiness detail: whether the holder is ready, whether the
+// source is reachable, and each known environment's freshness, sorted.
+type Freshness struct {
+	Ready        bool        `json:"ready"`
+	SourceUp     bool        `json:"sourceUp"`
+	Environments []EnvStatus `json:"environments"`
+}
+
+// Freshness reports the readiness detail at this instant.
+func (h *Holder) Freshness() Freshness {
+	st := h.State()
+	now := h.cfg.Now()
+	known := map[string]bool{}
+	for t := range st.envs {
+		known[t] = true
+	}
+	for _, t := range st.expected {
+		known[t] = true
+	}
+	h.fmu.Lock()
+	defer h.fmu.Unlock()
+	f := Freshness{Ready: st.Ready(), SourceUp: h.sourceUp, Environments: make([]EnvStatus, 0, len(known))}
+	for t := range known {
+		es := EnvStatus{Environment: t, Head: st.heads[t]}
+		if e := st.envs[t]; e != nil {
+			es.Version = e.Version()
+		}
+		since, ok := h.confirmed[t]
+		if !ok {
+			since = h.started
+		}
+		es.ConfirmedAgeSeconds = max(now.Sub(since).Seconds(), 0)
+		f.Environments = append(f.Environments, es)
+	}
+	slices.SortFunc(f.Environments, func(a, b EnvStatus) int { return strings.Compare(a.Environment, b.Environment) })
+	return f
 }
 
 // Offer verifies sm as the next manifest of target ("" : whatever environment it
@@ -280,6 +419,9 @@ func (h *Holder) offer(target string, sm *manifestv1.SignedManifest, persist boo
 	cur := h.State().Env(target)
 	if cur != nil && cur.Signed != nil && bytes.Equal(cur.Signed.GetPayload(), sm.GetPayload()) &&
 		bytes.Equal(cur.Signed.GetSignature(), sm.GetSignature()) {
+		if persist {
+			h.Confirm(target) // the source still has exactly what is held
+		}
 		return nil
 	}
 	var held *manifestv1.Manifest
@@ -300,14 +442,17 @@ func (h *Holder) offer(target string, sm *manifestv1.SignedManifest, persist boo
 	if err != nil {
 		return h.refuse(target, err)
 	}
+	if persist { // from a source: on disk before it is served
+		h.persist(target, sm)
+	}
 	e := &Env{Target: target, Manifest: m, Compiled: c, Signed: sm, LoadedAt: h.cfg.Now()}
 	h.swap(e)
+	if persist {
+		h.Confirm(target)
+	}
 	h.notify(Update{Env: e, Received: received})
 	h.updates.WithLabelValues("full").Inc()
 	h.log.Info("manifest loaded", "environment", target, "version", m.GetVersion(), "key_id", sm.GetKeyId())
-	if persist {
-		h.persist(target, sm)
-	}
 	return nil
 }
 
@@ -322,11 +467,12 @@ func (h *Holder) adopt(cur *Env, sm *manifestv1.SignedManifest, received time.Ti
 	if err != nil || !bytes.Equal(payload, sm.GetPayload()) {
 		return false
 	}
+	h.persist(cur.Target, sm)
 	next := *cur
 	next.Signed = sm
 	h.swap(&next)
+	h.Confirm(cur.Target)
 	h.notify(Update{Env: &next, Adopted: true, Received: received})
-	h.persist(cur.Target, sm)
 	return true
 }
 
@@ -360,12 +506,25 @@ func (h *Holder) OfferDelta(sd *manifestv1.SignedDelta) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrGap, h.refuse(target, err))
 	}
+	// The signed manifest of the new version, rebuilt from the delta's result
+	// signature (nil when the publisher attached none).
+	signed, err := h.cfg.Verifier.Result(sd, m)
+	switch {
+	case errors.Is(err, manifest.ErrNoResult):
+		signed = nil
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrGap, h.refuse(target, err))
+	}
 	c, err := engine.Compile(m)
 	if err != nil {
 		return h.refuse(target, err)
 	}
-	e := &Env{Target: target, Manifest: m, Compiled: c, LoadedAt: h.cfg.Now()}
+	if signed != nil { // on disk before it is served
+		h.persist(target, signed)
+	}
+	e := &Env{Target: target, Manifest: m, Compiled: c, Signed: signed, LoadedAt: h.cfg.Now()}
 	h.swap(e)
+	h.Confirm(target)
 	h.notify(Update{Env: e, Delta: sd, Received: received})
 	h.updates.WithLabelValues("delta").Inc()
 	h.log.Info("manifest delta applied", "environment", target, "from_version", d.GetFromVersion(), "version", m.GetVersion())
@@ -389,7 +548,7 @@ func (h *Holder) swap(e *Env) {
 	for i, t := range targets {
 		ms[i] = envs[t].Manifest
 	}
-	h.state.Store(&State{envs: envs, keys: auth.BuildIndex(ms), expected: cur.expected})
+	h.state.Store(&State{envs: envs, keys: auth.BuildIndex(ms), expected: cur.expected, heads: cur.heads})
 }
 
 // notify hands u (with the state just swapped in) to the listener. Called with
@@ -534,7 +693,8 @@ func (h *Holder) LoadLocal() int {
 	return n
 }
 
-// collector exports the version and age of every held manifest at scrape time.
+// collector exports, at scrape time, the version and age of every held manifest
+// and the freshness of every known environment.
 type collector struct{ h *Holder }
 
 var (
@@ -542,11 +702,21 @@ var (
 		"Version of the manifest served, per environment.", []string{"environment"}, nil)
 	ageDesc = prometheus.NewDesc("flagforge_evaluator_manifest_age_seconds",
 		"Seconds since the manifest served was issued, per environment.", []string{"environment"}, nil)
+	confirmedDesc = prometheus.NewDesc("flagforge_evaluator_source_confirmed_age_seconds",
+		"Seconds since the source last confirmed the version served (a publish, a heartbeat or a re-read), per environment.",
+		[]string{"environment"}, nil)
+	upDesc = prometheus.NewDesc("flagforge_evaluator_source_up",
+		"1 while the manifest source (sync stream or Redis) is reachable, 0 otherwise; per environment.",
+		[]string{"environment"}, nil)
+	lagDesc = prometheus.NewDesc("flagforge_evaluator_manifest_version_lag",
+		"Versions between the head the source announced and the version served (0: caught up), per environment.",
+		[]string{"environment"}, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- versionDesc
-	ch <- ageDesc
+	for _, d := range []*prometheus.Desc{versionDesc, ageDesc, confirmedDesc, upDesc, lagDesc} {
+		ch <- d
+	}
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -555,5 +725,19 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for t, e := range st.envs {
 		ch <- prometheus.MustNewConstMetric(versionDesc, prometheus.GaugeValue, float64(e.Version()), t)
 		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, now.Sub(e.Manifest.GetIssuedAt().AsTime()).Seconds(), t)
+	}
+	f := c.h.Freshness()
+	up := 0.0
+	if f.SourceUp {
+		up = 1
+	}
+	for _, e := range f.Environments {
+		lag := 0.0
+		if e.Head > e.Version {
+			lag = float64(e.Head - e.Version)
+		}
+		ch <- prometheus.MustNewConstMetric(confirmedDesc, prometheus.GaugeValue, e.ConfirmedAgeSeconds, e.Environment)
+		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, up, e.Environment)
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, lag, e.Environment)
 	}
 }

@@ -164,14 +164,41 @@ func TestDeltaAppliesOnlyFromTheVersionHeld(t *testing.T) {
 	if err := r.h.OfferDelta(v2.Delta); err != nil {
 		t.Fatalf("an already applied delta should be ignored, got %v", err)
 	}
-	if !r.h.NeedsManifest(env, 3) {
-		t.Fatal("after a delta the signed copy of the version is still wanted for the local copy")
+	// Each delta carried its result's signature: the holder holds the exact signed
+	// manifest of version 3 without having been offered it.
+	if sm := r.h.Signed(env); sm == nil || !proto.Equal(sm, v3.Manifest) {
+		t.Fatalf("after deltas the signed manifest held is %v, want exactly version 3's", sm)
 	}
-	if err := r.h.Offer(env, v3.Manifest); err != nil {
-		t.Fatalf("adopting the signed copy of the version built by deltas: %v", err)
+
+	// A delta without it (an older publisher) leaves no signed copy until the full
+	// manifest of that version is offered, which is then adopted.
+	v4 := r.sign(t, fixture.Manifest(env, 4, t0, fixture.BoolFlag("a", false, false)))
+	legacy := proto.Clone(v4.Delta).(*manifestv1.SignedDelta)
+	legacy.ResultKeyId, legacy.ResultSignature = "", nil
+	if err := r.h.OfferDelta(legacy); err != nil {
+		t.Fatalf("delta 3->4 without a result signature: %v", err)
 	}
-	if r.h.NeedsManifest(env, 3) {
+	if r.h.Version(env) != 4 || r.h.Signed(env) != nil {
+		t.Fatalf("after a legacy delta: version %d, signed %v; want 4 and none", r.h.Version(env), r.h.Signed(env))
+	}
+	if err := r.h.Offer(env, v4.Manifest); err != nil {
+		t.Fatalf("adopting the signed copy of the version built by a delta: %v", err)
+	}
+	if sm := r.h.Signed(env); sm == nil || !proto.Equal(sm, v4.Manifest) {
 		t.Fatal("the signed copy was not adopted")
+	}
+
+	// A result signature that does not verify refuses the delta (the source then
+	// re-reads the full manifest).
+	v5 := r.sign(t, fixture.Manifest(env, 5, t0, fixture.BoolFlag("a", true, false)))
+	bad := proto.Clone(v5.Delta).(*manifestv1.SignedDelta)
+	bad.ResultSignature = append([]byte(nil), bad.ResultSignature...)
+	bad.ResultSignature[0] ^= 0xff
+	if err := r.h.OfferDelta(bad); !errors.Is(err, holder.ErrGap) || !errors.Is(err, manifest.ErrBadSignature) {
+		t.Fatalf("delta with a forged result signature: got %v, want ErrGap wrapping ErrBadSignature", err)
+	}
+	if r.h.Version(env) != 4 {
+		t.Fatalf("version %d after a refused delta, want 4", r.h.Version(env))
 	}
 }
 

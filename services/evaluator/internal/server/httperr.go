@@ -13,13 +13,13 @@ import (
 	"github.com/flagforge/flagforge/pkg/errs"
 )
 
-// retryAfter is the RetryAfter of a ResourceExhausted error: from the *errs.Error
+// retryAfter is the RetryAfter of a ResourceExhausted or Unavailable error: from the *errs.Error
 // itself (in-process handlers) or from the RetryInfo detail of a status (calls that
 // went through a gRPC client).
 func retryAfter(err error) (time.Duration, bool) {
 	var e *errs.Error
 	if errors.As(err, &e) {
-		return e.RetryAfter, e.Kind == errs.ResourceExhausted && e.RetryAfter > 0
+		return e.RetryAfter, (e.Kind == errs.ResourceExhausted || e.Kind == errs.Unavailable) && e.RetryAfter > 0
 	}
 	if st, ok := status.FromError(err); ok {
 		for _, d := range st.Details() {
@@ -31,7 +31,7 @@ func retryAfter(err error) (time.Duration, bool) {
 	return 0, false
 }
 
-// setRetryAfter sets the Retry-After header of a 429.
+// setRetryAfter sets the Retry-After header of a 429 or 503.
 func setRetryAfter(w http.ResponseWriter, err error) {
 	if d, ok := retryAfter(err); ok {
 		w.Header().Set("Retry-After", errs.RetryAfterSeconds(d))

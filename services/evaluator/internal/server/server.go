@@ -5,7 +5,10 @@
 // The contract:
 //   - Every Evaluate/EvaluateAll call is authenticated by SDK key (package auth)
 //     against the manifests held at that instant; a missing, unknown or expired key
-//     is UNAUTHENTICATED (HTTP 401). A client key sees only client-visible flags:
+//     is UNAUTHENTICATED (HTTP 401) once the evaluator is ready. Before, a key it
+//     does not know may belong to an environment not loaded yet: that is
+//     UNAVAILABLE (HTTP 503) with a retry hint, never a definitive refusal.
+//     A client key sees only client-visible flags:
 //     others answer FLAG_NOT_FOUND as if absent, and EvaluateAll leaves them out.
 //   - Results are exactly the engine's. A malformed or over-limit context, or a
 //     missing flagKey, is INVALID_ARGUMENT (HTTP 400) naming the field.
@@ -132,11 +135,22 @@ func (s *Service) authenticate(ctx context.Context, now time.Time) (auth.Grant, 
 	return s.authenticateKey(key, now)
 }
 
+// NotReadyRetryAfter is the retry hint of calls refused while the evaluator is
+// not ready.
+const NotReadyRetryAfter = time.Second
+
+// errNotReady answers a key the evaluator does not know while it is not ready.
+var errNotReady = &errs.Error{Kind: errs.Unavailable,
+	Message: "the evaluator is not ready: the manifest of this SDK key's environment may not be loaded yet; retry", RetryAfter: NotReadyRetryAfter}
+
 // authenticateKey is authenticate for a key taken from elsewhere (HTTP handlers).
 func (s *Service) authenticateKey(key string, now time.Time) (auth.Grant, *holder.Env, error) {
 	st := s.manifests.State()
 	g, err := st.Keys().Lookup(key, now)
 	if err != nil {
+		if key != "" && !st.Ready() {
+			return auth.Grant{}, nil, errNotReady
+		}
 		return auth.Grant{}, nil, err
 	}
 	env := st.Env(g.Environment)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/flagforge/flagforge/pkg/limits"
 	"github.com/flagforge/flagforge/pkg/openapi"
 	"github.com/flagforge/flagforge/pkg/strictjson"
+	"github.com/flagforge/flagforge/services/evaluator/internal/holder"
 )
 
 // UnaryErrors is the gRPC interceptor that turns handler errors into statuses with
@@ -103,6 +105,9 @@ type HTTPConfig struct {
 	Service *Service
 	// Ready reports readiness for /readyz.
 	Ready func() bool
+	// Freshness, when set, is the readiness detail /readyz answers as JSON (the
+	// status code still follows Ready).
+	Freshness func() holder.Freshness
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
 	// CORSOrigins may call /v1/evaluate, /v1/evaluate/all and /v1/sse from a
@@ -132,8 +137,19 @@ func NewHTTP(cfg HTTPConfig) http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			http.Error(w, "not ready: not every environment has a verified manifest", http.StatusServiceUnavailable)
+		ok := ready()
+		if cfg.Freshness != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			if !ok {
+				w.Header().Set("Retry-After", errs.RetryAfterSeconds(NotReadyRetryAfter))
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+			_ = json.NewEncoder(w).Encode(cfg.Freshness())
+			return
+		}
+		if !ok {
+			http.Error(w, "not ready: not every environment holds a verified manifest of its source's head version", http.StatusServiceUnavailable)
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))

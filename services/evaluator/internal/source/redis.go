@@ -2,6 +2,8 @@ package source
 
 import (
 	"context"
+	"crypto/sha1" //nolint:gosec // see digest
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net"
@@ -33,15 +35,37 @@ type RedisConfig struct {
 
 // Redis reads manifests from the {prefix}env:{target} hashes and follows the
 // {prefix}manifests channel (docs/manifest-distribution.md). Every (re)subscription
-// and every Resync period triggers a full re-read; an event with a version newer
-// than the one held applies the hash's delta when it starts at that version and
-// reads the full manifest otherwise. All reads happen on one goroutine, so the
-// holder sees updates in order.
+// and every Resync period triggers a full re-read; an event applies the hash's
+// delta when it starts at the version held and re-reads the manifest otherwise.
+// All reads happen on one goroutine, so the holder sees updates in order.
+//
+// Nothing unsigned decides what is read: the hash's version field (and an event's
+// version) is never trusted. A re-read asks Redis for the manifest field only when
+// its SHA-1 differs from the signed manifest held (readScript), and the signed
+// version inside it decides, through the holder's verification.
 type Redis struct {
 	cfg  RedisConfig
 	sink Sink
 	log  *slog.Logger
+	// held caches the SHA-1 of the encoded signed manifest held per environment.
+	held map[string]heldDigest
 }
+
+// heldDigest is the SHA-1 of one held signed manifest.
+type heldDigest struct {
+	signed *manifestv1.SignedManifest
+	sha    string
+}
+
+// readScript returns 1 when the hash's manifest field has the SHA-1 in ARGV[1],
+// the field itself otherwise (nil when absent): an unchanged manifest costs a hash,
+// not a transfer.
+var readScript = redis.NewScript(`
+local m = redis.call('HGET', KEYS[1], 'manifest')
+if not m then return false end
+if redis.sha1hex(m) == ARGV[1] then return 1 end
+return m
+`)
 
 // NewRedis returns a Redis source feeding sink.
 func NewRedis(cfg RedisConfig, sink Sink) (*Redis, error) {
@@ -57,7 +81,7 @@ func NewRedis(cfg RedisConfig, sink Sink) (*Redis, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Redis{cfg: cfg, sink: sink, log: cfg.Logger.With("source", "redis")}, nil
+	return &Redis{cfg: cfg, sink: sink, log: cfg.Logger.With("source", "redis"), held: map[string]heldDigest{}}, nil
 }
 
 // event is one change notification: target is at version.
@@ -102,6 +126,7 @@ func (r *Redis) subscribe(ctx context.Context, events chan<- event, resync chan<
 			if !failing {
 				r.log.Warn("redis subscription lost; retrying", "err", err)
 				failing = true
+				r.sink.SetSourceUp(false)
 			}
 			if !sleep(ctx, bo.Next()) {
 				return
@@ -166,12 +191,14 @@ func (r *Redis) process(ctx context.Context, events <-chan event, resync <-chan 
 				if ctx.Err() != nil {
 					return
 				}
+				r.sink.SetSourceUp(false)
 				if !failing {
 					r.log.Warn("reading manifests from redis failed; serving what is held and retrying", "err", err)
 					failing = true
 				}
 				retry = time.After(bo.Next())
 			} else {
+				r.sink.SetSourceUp(true)
 				if failing {
 					r.log.Info("reading manifests from redis recovered")
 					failing = false
@@ -218,46 +245,64 @@ func (r *Redis) readAll(ctx context.Context) error {
 	return nil
 }
 
-// readEnv offers target's full manifest when it would change what is held.
+// digest is the SHA-1 of the signed manifest held for target ("" : none, or none
+// signed), as Redis's redis.sha1hex computes it over the stored field.
+func (r *Redis) digest(target string) string {
+	sm := r.sink.Signed(target)
+	if sm == nil {
+		return ""
+	}
+	if d, ok := r.held[target]; ok && d.signed == sm {
+		return d.sha
+	}
+	b, err := proto.Marshal(sm)
+	if err != nil {
+		return ""
+	}
+	sum := sha1.Sum(b) //nolint:gosec // a change detector matching redis.sha1hex, not a security digest
+	d := heldDigest{signed: sm, sha: hex.EncodeToString(sum[:])}
+	r.held[target] = d
+	return d.sha
+}
+
+// readEnv re-reads target: when the manifest field differs from the signed
+// manifest held it is offered (verified; its signed version decides), otherwise
+// the source has just confirmed what is held. Either way the version then held is
+// the source's head.
 func (r *Redis) readEnv(ctx context.Context, target string) error {
-	v, err := r.cfg.Client.HGet(ctx, r.key(target), "version").Uint64()
+	res, err := readScript.Run(ctx, r.cfg.Client, []string{r.key(target)}, r.digest(target)).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil // not published yet
 	}
 	if err != nil {
 		return err
 	}
-	if !r.sink.NeedsManifest(target, v) {
-		return nil
+	if b, ok := res.(string); ok {
+		var sm manifestv1.SignedManifest
+		if uerr := proto.Unmarshal([]byte(b), &sm); uerr != nil {
+			r.log.Warn("ignoring undecodable manifest in redis", "environment", target, "err", uerr)
+			return nil // not a Redis failure: nothing to retry
+		}
+		// A refusal is counted and logged by the sink; the source then names no head.
+		if refused := r.sink.Offer(target, &sm); refused != nil {
+			r.log.Debug("manifest in redis refused", "environment", target, "err", refused)
+			return nil
+		}
 	}
-	b, err := r.cfg.Client.HGet(ctx, r.key(target), "manifest").Bytes()
-	if errors.Is(err, redis.Nil) {
-		return nil
+	if v := r.sink.Version(target); v > 0 {
+		r.sink.SetHeads(map[string]uint64{target: v}) // also confirms it
 	}
-	if err != nil {
-		return err
-	}
-	var sm manifestv1.SignedManifest
-	if err := proto.Unmarshal(b, &sm); err != nil {
-		r.log.Warn("ignoring undecodable manifest in redis", "environment", target, "err", err)
-		return nil
-	}
-	_ = r.sink.Offer(target, &sm) // a refusal is counted and logged by the sink
 	return nil
 }
 
-// handle applies one event: the hash's delta when it starts at the version held
-// (then the full signed manifest of that version, for snapshots), otherwise the
-// full manifest.
+// handle applies one event: the hash's delta when it starts at the version held,
+// then a re-read (which costs a hash comparison when the delta brought the signed
+// manifest of the new version with it). The event's version is only a wake-up.
 func (r *Redis) handle(ctx context.Context, ev event) error {
 	if !r.sink.Serves(ev.target) || (len(r.cfg.Environments) > 0 && !slices.Contains(r.cfg.Environments, ev.target)) {
 		return nil
 	}
-	held := r.sink.Version(ev.target)
-	if ev.version <= held {
-		return nil
-	}
-	if held > 0 {
+	if r.sink.Version(ev.target) > 0 {
 		b, err := r.cfg.Client.HGet(ctx, r.key(ev.target), "delta").Bytes()
 		switch {
 		case errors.Is(err, redis.Nil):
@@ -265,11 +310,8 @@ func (r *Redis) handle(ctx context.Context, ev event) error {
 			return err
 		default:
 			var sd manifestv1.SignedDelta
-			if proto.Unmarshal(b, &sd) == nil && r.sink.OfferDelta(&sd) == nil && r.sink.Version(ev.target) >= ev.version {
-				// The delta is served (and streamed) already; now fetch the signed
-				// manifest of that version too, so new stream subscribers and pollers
-				// can be given a snapshot of it (the evaluator never signs).
-				return r.readEnv(ctx, ev.target)
+			if proto.Unmarshal(b, &sd) == nil {
+				_ = r.sink.OfferDelta(&sd) // a gap or refusal: the re-read below fixes it
 			}
 		}
 	}

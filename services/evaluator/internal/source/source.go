@@ -29,12 +29,20 @@ type Sink interface {
 	OfferDelta(sd *manifestv1.SignedDelta) error
 	// Version is the version held for target (0: none).
 	Version(target string) uint64
-	// NeedsManifest reports whether the full manifest at version is worth reading.
-	NeedsManifest(target string, version uint64) bool
+	// Signed is the signed manifest held for target (nil: none, or none signed).
+	Signed(target string) *manifestv1.SignedManifest
 	// Serves reports whether target is served.
 	Serves(target string) bool
 	// Expect announces environments that must load before the evaluator is ready.
 	Expect(targets []string)
+	// SetHeads records the versions the source announced as current: the
+	// evaluator is ready once it holds them.
+	SetHeads(heads map[string]uint64)
+	// Confirm records that the source confirmed the versions held of targets (none:
+	// every environment held), e.g. a heartbeat.
+	Confirm(targets ...string)
+	// SetSourceUp records whether the source is reachable.
+	SetSourceUp(up bool)
 }
 
 // Backoff yields capped exponential delays with full jitter.

@@ -35,7 +35,10 @@ type SyncConfig struct {
 // Sync follows the control plane's flagforge.sync.v1 SyncService/SyncManifests
 // stream: it sends the versions held as cursors, hands snapshots and deltas to the
 // sink in order, and reconnects with backoff when the stream ends, goes idle, or a
-// delta does not apply (the server then starts with a snapshot).
+// delta does not apply (the server then starts with a snapshot). The stream's
+// first message (SyncStart) gives the sink the head versions to catch up to;
+// every heartbeat confirms the versions held; the source is up while a stream
+// delivers messages.
 type Sync struct {
 	cfg    SyncConfig
 	sink   Sink
@@ -117,8 +120,10 @@ func (s *Sync) stream(ctx context.Context) (received bool, err error) {
 	defer idle.Stop()
 	st, err := s.client.SyncManifests(ctx, s.request())
 	if err != nil {
+		s.sink.SetSourceUp(false)
 		return false, err
 	}
+	defer s.sink.SetSourceUp(false)
 	for {
 		msg, err := st.Recv()
 		if err != nil {
@@ -127,9 +132,19 @@ func (s *Sync) stream(ctx context.Context) (received bool, err error) {
 			}
 			return received, err
 		}
+		if !received {
+			s.sink.SetSourceUp(true)
+		}
 		received = true
 		idle.Reset(s.cfg.Idle)
 		switch ev := msg.GetEvent().(type) {
+		case *syncv1.SyncManifestsResponse_Start:
+			heads := make(map[string]uint64, len(ev.Start.GetHeads()))
+			for _, c := range ev.Start.GetHeads() {
+				e := c.GetEnvironment()
+				heads[e.GetOrg()+"/"+e.GetProject()+"/"+e.GetEnvironment()] = c.GetVersion()
+			}
+			s.sink.SetHeads(heads)
 		case *syncv1.SyncManifestsResponse_Snapshot:
 			_ = s.sink.Offer("", ev.Snapshot) // refusals are counted and logged by the sink
 		case *syncv1.SyncManifestsResponse_Delta:
@@ -138,6 +153,7 @@ func (s *Sync) stream(ctx context.Context) (received bool, err error) {
 				return received, fmt.Errorf("delta not applied, resubscribing: %w", err)
 			}
 		case *syncv1.SyncManifestsResponse_Heartbeat:
+			s.sink.Confirm() // the stream is live and in order: what is held is current
 		case *syncv1.SyncManifestsResponse_Deleted:
 			e := ev.Deleted.GetEnvironment()
 			s.log.Info("environment deleted upstream; keeping its last manifest until restart",
