@@ -55,8 +55,13 @@ type Client struct {
 	fatal    error
 	mode     string
 	stated   State // last state announced with an event
+	// head is the version the evaluator announced as current (a stream's first
+	// message, a poll answer); headKnown says one was announced. A networked client
+	// is ready once it holds head.
+	head      uint64
+	headKnown bool
 
-	ready     chan struct{} // closed at the first manifest
+	ready     chan struct{} // closed once caught up (see caughtUpLocked)
 	readyOnce sync.Once
 	fatalCh   chan struct{} // closed when a fatal error stops the client
 	events    *dispatcher
@@ -201,9 +206,13 @@ func (c *Client) ApplySignedManifest(sm *manifestv1.SignedManifest) error {
 	return nil
 }
 
-// WaitReady waits until the client holds a manifest (nil), the evaluator refuses
-// the SDK key (an error wrapping ErrKeyRefused), the client is closed (ErrClosed),
-// or ctx ends (ctx.Err()). Evaluations work without it.
+// WaitReady waits until the client is ready (nil), the evaluator refuses the SDK
+// key (an error wrapping ErrKeyRefused), the client is closed (ErrClosed), or ctx
+// ends (ctx.Err()). Ready means caught up: a client that talks to an evaluator is
+// ready once it holds the version the evaluator announced as current when the
+// stream opened (StreamStart) or that a poll returned, never on an older snapshot
+// or bootstrap manifest; an offline client is ready with its bootstrap manifest.
+// Evaluations work without it (from whatever manifest is held).
 func (c *Client) WaitReady(ctx context.Context) error {
 	select {
 	case <-c.ready:
@@ -317,12 +326,52 @@ func (c *Client) swapLocked(old, next *snapshot, changed []string) {
 	now := c.cfg.Now()
 	c.lastSync = now
 	c.lastErr = nil
-	c.readyOnce.Do(func() { close(c.ready) })
+	c.checkReadyLocked()
 	if old != nil {
 		c.events.push(item{event: Event{Type: EventConfigurationChanged, FlagKeys: changed, Version: next.src.GetVersion()},
 			old: old, next: next, changed: changed})
 	}
 	c.announceLocked(now)
+}
+
+// caughtUpLocked reports whether the client holds what it should to be ready: a
+// manifest, and for a networked client at least the head version announced.
+func (c *Client) caughtUpLocked() bool {
+	s := c.state.Load()
+	if s == nil {
+		return false
+	}
+	if !c.networked() {
+		return true
+	}
+	return c.headKnown && s.src.GetVersion() >= c.head
+}
+
+// checkReadyLocked closes ready once caught up (c.mu held).
+func (c *Client) checkReadyLocked() {
+	if c.caughtUpLocked() {
+		c.readyOnce.Do(func() { close(c.ready) })
+	}
+}
+
+// isReady reports whether ready is closed.
+func (c *Client) isReady() bool {
+	select {
+	case <-c.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// setHead records the version the evaluator announced as current and announces
+// readiness when it is held already.
+func (c *Client) setHead(version uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.head, c.headKnown = version, true
+	c.checkReadyLocked()
+	c.announceLocked(c.cfg.Now())
 }
 
 // markSync records a successful contact with the evaluator.

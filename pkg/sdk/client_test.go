@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -272,22 +274,40 @@ func TestStatusTurnsStaleWithoutContactAndReadyAgainOnTheNextManifest(t *testing
 	clk := newClock()
 	var mu sync.Mutex
 	var events []sdk.EventType
-	c := offline(t, func(cfg *sdk.Config) {
-		// Nothing listens there: the client can never sync.
-		cfg.Address, cfg.SDKKey, cfg.Now = "127.0.0.1:1", "k", clk.Now
-		cfg.StaleAfter, cfg.Backoff = time.Minute, sdk.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}
-		cfg.DisableUsage = true
-	})
+	f, addr := startFake(t)
+	cfg := fastConfig(addr)
+	cfg.TrustedKeys, cfg.Now, cfg.StaleAfter = trustedKeys(t), clk.Now, time.Minute
+	c, err := sdk.New(cfg)
+	must(t, err)
+	defer func() { _ = c.Close() }()
 	c.OnEvent(func(e sdk.Event) { mu.Lock(); events = append(events, e.Type); mu.Unlock() })
+	// Caught up on the first stream, which then ends; every later stream fails.
+	s := f.next(t)
+	must(t, s.send(startMsg(7)))
+	must(t, s.send(snapshotMsg(sign(t, exampleManifest(t, 7)))))
+	must(t, c.WaitReady(context.Background()))
 	if st := c.Status(); st.State != sdk.StateReady {
-		t.Fatalf("state %v just after bootstrap, want READY", st.State)
+		t.Fatalf("state %v once caught up, want READY", st.State)
 	}
+	s.end <- status.Error(codes.Unavailable, "going away")
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case s := <-f.streams:
+				s.end <- status.Error(codes.Unavailable, "down")
+			case <-stop:
+				return
+			}
+		}
+	}()
 	waitFor(t, "a failed connection", func() bool { return c.Status().LastError != nil })
 	clk.Add(2 * time.Minute)
-	waitFor(t, "the STALE event", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) == 1 })
+	waitFor(t, "the STALE event", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) == 2 })
 	st := c.Status()
 	if st.LastError == nil || st.LastSync.IsZero() {
-		t.Errorf("status %+v: want the last connection error and the bootstrap time", st)
+		t.Errorf("status %+v: want the last connection error and the last sync time", st)
 	}
 	if got := c.String("banner", nil, ""); got != "Welcome!" {
 		t.Errorf("a stale client must keep serving its manifest, got %q", got)
@@ -296,11 +316,27 @@ func TestStatusTurnsStaleWithoutContactAndReadyAgainOnTheNextManifest(t *testing
 	if st := c.Status(); st.State != sdk.StateReady || st.ManifestVersion != 8 {
 		t.Errorf("status %+v after a new manifest, want READY at 8", st)
 	}
-	waitFor(t, "the events", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) >= 3 })
+	waitFor(t, "the events", func() bool { mu.Lock(); defer mu.Unlock(); return len(events) >= 4 })
 	mu.Lock()
 	defer mu.Unlock()
-	if diff := cmp.Diff([]sdk.EventType{sdk.EventStale, sdk.EventConfigurationChanged, sdk.EventReady}, events); diff != "" {
+	if diff := cmp.Diff([]sdk.EventType{sdk.EventReady, sdk.EventStale, sdk.EventConfigurationChanged, sdk.EventReady}, events); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+// A networked client started from a bootstrap manifest serves it at once but is
+// not ready until the evaluator says which version is current.
+func TestABootstrappedNetworkedClientIsNotReadyBeforeReachingItsEvaluator(t *testing.T) {
+	c := offline(t, func(cfg *sdk.Config) {
+		cfg.Address, cfg.SDKKey = "127.0.0.1:1", "k" // nothing listens there
+		cfg.Backoff = sdk.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}
+		cfg.DisableUsage = true
+	})
+	if st := c.Status(); st.State != sdk.StateNotReady || st.ManifestVersion == 0 {
+		t.Fatalf("status %+v, want NOT_READY with the bootstrap manifest held", st)
+	}
+	if got := c.String("banner", nil, ""); got != "Welcome!" {
+		t.Errorf("the bootstrap manifest must answer meanwhile, got %q", got)
 	}
 }
 

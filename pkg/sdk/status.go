@@ -15,7 +15,9 @@ type State int
 
 // States, as Status reports them.
 const (
-	// StateNotReady: no manifest yet; calls answer defaults (PROVIDER_NOT_READY).
+	// StateNotReady: not caught up yet. With no manifest calls answer defaults
+	// (PROVIDER_NOT_READY); with an older one (a bootstrap, a snapshot before the
+	// deltas that follow it) they answer from it.
 	StateNotReady State = iota
 	// StateReady: a manifest is held and the evaluator was reached recently.
 	StateReady
@@ -83,7 +85,7 @@ func (c *Client) stateLocked(now time.Time) State {
 		return StateError
 	}
 	s := c.state.Load()
-	if s == nil {
+	if s == nil || !c.isReady() {
 		return StateNotReady
 	}
 	if c.networked() && now.Sub(c.lastSync) > c.cfg.StaleAfter {
@@ -141,7 +143,7 @@ type EventType int
 
 // Event types. They map onto OpenFeature's provider events.
 const (
-	// EventReady: the first manifest arrived, or the client recovered from stale.
+	// EventReady: the client caught up (see WaitReady), or recovered from stale.
 	EventReady EventType = iota + 1
 	// EventConfigurationChanged: a new manifest was swapped in; FlagKeys lists the
 	// flags whose configuration changed (or that use a segment that changed).

@@ -145,6 +145,7 @@ func (c *Client) stream(ctx context.Context) (connected time.Duration, err error
 		return 0, err
 	}
 	var first time.Time
+	legacy := false // the evaluator sent no StreamStart: ready at the first manifest
 	since := func() time.Duration {
 		if first.IsZero() {
 			return 0
@@ -161,8 +162,14 @@ func (c *Client) stream(ctx context.Context) (connected time.Duration, err error
 		}
 		if first.IsZero() {
 			first = time.Now()
+			if _, ok := resp.GetEvent().(*evaluationv1.StreamManifestResponse_Start); !ok {
+				legacy = true
+			}
 		}
 		switch ev := resp.GetEvent().(type) {
+		case *evaluationv1.StreamManifestResponse_Start:
+			c.setHead(ev.Start.GetHeadVersion())
+			continue
 		case *evaluationv1.StreamManifestResponse_Snapshot:
 			if _, err := c.applySnapshot(ev.Snapshot); err != nil {
 				if errors.Is(err, manifest.ErrStale) {
@@ -186,9 +193,16 @@ func (c *Client) stream(ctx context.Context) (connected time.Duration, err error
 			if h := c.held(); h == nil || ev.Heartbeat.GetVersion() > h.GetVersion() {
 				return since(), fmt.Errorf("%w: the evaluator holds version %d", errResubscribe, ev.Heartbeat.GetVersion())
 			}
+			// The evaluator's current version is held: caught up.
+			c.setHead(ev.Heartbeat.GetVersion())
 			c.markSync()
 		case *evaluationv1.StreamManifestResponse_Closing:
 			c.log.Info("the evaluator is closing the stream", "reason", ev.Closing.GetReason(), "message", ev.Closing.GetMessage())
+		}
+		if legacy {
+			if h := c.held(); h != nil {
+				c.setHead(h.GetVersion())
+			}
 		}
 	}
 }
@@ -236,9 +250,15 @@ func (c *Client) poll(ctx context.Context) (quick bool, retryAfter time.Duration
 			c.log.Warn("manifest refused; keeping the one held", "error", err)
 			return true, 0, err
 		}
+		if h := c.held(); h != nil {
+			c.setHead(h.GetVersion()) // the evaluator's current manifest (or one newer held)
+		}
 		c.markSync()
 		return false, 0, nil
 	case http.StatusNotModified:
+		if h := c.held(); h != nil {
+			c.setHead(h.GetVersion()) // the evaluator says what is held is current
+		}
 		c.markSync()
 		return etag == "" || time.Since(start) < c.cfg.PollWait/2, 0, nil
 	case http.StatusUnauthorized, http.StatusForbidden:
