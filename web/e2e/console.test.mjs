@@ -200,6 +200,55 @@ describe("the web console", () => {
     await screenshot(page, "audit-log");
   });
 
+  it("four eyes: the author cannot approve their own change, another editor approves and applies it", async (t) => {
+    if (!browser) return t.skip("no browser");
+    const env = await platform.admin("GET", "/v1/orgs/acme/projects/web/environments/production");
+    await platform.admin("PATCH", "/v1/orgs/acme/projects/web/environments/production", {
+      settings: { approvalsRequired: true, requiredApprovals: 1, emergencyOffAllowed: true },
+      revision: env.environment.revision,
+    });
+    const bob = await platform.admin("POST", "/v1/orgs/acme/members", { member: { email: "bob@acme.test" }, role: "ROLE_EDITOR" });
+    const bobToken = (await platform.admin("POST", "/v1/orgs/acme/api-tokens", { name: "bob", memberId: bob.member.id })).secret;
+
+    // The admin proposes turning dark-mode on in production.
+    await page.goto(`${platform.url}/o/acme/p/web/flags/dark-mode/production`);
+    await page.getByRole("switch", { name: "Serve targeting in production" }).check();
+    await page.getByLabel("Otherwise serve").selectOption("on");
+    await page.getByLabel("Comment").fill("launch dark mode");
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await page.getByRole("status").filter({ hasText: "requires approval" }).waitFor();
+    assert.equal((await platform.evaluate("production", "dark-mode", { targetingKey: "u" })).variant, "off");
+    await page.getByRole("link", { name: "Open the change request" }).click();
+    await page.getByRole("list", { name: "Proposed configuration" }).getByText("Flag is on; when off serve off").waitFor();
+    await page.getByRole("button", { name: "JSON" }).click();
+    await page.getByRole("table", { name: "Proposed changes as a JSON diff" }).getByText("/on").waitFor();
+    await checkA11y(page, "change request");
+    await screenshot(page, "change-request");
+
+    // The author's own approval is refused, with the server's reason.
+    await page.getByRole("button", { name: "Approve" }).click();
+    const refusal = page.getByRole("alert");
+    await refusal.waitFor();
+    assert.match(await refusal.textContent(), /own|author/i);
+    assert.equal(await page.getByRole("button", { name: "Apply" }).isDisabled(), true);
+    const crUrl = page.url();
+
+    // Bob, another editor, finds it in the inbox, approves and applies it.
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("API token").fill(bobToken);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("link", { name: "Change requests" }).click();
+    await page.getByRole("link", { name: /flag dark-mode: launch dark mode/ }).click();
+    assert.equal(page.url(), crUrl.replace("?view=json", ""));
+    await checkA11y(page, "change requests inbox");
+    await page.getByLabel("Review comment").fill("looks right");
+    await page.getByRole("button", { name: "Approve" }).click();
+    await page.getByRole("status").filter({ hasText: "You approved" }).waitFor();
+    await page.getByRole("button", { name: "Apply" }).click();
+    await page.getByRole("status").filter({ hasText: "Applied" }).waitFor();
+    await eventually(async () => assert.equal((await platform.evaluate("production", "dark-mode", { targetingKey: "u" })).variant, "on"));
+  });
+
   it("is usable on a narrow screen", async (t) => {
     if (!browser) return t.skip("no browser");
     await page.setViewportSize({ width: 390, height: 844 });

@@ -3,38 +3,15 @@ import { ErrorMessage } from "../../../components/ErrorMessage";
 import { input, label } from "../../../components/ui";
 import type { AuditEntryJson } from "../../../gen/flagforge/admin/v1/audit_pb";
 import { useSearchParam } from "../../../lib/router";
-import { valueText } from "../../flags/components/summary";
+import { DiffTable } from "../../../components/DiffTable";
 import { useAudit } from "../api/list-audit";
 
 // toRFC3339 turns a datetime-local value (the user's local time) into UTC.
 const toRFC3339 = (v: string) => (v ? new Date(v).toISOString() : undefined);
 
 function Diff({ e }: { e: AuditEntryJson }) {
-  const ops = e.diff ?? [];
-  if (!ops.length) return <p className="text-sm">No field changed (or the entry records no before/after).</p>;
-  return (
-    <table className="w-full text-sm">
-      <caption className="sr-only">Changes of entry {e.sequence}</caption>
-      <thead>
-        <tr className="text-left">
-          <th scope="col">Change</th>
-          <th scope="col">Field</th>
-          <th scope="col">Before</th>
-          <th scope="col">After</th>
-        </tr>
-      </thead>
-      <tbody className="font-mono">
-        {ops.map((d, i) => (
-          <tr key={i} className="border-t border-slate-200 align-top dark:border-slate-800">
-            <td className="pr-2">{d.op}</td>
-            <td className="pr-2">{d.path}</td>
-            <td className="bg-red-50 pr-2 text-red-900 dark:bg-red-950 dark:text-red-100">{d.op === "add" ? "(absent)" : `− ${valueText(d.before)}`}</td>
-            <td className="bg-green-50 text-green-900 dark:bg-green-950 dark:text-green-100">{d.op === "remove" ? "(removed: default)" : `+ ${valueText(d.after)}`}</td>
-          </tr>
-        ))}
-      </tbody>
-    </table>
-  );
+  if (!(e.diff ?? []).length) return <p className="text-sm">No field changed (or the entry records no before/after).</p>;
+  return <DiffTable ops={e.diff ?? []} caption={`Changes of entry ${e.sequence}`} />;
 }
 
 // AuditLog lists who changed what across the organization, newest first,

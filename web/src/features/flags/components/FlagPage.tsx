@@ -42,6 +42,7 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
   const [draft, setDraft] = useState<FlagConfigJson | null>(null);
   const [comment, setComment] = useState("");
   const [notice, setNotice] = useState("");
+  const [crLink, setCrLink] = useState("");
   useEffect(() => {
     if (server?.config && draft === null) setDraft(clone(server.config));
   }, [server, draft]);
@@ -59,6 +60,8 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
     const r = await save.mutateAsync({ config: d, revision: server?.revision ?? "0", comment });
     if (r.changeRequest) {
       setNotice(`This environment requires approval: change request ${r.changeRequest.id ?? ""} was created for review.`);
+      setCrLink(`${base}/changes/${encodeURIComponent(env)}/${encodeURIComponent(r.changeRequest.id ?? "")}`);
+      setDraft(clone(server?.config));
     } else {
       setNotice(`Saved: ${flag} in ${env} is at revision ${r.config?.revision ?? "?"}.`);
       setDraft(clone(r.config?.config));
@@ -202,6 +205,11 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
             Discard
           </button>
           <p role="status" className="text-sm">{notice}</p>
+          {crLink && (
+            <Link href={crLink} className="text-sm text-blue-800 underline dark:text-blue-300">
+              Open the change request
+            </Link>
+          )}
           {save.error instanceof ApiError && save.error.stale ? (
             <div role="alert" className="flex items-center gap-2 text-sm text-red-900 dark:text-red-200">
               Someone changed this flag since you opened it ({save.error.message}).
