@@ -36,8 +36,11 @@ import (
 // Config holds the limits of one service. Fields map to FLAGFORGE_* variables
 // through the embedding service's configuration.
 type Config struct {
-	// MaxBodyBytes bounds a request body (HTTP) and a received message (gRPC).
+	// MaxBodyBytes bounds a request body (HTTP).
 	MaxBodyBytes int64 `env:"MAX_REQUEST_BYTES, default=1048576"`
+	// MaxMessageBytes bounds a received gRPC message (evaluators' usage batches
+	// and SDKs' evaluation reports are larger than API bodies).
+	MaxMessageBytes int64 `env:"MAX_MESSAGE_BYTES, default=4194304"`
 	// ReadHeaderTimeout bounds the arrival of a request's headers.
 	ReadHeaderTimeout time.Duration `env:"READ_HEADER_TIMEOUT, default=5s"`
 	// ReadTimeout bounds the arrival of a whole request (headers and body).
@@ -58,7 +61,7 @@ type Config struct {
 // Defaults returns the default limits.
 func Defaults() Config {
 	return Config{
-		MaxBodyBytes: 1 << 20, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		MaxBodyBytes: 1 << 20, MaxMessageBytes: 4 << 20, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		IdleTimeout: 2 * time.Minute, StreamWriteTimeout: 10 * time.Second,
 		PingInterval: 20 * time.Second, PingTimeout: 10 * time.Second,
 	}
@@ -75,6 +78,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = d.MaxBodyBytes
 	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = d.MaxMessageBytes
+	}
 	def(&c.ReadHeaderTimeout, d.ReadHeaderTimeout)
 	def(&c.ReadTimeout, d.ReadTimeout)
 	def(&c.IdleTimeout, d.IdleTimeout)
@@ -89,6 +95,9 @@ func (c Config) Validate() error {
 	var problems []error
 	if c.MaxBodyBytes < 1024 {
 		problems = append(problems, fmt.Errorf("FLAGFORGE_MAX_REQUEST_BYTES: %d is below 1024", c.MaxBodyBytes))
+	}
+	if c.MaxMessageBytes < 1024 || c.MaxMessageBytes > 1<<30 {
+		problems = append(problems, fmt.Errorf("FLAGFORGE_MAX_MESSAGE_BYTES: %d is not between 1024 and 1 GiB", c.MaxMessageBytes))
 	}
 	for name, d := range map[string]time.Duration{
 		"FLAGFORGE_READ_HEADER_TIMEOUT": c.ReadHeaderTimeout, "FLAGFORGE_READ_TIMEOUT": c.ReadTimeout,
@@ -141,7 +150,7 @@ func (c Config) Server(h http.Handler) *http.Server {
 func (c Config) GRPCServerOptions() []grpc.ServerOption {
 	c = c.WithDefaults()
 	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(int(min(c.MaxBodyBytes, 1<<30))),
+		grpc.MaxRecvMsgSize(int(min(c.MaxMessageBytes, 1<<30))),
 		grpc.ConnectionTimeout(c.ReadTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: c.PingInterval, Timeout: c.PingTimeout}),

@@ -2,6 +2,7 @@ package platform
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
+	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
 )
 
 // service is one process under attack: its HTTP address, gRPC address and a
@@ -182,6 +192,56 @@ func TestHostileBodiesAre413AndCostLittleMemory(t *testing.T) {
 }
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
+
+// TestHostileGRPCMessagesAreResourceExhaustedAndCostLittleMemory sends a 200 MB
+// unauthenticated message over gRPC to both services (EvaluateAll, CreateProject):
+// each answers RESOURCE_EXHAUSTED from the length prefix and its peak memory grows
+// by less than 50 MiB.
+func TestHostileGRPCMessagesAreResourceExhaustedAndCostLittleMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 400 MB over loopback")
+	}
+	dir := t.TempDir()
+	huge := strings.Repeat("a", 200<<20)
+	big, err := structpb.NewStruct(map[string]any{"targetingKey": huge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]func(context.Context, *grpc.ClientConn) error{
+		"evaluator": func(ctx context.Context, conn *grpc.ClientConn) error {
+			_, err := evaluationv1.NewEvaluationServiceClient(conn).EvaluateAll(ctx, &evaluationv1.EvaluateAllRequest{Context: big})
+			return err
+		},
+		"control plane": func(ctx context.Context, conn *grpc.ClientConn) error {
+			_, err := adminv1.NewProjectServiceClient(conn).CreateProject(ctx, &adminv1.CreateProjectRequest{
+				Org: "acme", Project: &adminv1.Project{Key: "web", Name: huge}})
+			return err
+		},
+	}
+	for _, s := range []*service{startEmbeddedControlPlane(t, filepath.Join(dir, "cp")), startBareEvaluator(t, dir)} {
+		pid := s.p.cmd.Process.Pid
+		conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before, _ := memory(t, pid)
+		_ = resetPeak(pid)
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		err = calls[s.name](ctx, conn)
+		cancel()
+		_ = conn.Close()
+		if status.Code(err) != codes.ResourceExhausted {
+			t.Fatalf("%s, 200 MB message: %v, want RESOURCE_EXHAUSTED", s.name, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+		_, peak := memory(t, pid)
+		t.Logf("%s, 200 MB gRPC message: %v; RSS before %.1f MiB, peak after %.1f MiB (grew %.1f MiB)",
+			s.name, status.Convert(err).Message(), mib(before), mib(peak), mib(peak-before))
+		if peak-before >= 50<<20 {
+			t.Errorf("%s grew by %.1f MiB for a refused message", s.name, mib(peak-before))
+		}
+	}
+}
 
 // slowRequest sends a request whose body (or, for gRPC, connection preface)
 // trickles a byte every interval, and returns how long until the server cut it

@@ -10,6 +10,7 @@ import (
 
 	"github.com/flagforge/flagforge/pkg/errs"
 	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
+	"github.com/flagforge/flagforge/pkg/limits"
 	"github.com/flagforge/flagforge/pkg/strictjson"
 )
 
@@ -43,7 +44,7 @@ func (s *Service) ServeEvaluate(gateway http.Handler) http.Handler {
 			return
 		}
 		if buf.Len() > maxEvaluateBody {
-			writeError(w, errs.E(errs.InvalidArgument, "the request body is larger than %d bytes", maxEvaluateBody))
+			limits.TooLarge(w, maxEvaluateBody)
 			return
 		}
 		var req evaluationv1.EvaluateRequest
