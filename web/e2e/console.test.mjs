@@ -249,6 +249,52 @@ describe("the web console", () => {
     await eventually(async () => assert.equal((await platform.evaluate("production", "dark-mode", { targetingKey: "u" })).variant, "on"));
   });
 
+  it("an editor turns a flag off in production alone (emergency off) with a reason, skipping approval", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await page.goto(`${platform.url}/o/acme/p/web/flags/dark-mode/production`);
+    await page.getByRole("button", { name: "Emergency off in production" }).click();
+    const dialog = page.getByRole("dialog", { name: "Turn dark-mode off in production now?" });
+    await dialog.getByLabel("Reason (recorded in the audit log)").fill("contrast bug on checkout");
+    await dialog.getByLabel("Type the environment (production) to confirm").fill("production");
+    await dialog.getByRole("button", { name: "Turn off in production" }).click();
+    await page.getByRole("status").filter({ hasText: "dark-mode is off in production (emergency off)" }).waitFor();
+    await eventually(async () => assert.equal((await platform.evaluate("production", "dark-mode", { targetingKey: "u" })).reason, "DISABLED"));
+    // Staging is untouched.
+    assert.equal((await platform.evaluate("staging", "dark-mode", { targetingKey: "u" })).variant, "on");
+  });
+
+  it("an admin creates an SDK key, sees its secret once, and revokes it", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await signIn(page, platform.url, platform.token);
+    await page.getByRole("link", { name: "SDK keys" }).click();
+    await page.getByLabel("Environment").selectOption("staging");
+    await page.getByLabel("Key name").fill("checkout service");
+    await page.getByRole("button", { name: "Create SDK key" }).click();
+    const shown = page.getByRole("region", { name: /New SDK key “checkout service”/ });
+    const secret = (await shown.getByTestId("secret").textContent()).trim();
+    assert.match(secret, /^ffsk_/);
+    await checkA11y(page, "SDK keys");
+    await screenshot(page, "sdk-keys");
+    // The new key works on the evaluator once published.
+    const ask = (key) => fetch(`${platform.evalUrl}/v1/evaluate`, {
+      method: "POST", headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ flagKey: "dark-mode", context: { targetingKey: "u" } }),
+    });
+    await eventually(async () => assert.equal((await ask(secret)).status, 200));
+    // Shown once: dismissed, and gone after a reload; the list shows only its prefix.
+    await shown.getByRole("button", { name: "I have stored it" }).click();
+    await page.reload();
+    const row = page.getByRole("row", { name: /checkout service/ });
+    await row.waitFor();
+    assert.equal(await page.getByText(secret).count(), 0);
+    assert.ok(secret.startsWith((await row.locator("td.font-mono").textContent()).replace("…", "")));
+    await row.getByRole("button", { name: "Revoke checkout service" }).click();
+    await row.getByRole("button", { name: "Confirm revoke checkout service" }).click();
+    await page.getByRole("status").filter({ hasText: "revoked" }).waitFor();
+    await eventually(async () => assert.equal((await ask(secret)).status, 401));
+  });
+
   it("is usable on a narrow screen", async (t) => {
     if (!browser) return t.skip("no browser");
     await page.setViewportSize({ width: 390, height: 844 });

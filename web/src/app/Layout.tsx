@@ -14,6 +14,7 @@ export function Layout({ org, project, children }: { org: string; project: strin
     { to: `${base}/changes`, label: "Change requests" },
     { to: `${base}/playground`, label: "Playground" },
     { to: `${base}/audit`, label: "Audit log" },
+    { to: `${base}/keys`, label: "SDK keys" },
   ];
   return (
     <div className="min-h-screen">

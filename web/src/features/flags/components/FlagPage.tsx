@@ -9,7 +9,7 @@ import { useFlag } from "../api/get-flag";
 import { useFlagConfig } from "../api/get-flag-config";
 import { useUpdateFlagConfig } from "../api/update-flag-config";
 import { statusLabel, typeLabel } from "./format";
-import { KillDialog } from "./KillDialog";
+import { EmergencyOffDialog, KillDialog } from "./KillDialog";
 import { ListInput, RuleBuilder } from "./RuleBuilder";
 import { ServeEditor } from "./ServeEditor";
 
@@ -99,6 +99,18 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
           <Link className="text-blue-800 underline dark:text-blue-300" href={`${base}/audit?resource=${encodeURIComponent(`projects/${project}/`)}&q=${encodeURIComponent(flag)}`}>
             History
           </Link>
+          {server.config?.on && (
+            <EmergencyOffDialog
+              org={org}
+              project={project}
+              flag={flag}
+              env={env}
+              onDone={() => {
+                setNotice(`${flag} is off in ${env} (emergency off).`);
+                void cfg.refetch().then((r) => setDraft(clone(r.data?.config?.config)));
+              }}
+            />
+          )}
           <KillDialog org={org} project={project} flag={flag} envCount={envs.data?.environments?.length ?? 0} />
         </span>
       </div>

@@ -1,6 +1,7 @@
 import { useRef, useState, type FormEvent } from "react";
 import { ErrorMessage } from "../../../components/ErrorMessage";
 import { btn, btnDanger, input, label } from "../../../components/ui";
+import { useEmergencyOff } from "../api/emergency-off";
 import { useKillFlag } from "../api/kill-flag";
 
 // KillDialog turns a flag off in every environment of its project: the user states
@@ -47,6 +48,57 @@ export function KillDialog({ org, project, flag, envCount }: { org: string; proj
             </button>
             <button type="submit" className={btnDanger} disabled={typed !== flag || !reason.trim() || kill.isPending}>
               Turn off everywhere
+            </button>
+          </div>
+        </form>
+      </dialog>
+    </>
+  );
+}
+
+// EmergencyOffDialog turns a flag off in one environment without waiting for
+// approval (where the environment allows it), with a reason, confirmed by typing
+// the environment's key.
+export function EmergencyOffDialog({ org, project, flag, env, onDone }: { org: string; project: string; flag: string; env: string; onDone: () => void }) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const off = useEmergencyOff(org, project, env, flag);
+  const [reason, setReason] = useState("");
+  const [typed, setTyped] = useState("");
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    await off.mutateAsync(reason);
+    ref.current?.close();
+    onDone();
+  }
+  return (
+    <>
+      <button type="button" className={btnDanger} onClick={() => { off.reset(); ref.current?.showModal(); }}>
+        Emergency off in {env}
+      </button>
+      <dialog ref={ref} aria-labelledby="eoff-title" className="m-auto max-w-lg rounded-lg p-0 backdrop:bg-black/50">
+        <form onSubmit={(e) => void submit(e).catch(() => {})} className="flex flex-col gap-3 bg-white p-5 text-slate-900 dark:bg-slate-900 dark:text-slate-100">
+          <h2 id="eoff-title" className="text-lg font-bold">
+            Turn {flag} off in {env} now?
+          </h2>
+          <p className="text-sm">
+            Emergency off skips approvals; it is audited and should be reviewed afterwards. Every evaluator serves the
+            off variant within seconds.
+          </p>
+          <label className="flex flex-col gap-1">
+            <span className={label}>Reason (recorded in the audit log)</span>
+            <textarea className={input} required value={reason} onChange={(e) => setReason(e.target.value)} />
+          </label>
+          <label className="flex flex-col gap-1">
+            <span className={label}>Type the environment ({env}) to confirm</span>
+            <input className={input} value={typed} onChange={(e) => setTyped(e.target.value)} autoComplete="off" />
+          </label>
+          <ErrorMessage error={off.error} />
+          <div className="flex justify-end gap-2">
+            <button type="button" className={btn} onClick={() => ref.current?.close()}>
+              Cancel
+            </button>
+            <button type="submit" className={btnDanger} disabled={typed !== env || !reason.trim() || off.isPending}>
+              Turn off in {env}
             </button>
           </div>
         </form>
