@@ -11,6 +11,7 @@ import (
 
 	"github.com/flagforge/flagforge/pkg/logrelay"
 
+	"github.com/flagforge/flagforge/pkg/tlsfiles"
 	"github.com/flagforge/flagforge/services/controlplane/internal/app"
 	"github.com/flagforge/flagforge/services/controlplane/internal/bootstrap"
 	"github.com/flagforge/flagforge/services/controlplane/internal/config"
@@ -63,7 +64,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var tlsReloader *tlsfiles.Reloader
+	if f := cfg.TLSFiles(); f.Enabled() {
+		if tlsReloader, err = tlsfiles.New(f, func(err error) {
+			log.Error("TLS files could not be reloaded; the previous certificate stays in use", slog.Any("error", err))
+		}); err != nil {
+			return err
+		}
+	}
 	a, err := app.New(ctx, app.Config{
+		TLS: tlsReloader, TLSClientCA: cfg.TLSClientCAFile != "",
 		GRPCAddr: cfg.GRPCAddr, GRPCShutdownTimeout: cfg.GRPCShutdownTimeout,
 		HTTP: cfg.HTTP, Limits: cfg.Limits, Auth: cfg.Auth, RateLimit: cfg.RateLimit,
 		Schedule: cfg.Schedule, Webhooks: cfg.Webhooks, Lifecycle: cfg.Lifecycle, Audit: cfg.Audit,

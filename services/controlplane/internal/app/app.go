@@ -9,6 +9,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	syncv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/sync/v1"
 	"github.com/flagforge/flagforge/pkg/limits"
 	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/pkg/tlsfiles"
 	"github.com/flagforge/flagforge/services/controlplane/internal/auditcheck"
 	"github.com/flagforge/flagforge/services/controlplane/internal/auth"
 	"github.com/flagforge/flagforge/services/controlplane/internal/explainsvc"
@@ -40,6 +42,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -66,6 +69,12 @@ type Config struct {
 	Sync syncsvc.Config
 	// Manifests are the publisher's collaborators; Manifests.Signer is required.
 	Manifests Manifests
+	// TLS, when set, serves both listeners over TLS from its (reloaded) files;
+	// with a client CA, the sync service requires verified client certificates.
+	TLS *tlsfiles.Reloader
+	// TLSClientCA reports that TLS verifies client certificates (mTLS on the sync
+	// stream).
+	TLSClientCA bool
 	// Audit tunes the periodic audit chain verification (zero: disabled).
 	Audit auditcheck.Config
 	// Now is the clock of schedules, webhooks, lifecycle statuses and manifest
@@ -142,7 +151,7 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, e
 		// are open, as for the evaluator (grpcurl and load balancers call them).
 		SelfAuthenticated: []string{syncv1.SyncService_ServiceDesc.ServiceName, healthpb.Health_ServiceDesc.ServiceName,
 			"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}},
-		cfg.Limits.GRPCServerOptions()...)
+		grpcOptions(cfg)...)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +202,13 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, e
 	a.close = append(a.close, a.hlis.Close)
 	// The gateway calls the gRPC server over loopback so every REST call passes
 	// the same interceptors as a gRPC call.
-	if a.conn, err = grpc.NewClient(a.glis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+	loopCreds := insecure.NewCredentials()
+	if cfg.TLS != nil {
+		// Our own listener on loopback: its certificate names the public host,
+		// not 127.0.0.1, and there is nobody in between to verify against.
+		loopCreds = credentials.NewTLS(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // see above
+	}
+	if a.conn, err = grpc.NewClient(a.glis.Addr().String(), grpc.WithTransportCredentials(loopCreds)); err != nil {
 		return nil, fmt.Errorf("gateway connection: %w", err)
 	}
 	a.close = append(a.close, a.conn.Close)
@@ -204,6 +219,9 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, e
 		return nil, err
 	}
 	a.http = cfg.Limits.Server(h)
+	if cfg.TLS != nil {
+		a.http.TLSConfig = cfg.TLS.ServerConfig(false, "h2", "http/1.1")
+	}
 	a.http.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	return a, nil
 }
@@ -226,7 +244,9 @@ func (a *App) manifests(cfg Config, st Store, reg prometheus.Registerer) error {
 		n.OnOutboxCommit(pub.Notify)
 		a.close = append(a.close, func() error { n.OnOutboxCommit(nil); return nil })
 	}
-	a.sync, err = syncsvc.New(cfg.Sync, syncsvc.Deps{Store: st, Signer: m.Signer, Hub: hub, Logger: a.log})
+	syncCfg := cfg.Sync
+	syncCfg.RequireClientCert = syncCfg.RequireClientCert || (cfg.TLS != nil && cfg.TLSClientCA)
+	a.sync, err = syncsvc.New(syncCfg, syncsvc.Deps{Store: st, Signer: m.Signer, Hub: hub, Logger: a.log})
 	if err != nil {
 		return err
 	}
@@ -272,6 +292,17 @@ func watchHealth(ctx context.Context, hs *health.Server, db httpapi.Pinger, ever
 	}
 }
 
+// grpcOptions are the gRPC server's options: the request limits and, with TLS,
+// the transport credentials (client certificates verified when presented; the
+// sync service then requires one).
+func grpcOptions(cfg Config) []grpc.ServerOption {
+	opts := cfg.Limits.GRPCServerOptions()
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS.ServerConfig(false, "h2"))))
+	}
+	return opts
+}
+
 // GRPCAddr is the bound gRPC address.
 func (a *App) GRPCAddr() string { return a.glis.Addr().String() }
 
@@ -290,7 +321,11 @@ func (a *App) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error {
-		if err := a.http.Serve(a.hlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := a.http.Serve
+		if a.http.TLSConfig != nil {
+			serve = func(l net.Listener) error { return a.http.ServeTLS(l, "", "") }
+		}
+		if err := serve(a.hlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("HTTP server: %w", err)
 		}
 		return nil

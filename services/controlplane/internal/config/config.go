@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/flagforge/flagforge/pkg/limits"
+	"github.com/flagforge/flagforge/pkg/tlsfiles"
 	"github.com/flagforge/flagforge/services/controlplane/internal/auditcheck"
 	"github.com/flagforge/flagforge/services/controlplane/internal/auth"
 	"github.com/flagforge/flagforge/services/controlplane/internal/bootstrap"
@@ -49,6 +50,13 @@ type Config struct {
 	GRPCShutdownTimeout time.Duration `env:"GRPC_SHUTDOWN_TIMEOUT, default=15s"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `env:"LOG_LEVEL, default=info"`
+	// TLSCertFile and TLSKeyFile, when set, serve the gRPC and HTTP listeners
+	// over TLS (PEM files, reloaded when they change).
+	TLSCertFile string `env:"TLS_CERT_FILE"`
+	TLSKeyFile  string `env:"TLS_KEY_FILE"`
+	// TLSClientCAFile verifies client certificates; the sync service (evaluators)
+	// then requires one (mTLS). Other callers may still connect without.
+	TLSClientCAFile string `env:"TLS_CLIENT_CA_FILE"`
 	// DataDir holds what the embedded default creates on first run: the signing
 	// key (unless FLAGFORGE_SIGNING_KEY is set), the sync token (unless
 	// FLAGFORGE_SYNC_TOKEN is set) and the manifest snapshots (unless a snapshot
@@ -151,6 +159,11 @@ func (c *Config) Validate() error {
 	if _, err := c.Level(); err != nil {
 		problems = append(problems, err)
 	}
+	if err := c.TLSFiles().Validate(); err != nil {
+		problems = append(problems, fmt.Errorf("config: FLAGFORGE_TLS_CERT_FILE, _KEY_FILE, _CLIENT_CA_FILE: %w", err))
+	} else if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
+		problems = append(problems, errors.New("config: FLAGFORGE_TLS_CLIENT_CA_FILE needs FLAGFORGE_TLS_CERT_FILE and FLAGFORGE_TLS_KEY_FILE"))
+	}
 	sync := c.Sync // Validate applies defaults; keep c as loaded
 	for _, v := range []interface{ Validate() error }{c.HTTP, c.Limits.WithDefaults(), c.Auth, c.RateLimit, c.Bootstrap, c.Signing,
 		c.Publisher.WithDefaults(), &sync, c.Schedule, c.Webhooks, c.Lifecycle, c.Audit} {
@@ -199,6 +212,11 @@ func (c *Config) ValidateDatabase() error {
 		problems = append(problems, err)
 	}
 	return errors.Join(problems...)
+}
+
+// TLSFiles are the listeners' TLS files (none set: plaintext).
+func (c *Config) TLSFiles() tlsfiles.Files {
+	return tlsfiles.Files{Cert: c.TLSCertFile, Key: c.TLSKeyFile, CA: c.TLSClientCAFile}
 }
 
 // Level is the parsed log level.

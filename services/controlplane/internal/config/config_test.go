@@ -78,6 +78,10 @@ func TestValidateRefuses(t *testing.T) {
 		"bad redis url":                               {"FLAGFORGE_REDIS_URL": "http://127.0.0.1:6379"},
 		"s3 without bucket":                           {"FLAGFORGE_SNAPSHOT_S3_ENDPOINT": "s3.example"},
 		"short manifest lifetime":                     {"FLAGFORGE_MANIFEST_LIFETIME": "30s"},
+		"tls certificate without key":                 {"FLAGFORGE_TLS_CERT_FILE": "/etc/tls/tls.crt"},
+		"tls client CA without a certificate":         {"FLAGFORGE_TLS_CLIENT_CA_FILE": "/dev/null"},
+		"tls files that do not exist":                 {"FLAGFORGE_TLS_CERT_FILE": "/nonexistent/tls.crt", "FLAGFORGE_TLS_KEY_FILE": "/nonexistent/tls.key"},
+		"negative audit interval":                     {"FLAGFORGE_AUDIT_VERIFY_INTERVAL": "-1h"},
 		"history of one":                              {"FLAGFORGE_MANIFEST_HISTORY": "1"},
 		"bad webhook attempts":                        {"FLAGFORGE_WEBHOOK_MAX_ATTEMPTS": "0"},
 		"short bootstrap token": {

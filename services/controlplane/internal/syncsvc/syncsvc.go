@@ -29,7 +29,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -59,6 +61,10 @@ type Config struct {
 	// MaxDeltas is the largest gap sent as deltas; larger gaps get a snapshot
 	// (default 50).
 	MaxDeltas int `env:"SYNC_MAX_DELTAS, default=50"`
+	// RequireClientCert refuses callers whose TLS connection did not present a
+	// client certificate verified against the server's client CA (mTLS between
+	// evaluators and the control plane); set when FLAGFORGE_TLS_CLIENT_CA_FILE is.
+	RequireClientCert bool
 }
 
 // Validate applies defaults and checks c.
@@ -125,8 +131,12 @@ func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.drain) }) }
 
 var errDraining = status.Error(codes.Unavailable, "control plane shutting down; reconnect")
 
-// Authorize checks the caller's service token.
+// Authorize checks the caller's client certificate (when required) and service
+// token.
 func (s *Server) Authorize(ctx context.Context) error {
+	if s.cfg.RequireClientCert && !verifiedClient(ctx) {
+		return errs.E(errs.Unauthenticated, "the sync service requires a TLS client certificate signed by the control plane's client CA (FLAGFORGE_TLS_CLIENT_CA_FILE)")
+	}
 	if s.d.Authorize != nil {
 		return s.d.Authorize(ctx)
 	}
@@ -138,6 +148,17 @@ func (s *Server) Authorize(ctx context.Context) error {
 		}
 	}
 	return errs.E(errs.Unauthenticated, "a valid sync service token is required")
+}
+
+// verifiedClient reports whether the call came over TLS with a verified client
+// certificate.
+func verifiedClient(ctx context.Context) bool {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return false
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	return ok && len(info.State.VerifiedChains) > 0
 }
 
 func grpcErr(err error) error { return errs.GRPCStatus(err).Err() }

@@ -8,6 +8,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,11 +21,13 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 
 	syncv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/sync/v1"
 	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/pkg/tlsfiles"
 	"github.com/flagforge/flagforge/services/evaluator/internal/broadcast"
 	"github.com/flagforge/flagforge/services/evaluator/internal/config"
 	"github.com/flagforge/flagforge/services/evaluator/internal/holder"
@@ -107,6 +110,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 		log.Info("loaded local manifest copies", "count", n, "data_dir", cfg.DataDir)
 	}
 
+	cpCreds, listenerTLS, err := transportSecurity(cfg, log)
+	if err != nil {
+		return nil, err
+	}
 	var usageConn *grpc.ClientConn
 	switch {
 	case cfg.RedisURL != "":
@@ -126,6 +133,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 	case cfg.SyncAddr != "":
 		s, err := source.NewSync(source.SyncConfig{
 			Addr: cfg.SyncAddr, Token: cfg.SyncToken, Environments: cfg.EnvironmentList(), Logger: log,
+			DialOptions: []grpc.DialOption{grpc.WithTransportCredentials(cpCreds)},
 		}, a.Holder)
 		if err != nil {
 			return nil, err
@@ -139,7 +147,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 
 	var counter *usage.Counter
 	if usageConn == nil && cfg.UsageAddr != "" {
-		if usageConn, err = grpc.NewClient(cfg.UsageAddr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		if usageConn, err = grpc.NewClient(cfg.UsageAddr, grpc.WithTransportCredentials(cpCreds)); err != nil {
 			return nil, fmt.Errorf("FLAGFORGE_USAGE_ADDR: %w", err)
 		}
 		a.closers = append(a.closers, usageConn.Close)
@@ -170,14 +178,21 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 	}
 	a.tracing = shutdownTracing
 	a.health = health.NewServer()
-	a.grpc = server.NewGRPC(svc, a.health, append(cfg.Limits.GRPCServerOptions(), traceOpts...)...)
+	grpcOpts := append(cfg.Limits.GRPCServerOptions(), traceOpts...)
+	loopCreds := insecure.NewCredentials()
+	if listenerTLS != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(listenerTLS.ServerConfig(false, "h2"))))
+		// Our own listener on loopback: nothing in between to verify against.
+		loopCreds = credentials.NewTLS(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // see above
+	}
+	a.grpc = server.NewGRPC(svc, a.health, grpcOpts...)
 	gw, err := server.NewGateway(ctx, svc)
 	if err != nil {
 		return nil, err
 	}
 	// grpc-gateway streams only through a client: /v1/stream goes through a
 	// loopback connection to our own gRPC listener.
-	loop, err := grpc.NewClient(loopback(a.grpcLis.Addr()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	loop, err := grpc.NewClient(loopback(a.grpcLis.Addr()), grpc.WithTransportCredentials(loopCreds))
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +208,35 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 		CORSOrigins: cfg.CORSOriginList(), StreamWriteTimeout: cfg.Limits.StreamWriteTimeout,
 	}))
 	a.http.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	if listenerTLS != nil {
+		a.http.TLSConfig = listenerTLS.ServerConfig(false, "h2", "http/1.1")
+	}
 	return a, nil
+}
+
+// transportSecurity loads the TLS files: the credentials of connections to the
+// control plane (plaintext without TLS settings) and the listeners' reloader
+// (nil: plaintext). Reload failures are logged; the previous files stay in use.
+func transportSecurity(cfg *config.Config, log *slog.Logger) (credentials.TransportCredentials, *tlsfiles.Reloader, error) {
+	onErr := func(err error) {
+		log.Error("TLS files could not be reloaded; the previous certificate stays in use", "error", err)
+	}
+	cp := insecure.NewCredentials()
+	if f, ok := cfg.ControlPlaneTLS(); ok {
+		r, err := tlsfiles.New(f, onErr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("FLAGFORGE_SYNC_TLS_*: %w", err)
+		}
+		cp = credentials.NewTLS(r.ClientConfig())
+	}
+	var listener *tlsfiles.Reloader
+	if f := cfg.ListenerTLS(); f.Enabled() {
+		var err error
+		if listener, err = tlsfiles.New(f, onErr); err != nil {
+			return nil, nil, fmt.Errorf("FLAGFORGE_TLS_*: %w", err)
+		}
+	}
+	return cp, listener, nil
 }
 
 // loopback is a dialable address of the listener at addr (an unspecified host
@@ -280,7 +323,11 @@ func (a *App) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error {
-		if err := a.http.Serve(a.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		serve := a.http.Serve
+		if a.http.TLSConfig != nil {
+			serve = func(l net.Listener) error { return a.http.ServeTLS(l, "", "") }
+		}
+		if err := serve(a.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("HTTP server: %w", err)
 		}
 		return nil

@@ -19,6 +19,7 @@ import (
 
 	"github.com/flagforge/flagforge/pkg/limits"
 	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/pkg/tlsfiles"
 )
 
 // EnvPrefix starts every environment variable.
@@ -48,6 +49,23 @@ type Config struct {
 	GRPCAddr string `env:"GRPC_ADDR, default=127.0.0.1:9091"`
 	// HTTPAddr is the HTTP (REST gateway, health, metrics) listen address.
 	HTTPAddr string `env:"HTTP_ADDR, default=127.0.0.1:8081"`
+	// TLSCertFile and TLSKeyFile, when set, serve the gRPC and HTTP listeners
+	// over TLS (PEM files, reloaded when they change).
+	TLSCertFile string `env:"TLS_CERT_FILE"`
+	TLSKeyFile  string `env:"TLS_KEY_FILE"`
+	// SyncTLS connects to the control plane (sync stream, usage reports) over
+	// TLS; implied by any SyncTLS* file. Without SyncTLSCAFile the system roots
+	// verify the control plane.
+	SyncTLS bool `env:"SYNC_TLS"`
+	// SyncTLSCAFile verifies the control plane's certificate.
+	SyncTLSCAFile string `env:"SYNC_TLS_CA_FILE"`
+	// SyncTLSCertFile and SyncTLSKeyFile are this evaluator's client certificate
+	// (mTLS; reloaded when they change).
+	SyncTLSCertFile string `env:"SYNC_TLS_CERT_FILE"`
+	SyncTLSKeyFile  string `env:"SYNC_TLS_KEY_FILE"`
+	// SyncTLSServerName overrides the name verified in the control plane's
+	// certificate (default: the host of the address).
+	SyncTLSServerName string `env:"SYNC_TLS_SERVER_NAME"`
 	// ShutdownTimeout bounds the graceful drain on SIGTERM.
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT, default=15s"`
 	// LogLevel is debug, info, warn or error.
@@ -189,6 +207,18 @@ func (c *Config) PublicKeys() ([]ed25519.PublicKey, error) {
 	return keys, nil
 }
 
+// ListenerTLS are the files of the listeners' TLS (none: plaintext).
+func (c *Config) ListenerTLS() tlsfiles.Files {
+	return tlsfiles.Files{Cert: c.TLSCertFile, Key: c.TLSKeyFile}
+}
+
+// ControlPlaneTLS are the files of the connection to the control plane; ok is
+// false for plaintext.
+func (c *Config) ControlPlaneTLS() (f tlsfiles.Files, ok bool) {
+	f = tlsfiles.Files{CA: c.SyncTLSCAFile, Cert: c.SyncTLSCertFile, Key: c.SyncTLSKeyFile, ServerName: c.SyncTLSServerName}
+	return f, c.SyncTLS || f.Enabled() || f.ServerName != ""
+}
+
 // SlogLevel parses LogLevel.
 func (c *Config) SlogLevel() (slog.Level, error) {
 	var l slog.Level
@@ -234,6 +264,12 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			problems = append(problems, fmt.Errorf("%s: %w", name, err))
 		}
+	}
+	if err := c.ListenerTLS().Validate(); err != nil {
+		problems = append(problems, fmt.Errorf("FLAGFORGE_TLS_CERT_FILE and FLAGFORGE_TLS_KEY_FILE: %w", err))
+	}
+	if f, _ := c.ControlPlaneTLS(); f.Validate() != nil {
+		problems = append(problems, fmt.Errorf("FLAGFORGE_SYNC_TLS_CA_FILE, _CERT_FILE, _KEY_FILE: %w", f.Validate()))
 	}
 	if c.ShutdownTimeout <= 0 {
 		problems = append(problems, errors.New("FLAGFORGE_SHUTDOWN_TIMEOUT: must be positive"))

@@ -82,3 +82,32 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+func TestTLSSettingsAreCheckedAndNamed(t *testing.T) {
+	t.Parallel()
+	_, pub, _ := manifest.GenerateKey()
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"listener certificate without key":    {map[string]string{"FLAGFORGE_TLS_CERT_FILE": "/etc/tls/tls.crt"}, "FLAGFORGE_TLS_CERT_FILE"},
+		"sync client key without certificate": {map[string]string{"FLAGFORGE_SYNC_TLS_KEY_FILE": "/etc/tls/client.key"}, "FLAGFORGE_SYNC_TLS_"},
+		"sync CA that does not exist":         {map[string]string{"FLAGFORGE_SYNC_TLS_CA_FILE": "/nonexistent/ca.pem"}, "FLAGFORGE_SYNC_TLS_CA_FILE"},
+	} {
+		env := map[string]string{"FLAGFORGE_TRUSTED_KEYS": string(pub)}
+		for k, v := range tc.env {
+			env[k] = v
+		}
+		err := load(t, env).Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %s", name, err, tc.want)
+		}
+	}
+	c := load(t, map[string]string{"FLAGFORGE_SYNC_TLS": "true"})
+	if f, ok := c.ControlPlaneTLS(); !ok || f.Enabled() {
+		t.Errorf("FLAGFORGE_SYNC_TLS=true: %+v %v, want TLS with the system roots", f, ok)
+	}
+	if _, ok := load(t, nil).ControlPlaneTLS(); ok {
+		t.Error("TLS to the control plane without any setting")
+	}
+}
