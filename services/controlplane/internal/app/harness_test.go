@@ -30,7 +30,7 @@ import (
 // cp is a running control plane over a fresh SQLite database, with organization
 // "acme" bootstrapped (owner token in owner).
 type cp struct {
-	t     *testing.T
+	t     testing.TB
 	st    store.Store
 	base  string
 	conn  *grpc.ClientConn
@@ -43,7 +43,7 @@ type cp struct {
 const syncToken = "sync-token-for-the-app-tests"
 
 // newSigner returns a fresh manifest signing key.
-func newSigner(t *testing.T) *manifest.Signer {
+func newSigner(t testing.TB) *manifest.Signer {
 	t.Helper()
 	privPEM, _, err := manifest.GenerateKey()
 	if err != nil {
@@ -63,16 +63,16 @@ func newSigner(t *testing.T) *manifest.Signer {
 // backends are the stores the end-to-end tests run against.
 var backends = []struct {
 	name string
-	open func(t *testing.T) store.Store
+	open func(t testing.TB) store.Store
 }{
-	{"sqlite", func(t *testing.T) store.Store {
+	{"sqlite", func(t testing.TB) store.Store {
 		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "flagforge.db"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		return st
 	}},
-	{"postgres", func(t *testing.T) store.Store {
+	{"postgres", func(t testing.TB) store.Store {
 		// The service connects as a login role in flagforge_app, as deployed.
 		st, err := postgres.Open(context.Background(), testpg.AppURL(t, testpg.New(t)))
 		if err != nil {
@@ -93,12 +93,12 @@ func eachBackend(t *testing.T, rl ratelimit.Config, f func(t *testing.T, c *cp))
 }
 
 // start runs a control plane over SQLite.
-func start(t *testing.T, rl ratelimit.Config) *cp {
+func start(t testing.TB, rl ratelimit.Config) *cp {
 	t.Helper()
 	return startWith(t, backends[0].open(t), rl)
 }
 
-func startWith(t *testing.T, st store.Store, rl ratelimit.Config, opts ...func(*app.Config)) *cp {
+func startWith(t testing.TB, st store.Store, rl ratelimit.Config, opts ...func(*app.Config)) *cp {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	res, err := bootstrap.Run(ctx, st, "acme", "admin@acme.test", "")
@@ -186,7 +186,7 @@ func (c *cp) call(method, path, token string, body any, headers ...string) resp 
 }
 
 // want fails unless the status is code.
-func (r resp) want(t *testing.T, code int) resp {
+func (r resp) want(t testing.TB, code int) resp {
 	t.Helper()
 	if r.status != code {
 		t.Fatalf("status %d, want %d: %s", r.status, code, r.raw)

@@ -89,6 +89,7 @@ var GovernanceTable = map[string]Governance{
 	adminv1.FlagService_UpdateFlagConfig_FullMethodName: ViaChangeRequest,
 	adminv1.FlagService_EmergencyOffFlag_FullMethodName: EmergencyOnly,
 	adminv1.FlagService_KillFlag_FullMethodName:         EmergencyOnly,
+	adminv1.FlagService_BulkWrite_FullMethodName:        RefusedWhenServing,
 
 	adminv1.SegmentService_CreateSegment_FullMethodName: RefusedWhenServing,
 	adminv1.SegmentService_UpdateSegment_FullMethodName: ViaChangeRequest,

@@ -127,6 +127,7 @@ var Table = map[string]Rule{
 	// service, so an environment-level downgrade still holds.
 	adminv1.FlagService_KillFlag_FullMethodName:       {Kind: FlagConfig, Action: Write, Level: LevelProject},
 	adminv1.FlagService_ListStaleFlags_FullMethodName: {Kind: FlagConfig, Action: Read, Level: LevelEnvironment},
+	adminv1.FlagService_BulkWrite_FullMethodName:      {Kind: FlagConfig, Action: Write, Level: LevelProject},
 
 	adminv1.SegmentService_CreateSegment_FullMethodName: {Kind: Segment, Action: Write, Level: LevelEnvironment},
 	adminv1.SegmentService_GetSegment_FullMethodName:    {Kind: Segment, Action: Read, Level: LevelEnvironment},

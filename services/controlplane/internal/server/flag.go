@@ -29,6 +29,7 @@ type FlagService struct {
 		store.Flags
 		GetEnvironment(ctx context.Context, ref store.EnvRef) (*adminv1.Environment, error)
 		ListEnvironments(ctx context.Context, ref store.ProjectRef, p store.Page) ([]*adminv1.Environment, string, error)
+		GetSegment(ctx context.Context, ref store.EnvRef, key string) (*manifestv1.Segment, error)
 	}
 	// gov creates change requests and kills in one transaction (nil: approval-
 	// protected updates are refused; kill goes environment by environment).

@@ -326,3 +326,33 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// Bulk is one bulk write of a project (BulkWrite): flag definitions (upserted by
+// key), segments and flag configurations of its environments (replaced).
+type Bulk struct {
+	Flags    []*adminv1.Flag
+	Segments []BulkSegment
+	Configs  []BulkConfig
+	// Initial is the configuration a created flag starts with in every
+	// environment (nil: an empty one), before Configs apply.
+	Initial func(f *adminv1.Flag) *manifestv1.FlagConfig
+}
+
+// BulkSegment is a segment of one environment.
+type BulkSegment struct {
+	Environment string
+	Segment     *manifestv1.Segment
+}
+
+// BulkConfig is a flag's configuration in one environment.
+type BulkConfig struct {
+	Environment, Flag string
+	Config            *manifestv1.FlagConfig
+}
+
+// BulkResult counts what a bulk write did.
+type BulkResult struct {
+	FlagsCreated, FlagsUpdated, FlagsUnchanged          int
+	SegmentsCreated, SegmentsUpdated, SegmentsUnchanged int
+	ConfigsUpdated, ConfigsUnchanged                    int
+}

@@ -1887,6 +1887,310 @@ func (x *ListStaleFlagsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// BulkWriteRequest is a bulk import or "apply" of a project.
+type BulkWriteRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Org     string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	Project string                 `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
+	// Created, or replaced when they differ (matched by key; the type cannot change).
+	Flags []*Flag `protobuf:"bytes,3,rep,name=flags,proto3" json:"flags,omitempty"`
+	// Created, or replaced when they differ.
+	Segments []*BulkSegment `protobuf:"bytes,4,rep,name=segments,proto3" json:"segments,omitempty"`
+	// Replaced when they differ (the flag exists or is in flags).
+	Configs []*BulkFlagConfig `protobuf:"bytes,5,rep,name=configs,proto3" json:"configs,omitempty"`
+	// Recorded on every audit entry of the write.
+	Comment       string `protobuf:"bytes,6,opt,name=comment,proto3" json:"comment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BulkWriteRequest) Reset() {
+	*x = BulkWriteRequest{}
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BulkWriteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BulkWriteRequest) ProtoMessage() {}
+
+func (x *BulkWriteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BulkWriteRequest.ProtoReflect.Descriptor instead.
+func (*BulkWriteRequest) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *BulkWriteRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *BulkWriteRequest) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+func (x *BulkWriteRequest) GetFlags() []*Flag {
+	if x != nil {
+		return x.Flags
+	}
+	return nil
+}
+
+func (x *BulkWriteRequest) GetSegments() []*BulkSegment {
+	if x != nil {
+		return x.Segments
+	}
+	return nil
+}
+
+func (x *BulkWriteRequest) GetConfigs() []*BulkFlagConfig {
+	if x != nil {
+		return x.Configs
+	}
+	return nil
+}
+
+func (x *BulkWriteRequest) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+// BulkSegment is a segment of one environment.
+type BulkSegment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Environment   string                 `protobuf:"bytes,1,opt,name=environment,proto3" json:"environment,omitempty"`
+	Segment       *v1.Segment            `protobuf:"bytes,2,opt,name=segment,proto3" json:"segment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BulkSegment) Reset() {
+	*x = BulkSegment{}
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BulkSegment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BulkSegment) ProtoMessage() {}
+
+func (x *BulkSegment) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BulkSegment.ProtoReflect.Descriptor instead.
+func (*BulkSegment) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *BulkSegment) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *BulkSegment) GetSegment() *v1.Segment {
+	if x != nil {
+		return x.Segment
+	}
+	return nil
+}
+
+// BulkFlagConfig is a flag's configuration in one environment.
+type BulkFlagConfig struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Environment   string                 `protobuf:"bytes,1,opt,name=environment,proto3" json:"environment,omitempty"`
+	Flag          string                 `protobuf:"bytes,2,opt,name=flag,proto3" json:"flag,omitempty"`
+	Config        *v1.FlagConfig         `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BulkFlagConfig) Reset() {
+	*x = BulkFlagConfig{}
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BulkFlagConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BulkFlagConfig) ProtoMessage() {}
+
+func (x *BulkFlagConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BulkFlagConfig.ProtoReflect.Descriptor instead.
+func (*BulkFlagConfig) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *BulkFlagConfig) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *BulkFlagConfig) GetFlag() string {
+	if x != nil {
+		return x.Flag
+	}
+	return ""
+}
+
+func (x *BulkFlagConfig) GetConfig() *v1.FlagConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+// BulkWriteResponse counts what the write did.
+type BulkWriteResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	FlagsCreated      int32                  `protobuf:"varint,1,opt,name=flags_created,json=flagsCreated,proto3" json:"flags_created,omitempty"`
+	FlagsUpdated      int32                  `protobuf:"varint,2,opt,name=flags_updated,json=flagsUpdated,proto3" json:"flags_updated,omitempty"`
+	FlagsUnchanged    int32                  `protobuf:"varint,3,opt,name=flags_unchanged,json=flagsUnchanged,proto3" json:"flags_unchanged,omitempty"`
+	SegmentsCreated   int32                  `protobuf:"varint,4,opt,name=segments_created,json=segmentsCreated,proto3" json:"segments_created,omitempty"`
+	SegmentsUpdated   int32                  `protobuf:"varint,5,opt,name=segments_updated,json=segmentsUpdated,proto3" json:"segments_updated,omitempty"`
+	SegmentsUnchanged int32                  `protobuf:"varint,6,opt,name=segments_unchanged,json=segmentsUnchanged,proto3" json:"segments_unchanged,omitempty"`
+	ConfigsUpdated    int32                  `protobuf:"varint,7,opt,name=configs_updated,json=configsUpdated,proto3" json:"configs_updated,omitempty"`
+	ConfigsUnchanged  int32                  `protobuf:"varint,8,opt,name=configs_unchanged,json=configsUnchanged,proto3" json:"configs_unchanged,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *BulkWriteResponse) Reset() {
+	*x = BulkWriteResponse{}
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BulkWriteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BulkWriteResponse) ProtoMessage() {}
+
+func (x *BulkWriteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BulkWriteResponse.ProtoReflect.Descriptor instead.
+func (*BulkWriteResponse) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *BulkWriteResponse) GetFlagsCreated() int32 {
+	if x != nil {
+		return x.FlagsCreated
+	}
+	return 0
+}
+
+func (x *BulkWriteResponse) GetFlagsUpdated() int32 {
+	if x != nil {
+		return x.FlagsUpdated
+	}
+	return 0
+}
+
+func (x *BulkWriteResponse) GetFlagsUnchanged() int32 {
+	if x != nil {
+		return x.FlagsUnchanged
+	}
+	return 0
+}
+
+func (x *BulkWriteResponse) GetSegmentsCreated() int32 {
+	if x != nil {
+		return x.SegmentsCreated
+	}
+	return 0
+}
+
+func (x *BulkWriteResponse) GetSegmentsUpdated() int32 {
+	if x != nil {
+		return x.SegmentsUpdated
+	}
+	return 0
+}
+
+func (x *BulkWriteResponse) GetSegmentsUnchanged() int32 {
+	if x != nil {
+		return x.SegmentsUnchanged
+	}
+	return 0
+}
+
+func (x *BulkWriteResponse) GetConfigsUpdated() int32 {
+	if x != nil {
+		return x.ConfigsUpdated
+	}
+	return 0
+}
+
+func (x *BulkWriteResponse) GetConfigsUnchanged() int32 {
+	if x != nil {
+		return x.ConfigsUnchanged
+	}
+	return 0
+}
+
 var File_flagforge_admin_v1_flag_proto protoreflect.FileDescriptor
 
 const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
@@ -2026,7 +2330,30 @@ const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\"\x85\x01\n" +
 	"\x16ListStaleFlagsResponse\x12C\n" +
 	"\aconfigs\x18\x01 \x03(\v2).flagforge.admin.v1.FlagEnvironmentConfigR\aconfigs\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xa1\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x83\x02\n" +
+	"\x10BulkWriteRequest\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
+	"\aproject\x18\x02 \x01(\tR\aproject\x12.\n" +
+	"\x05flags\x18\x03 \x03(\v2\x18.flagforge.admin.v1.FlagR\x05flags\x12;\n" +
+	"\bsegments\x18\x04 \x03(\v2\x1f.flagforge.admin.v1.BulkSegmentR\bsegments\x12<\n" +
+	"\aconfigs\x18\x05 \x03(\v2\".flagforge.admin.v1.BulkFlagConfigR\aconfigs\x12\x18\n" +
+	"\acomment\x18\x06 \x01(\tR\acomment\"i\n" +
+	"\vBulkSegment\x12 \n" +
+	"\venvironment\x18\x01 \x01(\tR\venvironment\x128\n" +
+	"\asegment\x18\x02 \x01(\v2\x1e.flagforge.manifest.v1.SegmentR\asegment\"\x81\x01\n" +
+	"\x0eBulkFlagConfig\x12 \n" +
+	"\venvironment\x18\x01 \x01(\tR\venvironment\x12\x12\n" +
+	"\x04flag\x18\x02 \x01(\tR\x04flag\x129\n" +
+	"\x06config\x18\x03 \x01(\v2!.flagforge.manifest.v1.FlagConfigR\x06config\"\xe1\x02\n" +
+	"\x11BulkWriteResponse\x12#\n" +
+	"\rflags_created\x18\x01 \x01(\x05R\fflagsCreated\x12#\n" +
+	"\rflags_updated\x18\x02 \x01(\x05R\fflagsUpdated\x12'\n" +
+	"\x0fflags_unchanged\x18\x03 \x01(\x05R\x0eflagsUnchanged\x12)\n" +
+	"\x10segments_created\x18\x04 \x01(\x05R\x0fsegmentsCreated\x12)\n" +
+	"\x10segments_updated\x18\x05 \x01(\x05R\x0fsegmentsUpdated\x12-\n" +
+	"\x12segments_unchanged\x18\x06 \x01(\x05R\x11segmentsUnchanged\x12'\n" +
+	"\x0fconfigs_updated\x18\a \x01(\x05R\x0econfigsUpdated\x12+\n" +
+	"\x11configs_unchanged\x18\b \x01(\x05R\x10configsUnchanged*\xa1\x01\n" +
 	"\n" +
 	"FlagStatus\x12\x1b\n" +
 	"\x17FLAG_STATUS_UNSPECIFIED\x10\x00\x12\x16\n" +
@@ -2034,7 +2361,7 @@ const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"\x14FLAG_STATUS_INACTIVE\x10\x02\x12\x15\n" +
 	"\x11FLAG_STATUS_STALE\x10\x03\x12\x18\n" +
 	"\x14FLAG_STATUS_ARCHIVED\x10\x04\x12\x13\n" +
-	"\x0fFLAG_STATUS_NEW\x10\x052\x82\n" +
+	"\x0fFLAG_STATUS_NEW\x10\x052\xdc\n" +
 	"\n" +
 	"\vFlagService\x12[\n" +
 	"\n" +
@@ -2052,7 +2379,8 @@ const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"\x10UpdateFlagConfig\x12+.flagforge.admin.v1.UpdateFlagConfigRequest\x1a,.flagforge.admin.v1.UpdateFlagConfigResponse\x12m\n" +
 	"\x10EmergencyOffFlag\x12+.flagforge.admin.v1.EmergencyOffFlagRequest\x1a,.flagforge.admin.v1.EmergencyOffFlagResponse\x12U\n" +
 	"\bKillFlag\x12#.flagforge.admin.v1.KillFlagRequest\x1a$.flagforge.admin.v1.KillFlagResponse\x12g\n" +
-	"\x0eListStaleFlags\x12).flagforge.admin.v1.ListStaleFlagsRequest\x1a*.flagforge.admin.v1.ListStaleFlagsResponseB\xd0\x01\n" +
+	"\x0eListStaleFlags\x12).flagforge.admin.v1.ListStaleFlagsRequest\x1a*.flagforge.admin.v1.ListStaleFlagsResponse\x12X\n" +
+	"\tBulkWrite\x12$.flagforge.admin.v1.BulkWriteRequest\x1a%.flagforge.admin.v1.BulkWriteResponseB\xd0\x01\n" +
 	"\x16com.flagforge.admin.v1B\tFlagProtoP\x01ZAgithub.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1;adminv1\xa2\x02\x03FAX\xaa\x02\x12Flagforge.Admin.V1\xca\x02\x12Flagforge\\Admin\\V1\xe2\x02\x1eFlagforge\\Admin\\V1\\GPBMetadata\xea\x02\x14Flagforge::Admin::V1b\x06proto3"
 
 var (
@@ -2068,7 +2396,7 @@ func file_flagforge_admin_v1_flag_proto_rawDescGZIP() []byte {
 }
 
 var file_flagforge_admin_v1_flag_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_flagforge_admin_v1_flag_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_flagforge_admin_v1_flag_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_flagforge_admin_v1_flag_proto_goTypes = []any{
 	(FlagStatus)(0),                  // 0: flagforge.admin.v1.FlagStatus
 	(*Flag)(nil),                     // 1: flagforge.admin.v1.Flag
@@ -2099,22 +2427,27 @@ var file_flagforge_admin_v1_flag_proto_goTypes = []any{
 	(*KillFlagResponse)(nil),         // 26: flagforge.admin.v1.KillFlagResponse
 	(*ListStaleFlagsRequest)(nil),    // 27: flagforge.admin.v1.ListStaleFlagsRequest
 	(*ListStaleFlagsResponse)(nil),   // 28: flagforge.admin.v1.ListStaleFlagsResponse
-	(v1.FlagType)(0),                 // 29: flagforge.manifest.v1.FlagType
-	(*v1.Variant)(nil),               // 30: flagforge.manifest.v1.Variant
-	(*timestamppb.Timestamp)(nil),    // 31: google.protobuf.Timestamp
-	(*v1.FlagConfig)(nil),            // 32: flagforge.manifest.v1.FlagConfig
-	(*ChangeRequest)(nil),            // 33: flagforge.admin.v1.ChangeRequest
+	(*BulkWriteRequest)(nil),         // 29: flagforge.admin.v1.BulkWriteRequest
+	(*BulkSegment)(nil),              // 30: flagforge.admin.v1.BulkSegment
+	(*BulkFlagConfig)(nil),           // 31: flagforge.admin.v1.BulkFlagConfig
+	(*BulkWriteResponse)(nil),        // 32: flagforge.admin.v1.BulkWriteResponse
+	(v1.FlagType)(0),                 // 33: flagforge.manifest.v1.FlagType
+	(*v1.Variant)(nil),               // 34: flagforge.manifest.v1.Variant
+	(*timestamppb.Timestamp)(nil),    // 35: google.protobuf.Timestamp
+	(*v1.FlagConfig)(nil),            // 36: flagforge.manifest.v1.FlagConfig
+	(*ChangeRequest)(nil),            // 37: flagforge.admin.v1.ChangeRequest
+	(*v1.Segment)(nil),               // 38: flagforge.manifest.v1.Segment
 }
 var file_flagforge_admin_v1_flag_proto_depIdxs = []int32{
-	29, // 0: flagforge.admin.v1.Flag.type:type_name -> flagforge.manifest.v1.FlagType
-	30, // 1: flagforge.admin.v1.Flag.variants:type_name -> flagforge.manifest.v1.Variant
-	31, // 2: flagforge.admin.v1.Flag.expires_at:type_name -> google.protobuf.Timestamp
-	31, // 3: flagforge.admin.v1.Flag.create_time:type_name -> google.protobuf.Timestamp
-	31, // 4: flagforge.admin.v1.Flag.update_time:type_name -> google.protobuf.Timestamp
-	32, // 5: flagforge.admin.v1.FlagEnvironmentConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
+	33, // 0: flagforge.admin.v1.Flag.type:type_name -> flagforge.manifest.v1.FlagType
+	34, // 1: flagforge.admin.v1.Flag.variants:type_name -> flagforge.manifest.v1.Variant
+	35, // 2: flagforge.admin.v1.Flag.expires_at:type_name -> google.protobuf.Timestamp
+	35, // 3: flagforge.admin.v1.Flag.create_time:type_name -> google.protobuf.Timestamp
+	35, // 4: flagforge.admin.v1.Flag.update_time:type_name -> google.protobuf.Timestamp
+	36, // 5: flagforge.admin.v1.FlagEnvironmentConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
 	0,  // 6: flagforge.admin.v1.FlagEnvironmentConfig.status:type_name -> flagforge.admin.v1.FlagStatus
-	31, // 7: flagforge.admin.v1.FlagEnvironmentConfig.update_time:type_name -> google.protobuf.Timestamp
-	31, // 8: flagforge.admin.v1.FlagEnvironmentConfig.last_evaluated:type_name -> google.protobuf.Timestamp
+	35, // 7: flagforge.admin.v1.FlagEnvironmentConfig.update_time:type_name -> google.protobuf.Timestamp
+	35, // 8: flagforge.admin.v1.FlagEnvironmentConfig.last_evaluated:type_name -> google.protobuf.Timestamp
 	1,  // 9: flagforge.admin.v1.CreateFlagRequest.flag:type_name -> flagforge.admin.v1.Flag
 	1,  // 10: flagforge.admin.v1.CreateFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
 	1,  // 11: flagforge.admin.v1.GetFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
@@ -2125,43 +2458,50 @@ var file_flagforge_admin_v1_flag_proto_depIdxs = []int32{
 	1,  // 16: flagforge.admin.v1.RestoreFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
 	2,  // 17: flagforge.admin.v1.GetFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
 	2,  // 18: flagforge.admin.v1.ListFlagConfigsResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	32, // 19: flagforge.admin.v1.UpdateFlagConfigRequest.config:type_name -> flagforge.manifest.v1.FlagConfig
+	36, // 19: flagforge.admin.v1.UpdateFlagConfigRequest.config:type_name -> flagforge.manifest.v1.FlagConfig
 	2,  // 20: flagforge.admin.v1.UpdateFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	33, // 21: flagforge.admin.v1.UpdateFlagConfigResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	37, // 21: flagforge.admin.v1.UpdateFlagConfigResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
 	2,  // 22: flagforge.admin.v1.EmergencyOffFlagResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
 	2,  // 23: flagforge.admin.v1.KillFlagResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
 	2,  // 24: flagforge.admin.v1.ListStaleFlagsResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	3,  // 25: flagforge.admin.v1.FlagService.CreateFlag:input_type -> flagforge.admin.v1.CreateFlagRequest
-	5,  // 26: flagforge.admin.v1.FlagService.GetFlag:input_type -> flagforge.admin.v1.GetFlagRequest
-	7,  // 27: flagforge.admin.v1.FlagService.ListFlags:input_type -> flagforge.admin.v1.ListFlagsRequest
-	9,  // 28: flagforge.admin.v1.FlagService.UpdateFlag:input_type -> flagforge.admin.v1.UpdateFlagRequest
-	11, // 29: flagforge.admin.v1.FlagService.ArchiveFlag:input_type -> flagforge.admin.v1.ArchiveFlagRequest
-	13, // 30: flagforge.admin.v1.FlagService.RestoreFlag:input_type -> flagforge.admin.v1.RestoreFlagRequest
-	15, // 31: flagforge.admin.v1.FlagService.DeleteFlag:input_type -> flagforge.admin.v1.DeleteFlagRequest
-	17, // 32: flagforge.admin.v1.FlagService.GetFlagConfig:input_type -> flagforge.admin.v1.GetFlagConfigRequest
-	19, // 33: flagforge.admin.v1.FlagService.ListFlagConfigs:input_type -> flagforge.admin.v1.ListFlagConfigsRequest
-	21, // 34: flagforge.admin.v1.FlagService.UpdateFlagConfig:input_type -> flagforge.admin.v1.UpdateFlagConfigRequest
-	23, // 35: flagforge.admin.v1.FlagService.EmergencyOffFlag:input_type -> flagforge.admin.v1.EmergencyOffFlagRequest
-	25, // 36: flagforge.admin.v1.FlagService.KillFlag:input_type -> flagforge.admin.v1.KillFlagRequest
-	27, // 37: flagforge.admin.v1.FlagService.ListStaleFlags:input_type -> flagforge.admin.v1.ListStaleFlagsRequest
-	4,  // 38: flagforge.admin.v1.FlagService.CreateFlag:output_type -> flagforge.admin.v1.CreateFlagResponse
-	6,  // 39: flagforge.admin.v1.FlagService.GetFlag:output_type -> flagforge.admin.v1.GetFlagResponse
-	8,  // 40: flagforge.admin.v1.FlagService.ListFlags:output_type -> flagforge.admin.v1.ListFlagsResponse
-	10, // 41: flagforge.admin.v1.FlagService.UpdateFlag:output_type -> flagforge.admin.v1.UpdateFlagResponse
-	12, // 42: flagforge.admin.v1.FlagService.ArchiveFlag:output_type -> flagforge.admin.v1.ArchiveFlagResponse
-	14, // 43: flagforge.admin.v1.FlagService.RestoreFlag:output_type -> flagforge.admin.v1.RestoreFlagResponse
-	16, // 44: flagforge.admin.v1.FlagService.DeleteFlag:output_type -> flagforge.admin.v1.DeleteFlagResponse
-	18, // 45: flagforge.admin.v1.FlagService.GetFlagConfig:output_type -> flagforge.admin.v1.GetFlagConfigResponse
-	20, // 46: flagforge.admin.v1.FlagService.ListFlagConfigs:output_type -> flagforge.admin.v1.ListFlagConfigsResponse
-	22, // 47: flagforge.admin.v1.FlagService.UpdateFlagConfig:output_type -> flagforge.admin.v1.UpdateFlagConfigResponse
-	24, // 48: flagforge.admin.v1.FlagService.EmergencyOffFlag:output_type -> flagforge.admin.v1.EmergencyOffFlagResponse
-	26, // 49: flagforge.admin.v1.FlagService.KillFlag:output_type -> flagforge.admin.v1.KillFlagResponse
-	28, // 50: flagforge.admin.v1.FlagService.ListStaleFlags:output_type -> flagforge.admin.v1.ListStaleFlagsResponse
-	38, // [38:51] is the sub-list for method output_type
-	25, // [25:38] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	1,  // 25: flagforge.admin.v1.BulkWriteRequest.flags:type_name -> flagforge.admin.v1.Flag
+	30, // 26: flagforge.admin.v1.BulkWriteRequest.segments:type_name -> flagforge.admin.v1.BulkSegment
+	31, // 27: flagforge.admin.v1.BulkWriteRequest.configs:type_name -> flagforge.admin.v1.BulkFlagConfig
+	38, // 28: flagforge.admin.v1.BulkSegment.segment:type_name -> flagforge.manifest.v1.Segment
+	36, // 29: flagforge.admin.v1.BulkFlagConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
+	3,  // 30: flagforge.admin.v1.FlagService.CreateFlag:input_type -> flagforge.admin.v1.CreateFlagRequest
+	5,  // 31: flagforge.admin.v1.FlagService.GetFlag:input_type -> flagforge.admin.v1.GetFlagRequest
+	7,  // 32: flagforge.admin.v1.FlagService.ListFlags:input_type -> flagforge.admin.v1.ListFlagsRequest
+	9,  // 33: flagforge.admin.v1.FlagService.UpdateFlag:input_type -> flagforge.admin.v1.UpdateFlagRequest
+	11, // 34: flagforge.admin.v1.FlagService.ArchiveFlag:input_type -> flagforge.admin.v1.ArchiveFlagRequest
+	13, // 35: flagforge.admin.v1.FlagService.RestoreFlag:input_type -> flagforge.admin.v1.RestoreFlagRequest
+	15, // 36: flagforge.admin.v1.FlagService.DeleteFlag:input_type -> flagforge.admin.v1.DeleteFlagRequest
+	17, // 37: flagforge.admin.v1.FlagService.GetFlagConfig:input_type -> flagforge.admin.v1.GetFlagConfigRequest
+	19, // 38: flagforge.admin.v1.FlagService.ListFlagConfigs:input_type -> flagforge.admin.v1.ListFlagConfigsRequest
+	21, // 39: flagforge.admin.v1.FlagService.UpdateFlagConfig:input_type -> flagforge.admin.v1.UpdateFlagConfigRequest
+	23, // 40: flagforge.admin.v1.FlagService.EmergencyOffFlag:input_type -> flagforge.admin.v1.EmergencyOffFlagRequest
+	25, // 41: flagforge.admin.v1.FlagService.KillFlag:input_type -> flagforge.admin.v1.KillFlagRequest
+	27, // 42: flagforge.admin.v1.FlagService.ListStaleFlags:input_type -> flagforge.admin.v1.ListStaleFlagsRequest
+	29, // 43: flagforge.admin.v1.FlagService.BulkWrite:input_type -> flagforge.admin.v1.BulkWriteRequest
+	4,  // 44: flagforge.admin.v1.FlagService.CreateFlag:output_type -> flagforge.admin.v1.CreateFlagResponse
+	6,  // 45: flagforge.admin.v1.FlagService.GetFlag:output_type -> flagforge.admin.v1.GetFlagResponse
+	8,  // 46: flagforge.admin.v1.FlagService.ListFlags:output_type -> flagforge.admin.v1.ListFlagsResponse
+	10, // 47: flagforge.admin.v1.FlagService.UpdateFlag:output_type -> flagforge.admin.v1.UpdateFlagResponse
+	12, // 48: flagforge.admin.v1.FlagService.ArchiveFlag:output_type -> flagforge.admin.v1.ArchiveFlagResponse
+	14, // 49: flagforge.admin.v1.FlagService.RestoreFlag:output_type -> flagforge.admin.v1.RestoreFlagResponse
+	16, // 50: flagforge.admin.v1.FlagService.DeleteFlag:output_type -> flagforge.admin.v1.DeleteFlagResponse
+	18, // 51: flagforge.admin.v1.FlagService.GetFlagConfig:output_type -> flagforge.admin.v1.GetFlagConfigResponse
+	20, // 52: flagforge.admin.v1.FlagService.ListFlagConfigs:output_type -> flagforge.admin.v1.ListFlagConfigsResponse
+	22, // 53: flagforge.admin.v1.FlagService.UpdateFlagConfig:output_type -> flagforge.admin.v1.UpdateFlagConfigResponse
+	24, // 54: flagforge.admin.v1.FlagService.EmergencyOffFlag:output_type -> flagforge.admin.v1.EmergencyOffFlagResponse
+	26, // 55: flagforge.admin.v1.FlagService.KillFlag:output_type -> flagforge.admin.v1.KillFlagResponse
+	28, // 56: flagforge.admin.v1.FlagService.ListStaleFlags:output_type -> flagforge.admin.v1.ListStaleFlagsResponse
+	32, // 57: flagforge.admin.v1.FlagService.BulkWrite:output_type -> flagforge.admin.v1.BulkWriteResponse
+	44, // [44:58] is the sub-list for method output_type
+	30, // [30:44] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_admin_v1_flag_proto_init() }
@@ -2176,7 +2516,7 @@ func file_flagforge_admin_v1_flag_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flagforge_admin_v1_flag_proto_rawDesc), len(file_flagforge_admin_v1_flag_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   28,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

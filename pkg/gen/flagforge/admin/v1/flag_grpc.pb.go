@@ -32,6 +32,7 @@ const (
 	FlagService_EmergencyOffFlag_FullMethodName = "/flagforge.admin.v1.FlagService/EmergencyOffFlag"
 	FlagService_KillFlag_FullMethodName         = "/flagforge.admin.v1.FlagService/KillFlag"
 	FlagService_ListStaleFlags_FullMethodName   = "/flagforge.admin.v1.FlagService/ListStaleFlags"
+	FlagService_BulkWrite_FullMethodName        = "/flagforge.admin.v1.FlagService/BulkWrite"
 )
 
 // FlagServiceClient is the client API for FlagService service.
@@ -66,6 +67,12 @@ type FlagServiceClient interface {
 	KillFlag(ctx context.Context, in *KillFlagRequest, opts ...grpc.CallOption) (*KillFlagResponse, error)
 	// ListStaleFlags lists flags whose lifecycle status is stale in an environment.
 	ListStaleFlags(ctx context.Context, in *ListStaleFlagsRequest, opts ...grpc.CallOption) (*ListStaleFlagsResponse, error)
+	// BulkWrite upserts many flag definitions, segments and flag configurations of
+	// one project in one transaction: all or nothing, one audit entry per resource
+	// that changed, one manifest version per environment. Refused for what would
+	// change a protected environment (propose those with change requests; the CLI's
+	// apply does).
+	BulkWrite(ctx context.Context, in *BulkWriteRequest, opts ...grpc.CallOption) (*BulkWriteResponse, error)
 }
 
 type flagServiceClient struct {
@@ -206,6 +213,16 @@ func (c *flagServiceClient) ListStaleFlags(ctx context.Context, in *ListStaleFla
 	return out, nil
 }
 
+func (c *flagServiceClient) BulkWrite(ctx context.Context, in *BulkWriteRequest, opts ...grpc.CallOption) (*BulkWriteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BulkWriteResponse)
+	err := c.cc.Invoke(ctx, FlagService_BulkWrite_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // FlagServiceServer is the server API for FlagService service.
 // All implementations must embed UnimplementedFlagServiceServer
 // for forward compatibility.
@@ -238,6 +255,12 @@ type FlagServiceServer interface {
 	KillFlag(context.Context, *KillFlagRequest) (*KillFlagResponse, error)
 	// ListStaleFlags lists flags whose lifecycle status is stale in an environment.
 	ListStaleFlags(context.Context, *ListStaleFlagsRequest) (*ListStaleFlagsResponse, error)
+	// BulkWrite upserts many flag definitions, segments and flag configurations of
+	// one project in one transaction: all or nothing, one audit entry per resource
+	// that changed, one manifest version per environment. Refused for what would
+	// change a protected environment (propose those with change requests; the CLI's
+	// apply does).
+	BulkWrite(context.Context, *BulkWriteRequest) (*BulkWriteResponse, error)
 	mustEmbedUnimplementedFlagServiceServer()
 }
 
@@ -286,6 +309,9 @@ func (UnimplementedFlagServiceServer) KillFlag(context.Context, *KillFlagRequest
 }
 func (UnimplementedFlagServiceServer) ListStaleFlags(context.Context, *ListStaleFlagsRequest) (*ListStaleFlagsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListStaleFlags not implemented")
+}
+func (UnimplementedFlagServiceServer) BulkWrite(context.Context, *BulkWriteRequest) (*BulkWriteResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BulkWrite not implemented")
 }
 func (UnimplementedFlagServiceServer) mustEmbedUnimplementedFlagServiceServer() {}
 func (UnimplementedFlagServiceServer) testEmbeddedByValue()                     {}
@@ -542,6 +568,24 @@ func _FlagService_ListStaleFlags_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FlagService_BulkWrite_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BulkWriteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FlagServiceServer).BulkWrite(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FlagService_BulkWrite_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FlagServiceServer).BulkWrite(ctx, req.(*BulkWriteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // FlagService_ServiceDesc is the grpc.ServiceDesc for FlagService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -600,6 +644,10 @@ var FlagService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListStaleFlags",
 			Handler:    _FlagService_ListStaleFlags_Handler,
+		},
+		{
+			MethodName: "BulkWrite",
+			Handler:    _FlagService_BulkWrite_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

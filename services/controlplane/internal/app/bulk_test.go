@@ -1,0 +1,122 @@
+package app_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flagforge/flagforge/services/controlplane/internal/ratelimit"
+)
+
+// bulkBody is a bulk write of n boolean flags, each on in production with a rule
+// and a 25% rollout, plus one segment the rules use.
+func bulkBody(n int, prefix string) map[string]any {
+	flags, configs := make([]any, 0, n), make([]any, 0, n)
+	for i := range n {
+		key := fmt.Sprintf("%s-%04d", prefix, i)
+		flags = append(flags, map[string]any{"key": key, "type": "boolean", "tags": []any{"bulk"}})
+		configs = append(configs, map[string]any{"environment": "production", "flag": key, "config": map[string]any{
+			"on": true, "offVariant": "off",
+			"rules": []any{map[string]any{"id": "beta", "clauses": []any{map[string]any{"operator": "segment_match", "values": []any{"beta"}}}, "serve": map[string]any{"variant": "on"}}},
+			"defaultServe": map[string]any{"rollout": map[string]any{"weights": []any{
+				map[string]any{"variant": "on", "weight": 25}, map[string]any{"variant": "off", "weight": 75}}}},
+		}})
+	}
+	return map[string]any{"flags": flags, "configs": configs, "comment": "import",
+		"segments": []any{map[string]any{"environment": "production", "segment": map[string]any{"key": "beta", "included": []any{"u1"}}}}}
+}
+
+func manifestVersion(c *cp, t *testing.T) string {
+	t.Helper()
+	r := c.call("GET", "/v1/orgs/acme/projects/web/environments/production/manifest", c.owner, nil)
+	if r.status != 200 {
+		return ""
+	}
+	v, _ := r.get("version").(string)
+	return v
+}
+
+// TestBulkWrite: 300 flags with their configurations and a segment in one call
+// (BenchmarkBulkWrite measures 1,000), one transaction: one audit entry per resource, one new manifest version;
+// a second identical call changes nothing; an invalid item refuses everything.
+func TestBulkWrite(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, ratelimit.Config{}, func(t *testing.T, c *cp) {
+		c.project()
+		const bulk = "/v1/orgs/acme/projects/web:bulkWrite"
+		var before string
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			if before = manifestVersion(c, t); before != "" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no manifest published")
+			}
+		}
+		r := c.call("POST", bulk, c.owner, bulkBody(300, "f")).want(t, 200)
+		if r.get("flagsCreated") != float64(300) || r.get("configsUpdated") != float64(300) || r.get("segmentsCreated") != float64(1) {
+			t.Fatalf("bulk write: %s", r.raw)
+		}
+		var after string
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			m := c.call("GET", "/v1/orgs/acme/projects/web/environments/production/manifest", c.owner, nil)
+			if strings.Contains(m.raw, `"version"`) && manifestVersion(c, t) != before {
+				after = manifestVersion(c, t)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the bulk write was never published")
+			}
+		}
+		if want := fmt.Sprint(atoi(before) + 1); after != want {
+			t.Fatalf("manifest version %s after the bulk write, want one new version (%s)", after, want)
+		}
+		audit := c.call("GET", "/v1/orgs/acme/audit?pageSize=1000&resourceType=flag_config", c.owner, nil).want(t, 200)
+		if n := strings.Count(audit.raw, `"flag_config.update"`); n < 100 {
+			t.Fatalf("audit entries per configuration: %d", n)
+		}
+		again := c.call("POST", bulk, c.owner, bulkBody(300, "f")).want(t, 200)
+		if again.get("flagsUnchanged") != float64(300) || again.get("configsUnchanged") != float64(300) || again.get("segmentsUnchanged") != float64(1) {
+			t.Fatalf("an identical bulk write changed something: %s", again.raw)
+		}
+		// All or nothing: one configuration serving an unknown variant refuses the
+		// new flags too, naming the item.
+		bad := bulkBody(3, "g")
+		bad["configs"].([]any)[2].(map[string]any)["config"].(map[string]any)["offVariant"] = "nope"
+		r = c.call("POST", bulk, c.owner, bad)
+		if got := r.violations(); r.status != 400 || got["configs[2].config.offVariant"] == "" {
+			t.Fatalf("invalid bulk write: %d %s", r.status, r.raw)
+		}
+		c.call("GET", "/v1/orgs/acme/projects/web/flags/g-0000", c.owner, nil).want(t, 404)
+		// A protected environment refuses a bulk change of what it serves.
+		c.protect(t, false)
+		changed := bulkBody(1, "f")
+		changed["configs"].([]any)[0].(map[string]any)["config"].(map[string]any)["on"] = false
+		r = c.call("POST", bulk, c.owner, changed)
+		if r.status != 400 || !strings.Contains(r.raw, "requires approvals") {
+			t.Fatalf("bulk write into a protected environment: %d %s", r.status, r.raw)
+		}
+	})
+}
+
+func atoi(s string) int {
+	var n int
+	_, _ = fmt.Sscan(s, &n)
+	return n
+}
+
+// BenchmarkBulkWrite is one REST bulk write of 1,000 boolean flags, each with a
+// configuration (rule on a segment, 25% rollout), into a control plane on
+// SQLite (figure in docs/benchmarks.md).
+func BenchmarkBulkWrite(b *testing.B) {
+	c := start(b, ratelimit.Config{})
+	c.call("POST", "/v1/orgs/acme/projects", c.owner, map[string]any{"project": map[string]any{"key": "web", "name": "Web"}})
+	i := 0
+	for b.Loop() {
+		if r := c.call("POST", "/v1/orgs/acme/projects/web:bulkWrite", c.owner, bulkBody(1000, fmt.Sprintf("b%d", i))); r.status != 200 {
+			b.Fatalf("%d %s", r.status, r.raw)
+		}
+		i++
+	}
+}
