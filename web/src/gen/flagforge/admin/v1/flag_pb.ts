@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { ChangeRequest, ChangeRequestJson } from "./change_request_pb";
 import { file_flagforge_admin_v1_change_request } from "./change_request_pb";
-import type { FlagConfig, FlagConfigJson, FlagType, FlagTypeJson, Variant, VariantJson } from "../../manifest/v1/manifest_pb";
+import type { FlagConfig, FlagConfigJson, FlagType, FlagTypeJson, Segment, SegmentJson, Variant, VariantJson } from "../../manifest/v1/manifest_pb";
 import { file_flagforge_manifest_v1_manifest } from "../../manifest/v1/manifest_pb";
 import type { Timestamp, TimestampJson } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flagforge/admin/v1/flag.proto.
  */
 export const file_flagforge_admin_v1_flag: GenFile = /*@__PURE__*/
-  fileDesc("Ch1mbGFnZm9yZ2UvYWRtaW4vdjEvZmxhZy5wcm90bxISZmxhZ2ZvcmdlLmFkbWluLnYxIpUDCgRGbGFnEgsKA2tleRgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEi0KBHR5cGUYBCABKA4yHy5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ1R5cGUSMAoIdmFyaWFudHMYBSADKAsyHi5mbGFnZm9yZ2UubWFuaWZlc3QudjEuVmFyaWFudBIMCgR0YWdzGAYgAygJEg0KBW93bmVyGAcgASgJEhYKDmNsaWVudF92aXNpYmxlGAggASgIEhEKCXRlbXBvcmFyeRgJIAEoCBIuCgpleHBpcmVzX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhcmNoaXZlZBgLIAEoCBIQCghyZXZpc2lvbhgMIAEoAxIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpQCChVGbGFnRW52aXJvbm1lbnRDb25maWcSDAoEZmxhZxgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRIxCgZjb25maWcYAyABKAsyIS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ0NvbmZpZxIuCgZzdGF0dXMYBCABKA4yHi5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZ1N0YXR1cxIQCghyZXZpc2lvbhgFIAEoAxIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF9ldmFsdWF0ZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInIKEUNyZWF0ZUZsYWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEiYKBGZsYWcYAyABKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZxIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAkiPAoSQ3JlYXRlRmxhZ1Jlc3BvbnNlEiYKBGZsYWcYASABKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZyI8Cg5HZXRGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJIjkKD0dldEZsYWdSZXNwb25zZRImCgRmbGFnGAEgASgLMhguZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWcifgoQTGlzdEZsYWdzUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCRILCgN0YWcYBSABKAkSGAoQaW5jbHVkZV9hcmNoaXZlZBgGIAEoCCJVChFMaXN0RmxhZ3NSZXNwb25zZRInCgVmbGFncxgBIAMoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ/ChFVcGRhdGVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEiwKCmRlZmluaXRpb24YBCABKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZxIQCghyZXZpc2lvbhgFIAEoAyI8ChJVcGRhdGVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlIKEkFyY2hpdmVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEhAKCHJldmlzaW9uGAQgASgDIj0KE0FyY2hpdmVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlIKElJlc3RvcmVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEhAKCHJldmlzaW9uGAQgASgDIj0KE1Jlc3RvcmVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlEKEURlbGV0ZUZsYWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEgwKBGZsYWcYAyABKAkSEAoIcmV2aXNpb24YBCABKAMiFAoSRGVsZXRlRmxhZ1Jlc3BvbnNlIlcKFEdldEZsYWdDb25maWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgwKBGZsYWcYBCABKAkiUgoVR2V0RmxhZ0NvbmZpZ1Jlc3BvbnNlEjkKBmNvbmZpZxgBIAEoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWcicgoWTGlzdEZsYWdDb25maWdzUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJuChdMaXN0RmxhZ0NvbmZpZ3NSZXNwb25zZRI6Cgdjb25maWdzGAEgAygLMikuZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdFbnZpcm9ubWVudENvbmZpZxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkisAEKF1VwZGF0ZUZsYWdDb25maWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgwKBGZsYWcYBCABKAkSMQoGY29uZmlnGAUgASgLMiEuZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLkZsYWdDb25maWcSEAoIcmV2aXNpb24YBiABKAMSDwoHY29tbWVudBgHIAEoCSKQAQoYVXBkYXRlRmxhZ0NvbmZpZ1Jlc3BvbnNlEjkKBmNvbmZpZxgBIAEoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWcSOQoOY2hhbmdlX3JlcXVlc3QYAiABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCJqChdFbWVyZ2VuY3lPZmZGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIMCgRmbGFnGAQgASgJEg4KBnJlYXNvbhgFIAEoCSJVChhFbWVyZ2VuY3lPZmZGbGFnUmVzcG9uc2USOQoGY29uZmlnGAEgASgLMikuZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdFbnZpcm9ubWVudENvbmZpZyJNCg9LaWxsRmxhZ1JlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSDAoEZmxhZxgDIAEoCRIOCgZyZWFzb24YBCABKAkiTgoQS2lsbEZsYWdSZXNwb25zZRI6Cgdjb25maWdzGAEgAygLMikuZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdFbnZpcm9ubWVudENvbmZpZyJxChVMaXN0U3RhbGVGbGFnc1JlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkibQoWTGlzdFN0YWxlRmxhZ3NSZXNwb25zZRI6Cgdjb25maWdzGAEgAygLMikuZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdFbnZpcm9ubWVudENvbmZpZxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqoQEKCkZsYWdTdGF0dXMSGwoXRkxBR19TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJGTEFHX1NUQVRVU19BQ1RJVkUQARIYChRGTEFHX1NUQVRVU19JTkFDVElWRRACEhUKEUZMQUdfU1RBVFVTX1NUQUxFEAMSGAoURkxBR19TVEFUVVNfQVJDSElWRUQQBBITCg9GTEFHX1NUQVRVU19ORVcQBTKCCgoLRmxhZ1NlcnZpY2USWwoKQ3JlYXRlRmxhZxIlLmZsYWdmb3JnZS5hZG1pbi52MS5DcmVhdGVGbGFnUmVxdWVzdBomLmZsYWdmb3JnZS5hZG1pbi52MS5DcmVhdGVGbGFnUmVzcG9uc2USUgoHR2V0RmxhZxIiLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnUmVxdWVzdBojLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnUmVzcG9uc2USWAoJTGlzdEZsYWdzEiQuZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RGbGFnc1JlcXVlc3QaJS5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdEZsYWdzUmVzcG9uc2USWwoKVXBkYXRlRmxhZxIlLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVGbGFnUmVxdWVzdBomLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVGbGFnUmVzcG9uc2USXgoLQXJjaGl2ZUZsYWcSJi5mbGFnZm9yZ2UuYWRtaW4udjEuQXJjaGl2ZUZsYWdSZXF1ZXN0GicuZmxhZ2ZvcmdlLmFkbWluLnYxLkFyY2hpdmVGbGFnUmVzcG9uc2USXgoLUmVzdG9yZUZsYWcSJi5mbGFnZm9yZ2UuYWRtaW4udjEuUmVzdG9yZUZsYWdSZXF1ZXN0GicuZmxhZ2ZvcmdlLmFkbWluLnYxLlJlc3RvcmVGbGFnUmVzcG9uc2USWwoKRGVsZXRlRmxhZxIlLmZsYWdmb3JnZS5hZG1pbi52MS5EZWxldGVGbGFnUmVxdWVzdBomLmZsYWdmb3JnZS5hZG1pbi52MS5EZWxldGVGbGFnUmVzcG9uc2USZAoNR2V0RmxhZ0NvbmZpZxIoLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnQ29uZmlnUmVxdWVzdBopLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnQ29uZmlnUmVzcG9uc2USagoPTGlzdEZsYWdDb25maWdzEiouZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RGbGFnQ29uZmlnc1JlcXVlc3QaKy5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdEZsYWdDb25maWdzUmVzcG9uc2USbQoQVXBkYXRlRmxhZ0NvbmZpZxIrLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVGbGFnQ29uZmlnUmVxdWVzdBosLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVGbGFnQ29uZmlnUmVzcG9uc2USbQoQRW1lcmdlbmN5T2ZmRmxhZxIrLmZsYWdmb3JnZS5hZG1pbi52MS5FbWVyZ2VuY3lPZmZGbGFnUmVxdWVzdBosLmZsYWdmb3JnZS5hZG1pbi52MS5FbWVyZ2VuY3lPZmZGbGFnUmVzcG9uc2USVQoIS2lsbEZsYWcSIy5mbGFnZm9yZ2UuYWRtaW4udjEuS2lsbEZsYWdSZXF1ZXN0GiQuZmxhZ2ZvcmdlLmFkbWluLnYxLktpbGxGbGFnUmVzcG9uc2USZwoOTGlzdFN0YWxlRmxhZ3MSKS5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdFN0YWxlRmxhZ3NSZXF1ZXN0GiouZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RTdGFsZUZsYWdzUmVzcG9uc2ViBnByb3RvMw", [file_flagforge_admin_v1_change_request, file_flagforge_manifest_v1_manifest, file_google_protobuf_timestamp]);
+  fileDesc("Ch1mbGFnZm9yZ2UvYWRtaW4vdjEvZmxhZy5wcm90bxISZmxhZ2ZvcmdlLmFkbWluLnYxIpUDCgRGbGFnEgsKA2tleRgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEi0KBHR5cGUYBCABKA4yHy5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ1R5cGUSMAoIdmFyaWFudHMYBSADKAsyHi5mbGFnZm9yZ2UubWFuaWZlc3QudjEuVmFyaWFudBIMCgR0YWdzGAYgAygJEg0KBW93bmVyGAcgASgJEhYKDmNsaWVudF92aXNpYmxlGAggASgIEhEKCXRlbXBvcmFyeRgJIAEoCBIuCgpleHBpcmVzX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhcmNoaXZlZBgLIAEoCBIQCghyZXZpc2lvbhgMIAEoAxIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpQCChVGbGFnRW52aXJvbm1lbnRDb25maWcSDAoEZmxhZxgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRIxCgZjb25maWcYAyABKAsyIS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ0NvbmZpZxIuCgZzdGF0dXMYBCABKA4yHi5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZ1N0YXR1cxIQCghyZXZpc2lvbhgFIAEoAxIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF9ldmFsdWF0ZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInIKEUNyZWF0ZUZsYWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEiYKBGZsYWcYAyABKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZxIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAkiPAoSQ3JlYXRlRmxhZ1Jlc3BvbnNlEiYKBGZsYWcYASABKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZyI8Cg5HZXRGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJIjkKD0dldEZsYWdSZXNwb25zZRImCgRmbGFnGAEgASgLMhguZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWcifgoQTGlzdEZsYWdzUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCRILCgN0YWcYBSABKAkSGAoQaW5jbHVkZV9hcmNoaXZlZBgGIAEoCCJVChFMaXN0RmxhZ3NSZXNwb25zZRInCgVmbGFncxgBIAMoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ/ChFVcGRhdGVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEiwKCmRlZmluaXRpb24YBCABKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZxIQCghyZXZpc2lvbhgFIAEoAyI8ChJVcGRhdGVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlIKEkFyY2hpdmVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEhAKCHJldmlzaW9uGAQgASgDIj0KE0FyY2hpdmVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlIKElJlc3RvcmVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEhAKCHJldmlzaW9uGAQgASgDIj0KE1Jlc3RvcmVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlEKEURlbGV0ZUZsYWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEgwKBGZsYWcYAyABKAkSEAoIcmV2aXNpb24YBCABKAMiFAoSRGVsZXRlRmxhZ1Jlc3BvbnNlIlcKFEdldEZsYWdDb25maWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgwKBGZsYWcYBCABKAkiUgoVR2V0RmxhZ0NvbmZpZ1Jlc3BvbnNlEjkKBmNvbmZpZxgBIAEoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWcicgoWTGlzdEZsYWdDb25maWdzUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJuChdMaXN0RmxhZ0NvbmZpZ3NSZXNwb25zZRI6Cgdjb25maWdzGAEgAygLMikuZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdFbnZpcm9ubWVudENvbmZpZxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkisAEKF1VwZGF0ZUZsYWdDb25maWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgwKBGZsYWcYBCABKAkSMQoGY29uZmlnGAUgASgLMiEuZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLkZsYWdDb25maWcSEAoIcmV2aXNpb24YBiABKAMSDwoHY29tbWVudBgHIAEoCSKQAQoYVXBkYXRlRmxhZ0NvbmZpZ1Jlc3BvbnNlEjkKBmNvbmZpZxgBIAEoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWcSOQoOY2hhbmdlX3JlcXVlc3QYAiABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCJqChdFbWVyZ2VuY3lPZmZGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIMCgRmbGFnGAQgASgJEg4KBnJlYXNvbhgFIAEoCSJVChhFbWVyZ2VuY3lPZmZGbGFnUmVzcG9uc2USOQoGY29uZmlnGAEgASgLMikuZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdFbnZpcm9ubWVudENvbmZpZyJNCg9LaWxsRmxhZ1JlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSDAoEZmxhZxgDIAEoCRIOCgZyZWFzb24YBCABKAkiTgoQS2lsbEZsYWdSZXNwb25zZRI6Cgdjb25maWdzGAEgAygLMikuZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdFbnZpcm9ubWVudENvbmZpZyJxChVMaXN0U3RhbGVGbGFnc1JlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkibQoWTGlzdFN0YWxlRmxhZ3NSZXNwb25zZRI6Cgdjb25maWdzGAEgAygLMikuZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdFbnZpcm9ubWVudENvbmZpZxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki0gEKEEJ1bGtXcml0ZVJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSJwoFZmxhZ3MYAyADKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZxIxCghzZWdtZW50cxgEIAMoCzIfLmZsYWdmb3JnZS5hZG1pbi52MS5CdWxrU2VnbWVudBIzCgdjb25maWdzGAUgAygLMiIuZmxhZ2ZvcmdlLmFkbWluLnYxLkJ1bGtGbGFnQ29uZmlnEg8KB2NvbW1lbnQYBiABKAkiUwoLQnVsa1NlZ21lbnQSEwoLZW52aXJvbm1lbnQYASABKAkSLwoHc2VnbWVudBgCIAEoCzIeLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZWdtZW50ImYKDkJ1bGtGbGFnQ29uZmlnEhMKC2Vudmlyb25tZW50GAEgASgJEgwKBGZsYWcYAiABKAkSMQoGY29uZmlnGAMgASgLMiEuZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLkZsYWdDb25maWci3gEKEUJ1bGtXcml0ZVJlc3BvbnNlEhUKDWZsYWdzX2NyZWF0ZWQYASABKAUSFQoNZmxhZ3NfdXBkYXRlZBgCIAEoBRIXCg9mbGFnc191bmNoYW5nZWQYAyABKAUSGAoQc2VnbWVudHNfY3JlYXRlZBgEIAEoBRIYChBzZWdtZW50c191cGRhdGVkGAUgASgFEhoKEnNlZ21lbnRzX3VuY2hhbmdlZBgGIAEoBRIXCg9jb25maWdzX3VwZGF0ZWQYByABKAUSGQoRY29uZmlnc191bmNoYW5nZWQYCCABKAUqoQEKCkZsYWdTdGF0dXMSGwoXRkxBR19TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJGTEFHX1NUQVRVU19BQ1RJVkUQARIYChRGTEFHX1NUQVRVU19JTkFDVElWRRACEhUKEUZMQUdfU1RBVFVTX1NUQUxFEAMSGAoURkxBR19TVEFUVVNfQVJDSElWRUQQBBITCg9GTEFHX1NUQVRVU19ORVcQBTLcCgoLRmxhZ1NlcnZpY2USWwoKQ3JlYXRlRmxhZxIlLmZsYWdmb3JnZS5hZG1pbi52MS5DcmVhdGVGbGFnUmVxdWVzdBomLmZsYWdmb3JnZS5hZG1pbi52MS5DcmVhdGVGbGFnUmVzcG9uc2USUgoHR2V0RmxhZxIiLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnUmVxdWVzdBojLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnUmVzcG9uc2USWAoJTGlzdEZsYWdzEiQuZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RGbGFnc1JlcXVlc3QaJS5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdEZsYWdzUmVzcG9uc2USWwoKVXBkYXRlRmxhZxIlLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVGbGFnUmVxdWVzdBomLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVGbGFnUmVzcG9uc2USXgoLQXJjaGl2ZUZsYWcSJi5mbGFnZm9yZ2UuYWRtaW4udjEuQXJjaGl2ZUZsYWdSZXF1ZXN0GicuZmxhZ2ZvcmdlLmFkbWluLnYxLkFyY2hpdmVGbGFnUmVzcG9uc2USXgoLUmVzdG9yZUZsYWcSJi5mbGFnZm9yZ2UuYWRtaW4udjEuUmVzdG9yZUZsYWdSZXF1ZXN0GicuZmxhZ2ZvcmdlLmFkbWluLnYxLlJlc3RvcmVGbGFnUmVzcG9uc2USWwoKRGVsZXRlRmxhZxIlLmZsYWdmb3JnZS5hZG1pbi52MS5EZWxldGVGbGFnUmVxdWVzdBomLmZsYWdmb3JnZS5hZG1pbi52MS5EZWxldGVGbGFnUmVzcG9uc2USZAoNR2V0RmxhZ0NvbmZpZxIoLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnQ29uZmlnUmVxdWVzdBopLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnQ29uZmlnUmVzcG9uc2USagoPTGlzdEZsYWdDb25maWdzEiouZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RGbGFnQ29uZmlnc1JlcXVlc3QaKy5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdEZsYWdDb25maWdzUmVzcG9uc2USbQoQVXBkYXRlRmxhZ0NvbmZpZxIrLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVGbGFnQ29uZmlnUmVxdWVzdBosLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVGbGFnQ29uZmlnUmVzcG9uc2USbQoQRW1lcmdlbmN5T2ZmRmxhZxIrLmZsYWdmb3JnZS5hZG1pbi52MS5FbWVyZ2VuY3lPZmZGbGFnUmVxdWVzdBosLmZsYWdmb3JnZS5hZG1pbi52MS5FbWVyZ2VuY3lPZmZGbGFnUmVzcG9uc2USVQoIS2lsbEZsYWcSIy5mbGFnZm9yZ2UuYWRtaW4udjEuS2lsbEZsYWdSZXF1ZXN0GiQuZmxhZ2ZvcmdlLmFkbWluLnYxLktpbGxGbGFnUmVzcG9uc2USZwoOTGlzdFN0YWxlRmxhZ3MSKS5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdFN0YWxlRmxhZ3NSZXF1ZXN0GiouZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RTdGFsZUZsYWdzUmVzcG9uc2USWAoJQnVsa1dyaXRlEiQuZmxhZ2ZvcmdlLmFkbWluLnYxLkJ1bGtXcml0ZVJlcXVlc3QaJS5mbGFnZm9yZ2UuYWRtaW4udjEuQnVsa1dyaXRlUmVzcG9uc2ViBnByb3RvMw", [file_flagforge_admin_v1_change_request, file_flagforge_manifest_v1_manifest, file_google_protobuf_timestamp]);
 
 /**
  * Flag is the project-wide definition of a flag.
@@ -1535,6 +1535,296 @@ export const ListStaleFlagsResponseSchema: GenMessage<ListStaleFlagsResponse, {j
   messageDesc(file_flagforge_admin_v1_flag, 27);
 
 /**
+ * BulkWriteRequest is a bulk import or "apply" of a project.
+ *
+ * @generated from message flagforge.admin.v1.BulkWriteRequest
+ */
+export type BulkWriteRequest = Message<"flagforge.admin.v1.BulkWriteRequest"> & {
+  /**
+   * @generated from field: string org = 1;
+   */
+  org: string;
+
+  /**
+   * @generated from field: string project = 2;
+   */
+  project: string;
+
+  /**
+   * Created, or replaced when they differ (matched by key; the type cannot change).
+   *
+   * @generated from field: repeated flagforge.admin.v1.Flag flags = 3;
+   */
+  flags: Flag[];
+
+  /**
+   * Created, or replaced when they differ.
+   *
+   * @generated from field: repeated flagforge.admin.v1.BulkSegment segments = 4;
+   */
+  segments: BulkSegment[];
+
+  /**
+   * Replaced when they differ (the flag exists or is in flags).
+   *
+   * @generated from field: repeated flagforge.admin.v1.BulkFlagConfig configs = 5;
+   */
+  configs: BulkFlagConfig[];
+
+  /**
+   * Recorded on every audit entry of the write.
+   *
+   * @generated from field: string comment = 6;
+   */
+  comment: string;
+};
+
+/**
+ * BulkWriteRequest is a bulk import or "apply" of a project.
+ *
+ * @generated from message flagforge.admin.v1.BulkWriteRequest
+ */
+export type BulkWriteRequestJson = {
+  /**
+   * @generated from field: string org = 1;
+   */
+  org?: string;
+
+  /**
+   * @generated from field: string project = 2;
+   */
+  project?: string;
+
+  /**
+   * Created, or replaced when they differ (matched by key; the type cannot change).
+   *
+   * @generated from field: repeated flagforge.admin.v1.Flag flags = 3;
+   */
+  flags?: FlagJson[];
+
+  /**
+   * Created, or replaced when they differ.
+   *
+   * @generated from field: repeated flagforge.admin.v1.BulkSegment segments = 4;
+   */
+  segments?: BulkSegmentJson[];
+
+  /**
+   * Replaced when they differ (the flag exists or is in flags).
+   *
+   * @generated from field: repeated flagforge.admin.v1.BulkFlagConfig configs = 5;
+   */
+  configs?: BulkFlagConfigJson[];
+
+  /**
+   * Recorded on every audit entry of the write.
+   *
+   * @generated from field: string comment = 6;
+   */
+  comment?: string;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.BulkWriteRequest.
+ * Use `create(BulkWriteRequestSchema)` to create a new message.
+ */
+export const BulkWriteRequestSchema: GenMessage<BulkWriteRequest, {jsonType: BulkWriteRequestJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_flag, 28);
+
+/**
+ * BulkSegment is a segment of one environment.
+ *
+ * @generated from message flagforge.admin.v1.BulkSegment
+ */
+export type BulkSegment = Message<"flagforge.admin.v1.BulkSegment"> & {
+  /**
+   * @generated from field: string environment = 1;
+   */
+  environment: string;
+
+  /**
+   * @generated from field: flagforge.manifest.v1.Segment segment = 2;
+   */
+  segment?: Segment | undefined;
+};
+
+/**
+ * BulkSegment is a segment of one environment.
+ *
+ * @generated from message flagforge.admin.v1.BulkSegment
+ */
+export type BulkSegmentJson = {
+  /**
+   * @generated from field: string environment = 1;
+   */
+  environment?: string;
+
+  /**
+   * @generated from field: flagforge.manifest.v1.Segment segment = 2;
+   */
+  segment?: SegmentJson;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.BulkSegment.
+ * Use `create(BulkSegmentSchema)` to create a new message.
+ */
+export const BulkSegmentSchema: GenMessage<BulkSegment, {jsonType: BulkSegmentJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_flag, 29);
+
+/**
+ * BulkFlagConfig is a flag's configuration in one environment.
+ *
+ * @generated from message flagforge.admin.v1.BulkFlagConfig
+ */
+export type BulkFlagConfig = Message<"flagforge.admin.v1.BulkFlagConfig"> & {
+  /**
+   * @generated from field: string environment = 1;
+   */
+  environment: string;
+
+  /**
+   * @generated from field: string flag = 2;
+   */
+  flag: string;
+
+  /**
+   * @generated from field: flagforge.manifest.v1.FlagConfig config = 3;
+   */
+  config?: FlagConfig | undefined;
+};
+
+/**
+ * BulkFlagConfig is a flag's configuration in one environment.
+ *
+ * @generated from message flagforge.admin.v1.BulkFlagConfig
+ */
+export type BulkFlagConfigJson = {
+  /**
+   * @generated from field: string environment = 1;
+   */
+  environment?: string;
+
+  /**
+   * @generated from field: string flag = 2;
+   */
+  flag?: string;
+
+  /**
+   * @generated from field: flagforge.manifest.v1.FlagConfig config = 3;
+   */
+  config?: FlagConfigJson;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.BulkFlagConfig.
+ * Use `create(BulkFlagConfigSchema)` to create a new message.
+ */
+export const BulkFlagConfigSchema: GenMessage<BulkFlagConfig, {jsonType: BulkFlagConfigJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_flag, 30);
+
+/**
+ * BulkWriteResponse counts what the write did.
+ *
+ * @generated from message flagforge.admin.v1.BulkWriteResponse
+ */
+export type BulkWriteResponse = Message<"flagforge.admin.v1.BulkWriteResponse"> & {
+  /**
+   * @generated from field: int32 flags_created = 1;
+   */
+  flagsCreated: number;
+
+  /**
+   * @generated from field: int32 flags_updated = 2;
+   */
+  flagsUpdated: number;
+
+  /**
+   * @generated from field: int32 flags_unchanged = 3;
+   */
+  flagsUnchanged: number;
+
+  /**
+   * @generated from field: int32 segments_created = 4;
+   */
+  segmentsCreated: number;
+
+  /**
+   * @generated from field: int32 segments_updated = 5;
+   */
+  segmentsUpdated: number;
+
+  /**
+   * @generated from field: int32 segments_unchanged = 6;
+   */
+  segmentsUnchanged: number;
+
+  /**
+   * @generated from field: int32 configs_updated = 7;
+   */
+  configsUpdated: number;
+
+  /**
+   * @generated from field: int32 configs_unchanged = 8;
+   */
+  configsUnchanged: number;
+};
+
+/**
+ * BulkWriteResponse counts what the write did.
+ *
+ * @generated from message flagforge.admin.v1.BulkWriteResponse
+ */
+export type BulkWriteResponseJson = {
+  /**
+   * @generated from field: int32 flags_created = 1;
+   */
+  flagsCreated?: number;
+
+  /**
+   * @generated from field: int32 flags_updated = 2;
+   */
+  flagsUpdated?: number;
+
+  /**
+   * @generated from field: int32 flags_unchanged = 3;
+   */
+  flagsUnchanged?: number;
+
+  /**
+   * @generated from field: int32 segments_created = 4;
+   */
+  segmentsCreated?: number;
+
+  /**
+   * @generated from field: int32 segments_updated = 5;
+   */
+  segmentsUpdated?: number;
+
+  /**
+   * @generated from field: int32 segments_unchanged = 6;
+   */
+  segmentsUnchanged?: number;
+
+  /**
+   * @generated from field: int32 configs_updated = 7;
+   */
+  configsUpdated?: number;
+
+  /**
+   * @generated from field: int32 configs_unchanged = 8;
+   */
+  configsUnchanged?: number;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.BulkWriteResponse.
+ * Use `create(BulkWriteResponseSchema)` to create a new message.
+ */
+export const BulkWriteResponseSchema: GenMessage<BulkWriteResponse, {jsonType: BulkWriteResponseJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_flag, 31);
+
+/**
  * FlagStatus is the lifecycle status of a flag in one environment.
  *
  * @generated from enum flagforge.admin.v1.FlagStatus
@@ -1723,6 +2013,20 @@ export const FlagService: GenService<{
     methodKind: "unary";
     input: typeof ListStaleFlagsRequestSchema;
     output: typeof ListStaleFlagsResponseSchema;
+  },
+  /**
+   * BulkWrite upserts many flag definitions, segments and flag configurations of
+   * one project in one transaction: all or nothing, one audit entry per resource
+   * that changed, one manifest version per environment. Refused for what would
+   * change a protected environment (propose those with change requests; the CLI's
+   * apply does).
+   *
+   * @generated from rpc flagforge.admin.v1.FlagService.BulkWrite
+   */
+  bulkWrite: {
+    methodKind: "unary";
+    input: typeof BulkWriteRequestSchema;
+    output: typeof BulkWriteResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_flagforge_admin_v1_flag, 0);
