@@ -47,8 +47,9 @@ import (
 //   - The key comes from Authorization: Bearer, or X-API-Key. Missing, unknown or
 //     expired: 401. A server key on a request a browser made (it carries Origin):
 //     403, server keys must never reach a browser. Rate limited: 429 with
-//     Retry-After (seconds). Not ready: 503 with Retry-After. Bodies of these are
-//     {errorDetails}.
+//     Retry-After (seconds). A key the evaluator does not know while it is not
+//     ready (its environment may not be loaded yet): 503 with Retry-After, the
+//     evaluator's rule for every call. Bodies of these are {errorDetails}.
 //
 // The spec's optional configuration endpoint (/ofrep/v1/configuration) was removed
 // from OFREP before 1.0 and is not served.
@@ -350,7 +351,9 @@ func writeOFREPError(w http.ResponseWriter, err error) {
 		setRetryAfter(w, err)
 	case errs.Unavailable:
 		status = http.StatusServiceUnavailable
-		if _, ok := retryAfter(err); !ok {
+		if _, ok := retryAfter(err); ok {
+			setRetryAfter(w, err)
+		} else {
 			w.Header().Set("Retry-After", "1")
 		}
 	case errs.InvalidArgument:

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,18 +54,17 @@ func reasonFlags() []*manifestv1.Flag {
 
 // ofrepRig is an HTTP handler over one manifest holding reasonFlags.
 type ofrepRig struct {
-	h     http.Handler
-	ready atomic.Bool
+	h http.Handler
 }
 
-func newOFREPRig(t *testing.T, limiter *limit.Limiter) *ofrepRig {
+func newOFREPRig(t *testing.T, limiter *limit.Limiter, alsoExpected ...string) *ofrepRig {
 	t.Helper()
 	s := fixture.NewSigner()
 	v, err := manifest.NewVerifier(nil, s.PublicKey())
 	if err != nil {
 		t.Fatal(err)
 	}
-	hd, err := holder.New(holder.Config{Verifier: v, Environments: []string{env}, Logger: slog.New(slog.DiscardHandler)})
+	hd, err := holder.New(holder.Config{Verifier: v, Environments: append([]string{env}, alsoExpected...), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +84,7 @@ func newOFREPRig(t *testing.T, limiter *limit.Limiter) *ofrepRig {
 		t.Fatal(err)
 	}
 	r := &ofrepRig{}
-	r.ready.Store(true)
-	r.h = server.NewHTTP(server.HTTPConfig{Gateway: gw, Service: svc, Ready: r.ready.Load, Gatherer: prometheus.NewRegistry(), CORSOrigins: []string{"https://app.example"}})
+	r.h = server.NewHTTP(server.HTTPConfig{Gateway: gw, Service: svc, Ready: hd.Ready, Gatherer: prometheus.NewRegistry(), CORSOrigins: []string{"https://app.example"}})
 	return r
 }
 
@@ -269,14 +266,21 @@ func TestOFREPRateLimitIs429WithRetryAfter(t *testing.T) {
 	}
 }
 
-func TestOFREPIsUnavailableUntilReady(t *testing.T) {
+func TestOFREPAnswersUnknownKeys503WhileNotReady(t *testing.T) {
 	t.Parallel()
-	r := newOFREPRig(t, nil)
-	r.ready.Store(false)
+	// acme/web/staging is expected but not loaded: the evaluator is not ready.
+	r := newOFREPRig(t, nil, "acme/web/staging")
 	for _, path := range []string{"/ofrep/v1/evaluate/flags/static", "/ofrep/v1/evaluate/flags"} {
-		w := r.call(t, http.MethodPost, path, `{}`, bearerKey(fixture.ServerKey(env))...)
-		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
-			t.Fatalf("%s: %d Retry-After %q", path, w.Code, w.Header().Get("Retry-After"))
+		w := r.call(t, http.MethodPost, path, `{}`, bearerKey(fixture.ServerKey("acme/web/staging"))...)
+		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "1" {
+			t.Fatalf("%s, key of the missing environment: %d Retry-After %q %s", path, w.Code, w.Header().Get("Retry-After"), w.Body)
+		}
+		if got := decode(t, w); got["errorDetails"] == "" {
+			t.Fatalf("no errorDetails: %v", got)
+		}
+		// A key of a loaded environment is served meanwhile.
+		if w := r.call(t, http.MethodPost, path, `{}`, bearerKey(fixture.ServerKey(env))...); w.Code != http.StatusOK {
+			t.Fatalf("%s, key of the loaded environment: %d %s", path, w.Code, w.Body)
 		}
 	}
 }

@@ -173,12 +173,12 @@ func NewHTTP(cfg HTTPConfig) http.Handler {
 	if cfg.Service != nil {
 		mux.Handle("/v1/sse", cors.wrap(long(http.HandlerFunc(cfg.Service.ServeSSE))))
 		mux.Handle("GET /v1/manifest", long(http.HandlerFunc(cfg.Service.ServeManifest)))
-		ofrep := func(h http.HandlerFunc) http.Handler { return cors.wrap(whenReady(ready, h)) }
+		ofrep := func(h http.HandlerFunc) http.Handler { return cors.wrap(h) }
 		mux.Handle("POST /ofrep/v1/evaluate/flags/{key}", ofrep(cfg.Service.ServeOFREPFlag))
 		mux.Handle("POST /ofrep/v1/evaluate/flags", ofrep(cfg.Service.ServeOFREPBulk))
 		mux.Handle("OPTIONS /ofrep/v1/evaluate/flags/{key}", cors.wrap(http.NotFoundHandler()))
 		mux.Handle("OPTIONS /ofrep/v1/evaluate/flags", cors.wrap(http.NotFoundHandler()))
-		mux.Handle("/ofrep/v1/events", cors.wrap(whenReady(ready, func(w http.ResponseWriter, r *http.Request) {
+		mux.Handle("/ofrep/v1/events", cors.wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.Method != http.MethodGet {
 				w.Header().Set("Allow", "GET, OPTIONS")
 				http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -188,19 +188,6 @@ func NewHTTP(cfg HTTPConfig) http.Handler {
 		})))
 	}
 	return mux
-}
-
-// whenReady answers 503 (OFREP's {errorDetails}, Retry-After: 1) until ready
-// reports every environment loaded: before that an unknown key could be one the
-// missing manifest lists, so 401 would be a lie.
-func whenReady(ready func() bool, next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if ready != nil && !ready() {
-			writeOFREPError(w, errs.E(errs.Unavailable, "the evaluator is not ready: not every environment has a verified manifest yet"))
-			return
-		}
-		next(w, r)
-	}
 }
 
 // WatchReadiness keeps the gRPC health status of the whole server and of the
