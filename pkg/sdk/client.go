@@ -119,6 +119,9 @@ func New(cfg Config) (*Client, error) {
 			// The evaluator enforces at least 10 s between pings.
 			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		}, newDialer(cfg.Backoff).dialOptions()...), cfg.DialOptions...)
+		if cfg.LoadBalancing != "" {
+			opts = append(opts, grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"`+cfg.LoadBalancing+`":{}}]}`))
+		}
 		if c.conn, err = grpc.NewClient(cfg.Address, opts...); err != nil {
 			return nil, fmt.Errorf("sdk: Address: %w", err)
 		}

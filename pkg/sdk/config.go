@@ -20,9 +20,17 @@ type Config struct {
 	// SDKKey is a server SDK key of the environment (sent as "authorization: Bearer").
 	// Required when Address or HTTPURL is set.
 	SDKKey string
-	// Address is the evaluator's gRPC address (host:port) for StreamManifest and
-	// ReportEvaluations. Empty: no streaming (polling only, or offline).
+	// Address is the evaluator's gRPC address (host:port, or any gRPC target such
+	// as "dns:///flagforge-evaluator-headless.flagforge.svc:9091") for
+	// StreamManifest and ReportEvaluations. Empty: no streaming (polling only, or
+	// offline).
 	Address string
+	// LoadBalancing is the gRPC balancing policy over the addresses Address
+	// resolves to: "" or "pick_first" (gRPC's default: one evaluator at a time)
+	// or "round_robin" (every ready evaluator, per call: with a dns:/// target on
+	// a headless Service, reports spread over all pods and a stream that ends
+	// resumes at once on another ready pod).
+	LoadBalancing string
 	// HTTPURL is the evaluator's HTTP base URL (e.g. "http://127.0.0.1:8081") for
 	// the long-polling fallback (GET /v1/manifest). Empty: no polling.
 	HTTPURL string
@@ -169,6 +177,11 @@ func (cfg Config) Validate() error {
 		if u, err := url.Parse(cfg.HTTPURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad("HTTPURL: %q is not an http(s) base URL", cfg.HTTPURL)
 		}
+	}
+	switch cfg.LoadBalancing {
+	case "", "pick_first", "round_robin":
+	default:
+		bad("LoadBalancing: %q is not pick_first or round_robin", cfg.LoadBalancing)
 	}
 	if cfg.Bootstrap != nil && cfg.BootstrapFile != "" {
 		bad("Bootstrap and BootstrapFile: set at most one")
