@@ -18,7 +18,7 @@ import (
 
 var t0 = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 
-func newSigner(t *testing.T) *manifest.Signer {
+func newSigner(t testing.TB) *manifest.Signer {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

@@ -3,9 +3,11 @@ package manifest_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
 	"github.com/flagforge/flagforge/pkg/manifest"
 )
 
@@ -75,4 +77,44 @@ func TestDeltaResultRebuildsTheSignedManifest(t *testing.T) {
 			t.Fatalf("got %v, want ErrExpired", err)
 		}
 	})
+}
+
+// BenchmarkResult is what a receiver pays per delta to hold the signed manifest of
+// the new version: re-encoding the applied manifest (n flags) and verifying the
+// attached signature.
+func BenchmarkResult(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("flags=%d", n), func(b *testing.B) {
+			s := newSigner(b)
+			flags := make([]*manifestv1.Flag, n)
+			for i := range flags {
+				flags[i] = flag(fmt.Sprintf("flag-%04d", i), i%2 == 0)
+			}
+			from := sample(1, flags...)
+			to := sample(2, append(flags[1:], flag("flag-0000", false))...)
+			signedTo, err := s.Manifest(to)
+			if err != nil {
+				b.Fatal(err)
+			}
+			d, err := manifest.Diff(from, to)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sd, err := s.Delta(d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			manifest.WithResult(sd, signedTo)
+			v, err := manifest.NewVerifier(func() time.Time { return t0.Add(time.Hour) }, s.PublicKey())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.Result(sd, to); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

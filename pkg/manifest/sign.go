@@ -235,8 +235,8 @@ func WithResult(sd *manifestv1.SignedDelta, result *manifestv1.SignedManifest) *
 // Result rebuilds the signed manifest that sd produced: to is the manifest obtained
 // by applying sd (Apply), which is canonical, so its encoding is byte for byte the
 // payload that was signed. The rebuilt SignedManifest is verified like any manifest
-// (trusted key, signature, expiry) and must carry to's version and environment. It
-// returns ErrNoResult when sd carries no result signature.
+// (trusted key, signature over exactly to's encoding, expiry). It returns
+// ErrNoResult when sd carries no result signature.
 func (v *Verifier) Result(sd *manifestv1.SignedDelta, to *manifestv1.Manifest) (*manifestv1.SignedManifest, error) {
 	if len(sd.GetResultSignature()) == 0 {
 		return nil, ErrNoResult
@@ -246,13 +246,17 @@ func (v *Verifier) Result(sd *manifestv1.SignedDelta, to *manifestv1.Manifest) (
 		return nil, err
 	}
 	sm := &manifestv1.SignedManifest{Payload: payload, KeyId: sd.GetResultKeyId(), Signature: sd.GetResultSignature()}
-	m, err := v.Manifest(sm)
-	if err != nil {
+	// The payload is to's own encoding, so the checks Manifest makes after decoding
+	// it are made on to directly (no second decode).
+	if err := v.check(manifestDomain, sm.GetKeyId(), payload, sm.GetSignature()); err != nil {
 		return nil, err
 	}
-	if m.GetVersion() != to.GetVersion() || Target(m) != Target(to) {
-		return nil, fmt.Errorf("%w: result signature is for version %d of %s, delta produced %d of %s", ErrMalformed,
-			m.GetVersion(), Target(m), to.GetVersion(), Target(to))
+	if to.GetVersion() == 0 || to.GetExpiresAt() == nil {
+		return nil, fmt.Errorf("%w: version and expiresAt are required", ErrMalformed)
+	}
+	if now := v.now(); !now.Before(to.GetExpiresAt().AsTime()) {
+		return nil, fmt.Errorf("%w: version %d of %s expired at %s", ErrExpired, to.GetVersion(), Target(to),
+			to.GetExpiresAt().AsTime().Format(time.RFC3339))
 	}
 	return sm, nil
 }
