@@ -3,6 +3,7 @@ package platform
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -535,5 +536,50 @@ func TestThePostgreSQLSetUpOfTheGuideWorksAsWritten(t *testing.T) {
 	}
 	if who, err := run("flagforge", "SELECT tableowner FROM pg_tables WHERE tablename = 'audit_entries'"); err != nil || who != "flagforge_owner" {
 		t.Errorf("audit_entries is owned by %q (%v), want flagforge_owner", who, err)
+	}
+}
+
+// TestRedisClientLogsAreJSONAtABoundedRate starts an evaluator whose Redis is
+// down: go-redis's own complaints come out as JSON lines of our log
+// ("source":"go-redis"), at most 5 of them in the first minute.
+func TestRedisClientLogsAreJSONAtABoundedRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for redials")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command(controlPlaneBin, "keys", "generate", "-dir", dir).CombinedOutput(); err != nil {
+		t.Fatalf("keys generate: %v\n%s", err, out)
+	}
+	httpAddr := freeAddr(t)
+	p := start(t, "evaluator (Redis down)", evaluatorBin, []string{
+		"FLAGFORGE_REDIS_URL=redis://" + freeAddr(t) + "/0",
+		"FLAGFORGE_RESYNC_INTERVAL=1s",
+		"FLAGFORGE_TRUSTED_KEYS=" + filepath.Join(dir, "signing-key.pub.pem"),
+		"FLAGFORGE_DATA_DIR=" + filepath.Join(dir, "evaluator"),
+		"FLAGFORGE_GRPC_ADDR=" + freeAddr(t),
+		"FLAGFORGE_HTTP_ADDR=" + httpAddr,
+		"FLAGFORGE_ADMIN_ADDR=",
+		"FLAGFORGE_LOG_LEVEL=warn",
+	})
+	p.waitReady("http://"+httpAddr+"/healthz", 30*time.Second)
+	time.Sleep(8 * time.Second)
+	out := p.logs.String()
+	fromRedis := 0
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Errorf("a log line is not JSON: %q", l)
+			continue
+		}
+		if m["source"] == "go-redis" {
+			fromRedis++
+		}
+	}
+	t.Logf("%d log lines in 8 s with Redis down, %d from go-redis", strings.Count(out, "\n"), fromRedis)
+	if fromRedis > 5 {
+		t.Errorf("%d go-redis lines in 8 s, want at most 5:\n%s", fromRedis, out)
 	}
 }
