@@ -22,42 +22,51 @@ const reconnectSpread = 2
 // channel reconnects on its own schedule (exponential, ±20 % jitter), which would
 // bring every client of a restarted evaluator back within the same second;
 // instead the channel's own backoff is made negligible and every dial after the
-// first waits a full-jitter delay here (Backoff, floor Min).
+// first to the same address waits a full-jitter delay here (Backoff, floor Min).
+//
+// The schedule is kept per address: with round_robin over several evaluators
+// (Config.LoadBalancing), each one's connection is paced on its own.
 type dialer struct {
 	b    Backoff
 	rand func() float64
 
 	mu     sync.Mutex
-	dialed bool      // a dial happened before (the first one does not wait)
-	fails  int       // dials since a connection last stayed up for ResetAfter
-	upAt   time.Time // when the last dial connected (zero: it failed)
+	addrs  map[string]*dialState
 	waitFn func(ctx context.Context, d time.Duration) error
 }
 
-func newDialer(b Backoff) *dialer {
-	return &dialer{b: b, rand: rand.Float64, waitFn: sleepCtx}
+// dialState is the schedule of one address.
+type dialState struct {
+	fails int       // dials since a connection last stayed up for ResetAfter
+	upAt  time.Time // when the last dial connected (zero: it failed)
 }
 
-// delay is the wait before the next dial at now.
-func (d *dialer) delay(now time.Time) time.Duration {
+func newDialer(b Backoff) *dialer {
+	return &dialer{b: b, rand: rand.Float64, addrs: map[string]*dialState{}, waitFn: sleepCtx}
+}
+
+// delay is the wait before the next dial of addr at now: none for the first dial
+// of an address.
+func (d *dialer) delay(addr string, now time.Time) time.Duration {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.dialed {
-		d.dialed = true
+	st := d.addrs[addr]
+	if st == nil {
+		d.addrs[addr] = &dialState{}
 		return 0
 	}
-	if !d.upAt.IsZero() && now.Sub(d.upAt) >= d.b.ResetAfter {
-		d.fails = 0 // the last connection was healthy: start the schedule again
+	if !st.upAt.IsZero() && now.Sub(st.upAt) >= d.b.ResetAfter {
+		st.fails = 0 // the last connection was healthy: start the schedule again
 	}
-	d.upAt = time.Time{}
-	n := d.fails
-	d.fails++
+	st.upAt = time.Time{}
+	n := st.fails
+	st.fails++
 	return d.b.Delay(n+reconnectSpread, d.rand())
 }
 
 // dial is the gRPC context dialer.
 func (d *dialer) dial(ctx context.Context, addr string) (net.Conn, error) {
-	if w := d.delay(time.Now()); w > 0 {
+	if w := d.delay(addr, time.Now()); w > 0 {
 		if err := d.waitFn(ctx, w); err != nil {
 			return nil, err
 		}
@@ -66,7 +75,7 @@ func (d *dialer) dial(ctx context.Context, addr string) (net.Conn, error) {
 	conn, err := nd.DialContext(ctx, "tcp", addr)
 	if err == nil {
 		d.mu.Lock()
-		d.upAt = time.Now()
+		d.addrs[addr].upAt = time.Now()
 		d.mu.Unlock()
 	}
 	return conn, err

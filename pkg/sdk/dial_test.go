@@ -14,24 +14,28 @@ func TestTheSDKPacesEveryReconnectionWithFullJitterAboveTheFloor(t *testing.T) {
 	r := 0.0
 	d.rand = func() float64 { return r }
 	now := time.Unix(1000, 0)
-	if w := d.delay(now); w != 0 {
+	const addr = "10.0.0.1:9091"
+	if w := d.delay(addr, now); w != 0 {
 		t.Fatalf("the first dial waited %s", w)
+	}
+	if w := d.delay("10.0.0.2:9091", now); w != 0 {
+		t.Fatalf("the first dial of a second evaluator waited %s", w)
 	}
 	// Reconnection n after a loss: uniform in [Min, min(Max, Min·2^(n+3))].
 	for n, ceil := range []time.Duration{8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second} {
 		r = 0
-		lo := d.delay(now)
-		d.fails-- // same attempt, other end of the window
+		lo := d.delay(addr, now)
+		d.addrs[addr].fails-- // same attempt, other end of the window
 		r = 0.999999
-		hi := d.delay(now)
+		hi := d.delay(addr, now)
 		if lo != b.Min || hi < ceil-time.Millisecond || hi > ceil {
 			t.Errorf("reconnection %d: window [%s, %s], want [%s, %s]", n, lo, hi, b.Min, ceil)
 		}
 	}
 	// A connection that stayed up for ResetAfter starts the schedule again.
-	d.upAt = now
+	d.addrs[addr].upAt = now
 	r = 0.999999
-	if w := d.delay(now.Add(2 * time.Minute)); w > 8*time.Second {
+	if w := d.delay(addr, now.Add(2*time.Minute)); w > 8*time.Second {
 		t.Errorf("after a healthy connection the first reconnection waited %s", w)
 	}
 }
