@@ -23,6 +23,11 @@ type Principal struct {
 	TokenID string
 	// Method says how the caller authenticated: "token" or "oidc".
 	Method string
+	// Issuer is the member who minted the API token ("" for OIDC, or a token
+	// older than the record). When it is not Member, someone else holds a
+	// credential for this member: it never approves or applies the issuer's
+	// change requests.
+	Issuer string
 }
 
 // ID is the member id, used as the audit actor id.
@@ -67,4 +72,12 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 func RequestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
+}
+
+// GetBindings returns p's role bindings (nil for a nil principal).
+func (p *Principal) GetBindings() []*adminv1.RoleBinding {
+	if p == nil {
+		return nil
+	}
+	return p.Bindings
 }

@@ -137,7 +137,9 @@ func TestEditRevokesApprovalsAndStaleBaseIsRefused(t *testing.T) {
 		c.call("POST", prodFlag+":emergencyOff", c.owner, map[string]any{"reason": "incident"}).want(t, 200)
 		// No write happened (already off): make a real concurrent change in the base.
 		c.call("POST", "/v1/orgs/acme/projects/web/flags/new-ui:kill", c.owner, map[string]any{"reason": "x"}).want(t, 200)
-		other := c.call("PUT", prodFlag, c.owner, onBody).want(t, 200)
+		// (Written by alice: bob's token was minted by the owner, so bob never
+		// approves the owner's own requests.)
+		other := c.call("PUT", prodFlag, alice, onBody).want(t, 200)
 		oid, _ := other.get("changeRequest", "id").(string)
 		od, _ := other.get("changeRequest", "contentDigest").(string)
 		c.call("POST", prodCRs+"/"+oid+":approve", bob, map[string]any{"contentDigest": od}).want(t, 200)

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -101,6 +102,23 @@ func TestLifecycle(t *testing.T) {
 		if len(lf.GetFlags()) != 1 {
 			t.Fatalf("flags tagged ui: %v", lf)
 		}
+		_, err = flags.ArchiveFlag(ctx, &adminv1.ArchiveFlagRequest{Org: "acme", Project: "web", Flag: "banner", Revision: 2})
+		wantCode(t, "archive a flag a protected environment serves", err, codes.FailedPrecondition)
+		// Lowering qa's protection is a change request: one admin proposes, another approves.
+		var admins [2]string
+		for i := range admins {
+			am := must[*adminv1.CreateMemberResponse](t, "create admin")(members.CreateMember(ctx, &adminv1.CreateMemberRequest{Org: "acme",
+				Member: &adminv1.Member{Email: fmt.Sprintf("ops%d@acme.test", i)}, Role: adminv1.Role_ROLE_ADMIN}))
+			admins[i] = must[*adminv1.CreateApiTokenResponse](t, "admin token")(tokens.CreateApiToken(ctx, &adminv1.CreateApiTokenRequest{Org: "acme",
+				Name: "ops", MemberId: am.GetMember().GetId()})).GetSecret()
+		}
+		low := must[*adminv1.UpdateEnvironmentResponse](t, "lower qa")(envs.UpdateEnvironment(as(admins[0]), &adminv1.UpdateEnvironmentRequest{Org: "acme", Project: "web", Environment: "qa",
+			Settings: &adminv1.EnvironmentSettings{ApprovalsRequired: proto.Bool(false)}, Revision: ue.GetEnvironment().GetRevision()}))
+		crs := adminv1.NewChangeRequestServiceClient(c.conn)
+		must[*adminv1.ApproveChangeRequestResponse](t, "approve lowering")(crs.ApproveChangeRequest(as(admins[1]), &adminv1.ApproveChangeRequestRequest{Org: "acme", Project: "web", Environment: "qa",
+			Id: low.GetChangeRequest().GetId(), ContentDigest: low.GetChangeRequest().GetContentDigest()}))
+		must[*adminv1.ApplyChangeRequestResponse](t, "apply lowering")(crs.ApplyChangeRequest(as(admins[0]), &adminv1.ApplyChangeRequestRequest{Org: "acme", Project: "web", Environment: "qa",
+			Id: low.GetChangeRequest().GetId()}))
 		af := must[*adminv1.ArchiveFlagResponse](t, "archive")(flags.ArchiveFlag(ctx, &adminv1.ArchiveFlagRequest{Org: "acme", Project: "web", Flag: "banner", Revision: 2}))
 		if !af.GetFlag().GetArchived() {
 			t.Fatalf("archived: %v", af)
@@ -119,7 +137,8 @@ func TestLifecycle(t *testing.T) {
 		wantCode(t, "deleted flag", err, codes.NotFound)
 		must[*adminv1.ListStaleFlagsResponse](t, "stale flags")(flags.ListStaleFlags(ctx, &adminv1.ListStaleFlagsRequest{Org: "acme", Project: "web", Environment: "production"}))
 
-		must[*adminv1.DeleteEnvironmentResponse](t, "delete env")(envs.DeleteEnvironment(ctx, &adminv1.DeleteEnvironmentRequest{Org: "acme", Project: "web", Environment: "qa", Revision: ue.GetEnvironment().GetRevision()}))
+		qaEnv := must[*adminv1.GetEnvironmentResponse](t, "get env")(envs.GetEnvironment(ctx, &adminv1.GetEnvironmentRequest{Org: "acme", Project: "web", Environment: "qa"}))
+		must[*adminv1.DeleteEnvironmentResponse](t, "delete env")(envs.DeleteEnvironment(ctx, &adminv1.DeleteEnvironmentRequest{Org: "acme", Project: "web", Environment: "qa", Revision: qaEnv.GetEnvironment().GetRevision()}))
 
 		// Members and roles.
 		m := must[*adminv1.CreateMemberResponse](t, "create member")(members.CreateMember(ctx, &adminv1.CreateMemberRequest{Org: "acme", Member: &adminv1.Member{Email: "dev@acme.test", Name: "Dev"}, Role: adminv1.Role_ROLE_EDITOR}))

@@ -116,7 +116,7 @@ func (a *Authenticator) token(ctx context.Context, secret string) (*actor.Princi
 		}
 		return nil, err
 	}
-	return &actor.Principal{Org: p.Org, Member: p.Member, Bindings: p.Bindings, TokenID: p.TokenID, Method: "token"}, nil
+	return &actor.Principal{Org: p.Org, Member: p.Member, Bindings: p.Bindings, TokenID: p.TokenID, Method: "token", Issuer: p.Issuer}, nil
 }
 
 type oidcClaims struct {

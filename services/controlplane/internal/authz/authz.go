@@ -84,7 +84,17 @@ func AtLeast(r, minRole adminv1.Role) bool { return rank(r) > 0 && rank(r) >= ra
 // binding that covers it (environment over project over organization), even when a
 // less specific one is more powerful. ROLE_UNSPECIFIED means no access.
 func RoleAt(bindings []*adminv1.RoleBinding, s Scope) adminv1.Role {
-	best, bestSpec := adminv1.Role_ROLE_UNSPECIFIED, -1
+	if b := BindingAt(bindings, s); b != nil {
+		return b.GetRole()
+	}
+	return adminv1.Role_ROLE_UNSPECIFIED
+}
+
+// BindingAt returns the binding that decides the role at scope s (the most
+// specific one covering it), or nil when none does.
+func BindingAt(bindings []*adminv1.RoleBinding, s Scope) *adminv1.RoleBinding {
+	var best *adminv1.RoleBinding
+	bestSpec := -1
 	for _, b := range bindings {
 		bp, be := b.GetScope().GetProject(), b.GetScope().GetEnvironment()
 		spec := -1
@@ -97,7 +107,7 @@ func RoleAt(bindings []*adminv1.RoleBinding, s Scope) adminv1.Role {
 			spec = 2
 		}
 		if spec > bestSpec {
-			best, bestSpec = b.GetRole(), spec
+			best, bestSpec = b, spec
 		}
 	}
 	return best

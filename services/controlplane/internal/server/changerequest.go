@@ -11,6 +11,7 @@ import (
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
 	"github.com/flagforge/flagforge/services/controlplane/internal/actor"
+	"github.com/flagforge/flagforge/services/controlplane/internal/authz"
 	"github.com/flagforge/flagforge/services/controlplane/internal/governance"
 	"github.com/flagforge/flagforge/services/controlplane/internal/store"
 )
@@ -50,6 +51,8 @@ func (c *checks) proposedChange(field string, pc *adminv1.ProposedChange) {
 	case *adminv1.ProposedChange_Segment:
 		c.key(field+".segment.key", ch.Segment.GetKey())
 		c.segment(field+".segment", ch.Segment)
+	case *adminv1.ProposedChange_EnvironmentSettings:
+		c.fail(field+".environment_settings", "propose settings changes with UpdateEnvironment")
 	default:
 		c.fail(field, "is required: flag_config or segment")
 	}
@@ -84,8 +87,23 @@ func currentRevision(ctx context.Context, st changeRequests, ref store.EnvRef, p
 		cur, next := proto.CloneOf(sg), proto.CloneOf(ch.Segment)
 		cur.Revision, next.Revision = 0, 0
 		return sg.GetRevision(), proto.Equal(cur, next), nil
+	case *adminv1.ProposedChange_EnvironmentSettings:
+		e, err := st.GetEnvironment(ctx, ref)
+		if err != nil {
+			return 0, false, err
+		}
+		return e.GetRevision(), proto.Equal(governance.SettingsChange(e.GetSettings()), pc), nil
 	}
 	return 0, false, errs.Invalid("change", "is required")
+}
+
+// foreignIssuer is the member who minted p's token when that is someone else
+// ("" otherwise).
+func foreignIssuer(p *actor.Principal) string {
+	if p == nil || p.Issuer == p.ID() {
+		return ""
+	}
+	return p.Issuer
 }
 
 // propose creates a change request by the caller (UpdateFlagConfig and
@@ -103,8 +121,9 @@ func propose(ctx context.Context, st changeRequests, ref store.EnvRef, env *admi
 		// An approval of nothing is noise in every reviewer's queue.
 		return nil, errs.Invalid("change", "changes nothing: the proposed %s equals the current one", targetOf(pc))
 	}
+	p := actor.PrincipalFrom(ctx)
 	cr := &adminv1.ChangeRequest{
-		Change: pc, BaseRevision: base, Description: description, AuthorId: actor.PrincipalFrom(ctx).ID(),
+		Change: pc, BaseRevision: base, Description: description, AuthorId: p.ID(), AuthorIssuerId: foreignIssuer(p),
 		RequiredApprovals: requiredApprovals(env), ContentDigest: governance.Digest(pc, base),
 	}
 	return st.CreateChangeRequest(ctx, meta(ctx, idem, description, ""), ref, cr)
@@ -218,8 +237,28 @@ func targetOf(pc *adminv1.ProposedChange) string {
 		return "flag configuration " + ch.FlagConfig.GetFlag()
 	case *adminv1.ProposedChange_Segment:
 		return "segment " + ch.Segment.GetKey()
+	case *adminv1.ProposedChange_EnvironmentSettings:
+		return "environment settings"
 	}
 	return ""
+}
+
+// approver describes the caller as governance.Approve sees it: who they are, who
+// minted their credential, whether they are an admin of the environment, and since
+// when they hold the rights they act with there (the newer of their membership
+// and the role binding that decides their role at the environment).
+func approver(ctx context.Context, ref store.EnvRef) governance.Approver {
+	p := actor.PrincipalFrom(ctx)
+	scope := authz.Scope{Org: ref.Org, Project: ref.Project, Environment: ref.Environment}
+	a := governance.Approver{Member: p.ID(), Issuer: p.Issuer,
+		Admin: authz.Check(p, scope, authz.Environment, authz.Write) == nil}
+	if p != nil && p.Member != nil && p.Member.GetCreateTime() != nil {
+		a.Since = p.Member.GetCreateTime().AsTime()
+	}
+	if b := authz.BindingAt(p.GetBindings(), scope); b != nil && b.GetGrantTime() != nil && b.GetGrantTime().AsTime().After(a.Since) {
+		a.Since = b.GetGrantTime().AsTime()
+	}
+	return a
 }
 
 // ApproveChangeRequest approves the current content (content_digest) of another
@@ -232,8 +271,9 @@ func (s *ChangeRequestService) ApproveChangeRequest(ctx context.Context, req *ad
 	if c.err != nil {
 		return nil, c.err
 	}
-	cr, err := s.edit(ctx, ref, req.GetId(), "change_request.approve", req.GetComment(), func(cr *adminv1.ChangeRequest, member string, now *timestamppb.Timestamp) error {
-		return governance.Approve(cr, member, req.GetContentDigest(), req.GetComment(), now)
+	a := approver(ctx, ref)
+	cr, err := s.edit(ctx, ref, req.GetId(), "change_request.approve", req.GetComment(), func(cr *adminv1.ChangeRequest, _ string, now *timestamppb.Timestamp) error {
+		return governance.Approve(cr, a, req.GetContentDigest(), req.GetComment(), now)
 	})
 	if err != nil {
 		return nil, err
@@ -267,7 +307,14 @@ func (s *ChangeRequestService) ApplyChangeRequest(ctx context.Context, req *admi
 	if c.err != nil {
 		return nil, c.err
 	}
-	cr, err := s.store.ApplyChangeRequest(ctx, meta(ctx, "", "", ""), ref, req.GetId(), governance.Ready, proposalCheck)
+	a := approver(ctx, ref)
+	ready := func(cr *adminv1.ChangeRequest) error {
+		if err := governance.MayApply(cr, a); err != nil {
+			return err
+		}
+		return governance.Ready(cr)
+	}
+	cr, err := s.store.ApplyChangeRequest(ctx, meta(ctx, "", "", ""), ref, req.GetId(), ready, proposalCheck)
 	if err != nil {
 		return nil, err
 	}

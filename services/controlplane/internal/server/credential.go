@@ -32,8 +32,22 @@ type APITokenService struct {
 	now func() time.Time
 }
 
+// issuerOf is who mints a token for member when p calls: the caller, except that
+// a member minting their own token with a credential someone else issued keeps
+// that issuer (so a token minted for you cannot be laundered into one that looks
+// like your own).
+func issuerOf(p *actor.Principal, member string) string {
+	if member == p.ID() && p.Issuer != "" {
+		return p.Issuer
+	}
+	return p.ID()
+}
+
 // CreateApiToken mints a token for a member (default: the caller) and returns its
-// secret this once. A retry with the same idempotency key returns the first token
+// secret this once. Admins may mint tokens for other members (without SSO it is
+// how a member gets a first credential); the token records its issuer, and a
+// token minted for another member never approves or applies its issuer's change
+// requests (package governance). A retry with the same idempotency key returns the first token
 // without a secret: the secret was never stored.
 func (s *APITokenService) CreateApiToken(ctx context.Context, req *adminv1.CreateApiTokenRequest) (*adminv1.CreateApiTokenResponse, error) {
 	var c checks
@@ -63,7 +77,7 @@ func (s *APITokenService) CreateApiToken(ctx context.Context, req *adminv1.Creat
 	}
 	secret, hash := auth.NewSecret(auth.APITokenPrefix)
 	tok, err := s.store.CreateAPIToken(ctx, meta(ctx, idem, "", ""), req.GetOrg(),
-		&adminv1.ApiToken{Name: req.GetName(), MemberId: memberID, ExpireTime: req.GetExpireTime()}, hash)
+		&adminv1.ApiToken{Name: req.GetName(), MemberId: memberID, ExpireTime: req.GetExpireTime(), IssuerId: issuerOf(p, memberID)}, hash)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,9 @@ package server
 import (
 	"context"
 
+	"github.com/flagforge/flagforge/pkg/errs"
+	"github.com/flagforge/flagforge/services/controlplane/internal/governance"
+
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
 	"github.com/flagforge/flagforge/services/controlplane/internal/store"
 	"google.golang.org/protobuf/proto"
@@ -15,6 +18,9 @@ const maxApprovals = 10
 type EnvironmentService struct {
 	adminv1.UnimplementedEnvironmentServiceServer
 	store store.Projects
+	// gov opens the change requests of weakening settings updates (nil: they are
+	// refused).
+	gov changeRequests
 }
 
 func (c *checks) settings(field string, s *adminv1.EnvironmentSettings) {
@@ -84,7 +90,11 @@ func (s *EnvironmentService) ListEnvironments(ctx context.Context, req *adminv1.
 	return &adminv1.ListEnvironmentsResponse{Environments: es, NextPageToken: next}, nil
 }
 
-// UpdateEnvironment changes the name (empty keeps it) and, when given, the settings.
+// UpdateEnvironment changes the name (empty keeps it) and, when given, the
+// settings. Stricter settings apply at once; settings that weaken the governance
+// of an environment requiring approvals (approvals off, fewer approvals, emergency
+// off allowed) save nothing and open a change request (returned in
+// change_request) that only another admin of the environment may approve.
 func (s *EnvironmentService) UpdateEnvironment(ctx context.Context, req *adminv1.UpdateEnvironmentRequest) (*adminv1.UpdateEnvironmentResponse, error) {
 	var c checks
 	c.key("org", req.GetOrg())
@@ -106,6 +116,22 @@ func (s *EnvironmentService) UpdateEnvironment(ctx context.Context, req *adminv1
 		e.Name = req.GetName()
 	}
 	e.Settings = mergeSettings(e.GetSettings(), req.GetSettings())
+	if governance.Weakens(cur.GetSettings(), e.GetSettings()) {
+		// Weakening the four-eyes rule is itself a four-eyes change: another admin
+		// of the environment must approve it.
+		if s.gov == nil {
+			return nil, errs.E(errs.FailedPrecondition, "environment %q requires approvals: weakening its settings needs another admin's approval", ref.Environment)
+		}
+		if req.GetName() != "" && req.GetName() != cur.GetName() {
+			return nil, errs.Invalid("name", "change the name in a separate update: weakening the settings becomes a change request")
+		}
+		cr, err := propose(ctx, s.gov, ref, cur, governance.SettingsChange(e.GetSettings()), req.GetRevision(),
+			"weaken the governance settings of "+ref.Environment, "")
+		if err != nil {
+			return nil, err
+		}
+		return &adminv1.UpdateEnvironmentResponse{ChangeRequest: cr}, nil
+	}
 	out, err := s.store.UpdateEnvironment(ctx, meta(ctx, "", "", ""), store.ProjectRef{Org: ref.Org, Project: ref.Project}, e, req.GetRevision())
 	if err != nil {
 		return nil, err

@@ -420,7 +420,9 @@ func (s *FlagService) EmergencyOffFlag(ctx context.Context, req *adminv1.Emergen
 // be allowed to write flag configurations in each of them (checked before any
 // change). With a governance store every environment changes in ONE transaction;
 // otherwise one after the other. Kill is an emergency action: it needs no
-// approval (audited as flag.kill, announced with emergency=true).
+// approval (audited as flag.kill, announced with emergency=true), but it is
+// refused as a whole where the flag is on in an environment that requires
+// approvals and does not allow emergency off.
 func (s *FlagService) KillFlag(ctx context.Context, req *adminv1.KillFlagRequest) (*adminv1.KillFlagResponse, error) {
 	var c checks
 	c.key("org", req.GetOrg())
@@ -448,6 +450,9 @@ func (s *FlagService) KillFlag(ctx context.Context, req *adminv1.KillFlagRequest
 	}
 	p := actor.PrincipalFrom(ctx)
 	for _, e := range envs {
+		if st := e.GetSettings(); s.gov == nil && st.GetApprovalsRequired() && !st.GetEmergencyOffAllowed() {
+			return nil, errs.E(errs.FailedPrecondition, "environment %q requires approvals and does not allow emergency off: nothing was killed", e.GetKey())
+		}
 		if err := authz.Check(p, authz.Scope{Org: pref.Org, Project: pref.Project, Environment: e.GetKey()}, authz.FlagConfig, authz.Write); err != nil {
 			return nil, fmt.Errorf("environment %s: %w", e.GetKey(), err)
 		}

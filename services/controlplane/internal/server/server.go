@@ -65,8 +65,9 @@ func Register(s grpc.ServiceRegistrar, st Storer, now func() time.Time, opts ...
 	}
 	fs := &FlagService{store: st, now: now, life: o.life}
 	ss := &SegmentService{store: st}
+	es := &EnvironmentService{store: st}
 	if g, ok := st.(GovernanceStorer); ok {
-		fs.gov, ss.gov = g, g
+		fs.gov, ss.gov, es.gov = g, g, g
 		adminv1.RegisterChangeRequestServiceServer(s, &ChangeRequestService{store: g, now: now})
 		adminv1.RegisterScheduleServiceServer(s, &ScheduleService{store: g, now: now})
 		adminv1.RegisterWebhookServiceServer(s, &WebhookService{store: g})
@@ -77,7 +78,7 @@ func Register(s grpc.ServiceRegistrar, st Storer, now func() time.Time, opts ...
 	}
 	adminv1.RegisterOrganizationServiceServer(s, &OrganizationService{store: st})
 	adminv1.RegisterProjectServiceServer(s, &ProjectService{store: st})
-	adminv1.RegisterEnvironmentServiceServer(s, &EnvironmentService{store: st})
+	adminv1.RegisterEnvironmentServiceServer(s, es)
 	adminv1.RegisterFlagServiceServer(s, fs)
 	adminv1.RegisterSegmentServiceServer(s, ss)
 	adminv1.RegisterMemberServiceServer(s, &MemberService{store: st})

@@ -103,6 +103,8 @@ type Principal struct {
 	Member   *adminv1.Member
 	Bindings []*adminv1.RoleBinding
 	TokenID  string
+	// Issuer is the member who minted the token ("" when not recorded).
+	Issuer string
 }
 
 // OutboxEvent is one committed change waiting to be published.

@@ -43,6 +43,14 @@ var verbs = map[string]string{
 	"restore": "restored", "approve": "approved", "reject": "rejected", "apply": "applied",
 	"withdraw": "withdrawn", "comment": "commented", "cancel": "cancelled", "run": "applied",
 	"fail": "failed", "enable": "enabled", "disable": "disabled", "kill": "killed",
+	"revoke": "revoked", "role_grant": "role_granted", "role_revoke": "role_revoked",
+}
+
+// Membership reports whether an audit entry's resource is about who may act in
+// the organization (members, their role bindings, API tokens). Such changes are
+// announced to every webhook of the organization, whatever its project.
+func Membership(resource string) bool {
+	return strings.HasPrefix(resource, "members/") || strings.HasPrefix(resource, "api_tokens/")
 }
 
 // EventType names the change type of an audit action: "flag_config.update" is
@@ -107,10 +115,11 @@ func raw(v *structpb.Value) json.RawMessage {
 }
 
 // Render turns an audit entry into a delivery's event type, order key and body;
-// ok is false for entries outside any project (nothing to announce).
+// ok is false for entries outside any project (nothing to announce), except
+// membership changes (Membership), announced with an empty project.
 func Render(e *adminv1.AuditEntry, org string) (eventType, orderKey string, body []byte, ok bool) {
 	project, env := parts(e.GetResource())
-	if project == "" {
+	if project == "" && !Membership(e.GetResource()) {
 		return "", "", nil, false
 	}
 	ev := Event{

@@ -217,6 +217,7 @@ type ProposedChange struct {
 	//
 	//	*ProposedChange_FlagConfig
 	//	*ProposedChange_Segment
+	//	*ProposedChange_EnvironmentSettings
 	Change        isProposedChange_Change `protobuf_oneof:"change"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -277,6 +278,15 @@ func (x *ProposedChange) GetSegment() *v1.Segment {
 	return nil
 }
 
+func (x *ProposedChange) GetEnvironmentSettings() *EnvironmentSettingsChange {
+	if x != nil {
+		if x, ok := x.Change.(*ProposedChange_EnvironmentSettings); ok {
+			return x.EnvironmentSettings
+		}
+	}
+	return nil
+}
+
 type isProposedChange_Change interface {
 	isProposedChange_Change()
 }
@@ -291,9 +301,79 @@ type ProposedChange_Segment struct {
 	Segment *v1.Segment `protobuf:"bytes,2,opt,name=segment,proto3,oneof"`
 }
 
+type ProposedChange_EnvironmentSettings struct {
+	// Weaken the environment's governance settings (UpdateEnvironment opens it):
+	// only another admin of the environment may approve it.
+	EnvironmentSettings *EnvironmentSettingsChange `protobuf:"bytes,3,opt,name=environment_settings,json=environmentSettings,proto3,oneof"`
+}
+
 func (*ProposedChange_FlagConfig) isProposedChange_Change() {}
 
 func (*ProposedChange_Segment) isProposedChange_Change() {}
+
+func (*ProposedChange_EnvironmentSettings) isProposedChange_Change() {}
+
+// EnvironmentSettingsChange is the complete new governance settings of the
+// environment (the fields of EnvironmentSettings, all set).
+type EnvironmentSettingsChange struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	ApprovalsRequired   bool                   `protobuf:"varint,1,opt,name=approvals_required,json=approvalsRequired,proto3" json:"approvals_required,omitempty"`
+	RequiredApprovals   int32                  `protobuf:"varint,2,opt,name=required_approvals,json=requiredApprovals,proto3" json:"required_approvals,omitempty"`
+	EmergencyOffAllowed bool                   `protobuf:"varint,3,opt,name=emergency_off_allowed,json=emergencyOffAllowed,proto3" json:"emergency_off_allowed,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *EnvironmentSettingsChange) Reset() {
+	*x = EnvironmentSettingsChange{}
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentSettingsChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentSettingsChange) ProtoMessage() {}
+
+func (x *EnvironmentSettingsChange) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentSettingsChange.ProtoReflect.Descriptor instead.
+func (*EnvironmentSettingsChange) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *EnvironmentSettingsChange) GetApprovalsRequired() bool {
+	if x != nil {
+		return x.ApprovalsRequired
+	}
+	return false
+}
+
+func (x *EnvironmentSettingsChange) GetRequiredApprovals() int32 {
+	if x != nil {
+		return x.RequiredApprovals
+	}
+	return 0
+}
+
+func (x *EnvironmentSettingsChange) GetEmergencyOffAllowed() bool {
+	if x != nil {
+		return x.EmergencyOffAllowed
+	}
+	return false
+}
 
 // FlagConfigChange is a new configuration for one flag.
 type FlagConfigChange struct {
@@ -306,7 +386,7 @@ type FlagConfigChange struct {
 
 func (x *FlagConfigChange) Reset() {
 	*x = FlagConfigChange{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[3]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -318,7 +398,7 @@ func (x *FlagConfigChange) String() string {
 func (*FlagConfigChange) ProtoMessage() {}
 
 func (x *FlagConfigChange) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[3]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -331,7 +411,7 @@ func (x *FlagConfigChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlagConfigChange.ProtoReflect.Descriptor instead.
 func (*FlagConfigChange) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{3}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *FlagConfigChange) GetFlag() string {
@@ -369,13 +449,16 @@ type ChangeRequest struct {
 	Revision      int64                  `protobuf:"varint,13,opt,name=revision,proto3" json:"revision,omitempty"`
 	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The member who minted the API token the author proposed with, when it is not
+	// the author (output only): that member never approves this request.
+	AuthorIssuerId string `protobuf:"bytes,16,opt,name=author_issuer_id,json=authorIssuerId,proto3" json:"author_issuer_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ChangeRequest) Reset() {
 	*x = ChangeRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[4]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -387,7 +470,7 @@ func (x *ChangeRequest) String() string {
 func (*ChangeRequest) ProtoMessage() {}
 
 func (x *ChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[4]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -400,7 +483,7 @@ func (x *ChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeRequest.ProtoReflect.Descriptor instead.
 func (*ChangeRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{4}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ChangeRequest) GetId() string {
@@ -508,6 +591,13 @@ func (x *ChangeRequest) GetUpdateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ChangeRequest) GetAuthorIssuerId() string {
+	if x != nil {
+		return x.AuthorIssuerId
+	}
+	return ""
+}
+
 type CreateChangeRequestRequest struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Org            string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
@@ -523,7 +613,7 @@ type CreateChangeRequestRequest struct {
 
 func (x *CreateChangeRequestRequest) Reset() {
 	*x = CreateChangeRequestRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[5]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +625,7 @@ func (x *CreateChangeRequestRequest) String() string {
 func (*CreateChangeRequestRequest) ProtoMessage() {}
 
 func (x *CreateChangeRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[5]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +638,7 @@ func (x *CreateChangeRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateChangeRequestRequest.ProtoReflect.Descriptor instead.
 func (*CreateChangeRequestRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{5}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CreateChangeRequestRequest) GetOrg() string {
@@ -609,7 +699,7 @@ type CreateChangeRequestResponse struct {
 
 func (x *CreateChangeRequestResponse) Reset() {
 	*x = CreateChangeRequestResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[6]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -621,7 +711,7 @@ func (x *CreateChangeRequestResponse) String() string {
 func (*CreateChangeRequestResponse) ProtoMessage() {}
 
 func (x *CreateChangeRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[6]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -634,7 +724,7 @@ func (x *CreateChangeRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateChangeRequestResponse.ProtoReflect.Descriptor instead.
 func (*CreateChangeRequestResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{6}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateChangeRequestResponse) GetChangeRequest() *ChangeRequest {
@@ -656,7 +746,7 @@ type GetChangeRequestRequest struct {
 
 func (x *GetChangeRequestRequest) Reset() {
 	*x = GetChangeRequestRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[7]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -668,7 +758,7 @@ func (x *GetChangeRequestRequest) String() string {
 func (*GetChangeRequestRequest) ProtoMessage() {}
 
 func (x *GetChangeRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[7]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -681,7 +771,7 @@ func (x *GetChangeRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChangeRequestRequest.ProtoReflect.Descriptor instead.
 func (*GetChangeRequestRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{7}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetChangeRequestRequest) GetOrg() string {
@@ -721,7 +811,7 @@ type GetChangeRequestResponse struct {
 
 func (x *GetChangeRequestResponse) Reset() {
 	*x = GetChangeRequestResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[8]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -733,7 +823,7 @@ func (x *GetChangeRequestResponse) String() string {
 func (*GetChangeRequestResponse) ProtoMessage() {}
 
 func (x *GetChangeRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[8]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -746,7 +836,7 @@ func (x *GetChangeRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChangeRequestResponse.ProtoReflect.Descriptor instead.
 func (*GetChangeRequestResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{8}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetChangeRequestResponse) GetChangeRequest() *ChangeRequest {
@@ -771,7 +861,7 @@ type ListChangeRequestsRequest struct {
 
 func (x *ListChangeRequestsRequest) Reset() {
 	*x = ListChangeRequestsRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[9]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +873,7 @@ func (x *ListChangeRequestsRequest) String() string {
 func (*ListChangeRequestsRequest) ProtoMessage() {}
 
 func (x *ListChangeRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[9]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +886,7 @@ func (x *ListChangeRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChangeRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListChangeRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{9}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListChangeRequestsRequest) GetOrg() string {
@@ -851,7 +941,7 @@ type ListChangeRequestsResponse struct {
 
 func (x *ListChangeRequestsResponse) Reset() {
 	*x = ListChangeRequestsResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[10]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +953,7 @@ func (x *ListChangeRequestsResponse) String() string {
 func (*ListChangeRequestsResponse) ProtoMessage() {}
 
 func (x *ListChangeRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[10]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +966,7 @@ func (x *ListChangeRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChangeRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListChangeRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{10}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListChangeRequestsResponse) GetChangeRequests() []*ChangeRequest {
@@ -909,7 +999,7 @@ type UpdateChangeRequestRequest struct {
 
 func (x *UpdateChangeRequestRequest) Reset() {
 	*x = UpdateChangeRequestRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[11]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -921,7 +1011,7 @@ func (x *UpdateChangeRequestRequest) String() string {
 func (*UpdateChangeRequestRequest) ProtoMessage() {}
 
 func (x *UpdateChangeRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[11]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -934,7 +1024,7 @@ func (x *UpdateChangeRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateChangeRequestRequest.ProtoReflect.Descriptor instead.
 func (*UpdateChangeRequestRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{11}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *UpdateChangeRequestRequest) GetOrg() string {
@@ -1002,7 +1092,7 @@ type UpdateChangeRequestResponse struct {
 
 func (x *UpdateChangeRequestResponse) Reset() {
 	*x = UpdateChangeRequestResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[12]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1104,7 @@ func (x *UpdateChangeRequestResponse) String() string {
 func (*UpdateChangeRequestResponse) ProtoMessage() {}
 
 func (x *UpdateChangeRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[12]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1117,7 @@ func (x *UpdateChangeRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateChangeRequestResponse.ProtoReflect.Descriptor instead.
 func (*UpdateChangeRequestResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{12}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *UpdateChangeRequestResponse) GetChangeRequest() *ChangeRequest {
@@ -1052,7 +1142,7 @@ type ApproveChangeRequestRequest struct {
 
 func (x *ApproveChangeRequestRequest) Reset() {
 	*x = ApproveChangeRequestRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[13]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1154,7 @@ func (x *ApproveChangeRequestRequest) String() string {
 func (*ApproveChangeRequestRequest) ProtoMessage() {}
 
 func (x *ApproveChangeRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[13]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1167,7 @@ func (x *ApproveChangeRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveChangeRequestRequest.ProtoReflect.Descriptor instead.
 func (*ApproveChangeRequestRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{13}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ApproveChangeRequestRequest) GetOrg() string {
@@ -1131,7 +1221,7 @@ type ApproveChangeRequestResponse struct {
 
 func (x *ApproveChangeRequestResponse) Reset() {
 	*x = ApproveChangeRequestResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[14]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1143,7 +1233,7 @@ func (x *ApproveChangeRequestResponse) String() string {
 func (*ApproveChangeRequestResponse) ProtoMessage() {}
 
 func (x *ApproveChangeRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[14]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1156,7 +1246,7 @@ func (x *ApproveChangeRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveChangeRequestResponse.ProtoReflect.Descriptor instead.
 func (*ApproveChangeRequestResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{14}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ApproveChangeRequestResponse) GetChangeRequest() *ChangeRequest {
@@ -1179,7 +1269,7 @@ type RejectChangeRequestRequest struct {
 
 func (x *RejectChangeRequestRequest) Reset() {
 	*x = RejectChangeRequestRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[15]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1191,7 +1281,7 @@ func (x *RejectChangeRequestRequest) String() string {
 func (*RejectChangeRequestRequest) ProtoMessage() {}
 
 func (x *RejectChangeRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[15]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1204,7 +1294,7 @@ func (x *RejectChangeRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectChangeRequestRequest.ProtoReflect.Descriptor instead.
 func (*RejectChangeRequestRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{15}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RejectChangeRequestRequest) GetOrg() string {
@@ -1251,7 +1341,7 @@ type RejectChangeRequestResponse struct {
 
 func (x *RejectChangeRequestResponse) Reset() {
 	*x = RejectChangeRequestResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[16]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1353,7 @@ func (x *RejectChangeRequestResponse) String() string {
 func (*RejectChangeRequestResponse) ProtoMessage() {}
 
 func (x *RejectChangeRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[16]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1366,7 @@ func (x *RejectChangeRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectChangeRequestResponse.ProtoReflect.Descriptor instead.
 func (*RejectChangeRequestResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{16}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RejectChangeRequestResponse) GetChangeRequest() *ChangeRequest {
@@ -1298,7 +1388,7 @@ type ApplyChangeRequestRequest struct {
 
 func (x *ApplyChangeRequestRequest) Reset() {
 	*x = ApplyChangeRequestRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[17]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1400,7 @@ func (x *ApplyChangeRequestRequest) String() string {
 func (*ApplyChangeRequestRequest) ProtoMessage() {}
 
 func (x *ApplyChangeRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[17]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1413,7 @@ func (x *ApplyChangeRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyChangeRequestRequest.ProtoReflect.Descriptor instead.
 func (*ApplyChangeRequestRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{17}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ApplyChangeRequestRequest) GetOrg() string {
@@ -1363,7 +1453,7 @@ type ApplyChangeRequestResponse struct {
 
 func (x *ApplyChangeRequestResponse) Reset() {
 	*x = ApplyChangeRequestResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[18]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1375,7 +1465,7 @@ func (x *ApplyChangeRequestResponse) String() string {
 func (*ApplyChangeRequestResponse) ProtoMessage() {}
 
 func (x *ApplyChangeRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[18]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1388,7 +1478,7 @@ func (x *ApplyChangeRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyChangeRequestResponse.ProtoReflect.Descriptor instead.
 func (*ApplyChangeRequestResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{18}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ApplyChangeRequestResponse) GetChangeRequest() *ChangeRequest {
@@ -1410,7 +1500,7 @@ type WithdrawChangeRequestRequest struct {
 
 func (x *WithdrawChangeRequestRequest) Reset() {
 	*x = WithdrawChangeRequestRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[19]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1422,7 +1512,7 @@ func (x *WithdrawChangeRequestRequest) String() string {
 func (*WithdrawChangeRequestRequest) ProtoMessage() {}
 
 func (x *WithdrawChangeRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[19]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1435,7 +1525,7 @@ func (x *WithdrawChangeRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawChangeRequestRequest.ProtoReflect.Descriptor instead.
 func (*WithdrawChangeRequestRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{19}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WithdrawChangeRequestRequest) GetOrg() string {
@@ -1475,7 +1565,7 @@ type WithdrawChangeRequestResponse struct {
 
 func (x *WithdrawChangeRequestResponse) Reset() {
 	*x = WithdrawChangeRequestResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[20]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1487,7 +1577,7 @@ func (x *WithdrawChangeRequestResponse) String() string {
 func (*WithdrawChangeRequestResponse) ProtoMessage() {}
 
 func (x *WithdrawChangeRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[20]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1500,7 +1590,7 @@ func (x *WithdrawChangeRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawChangeRequestResponse.ProtoReflect.Descriptor instead.
 func (*WithdrawChangeRequestResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{20}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WithdrawChangeRequestResponse) GetChangeRequest() *ChangeRequest {
@@ -1523,7 +1613,7 @@ type CommentChangeRequestRequest struct {
 
 func (x *CommentChangeRequestRequest) Reset() {
 	*x = CommentChangeRequestRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[21]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1625,7 @@ func (x *CommentChangeRequestRequest) String() string {
 func (*CommentChangeRequestRequest) ProtoMessage() {}
 
 func (x *CommentChangeRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[21]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1638,7 @@ func (x *CommentChangeRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommentChangeRequestRequest.ProtoReflect.Descriptor instead.
 func (*CommentChangeRequestRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{21}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CommentChangeRequestRequest) GetOrg() string {
@@ -1595,7 +1685,7 @@ type CommentChangeRequestResponse struct {
 
 func (x *CommentChangeRequestResponse) Reset() {
 	*x = CommentChangeRequestResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[22]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +1697,7 @@ func (x *CommentChangeRequestResponse) String() string {
 func (*CommentChangeRequestResponse) ProtoMessage() {}
 
 func (x *CommentChangeRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[22]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +1710,7 @@ func (x *CommentChangeRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommentChangeRequestResponse.ProtoReflect.Descriptor instead.
 func (*CommentChangeRequestResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{22}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CommentChangeRequestResponse) GetChangeRequest() *ChangeRequest {
@@ -1645,15 +1735,20 @@ const file_flagforge_admin_v1_change_request_proto_rawDesc = "" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12;\n" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x9f\x01\n" +
+	"createTime\"\x83\x02\n" +
 	"\x0eProposedChange\x12G\n" +
 	"\vflag_config\x18\x01 \x01(\v2$.flagforge.admin.v1.FlagConfigChangeH\x00R\n" +
 	"flagConfig\x12:\n" +
-	"\asegment\x18\x02 \x01(\v2\x1e.flagforge.manifest.v1.SegmentH\x00R\asegmentB\b\n" +
-	"\x06change\"a\n" +
+	"\asegment\x18\x02 \x01(\v2\x1e.flagforge.manifest.v1.SegmentH\x00R\asegment\x12b\n" +
+	"\x14environment_settings\x18\x03 \x01(\v2-.flagforge.admin.v1.EnvironmentSettingsChangeH\x00R\x13environmentSettingsB\b\n" +
+	"\x06change\"\xad\x01\n" +
+	"\x19EnvironmentSettingsChange\x12-\n" +
+	"\x12approvals_required\x18\x01 \x01(\bR\x11approvalsRequired\x12-\n" +
+	"\x12required_approvals\x18\x02 \x01(\x05R\x11requiredApprovals\x122\n" +
+	"\x15emergency_off_allowed\x18\x03 \x01(\bR\x13emergencyOffAllowed\"a\n" +
 	"\x10FlagConfigChange\x12\x12\n" +
 	"\x04flag\x18\x01 \x01(\tR\x04flag\x129\n" +
-	"\x06config\x18\x02 \x01(\v2!.flagforge.manifest.v1.FlagConfigR\x06config\"\xc4\x05\n" +
+	"\x06config\x18\x02 \x01(\v2!.flagforge.manifest.v1.FlagConfigR\x06config\"\xee\x05\n" +
 	"\rChangeRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\venvironment\x18\x02 \x01(\tR\venvironment\x12:\n" +
@@ -1672,7 +1767,8 @@ const file_flagforge_admin_v1_change_request_proto_rawDesc = "" +
 	"\vcreate_time\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\x96\x02\n" +
+	"updateTime\x12(\n" +
+	"\x10author_issuer_id\x18\x10 \x01(\tR\x0eauthorIssuerId\"\x96\x02\n" +
 	"\x1aCreateChangeRequestRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12 \n" +
@@ -1782,85 +1878,87 @@ func file_flagforge_admin_v1_change_request_proto_rawDescGZIP() []byte {
 }
 
 var file_flagforge_admin_v1_change_request_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_flagforge_admin_v1_change_request_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_flagforge_admin_v1_change_request_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_flagforge_admin_v1_change_request_proto_goTypes = []any{
 	(ChangeRequestState)(0),               // 0: flagforge.admin.v1.ChangeRequestState
 	(*Approval)(nil),                      // 1: flagforge.admin.v1.Approval
 	(*ChangeRequestComment)(nil),          // 2: flagforge.admin.v1.ChangeRequestComment
 	(*ProposedChange)(nil),                // 3: flagforge.admin.v1.ProposedChange
-	(*FlagConfigChange)(nil),              // 4: flagforge.admin.v1.FlagConfigChange
-	(*ChangeRequest)(nil),                 // 5: flagforge.admin.v1.ChangeRequest
-	(*CreateChangeRequestRequest)(nil),    // 6: flagforge.admin.v1.CreateChangeRequestRequest
-	(*CreateChangeRequestResponse)(nil),   // 7: flagforge.admin.v1.CreateChangeRequestResponse
-	(*GetChangeRequestRequest)(nil),       // 8: flagforge.admin.v1.GetChangeRequestRequest
-	(*GetChangeRequestResponse)(nil),      // 9: flagforge.admin.v1.GetChangeRequestResponse
-	(*ListChangeRequestsRequest)(nil),     // 10: flagforge.admin.v1.ListChangeRequestsRequest
-	(*ListChangeRequestsResponse)(nil),    // 11: flagforge.admin.v1.ListChangeRequestsResponse
-	(*UpdateChangeRequestRequest)(nil),    // 12: flagforge.admin.v1.UpdateChangeRequestRequest
-	(*UpdateChangeRequestResponse)(nil),   // 13: flagforge.admin.v1.UpdateChangeRequestResponse
-	(*ApproveChangeRequestRequest)(nil),   // 14: flagforge.admin.v1.ApproveChangeRequestRequest
-	(*ApproveChangeRequestResponse)(nil),  // 15: flagforge.admin.v1.ApproveChangeRequestResponse
-	(*RejectChangeRequestRequest)(nil),    // 16: flagforge.admin.v1.RejectChangeRequestRequest
-	(*RejectChangeRequestResponse)(nil),   // 17: flagforge.admin.v1.RejectChangeRequestResponse
-	(*ApplyChangeRequestRequest)(nil),     // 18: flagforge.admin.v1.ApplyChangeRequestRequest
-	(*ApplyChangeRequestResponse)(nil),    // 19: flagforge.admin.v1.ApplyChangeRequestResponse
-	(*WithdrawChangeRequestRequest)(nil),  // 20: flagforge.admin.v1.WithdrawChangeRequestRequest
-	(*WithdrawChangeRequestResponse)(nil), // 21: flagforge.admin.v1.WithdrawChangeRequestResponse
-	(*CommentChangeRequestRequest)(nil),   // 22: flagforge.admin.v1.CommentChangeRequestRequest
-	(*CommentChangeRequestResponse)(nil),  // 23: flagforge.admin.v1.CommentChangeRequestResponse
-	(*timestamppb.Timestamp)(nil),         // 24: google.protobuf.Timestamp
-	(*v1.Segment)(nil),                    // 25: flagforge.manifest.v1.Segment
-	(*v1.FlagConfig)(nil),                 // 26: flagforge.manifest.v1.FlagConfig
-	(*DiffOperation)(nil),                 // 27: flagforge.admin.v1.DiffOperation
+	(*EnvironmentSettingsChange)(nil),     // 4: flagforge.admin.v1.EnvironmentSettingsChange
+	(*FlagConfigChange)(nil),              // 5: flagforge.admin.v1.FlagConfigChange
+	(*ChangeRequest)(nil),                 // 6: flagforge.admin.v1.ChangeRequest
+	(*CreateChangeRequestRequest)(nil),    // 7: flagforge.admin.v1.CreateChangeRequestRequest
+	(*CreateChangeRequestResponse)(nil),   // 8: flagforge.admin.v1.CreateChangeRequestResponse
+	(*GetChangeRequestRequest)(nil),       // 9: flagforge.admin.v1.GetChangeRequestRequest
+	(*GetChangeRequestResponse)(nil),      // 10: flagforge.admin.v1.GetChangeRequestResponse
+	(*ListChangeRequestsRequest)(nil),     // 11: flagforge.admin.v1.ListChangeRequestsRequest
+	(*ListChangeRequestsResponse)(nil),    // 12: flagforge.admin.v1.ListChangeRequestsResponse
+	(*UpdateChangeRequestRequest)(nil),    // 13: flagforge.admin.v1.UpdateChangeRequestRequest
+	(*UpdateChangeRequestResponse)(nil),   // 14: flagforge.admin.v1.UpdateChangeRequestResponse
+	(*ApproveChangeRequestRequest)(nil),   // 15: flagforge.admin.v1.ApproveChangeRequestRequest
+	(*ApproveChangeRequestResponse)(nil),  // 16: flagforge.admin.v1.ApproveChangeRequestResponse
+	(*RejectChangeRequestRequest)(nil),    // 17: flagforge.admin.v1.RejectChangeRequestRequest
+	(*RejectChangeRequestResponse)(nil),   // 18: flagforge.admin.v1.RejectChangeRequestResponse
+	(*ApplyChangeRequestRequest)(nil),     // 19: flagforge.admin.v1.ApplyChangeRequestRequest
+	(*ApplyChangeRequestResponse)(nil),    // 20: flagforge.admin.v1.ApplyChangeRequestResponse
+	(*WithdrawChangeRequestRequest)(nil),  // 21: flagforge.admin.v1.WithdrawChangeRequestRequest
+	(*WithdrawChangeRequestResponse)(nil), // 22: flagforge.admin.v1.WithdrawChangeRequestResponse
+	(*CommentChangeRequestRequest)(nil),   // 23: flagforge.admin.v1.CommentChangeRequestRequest
+	(*CommentChangeRequestResponse)(nil),  // 24: flagforge.admin.v1.CommentChangeRequestResponse
+	(*timestamppb.Timestamp)(nil),         // 25: google.protobuf.Timestamp
+	(*v1.Segment)(nil),                    // 26: flagforge.manifest.v1.Segment
+	(*v1.FlagConfig)(nil),                 // 27: flagforge.manifest.v1.FlagConfig
+	(*DiffOperation)(nil),                 // 28: flagforge.admin.v1.DiffOperation
 }
 var file_flagforge_admin_v1_change_request_proto_depIdxs = []int32{
-	24, // 0: flagforge.admin.v1.Approval.create_time:type_name -> google.protobuf.Timestamp
-	24, // 1: flagforge.admin.v1.ChangeRequestComment.create_time:type_name -> google.protobuf.Timestamp
-	4,  // 2: flagforge.admin.v1.ProposedChange.flag_config:type_name -> flagforge.admin.v1.FlagConfigChange
-	25, // 3: flagforge.admin.v1.ProposedChange.segment:type_name -> flagforge.manifest.v1.Segment
-	26, // 4: flagforge.admin.v1.FlagConfigChange.config:type_name -> flagforge.manifest.v1.FlagConfig
-	3,  // 5: flagforge.admin.v1.ChangeRequest.change:type_name -> flagforge.admin.v1.ProposedChange
-	27, // 6: flagforge.admin.v1.ChangeRequest.diff:type_name -> flagforge.admin.v1.DiffOperation
-	0,  // 7: flagforge.admin.v1.ChangeRequest.state:type_name -> flagforge.admin.v1.ChangeRequestState
-	1,  // 8: flagforge.admin.v1.ChangeRequest.approvals:type_name -> flagforge.admin.v1.Approval
-	2,  // 9: flagforge.admin.v1.ChangeRequest.comments:type_name -> flagforge.admin.v1.ChangeRequestComment
-	24, // 10: flagforge.admin.v1.ChangeRequest.create_time:type_name -> google.protobuf.Timestamp
-	24, // 11: flagforge.admin.v1.ChangeRequest.update_time:type_name -> google.protobuf.Timestamp
-	3,  // 12: flagforge.admin.v1.CreateChangeRequestRequest.change:type_name -> flagforge.admin.v1.ProposedChange
-	5,  // 13: flagforge.admin.v1.CreateChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	5,  // 14: flagforge.admin.v1.GetChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	0,  // 15: flagforge.admin.v1.ListChangeRequestsRequest.state:type_name -> flagforge.admin.v1.ChangeRequestState
-	5,  // 16: flagforge.admin.v1.ListChangeRequestsResponse.change_requests:type_name -> flagforge.admin.v1.ChangeRequest
-	3,  // 17: flagforge.admin.v1.UpdateChangeRequestRequest.change:type_name -> flagforge.admin.v1.ProposedChange
-	5,  // 18: flagforge.admin.v1.UpdateChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	5,  // 19: flagforge.admin.v1.ApproveChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	5,  // 20: flagforge.admin.v1.RejectChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	5,  // 21: flagforge.admin.v1.ApplyChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	5,  // 22: flagforge.admin.v1.WithdrawChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	5,  // 23: flagforge.admin.v1.CommentChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	6,  // 24: flagforge.admin.v1.ChangeRequestService.CreateChangeRequest:input_type -> flagforge.admin.v1.CreateChangeRequestRequest
-	8,  // 25: flagforge.admin.v1.ChangeRequestService.GetChangeRequest:input_type -> flagforge.admin.v1.GetChangeRequestRequest
-	10, // 26: flagforge.admin.v1.ChangeRequestService.ListChangeRequests:input_type -> flagforge.admin.v1.ListChangeRequestsRequest
-	12, // 27: flagforge.admin.v1.ChangeRequestService.UpdateChangeRequest:input_type -> flagforge.admin.v1.UpdateChangeRequestRequest
-	14, // 28: flagforge.admin.v1.ChangeRequestService.ApproveChangeRequest:input_type -> flagforge.admin.v1.ApproveChangeRequestRequest
-	16, // 29: flagforge.admin.v1.ChangeRequestService.RejectChangeRequest:input_type -> flagforge.admin.v1.RejectChangeRequestRequest
-	18, // 30: flagforge.admin.v1.ChangeRequestService.ApplyChangeRequest:input_type -> flagforge.admin.v1.ApplyChangeRequestRequest
-	20, // 31: flagforge.admin.v1.ChangeRequestService.WithdrawChangeRequest:input_type -> flagforge.admin.v1.WithdrawChangeRequestRequest
-	22, // 32: flagforge.admin.v1.ChangeRequestService.CommentChangeRequest:input_type -> flagforge.admin.v1.CommentChangeRequestRequest
-	7,  // 33: flagforge.admin.v1.ChangeRequestService.CreateChangeRequest:output_type -> flagforge.admin.v1.CreateChangeRequestResponse
-	9,  // 34: flagforge.admin.v1.ChangeRequestService.GetChangeRequest:output_type -> flagforge.admin.v1.GetChangeRequestResponse
-	11, // 35: flagforge.admin.v1.ChangeRequestService.ListChangeRequests:output_type -> flagforge.admin.v1.ListChangeRequestsResponse
-	13, // 36: flagforge.admin.v1.ChangeRequestService.UpdateChangeRequest:output_type -> flagforge.admin.v1.UpdateChangeRequestResponse
-	15, // 37: flagforge.admin.v1.ChangeRequestService.ApproveChangeRequest:output_type -> flagforge.admin.v1.ApproveChangeRequestResponse
-	17, // 38: flagforge.admin.v1.ChangeRequestService.RejectChangeRequest:output_type -> flagforge.admin.v1.RejectChangeRequestResponse
-	19, // 39: flagforge.admin.v1.ChangeRequestService.ApplyChangeRequest:output_type -> flagforge.admin.v1.ApplyChangeRequestResponse
-	21, // 40: flagforge.admin.v1.ChangeRequestService.WithdrawChangeRequest:output_type -> flagforge.admin.v1.WithdrawChangeRequestResponse
-	23, // 41: flagforge.admin.v1.ChangeRequestService.CommentChangeRequest:output_type -> flagforge.admin.v1.CommentChangeRequestResponse
-	33, // [33:42] is the sub-list for method output_type
-	24, // [24:33] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	25, // 0: flagforge.admin.v1.Approval.create_time:type_name -> google.protobuf.Timestamp
+	25, // 1: flagforge.admin.v1.ChangeRequestComment.create_time:type_name -> google.protobuf.Timestamp
+	5,  // 2: flagforge.admin.v1.ProposedChange.flag_config:type_name -> flagforge.admin.v1.FlagConfigChange
+	26, // 3: flagforge.admin.v1.ProposedChange.segment:type_name -> flagforge.manifest.v1.Segment
+	4,  // 4: flagforge.admin.v1.ProposedChange.environment_settings:type_name -> flagforge.admin.v1.EnvironmentSettingsChange
+	27, // 5: flagforge.admin.v1.FlagConfigChange.config:type_name -> flagforge.manifest.v1.FlagConfig
+	3,  // 6: flagforge.admin.v1.ChangeRequest.change:type_name -> flagforge.admin.v1.ProposedChange
+	28, // 7: flagforge.admin.v1.ChangeRequest.diff:type_name -> flagforge.admin.v1.DiffOperation
+	0,  // 8: flagforge.admin.v1.ChangeRequest.state:type_name -> flagforge.admin.v1.ChangeRequestState
+	1,  // 9: flagforge.admin.v1.ChangeRequest.approvals:type_name -> flagforge.admin.v1.Approval
+	2,  // 10: flagforge.admin.v1.ChangeRequest.comments:type_name -> flagforge.admin.v1.ChangeRequestComment
+	25, // 11: flagforge.admin.v1.ChangeRequest.create_time:type_name -> google.protobuf.Timestamp
+	25, // 12: flagforge.admin.v1.ChangeRequest.update_time:type_name -> google.protobuf.Timestamp
+	3,  // 13: flagforge.admin.v1.CreateChangeRequestRequest.change:type_name -> flagforge.admin.v1.ProposedChange
+	6,  // 14: flagforge.admin.v1.CreateChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	6,  // 15: flagforge.admin.v1.GetChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	0,  // 16: flagforge.admin.v1.ListChangeRequestsRequest.state:type_name -> flagforge.admin.v1.ChangeRequestState
+	6,  // 17: flagforge.admin.v1.ListChangeRequestsResponse.change_requests:type_name -> flagforge.admin.v1.ChangeRequest
+	3,  // 18: flagforge.admin.v1.UpdateChangeRequestRequest.change:type_name -> flagforge.admin.v1.ProposedChange
+	6,  // 19: flagforge.admin.v1.UpdateChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	6,  // 20: flagforge.admin.v1.ApproveChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	6,  // 21: flagforge.admin.v1.RejectChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	6,  // 22: flagforge.admin.v1.ApplyChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	6,  // 23: flagforge.admin.v1.WithdrawChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	6,  // 24: flagforge.admin.v1.CommentChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	7,  // 25: flagforge.admin.v1.ChangeRequestService.CreateChangeRequest:input_type -> flagforge.admin.v1.CreateChangeRequestRequest
+	9,  // 26: flagforge.admin.v1.ChangeRequestService.GetChangeRequest:input_type -> flagforge.admin.v1.GetChangeRequestRequest
+	11, // 27: flagforge.admin.v1.ChangeRequestService.ListChangeRequests:input_type -> flagforge.admin.v1.ListChangeRequestsRequest
+	13, // 28: flagforge.admin.v1.ChangeRequestService.UpdateChangeRequest:input_type -> flagforge.admin.v1.UpdateChangeRequestRequest
+	15, // 29: flagforge.admin.v1.ChangeRequestService.ApproveChangeRequest:input_type -> flagforge.admin.v1.ApproveChangeRequestRequest
+	17, // 30: flagforge.admin.v1.ChangeRequestService.RejectChangeRequest:input_type -> flagforge.admin.v1.RejectChangeRequestRequest
+	19, // 31: flagforge.admin.v1.ChangeRequestService.ApplyChangeRequest:input_type -> flagforge.admin.v1.ApplyChangeRequestRequest
+	21, // 32: flagforge.admin.v1.ChangeRequestService.WithdrawChangeRequest:input_type -> flagforge.admin.v1.WithdrawChangeRequestRequest
+	23, // 33: flagforge.admin.v1.ChangeRequestService.CommentChangeRequest:input_type -> flagforge.admin.v1.CommentChangeRequestRequest
+	8,  // 34: flagforge.admin.v1.ChangeRequestService.CreateChangeRequest:output_type -> flagforge.admin.v1.CreateChangeRequestResponse
+	10, // 35: flagforge.admin.v1.ChangeRequestService.GetChangeRequest:output_type -> flagforge.admin.v1.GetChangeRequestResponse
+	12, // 36: flagforge.admin.v1.ChangeRequestService.ListChangeRequests:output_type -> flagforge.admin.v1.ListChangeRequestsResponse
+	14, // 37: flagforge.admin.v1.ChangeRequestService.UpdateChangeRequest:output_type -> flagforge.admin.v1.UpdateChangeRequestResponse
+	16, // 38: flagforge.admin.v1.ChangeRequestService.ApproveChangeRequest:output_type -> flagforge.admin.v1.ApproveChangeRequestResponse
+	18, // 39: flagforge.admin.v1.ChangeRequestService.RejectChangeRequest:output_type -> flagforge.admin.v1.RejectChangeRequestResponse
+	20, // 40: flagforge.admin.v1.ChangeRequestService.ApplyChangeRequest:output_type -> flagforge.admin.v1.ApplyChangeRequestResponse
+	22, // 41: flagforge.admin.v1.ChangeRequestService.WithdrawChangeRequest:output_type -> flagforge.admin.v1.WithdrawChangeRequestResponse
+	24, // 42: flagforge.admin.v1.ChangeRequestService.CommentChangeRequest:output_type -> flagforge.admin.v1.CommentChangeRequestResponse
+	34, // [34:43] is the sub-list for method output_type
+	25, // [25:34] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_admin_v1_change_request_proto_init() }
@@ -1872,6 +1970,7 @@ func file_flagforge_admin_v1_change_request_proto_init() {
 	file_flagforge_admin_v1_change_request_proto_msgTypes[2].OneofWrappers = []any{
 		(*ProposedChange_FlagConfig)(nil),
 		(*ProposedChange_Segment)(nil),
+		(*ProposedChange_EnvironmentSettings)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1879,7 +1978,7 @@ func file_flagforge_admin_v1_change_request_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flagforge_admin_v1_change_request_proto_rawDesc), len(file_flagforge_admin_v1_change_request_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -602,8 +602,12 @@ func (x *UpdateEnvironmentRequest) GetRevision() int64 {
 }
 
 type UpdateEnvironmentResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Environment   *Environment           `protobuf:"bytes,1,opt,name=environment,proto3" json:"environment,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The environment as saved (unset when the update became a change request).
+	Environment *Environment `protobuf:"bytes,1,opt,name=environment,proto3" json:"environment,omitempty"`
+	// Set instead when the update weakens the governance of an environment that
+	// requires approvals: nothing was saved; another admin must approve it.
+	ChangeRequest *ChangeRequest `protobuf:"bytes,2,opt,name=change_request,json=changeRequest,proto3" json:"change_request,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -641,6 +645,13 @@ func (*UpdateEnvironmentResponse) Descriptor() ([]byte, []int) {
 func (x *UpdateEnvironmentResponse) GetEnvironment() *Environment {
 	if x != nil {
 		return x.Environment
+	}
+	return nil
+}
+
+func (x *UpdateEnvironmentResponse) GetChangeRequest() *ChangeRequest {
+	if x != nil {
+		return x.ChangeRequest
 	}
 	return nil
 }
@@ -753,7 +764,7 @@ var File_flagforge_admin_v1_environment_proto protoreflect.FileDescriptor
 
 const file_flagforge_admin_v1_environment_proto_rawDesc = "" +
 	"\n" +
-	"$flagforge/admin/v1/environment.proto\x12\x12flagforge.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x01\n" +
+	"$flagforge/admin/v1/environment.proto\x12\x12flagforge.admin.v1\x1a'flagforge/admin/v1/change_request.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x01\n" +
 	"\x13EnvironmentSettings\x122\n" +
 	"\x12approvals_required\x18\x01 \x01(\bH\x00R\x11approvalsRequired\x88\x01\x01\x122\n" +
 	"\x12required_approvals\x18\x02 \x01(\x05H\x01R\x11requiredApprovals\x88\x01\x01\x127\n" +
@@ -799,9 +810,10 @@ const file_flagforge_admin_v1_environment_proto_rawDesc = "" +
 	"\venvironment\x18\x03 \x01(\tR\venvironment\x12\x12\n" +
 	"\x04name\x18\x04 \x01(\tR\x04name\x12C\n" +
 	"\bsettings\x18\x05 \x01(\v2'.flagforge.admin.v1.EnvironmentSettingsR\bsettings\x12\x1a\n" +
-	"\brevision\x18\x06 \x01(\x03R\brevision\"^\n" +
+	"\brevision\x18\x06 \x01(\x03R\brevision\"\xa8\x01\n" +
 	"\x19UpdateEnvironmentResponse\x12A\n" +
-	"\venvironment\x18\x01 \x01(\v2\x1f.flagforge.admin.v1.EnvironmentR\venvironment\"\x84\x01\n" +
+	"\venvironment\x18\x01 \x01(\v2\x1f.flagforge.admin.v1.EnvironmentR\venvironment\x12H\n" +
+	"\x0echange_request\x18\x02 \x01(\v2!.flagforge.admin.v1.ChangeRequestR\rchangeRequest\"\x84\x01\n" +
 	"\x18DeleteEnvironmentRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12 \n" +
@@ -843,6 +855,7 @@ var file_flagforge_admin_v1_environment_proto_goTypes = []any{
 	(*DeleteEnvironmentRequest)(nil),  // 10: flagforge.admin.v1.DeleteEnvironmentRequest
 	(*DeleteEnvironmentResponse)(nil), // 11: flagforge.admin.v1.DeleteEnvironmentResponse
 	(*timestamppb.Timestamp)(nil),     // 12: google.protobuf.Timestamp
+	(*ChangeRequest)(nil),             // 13: flagforge.admin.v1.ChangeRequest
 }
 var file_flagforge_admin_v1_environment_proto_depIdxs = []int32{
 	0,  // 0: flagforge.admin.v1.Environment.settings:type_name -> flagforge.admin.v1.EnvironmentSettings
@@ -854,21 +867,22 @@ var file_flagforge_admin_v1_environment_proto_depIdxs = []int32{
 	1,  // 6: flagforge.admin.v1.ListEnvironmentsResponse.environments:type_name -> flagforge.admin.v1.Environment
 	0,  // 7: flagforge.admin.v1.UpdateEnvironmentRequest.settings:type_name -> flagforge.admin.v1.EnvironmentSettings
 	1,  // 8: flagforge.admin.v1.UpdateEnvironmentResponse.environment:type_name -> flagforge.admin.v1.Environment
-	2,  // 9: flagforge.admin.v1.EnvironmentService.CreateEnvironment:input_type -> flagforge.admin.v1.CreateEnvironmentRequest
-	4,  // 10: flagforge.admin.v1.EnvironmentService.GetEnvironment:input_type -> flagforge.admin.v1.GetEnvironmentRequest
-	6,  // 11: flagforge.admin.v1.EnvironmentService.ListEnvironments:input_type -> flagforge.admin.v1.ListEnvironmentsRequest
-	8,  // 12: flagforge.admin.v1.EnvironmentService.UpdateEnvironment:input_type -> flagforge.admin.v1.UpdateEnvironmentRequest
-	10, // 13: flagforge.admin.v1.EnvironmentService.DeleteEnvironment:input_type -> flagforge.admin.v1.DeleteEnvironmentRequest
-	3,  // 14: flagforge.admin.v1.EnvironmentService.CreateEnvironment:output_type -> flagforge.admin.v1.CreateEnvironmentResponse
-	5,  // 15: flagforge.admin.v1.EnvironmentService.GetEnvironment:output_type -> flagforge.admin.v1.GetEnvironmentResponse
-	7,  // 16: flagforge.admin.v1.EnvironmentService.ListEnvironments:output_type -> flagforge.admin.v1.ListEnvironmentsResponse
-	9,  // 17: flagforge.admin.v1.EnvironmentService.UpdateEnvironment:output_type -> flagforge.admin.v1.UpdateEnvironmentResponse
-	11, // 18: flagforge.admin.v1.EnvironmentService.DeleteEnvironment:output_type -> flagforge.admin.v1.DeleteEnvironmentResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	13, // 9: flagforge.admin.v1.UpdateEnvironmentResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	2,  // 10: flagforge.admin.v1.EnvironmentService.CreateEnvironment:input_type -> flagforge.admin.v1.CreateEnvironmentRequest
+	4,  // 11: flagforge.admin.v1.EnvironmentService.GetEnvironment:input_type -> flagforge.admin.v1.GetEnvironmentRequest
+	6,  // 12: flagforge.admin.v1.EnvironmentService.ListEnvironments:input_type -> flagforge.admin.v1.ListEnvironmentsRequest
+	8,  // 13: flagforge.admin.v1.EnvironmentService.UpdateEnvironment:input_type -> flagforge.admin.v1.UpdateEnvironmentRequest
+	10, // 14: flagforge.admin.v1.EnvironmentService.DeleteEnvironment:input_type -> flagforge.admin.v1.DeleteEnvironmentRequest
+	3,  // 15: flagforge.admin.v1.EnvironmentService.CreateEnvironment:output_type -> flagforge.admin.v1.CreateEnvironmentResponse
+	5,  // 16: flagforge.admin.v1.EnvironmentService.GetEnvironment:output_type -> flagforge.admin.v1.GetEnvironmentResponse
+	7,  // 17: flagforge.admin.v1.EnvironmentService.ListEnvironments:output_type -> flagforge.admin.v1.ListEnvironmentsResponse
+	9,  // 18: flagforge.admin.v1.EnvironmentService.UpdateEnvironment:output_type -> flagforge.admin.v1.UpdateEnvironmentResponse
+	11, // 19: flagforge.admin.v1.EnvironmentService.DeleteEnvironment:output_type -> flagforge.admin.v1.DeleteEnvironmentResponse
+	15, // [15:20] is the sub-list for method output_type
+	10, // [10:15] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_admin_v1_environment_proto_init() }
@@ -876,6 +890,7 @@ func file_flagforge_admin_v1_environment_proto_init() {
 	if File_flagforge_admin_v1_environment_proto != nil {
 		return
 	}
+	file_flagforge_admin_v1_change_request_proto_init()
 	file_flagforge_admin_v1_environment_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -286,10 +286,14 @@ func (x *Scope) GetEnvironment() string {
 
 // RoleBinding grants a role to a member at a scope.
 type RoleBinding struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
-	Role          Role                   `protobuf:"varint,2,opt,name=role,proto3,enum=flagforge.admin.v1.Role" json:"role,omitempty"`
-	Scope         *Scope                 `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	MemberId string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Role     Role                   `protobuf:"varint,2,opt,name=role,proto3,enum=flagforge.admin.v1.Role" json:"role,omitempty"`
+	Scope    *Scope                 `protobuf:"bytes,3,opt,name=scope,proto3" json:"scope,omitempty"`
+	// When the role was granted at this scope (output only; unset for bindings
+	// older than the record). A member cannot approve a change request opened
+	// before the binding it approves with.
+	GrantTime     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=grant_time,json=grantTime,proto3" json:"grant_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -341,6 +345,13 @@ func (x *RoleBinding) GetRole() Role {
 func (x *RoleBinding) GetScope() *Scope {
 	if x != nil {
 		return x.Scope
+	}
+	return nil
+}
+
+func (x *RoleBinding) GetGrantTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.GrantTime
 	}
 	return nil
 }
@@ -1211,11 +1222,13 @@ const file_flagforge_admin_v1_member_proto_rawDesc = "" +
 	"createTime\"C\n" +
 	"\x05Scope\x12\x18\n" +
 	"\aproject\x18\x01 \x01(\tR\aproject\x12 \n" +
-	"\venvironment\x18\x02 \x01(\tR\venvironment\"\x89\x01\n" +
+	"\venvironment\x18\x02 \x01(\tR\venvironment\"\xc4\x01\n" +
 	"\vRoleBinding\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12,\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x18.flagforge.admin.v1.RoleR\x04role\x12/\n" +
-	"\x05scope\x18\x03 \x01(\v2\x19.flagforge.admin.v1.ScopeR\x05scope\"\xb2\x01\n" +
+	"\x05scope\x18\x03 \x01(\v2\x19.flagforge.admin.v1.ScopeR\x05scope\x129\n" +
+	"\n" +
+	"grant_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tgrantTime\"\xb2\x01\n" +
 	"\x13CreateMemberRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x122\n" +
 	"\x06member\x18\x02 \x01(\v2\x1a.flagforge.admin.v1.MemberR\x06member\x12,\n" +
@@ -1336,38 +1349,39 @@ var file_flagforge_admin_v1_member_proto_depIdxs = []int32{
 	21, // 1: flagforge.admin.v1.Member.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 2: flagforge.admin.v1.RoleBinding.role:type_name -> flagforge.admin.v1.Role
 	3,  // 3: flagforge.admin.v1.RoleBinding.scope:type_name -> flagforge.admin.v1.Scope
-	2,  // 4: flagforge.admin.v1.CreateMemberRequest.member:type_name -> flagforge.admin.v1.Member
-	0,  // 5: flagforge.admin.v1.CreateMemberRequest.role:type_name -> flagforge.admin.v1.Role
-	2,  // 6: flagforge.admin.v1.CreateMemberResponse.member:type_name -> flagforge.admin.v1.Member
-	2,  // 7: flagforge.admin.v1.GetMemberResponse.member:type_name -> flagforge.admin.v1.Member
-	4,  // 8: flagforge.admin.v1.GetMemberResponse.bindings:type_name -> flagforge.admin.v1.RoleBinding
-	2,  // 9: flagforge.admin.v1.ListMembersResponse.members:type_name -> flagforge.admin.v1.Member
-	2,  // 10: flagforge.admin.v1.UpdateMemberResponse.member:type_name -> flagforge.admin.v1.Member
-	4,  // 11: flagforge.admin.v1.GrantRoleRequest.binding:type_name -> flagforge.admin.v1.RoleBinding
-	4,  // 12: flagforge.admin.v1.GrantRoleResponse.binding:type_name -> flagforge.admin.v1.RoleBinding
-	3,  // 13: flagforge.admin.v1.RevokeRoleRequest.scope:type_name -> flagforge.admin.v1.Scope
-	4,  // 14: flagforge.admin.v1.ListRoleBindingsResponse.bindings:type_name -> flagforge.admin.v1.RoleBinding
-	5,  // 15: flagforge.admin.v1.MemberService.CreateMember:input_type -> flagforge.admin.v1.CreateMemberRequest
-	7,  // 16: flagforge.admin.v1.MemberService.GetMember:input_type -> flagforge.admin.v1.GetMemberRequest
-	9,  // 17: flagforge.admin.v1.MemberService.ListMembers:input_type -> flagforge.admin.v1.ListMembersRequest
-	11, // 18: flagforge.admin.v1.MemberService.UpdateMember:input_type -> flagforge.admin.v1.UpdateMemberRequest
-	13, // 19: flagforge.admin.v1.MemberService.DeleteMember:input_type -> flagforge.admin.v1.DeleteMemberRequest
-	15, // 20: flagforge.admin.v1.MemberService.GrantRole:input_type -> flagforge.admin.v1.GrantRoleRequest
-	17, // 21: flagforge.admin.v1.MemberService.RevokeRole:input_type -> flagforge.admin.v1.RevokeRoleRequest
-	19, // 22: flagforge.admin.v1.MemberService.ListRoleBindings:input_type -> flagforge.admin.v1.ListRoleBindingsRequest
-	6,  // 23: flagforge.admin.v1.MemberService.CreateMember:output_type -> flagforge.admin.v1.CreateMemberResponse
-	8,  // 24: flagforge.admin.v1.MemberService.GetMember:output_type -> flagforge.admin.v1.GetMemberResponse
-	10, // 25: flagforge.admin.v1.MemberService.ListMembers:output_type -> flagforge.admin.v1.ListMembersResponse
-	12, // 26: flagforge.admin.v1.MemberService.UpdateMember:output_type -> flagforge.admin.v1.UpdateMemberResponse
-	14, // 27: flagforge.admin.v1.MemberService.DeleteMember:output_type -> flagforge.admin.v1.DeleteMemberResponse
-	16, // 28: flagforge.admin.v1.MemberService.GrantRole:output_type -> flagforge.admin.v1.GrantRoleResponse
-	18, // 29: flagforge.admin.v1.MemberService.RevokeRole:output_type -> flagforge.admin.v1.RevokeRoleResponse
-	20, // 30: flagforge.admin.v1.MemberService.ListRoleBindings:output_type -> flagforge.admin.v1.ListRoleBindingsResponse
-	23, // [23:31] is the sub-list for method output_type
-	15, // [15:23] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	21, // 4: flagforge.admin.v1.RoleBinding.grant_time:type_name -> google.protobuf.Timestamp
+	2,  // 5: flagforge.admin.v1.CreateMemberRequest.member:type_name -> flagforge.admin.v1.Member
+	0,  // 6: flagforge.admin.v1.CreateMemberRequest.role:type_name -> flagforge.admin.v1.Role
+	2,  // 7: flagforge.admin.v1.CreateMemberResponse.member:type_name -> flagforge.admin.v1.Member
+	2,  // 8: flagforge.admin.v1.GetMemberResponse.member:type_name -> flagforge.admin.v1.Member
+	4,  // 9: flagforge.admin.v1.GetMemberResponse.bindings:type_name -> flagforge.admin.v1.RoleBinding
+	2,  // 10: flagforge.admin.v1.ListMembersResponse.members:type_name -> flagforge.admin.v1.Member
+	2,  // 11: flagforge.admin.v1.UpdateMemberResponse.member:type_name -> flagforge.admin.v1.Member
+	4,  // 12: flagforge.admin.v1.GrantRoleRequest.binding:type_name -> flagforge.admin.v1.RoleBinding
+	4,  // 13: flagforge.admin.v1.GrantRoleResponse.binding:type_name -> flagforge.admin.v1.RoleBinding
+	3,  // 14: flagforge.admin.v1.RevokeRoleRequest.scope:type_name -> flagforge.admin.v1.Scope
+	4,  // 15: flagforge.admin.v1.ListRoleBindingsResponse.bindings:type_name -> flagforge.admin.v1.RoleBinding
+	5,  // 16: flagforge.admin.v1.MemberService.CreateMember:input_type -> flagforge.admin.v1.CreateMemberRequest
+	7,  // 17: flagforge.admin.v1.MemberService.GetMember:input_type -> flagforge.admin.v1.GetMemberRequest
+	9,  // 18: flagforge.admin.v1.MemberService.ListMembers:input_type -> flagforge.admin.v1.ListMembersRequest
+	11, // 19: flagforge.admin.v1.MemberService.UpdateMember:input_type -> flagforge.admin.v1.UpdateMemberRequest
+	13, // 20: flagforge.admin.v1.MemberService.DeleteMember:input_type -> flagforge.admin.v1.DeleteMemberRequest
+	15, // 21: flagforge.admin.v1.MemberService.GrantRole:input_type -> flagforge.admin.v1.GrantRoleRequest
+	17, // 22: flagforge.admin.v1.MemberService.RevokeRole:input_type -> flagforge.admin.v1.RevokeRoleRequest
+	19, // 23: flagforge.admin.v1.MemberService.ListRoleBindings:input_type -> flagforge.admin.v1.ListRoleBindingsRequest
+	6,  // 24: flagforge.admin.v1.MemberService.CreateMember:output_type -> flagforge.admin.v1.CreateMemberResponse
+	8,  // 25: flagforge.admin.v1.MemberService.GetMember:output_type -> flagforge.admin.v1.GetMemberResponse
+	10, // 26: flagforge.admin.v1.MemberService.ListMembers:output_type -> flagforge.admin.v1.ListMembersResponse
+	12, // 27: flagforge.admin.v1.MemberService.UpdateMember:output_type -> flagforge.admin.v1.UpdateMemberResponse
+	14, // 28: flagforge.admin.v1.MemberService.DeleteMember:output_type -> flagforge.admin.v1.DeleteMemberResponse
+	16, // 29: flagforge.admin.v1.MemberService.GrantRole:output_type -> flagforge.admin.v1.GrantRoleResponse
+	18, // 30: flagforge.admin.v1.MemberService.RevokeRole:output_type -> flagforge.admin.v1.RevokeRoleResponse
+	20, // 31: flagforge.admin.v1.MemberService.ListRoleBindings:output_type -> flagforge.admin.v1.ListRoleBindingsResponse
+	24, // [24:32] is the sub-list for method output_type
+	16, // [16:24] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_admin_v1_member_proto_init() }

@@ -71,9 +71,23 @@ func (t *Tx) currentTarget(ctx context.Context, ref store.EnvRef, c *adminv1.Pro
 		sg = proto.CloneOf(sg)
 		sg.Revision = 0
 		return jsonTree(sg), nil
+	case *adminv1.ProposedChange_EnvironmentSettings:
+		e, err := t.s.loadEnv(ctx, t.q(), ref, false)
+		if err != nil {
+			return nil, err
+		}
+		return jsonTree(settingsChange(e.GetSettings())), nil
 	default:
-		return nil, errs.Invalid("change", "is required: flag_config or segment")
+		return nil, errs.Invalid("change", "is required: flag_config, segment or environment_settings")
 	}
+}
+
+// settingsChange is an environment's governance settings as a change request
+// carries them (every field set, defaults applied).
+func settingsChange(s *adminv1.EnvironmentSettings) *adminv1.EnvironmentSettingsChange {
+	d := defaultSettings(s)
+	return &adminv1.EnvironmentSettingsChange{ApprovalsRequired: d.GetApprovalsRequired(),
+		RequiredApprovals: d.GetRequiredApprovals(), EmergencyOffAllowed: d.GetEmergencyOffAllowed()}
 }
 
 // proposedTree is the proposal as JSON tree, shaped like currentTarget.
@@ -85,6 +99,8 @@ func proposedTree(c *adminv1.ProposedChange) any {
 		sg := proto.CloneOf(ch.Segment)
 		sg.Revision = 0
 		return jsonTree(sg)
+	case *adminv1.ProposedChange_EnvironmentSettings:
+		return jsonTree(ch.EnvironmentSettings)
 	}
 	return nil
 }
@@ -369,8 +385,22 @@ func (t *Tx) applyChange(ctx context.Context, m store.WriteMeta, ref store.EnvRe
 		}
 		return t.record(ctx, m, change{org: ref.Org, project: ref.Project, env: ref.Environment,
 			action: "segment.update", resourceType: "segment", resource: segmentPath(ref, sg.Key), before: before, after: sg})
+	case *adminv1.ProposedChange_EnvironmentSettings:
+		before, err := t.s.loadEnv(ctx, t.q(), ref, true)
+		if err != nil {
+			return err
+		}
+		if before.Revision != cr.GetBaseRevision() {
+			return rebase("environment", ref.Environment, before.Revision, cr.GetBaseRevision())
+		}
+		after := proto.CloneOf(before)
+		s := ch.EnvironmentSettings
+		after.Settings = &adminv1.EnvironmentSettings{ApprovalsRequired: proto.Bool(s.GetApprovalsRequired()),
+			RequiredApprovals: proto.Int32(s.GetRequiredApprovals()), EmergencyOffAllowed: proto.Bool(s.GetEmergencyOffAllowed())}
+		_, err = t.writeEnvironment(ctx, m, ref, before, after)
+		return err
 	default:
-		return errs.Invalid("change", "is required: flag_config or segment")
+		return errs.Invalid("change", "is required: flag_config, segment or environment_settings")
 	}
 }
 

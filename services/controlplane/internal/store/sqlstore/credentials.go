@@ -28,12 +28,12 @@ func tsMicros(t *timestamppb.Timestamp) int64 {
 	return micros(t.AsTime())
 }
 
-const tokenColumns = `id, name, member_id, expire_at, revoked_at, created_at, last_used_at`
+const tokenColumns = `id, name, member_id, expire_at, revoked_at, created_at, last_used_at, issuer_id`
 
 func scanToken(sc interface{ Scan(...any) error }) (*adminv1.ApiToken, error) {
 	var t adminv1.ApiToken
 	var e, r, c, u int64
-	if err := sc.Scan(&t.Id, &t.Name, &t.MemberId, &e, &r, &c, &u); err != nil {
+	if err := sc.Scan(&t.Id, &t.Name, &t.MemberId, &e, &r, &c, &u, &t.IssuerId); err != nil {
 		return nil, err
 	}
 	t.ExpireTime, t.RevokeTime, t.CreateTime, t.LastUsedTime = ts(e), ts(r), ts(c), ts(u)
@@ -55,10 +55,10 @@ func (s *Store) CreateAPIToken(ctx context.Context, m store.WriteMeta, org strin
 				return nil, err
 			}
 			out := &adminv1.ApiToken{Id: id, Name: tok.GetName(), MemberId: tok.GetMemberId(),
-				ExpireTime: tok.GetExpireTime(), CreateTime: timestamppb.New(t.now)}
-			if _, err := t.q().exec(ctx, `INSERT INTO api_tokens (id, org, member_id, name, hash, expire_at, revoked_at, created_at, last_used_at)
-				VALUES (?, ?, ?, ?, ?, ?, 0, ?, 0)`, id, org, out.MemberId, out.Name, hash, tsMicros(out.ExpireTime),
-				micros(t.now)); err != nil {
+				ExpireTime: tok.GetExpireTime(), CreateTime: timestamppb.New(t.now), IssuerId: tok.GetIssuerId()}
+			if _, err := t.q().exec(ctx, `INSERT INTO api_tokens (id, org, member_id, name, hash, expire_at, revoked_at, created_at, last_used_at, issuer_id)
+				VALUES (?, ?, ?, ?, ?, ?, 0, ?, 0, ?)`, id, org, out.MemberId, out.Name, hash, tsMicros(out.ExpireTime),
+				micros(t.now), out.IssuerId); err != nil {
 				return nil, err
 			}
 			return out, t.record(ctx, m, change{org: org, action: "api_token.create", resourceType: "api_token",
@@ -114,10 +114,10 @@ func (s *Store) RevokeAPIToken(ctx context.Context, m store.WriteMeta, org, id s
 
 // Authenticate resolves an API token hash to its principal.
 func (s *Store) Authenticate(ctx context.Context, hash []byte, now time.Time) (*store.Principal, error) {
-	var id, org, memberID string
+	var id, org, memberID, issuer string
 	var expire, revoked int64
-	err := s.r().row(ctx, `SELECT id, org, member_id, expire_at, revoked_at FROM api_tokens WHERE hash = ?`, hash).
-		Scan(&id, &org, &memberID, &expire, &revoked)
+	err := s.r().row(ctx, `SELECT id, org, member_id, expire_at, revoked_at, issuer_id FROM api_tokens WHERE hash = ?`, hash).
+		Scan(&id, &org, &memberID, &expire, &revoked, &issuer)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, errs.E(errs.Unauthenticated, "unknown token")
@@ -137,7 +137,7 @@ func (s *Store) Authenticate(ctx context.Context, hash []byte, now time.Time) (*
 	}
 	// Best effort: a failure to record last use must not refuse the request.
 	_, _ = s.r().exec(ctx, `UPDATE api_tokens SET last_used_at = ? WHERE id = ?`, micros(now), id)
-	return &store.Principal{Org: org, Member: mem, Bindings: bindings, TokenID: id}, nil
+	return &store.Principal{Org: org, Member: mem, Bindings: bindings, TokenID: id, Issuer: issuer}, nil
 }
 
 const sdkKeyColumns = `id, name, kind, prefix, expire_at, revoked_at, created_at`

@@ -285,9 +285,20 @@ func (s *Store) writeFlag(ctx context.Context, m store.WriteMeta, ref store.Proj
 		if err != nil {
 			return err
 		}
-		if _, err := t.q().exec(ctx, `UPDATE flags SET body = ?, tags = ?, archived = ?, revision = ?, updated_at = ?
-			WHERE org = ? AND project = ? AND key = ?`, body, tagsColumn(after.Tags), after.Archived, after.Revision,
-			micros(t.now), ref.Org, ref.Project, key); err != nil {
+		if after.Archived && !before.Archived {
+			if by, err := t.prerequisiteUsers(ctx, ref, key, true); err != nil {
+				return err
+			} else if by != "" {
+				return errs.E(errs.FailedPrecondition, "flag %q is a prerequisite of %s: remove the prerequisite first (archiving it would make that flag fail)", key, by)
+			}
+		}
+		what, how := flagWriteGuard(action)
+		if err := t.guardFlagWrite(ctx, ref, key, what, how, func() error {
+			_, err := t.q().exec(ctx, `UPDATE flags SET body = ?, tags = ?, archived = ?, revision = ?, updated_at = ?
+				WHERE org = ? AND project = ? AND key = ?`, body, tagsColumn(after.Tags), after.Archived, after.Revision,
+				micros(t.now), ref.Org, ref.Project, key)
+			return err
+		}); err != nil {
 			return err
 		}
 		if check != nil {
@@ -306,6 +317,20 @@ func (s *Store) writeFlag(ctx context.Context, m store.WriteMeta, ref store.Proj
 			resourceType: "flag", resource: flagPath(ref.Project, key), before: before, after: after})
 	})
 	return out, err
+}
+
+// flagWriteGuard names a definition write in the four-eyes refusal and says how
+// to proceed instead.
+func flagWriteGuard(action string) (what, how string) {
+	switch action {
+	case "flag.archive":
+		return "archiving", howLowerProtection
+	case "flag.restore":
+		return "restoring", howLowerProtection
+	default:
+		return "this edit of the definition of", "add a new variant with the new value and serve it through a change request " +
+			"(UpdateFlagConfig) there; remove the old variant once no protected environment uses it"
+	}
 }
 
 // UpdateFlag replaces a flag's definition (key and type are immutable).
@@ -343,36 +368,15 @@ func (s *Store) DeleteFlag(ctx context.Context, m store.WriteMeta, ref store.Pro
 		if err := checkRevision("flag", key, before.Revision, revision); err != nil {
 			return err
 		}
-		rows, err := t.q().query(ctx, `SELECT environment, flag, config FROM flag_configs
-			WHERE org = ? AND project = ? AND flag <> ?`, ref.Org, ref.Project, key)
-		if err != nil {
+		if by, err := t.prerequisiteUsers(ctx, ref, key, false); err != nil {
 			return err
+		} else if by != "" {
+			return errs.E(errs.FailedPrecondition, "flag %q is a prerequisite of %s", key, by)
 		}
-		type cfgRow struct {
-			env, flag string
-			cfg       *manifestv1.FlagConfig
-		}
-		cfgs, err := collect(rows, func(sc interface{ Scan(...any) error }) (cfgRow, error) {
-			var r cfgRow
-			var b []byte
-			if err := sc.Scan(&r.env, &r.flag, &b); err != nil {
-				return r, err
-			}
-			r.cfg = &manifestv1.FlagConfig{}
-			return r, proto.Unmarshal(b, r.cfg)
-		})
-		if err != nil {
+		if err := t.guardFlagWrite(ctx, ref, key, "deleting", "archive it first, which is governed the same way", func() error {
+			_, err := t.q().exec(ctx, `DELETE FROM flags WHERE org = ? AND project = ? AND key = ?`, ref.Org, ref.Project, key)
 			return err
-		}
-		for _, c := range cfgs {
-			for _, p := range c.cfg.GetPrerequisites() {
-				if p.GetFlagKey() == key {
-					return errs.E(errs.FailedPrecondition, "flag %q is a prerequisite of flag %q in environment %q", key, c.flag, c.env)
-				}
-			}
-		}
-		if _, err := t.q().exec(ctx, `DELETE FROM flags WHERE org = ? AND project = ? AND key = ?`,
-			ref.Org, ref.Project, key); err != nil {
+		}); err != nil {
 			return err
 		}
 		return t.record(ctx, m, change{org: ref.Org, project: ref.Project, action: "flag.delete",

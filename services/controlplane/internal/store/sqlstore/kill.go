@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 
+	"github.com/flagforge/flagforge/pkg/errs"
+
 	"google.golang.org/protobuf/proto"
 
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
@@ -11,7 +13,9 @@ import (
 
 // --- kill ---
 
-// KillFlag turns a flag off in every environment of its project at once.
+// KillFlag turns a flag off in every environment of its project at once. It is
+// refused as a whole (nothing changes) when the flag is on in an environment that
+// requires approvals and does not allow emergency off.
 func (s *Store) KillFlag(ctx context.Context, m store.WriteMeta, ref store.ProjectRef, flag string) ([]*adminv1.FlagEnvironmentConfig, error) {
 	var out []*adminv1.FlagEnvironmentConfig
 	err := s.inTx(ctx, func(t *Tx) error {
@@ -25,6 +29,10 @@ func (s *Store) KillFlag(ctx context.Context, m store.WriteMeta, ref store.Proje
 		}
 		for _, env := range envs {
 			eref := store.EnvRef{Org: ref.Org, Project: ref.Project, Environment: env}
+			e, err := s.loadEnv(ctx, t.q(), eref, true)
+			if err != nil {
+				return err
+			}
 			cur, err := s.loadFlagConfig(ctx, t.q(), eref, flag, true)
 			if err != nil {
 				return err
@@ -32,6 +40,11 @@ func (s *Store) KillFlag(ctx context.Context, m store.WriteMeta, ref store.Proje
 			if !cur.GetConfig().GetOn() {
 				out = append(out, cur)
 				continue
+			}
+			if st := e.GetSettings(); st.GetApprovalsRequired() && !st.GetEmergencyOffAllowed() {
+				return errs.E(errs.FailedPrecondition, "environment %q requires approvals and does not allow emergency off: "+
+					"nothing was killed; turn the flag off there with a change request (UpdateFlagConfig) and use "+
+					"EmergencyOffFlag in the environments that allow it", env)
 			}
 			cfg := proto.CloneOf(cur.GetConfig())
 			cfg.On = false

@@ -45,16 +45,17 @@ func scanBinding(sc interface{ Scan(...any) error }) (*adminv1.RoleBinding, erro
 	var b adminv1.RoleBinding
 	var project, env string
 	var role int32
-	if err := sc.Scan(&b.MemberId, &project, &env, &role); err != nil {
+	var granted int64
+	if err := sc.Scan(&b.MemberId, &project, &env, &role, &granted); err != nil {
 		return nil, err
 	}
-	b.Role = adminv1.Role(role)
+	b.Role, b.GrantTime = adminv1.Role(role), ts(granted)
 	b.Scope = &adminv1.Scope{Project: project, Environment: env}
 	return &b, nil
 }
 
 func (s *Store) bindings(ctx context.Context, x q, org, memberID string) ([]*adminv1.RoleBinding, error) {
-	rows, err := x.query(ctx, `SELECT member_id, project, environment, role FROM role_bindings
+	rows, err := x.query(ctx, `SELECT member_id, project, environment, role, granted_at FROM role_bindings
 		WHERE org = ? AND member_id = ? ORDER BY project, environment`, org, memberID)
 	if err != nil {
 		return nil, err
@@ -89,8 +90,8 @@ func (t *Tx) insertMember(ctx context.Context, m store.WriteMeta, org string, me
 		return nil, err
 	}
 	if role != adminv1.Role_ROLE_UNSPECIFIED {
-		if _, err := t.q().exec(ctx, `INSERT INTO role_bindings (org, member_id, project, environment, role)
-			VALUES (?, ?, '', '', ?)`, org, id, int32(role)); err != nil {
+		if _, err := t.q().exec(ctx, `INSERT INTO role_bindings (org, member_id, project, environment, role, granted_at)
+			VALUES (?, ?, '', '', ?, ?)`, org, id, int32(role), now); err != nil {
 			return nil, err
 		}
 	}
@@ -206,7 +207,7 @@ func bindingPath(memberID string, sc *adminv1.Scope) string {
 }
 
 func (s *Store) loadBinding(ctx context.Context, x q, org, memberID string, sc *adminv1.Scope) (*adminv1.RoleBinding, error) {
-	b, err := scanBinding(x.row(ctx, `SELECT member_id, project, environment, role FROM role_bindings
+	b, err := scanBinding(x.row(ctx, `SELECT member_id, project, environment, role, granted_at FROM role_bindings
 		WHERE org = ? AND member_id = ? AND project = ? AND environment = ?`+s.d.ForUpdate,
 		org, memberID, sc.GetProject(), sc.GetEnvironment()))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -233,13 +234,17 @@ func (s *Store) GrantRole(ctx context.Context, m store.WriteMeta, org string, b 
 		if err != nil {
 			return err
 		}
-		if _, err := t.q().exec(ctx, `INSERT INTO role_bindings (org, member_id, project, environment, role)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (org, member_id, project, environment) DO UPDATE SET role = excluded.role`,
-			org, b.GetMemberId(), sc.GetProject(), sc.GetEnvironment(), int32(b.GetRole())); err != nil {
+		// A changed role is a new grant: its time is now (the same role keeps its time).
+		if _, err := t.q().exec(ctx, `INSERT INTO role_bindings (org, member_id, project, environment, role, granted_at)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (org, member_id, project, environment) DO UPDATE SET role = excluded.role,
+			granted_at = CASE WHEN role_bindings.role = excluded.role THEN role_bindings.granted_at ELSE excluded.granted_at END`,
+			org, b.GetMemberId(), sc.GetProject(), sc.GetEnvironment(), int32(b.GetRole()), micros(t.now)); err != nil {
 			return err
 		}
-		out = &adminv1.RoleBinding{MemberId: b.GetMemberId(), Role: b.GetRole(),
-			Scope: &adminv1.Scope{Project: sc.GetProject(), Environment: sc.GetEnvironment()}}
+		out, err = s.loadBinding(ctx, t.q(), org, b.GetMemberId(), sc)
+		if err != nil {
+			return err
+		}
 		return t.record(ctx, m, change{org: org, project: sc.GetProject(), env: sc.GetEnvironment(),
 			action: "member.role_grant", resourceType: "role_binding", resource: bindingPath(out.MemberId, sc),
 			before: before, after: out})
@@ -276,7 +281,7 @@ func (s *Store) ListRoleBindings(ctx context.Context, org, memberID string, p st
 	if err != nil {
 		return nil, "", err
 	}
-	query := `SELECT member_id, project, environment, role FROM role_bindings WHERE org = ?`
+	query := `SELECT member_id, project, environment, role, granted_at FROM role_bindings WHERE org = ?`
 	args := []any{org}
 	if memberID != "" {
 		query += ` AND member_id = ?`

@@ -165,6 +165,28 @@ func (s *Store) DeleteOrg(ctx context.Context, m store.WriteMeta, org string, re
 		if err := checkRevision("organization", org, before.Revision, revision); err != nil {
 			return err
 		}
+		rows, err := t.q().query(ctx, `SELECT project, `+envColumns+` FROM environments WHERE org = ? ORDER BY project, key`+s.d.ForUpdate, org)
+		if err != nil {
+			return err
+		}
+		type projEnv struct {
+			project string
+			env     *adminv1.Environment
+		}
+		envs, err := collect(rows, func(sc interface{ Scan(...any) error }) (projEnv, error) {
+			var p projEnv
+			var err error
+			p.env, err = scanEnv(prefixScanner{sc, &p.project})
+			return p, err
+		})
+		if err != nil {
+			return err
+		}
+		for _, e := range envs {
+			if e.env.GetSettings().GetApprovalsRequired() {
+				return protectedError(e.project+"/"+e.env.GetKey(), "deleting organization "+quote(org), howLowerProtection)
+			}
+		}
 		if _, err := t.q().exec(ctx, `DELETE FROM organizations WHERE key = ?`, org); err != nil {
 			return err
 		}
@@ -172,3 +194,12 @@ func (s *Store) DeleteOrg(ctx context.Context, m store.WriteMeta, org string, re
 			resourceType: "organization", resource: orgPath(org), before: before})
 	})
 }
+
+// prefixScanner scans a leading column into first, the rest with sc.
+type prefixScanner struct {
+	sc    interface{ Scan(...any) error }
+	first any
+}
+
+// Scan implements the scanner of collect.
+func (p prefixScanner) Scan(dest ...any) error { return p.sc.Scan(append([]any{p.first}, dest...)...) }

@@ -151,6 +151,11 @@ func (s *Store) DeleteProject(ctx context.Context, m store.WriteMeta, ref store.
 		if err := checkRevision("project", ref.Project, before.Revision, revision); err != nil {
 			return err
 		}
+		if envs, err := t.protectedEnvs(ctx, ref); err != nil {
+			return err
+		} else if len(envs) > 0 {
+			return protectedError(envs[0].GetKey(), "deleting project "+quote(ref.Project), howLowerProtection)
+		}
 		if _, err := t.q().exec(ctx, `DELETE FROM projects WHERE org = ? AND key = ?`, ref.Org, ref.Project); err != nil {
 			return err
 		}
@@ -287,7 +292,9 @@ func (s *Store) ListEnvironments(ctx context.Context, ref store.ProjectRef, p st
 	return out, next, nil
 }
 
-// UpdateEnvironment changes an environment's name and settings.
+// UpdateEnvironment changes an environment's name and settings. Turning approvals
+// on fails, in the same transaction, the environment's pending schedules that were
+// made without a change request.
 func (s *Store) UpdateEnvironment(ctx context.Context, m store.WriteMeta, ref store.ProjectRef, e *adminv1.Environment, revision int64) (*adminv1.Environment, error) {
 	var out *adminv1.Environment
 	err := s.inTx(ctx, func(t *Tx) error {
@@ -301,22 +308,33 @@ func (s *Store) UpdateEnvironment(ctx context.Context, m store.WriteMeta, ref st
 		}
 		after := proto.Clone(before).(*adminv1.Environment)
 		after.Name, after.Settings = e.GetName(), defaultSettings(e.GetSettings())
-		after.Revision, after.UpdateTime = before.Revision+1, timestamppb.New(t.now)
-		settings, err := deterministic.Marshal(after.Settings)
-		if err != nil {
-			return err
-		}
-		if _, err := t.q().exec(ctx, `UPDATE environments SET name = ?, settings = ?, revision = ?, updated_at = ?
-			WHERE org = ? AND project = ? AND key = ?`, after.Name, settings, after.Revision, micros(t.now),
-			ref.Org, ref.Project, after.Key); err != nil {
-			return err
-		}
-		out = after
-		return t.record(ctx, m, change{org: ref.Org, project: ref.Project, env: after.Key,
-			action: "environment.update", resourceType: "environment",
-			resource: envPath(ref.Project, after.Key), before: before, after: after})
+		out, err = t.writeEnvironment(ctx, m, eref, before, after)
+		return err
 	})
 	return out, err
+}
+
+// writeEnvironment saves after over the locked before (the caller checked the
+// revision) and records it.
+func (t *Tx) writeEnvironment(ctx context.Context, m store.WriteMeta, ref store.EnvRef, before, after *adminv1.Environment) (*adminv1.Environment, error) {
+	after.Revision, after.UpdateTime = before.Revision+1, timestamppb.New(t.now)
+	settings, err := deterministic.Marshal(after.Settings)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := t.q().exec(ctx, `UPDATE environments SET name = ?, settings = ?, revision = ?, updated_at = ?
+		WHERE org = ? AND project = ? AND key = ?`, after.Name, settings, after.Revision, micros(t.now),
+		ref.Org, ref.Project, ref.Environment); err != nil {
+		return nil, err
+	}
+	if after.GetSettings().GetApprovalsRequired() && !before.GetSettings().GetApprovalsRequired() {
+		if err := t.failUnapprovedSchedules(ctx, m, ref); err != nil {
+			return nil, err
+		}
+	}
+	return after, t.record(ctx, m, change{org: ref.Org, project: ref.Project, env: ref.Environment,
+		action: "environment.update", resourceType: "environment",
+		resource: envPath(ref.Project, ref.Environment), before: before, after: after})
 }
 
 // DeleteEnvironment deletes an environment and everything in it.
@@ -328,6 +346,9 @@ func (s *Store) DeleteEnvironment(ctx context.Context, m store.WriteMeta, ref st
 		}
 		if err := checkRevision("environment", ref.Environment, before.Revision, revision); err != nil {
 			return err
+		}
+		if before.GetSettings().GetApprovalsRequired() {
+			return protectedError(ref.Environment, "deleting it", howLowerProtection)
 		}
 		if _, err := t.q().exec(ctx, `DELETE FROM environments WHERE org = ? AND project = ? AND key = ?`,
 			ref.Org, ref.Project, ref.Environment); err != nil {

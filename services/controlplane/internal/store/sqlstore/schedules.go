@@ -263,6 +263,15 @@ func (s *Store) RunDueScheduledChange(ctx context.Context, m store.WriteMeta, no
 			failed = err
 			return failed
 		}
+		// Checked again when due: approvals may have been turned on after scheduling.
+		env, err := s.loadEnv(ctx, t.q(), due.ref, false)
+		if err != nil {
+			return err
+		}
+		if env.GetSettings().GetApprovalsRequired() && before.GetChangeRequestId() == "" {
+			failed = errs.E(errs.FailedPrecondition, "%s", unapprovedReason)
+			return failed
+		}
 		if b := before.GetBaseRevision(); b > 0 && cur.Revision != b {
 			failed = errs.E(errs.Aborted, "flag configuration %q changed since the schedule was made (base revision %d, current %d)", before.Flag, b, cur.Revision)
 			return failed
@@ -294,31 +303,67 @@ func (s *Store) RunDueScheduledChange(ctx context.Context, m store.WriteMeta, no
 // failSchedule marks a claimed-but-failed schedule FAILED (if still pending).
 func (s *Store) failSchedule(ctx context.Context, m store.WriteMeta, ref store.EnvRef, id, reason string) (*adminv1.ScheduledChange, error) {
 	var out *adminv1.ScheduledChange
-	pending := int32(adminv1.ScheduledChangeState_SCHEDULED_CHANGE_STATE_PENDING)
 	err := s.inTx(ctx, func(t *Tx) error {
 		before, err := s.loadSchedule(ctx, t.q(), ref, id, true)
 		if err != nil {
 			return err
 		}
-		after := proto.CloneOf(before)
-		after.State, after.FailureReason, after.ExecutedTime = adminv1.ScheduledChangeState_SCHEDULED_CHANGE_STATE_FAILED, reason, timestamppb.New(t.now)
-		body, err := deterministic.Marshal(after)
-		if err != nil {
-			return err
-		}
-		res, err := t.q().exec(ctx, `UPDATE scheduled_changes SET state = ?, body = ?, updated_at = ?
-			WHERE org = ? AND project = ? AND environment = ? AND id = ? AND state = ?`,
-			int32(after.State), body, micros(t.now), ref.Org, ref.Project, ref.Environment, id, pending)
-		if err != nil {
-			return err
-		}
-		if n, err := affected(res); err != nil || n != 1 {
-			return err
-		}
-		out = after
-		fm := withAction(m, "schedule.fail")
-		fm.Comment = reason
-		return t.record(ctx, fm, schedChange(ref, "schedule.fail", before, after))
+		out, err = t.failPending(ctx, m, ref, before, reason)
+		return err
 	})
 	return out, err
+}
+
+// failPending moves a PENDING schedule to FAILED with reason, audited as
+// schedule.fail (nil, nil when it is no longer pending).
+func (t *Tx) failPending(ctx context.Context, m store.WriteMeta, ref store.EnvRef, before *adminv1.ScheduledChange, reason string) (*adminv1.ScheduledChange, error) {
+	pending := int32(adminv1.ScheduledChangeState_SCHEDULED_CHANGE_STATE_PENDING)
+	after := proto.CloneOf(before)
+	after.State, after.FailureReason, after.ExecutedTime = adminv1.ScheduledChangeState_SCHEDULED_CHANGE_STATE_FAILED, reason, timestamppb.New(t.now)
+	body, err := deterministic.Marshal(after)
+	if err != nil {
+		return nil, err
+	}
+	res, err := t.q().exec(ctx, `UPDATE scheduled_changes SET state = ?, body = ?, updated_at = ?
+		WHERE org = ? AND project = ? AND environment = ? AND id = ? AND state = ?`,
+		int32(after.State), body, micros(t.now), ref.Org, ref.Project, ref.Environment, before.GetId(), pending)
+	if err != nil {
+		return nil, err
+	}
+	if n, err := affected(res); err != nil || n != 1 {
+		return nil, err
+	}
+	fm := withAction(m, "schedule.fail")
+	fm.Comment = reason
+	return after, t.record(ctx, fm, schedChange(ref, "schedule.fail", before, after))
+}
+
+// unapprovedReason is why a schedule made without approval may not run once its
+// environment requires approvals.
+const unapprovedReason = "the environment requires approvals since this schedule was made without one: " +
+	"schedule it again (it will wait for its change request to be approved)"
+
+// failUnapprovedSchedules fails the PENDING schedules of an environment that were
+// made without a change request (called when approvals turn on, in that write's
+// transaction).
+func (t *Tx) failUnapprovedSchedules(ctx context.Context, m store.WriteMeta, ref store.EnvRef) error {
+	rows, err := t.q().query(ctx, `SELECT `+schedColumns+` FROM scheduled_changes
+		WHERE org = ? AND project = ? AND environment = ? AND state = ? ORDER BY id`+t.s.d.ForUpdate,
+		ref.Org, ref.Project, ref.Environment, int32(adminv1.ScheduledChangeState_SCHEDULED_CHANGE_STATE_PENDING))
+	if err != nil {
+		return err
+	}
+	scs, err := collect(rows, scanSchedule)
+	if err != nil {
+		return err
+	}
+	for _, sc := range scs {
+		if sc.GetChangeRequestId() != "" {
+			continue
+		}
+		if _, err := t.failPending(ctx, m, ref, sc, unapprovedReason); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -57,8 +57,19 @@ func (s *Store) CreateSegment(ctx context.Context, m store.WriteMeta, ref store.
 	return create(ctx, s, m, ref.Org, "segment.create", requestHash(ref.Project, ref.Environment, sg),
 		func() *manifestv1.Segment { return &manifestv1.Segment{} },
 		func(t *Tx) (*manifestv1.Segment, error) {
-			if _, err := s.loadEnv(ctx, t.q(), ref, false); err != nil {
+			env, err := s.loadEnv(ctx, t.q(), ref, true)
+			if err != nil {
 				return nil, err
+			}
+			// A reference to a missing segment never matches: creating a segment that
+			// something already names changes what the environment serves.
+			if env.GetSettings().GetApprovalsRequired() {
+				if by, err := t.segmentUsers(ctx, ref, sg.GetKey()); err != nil {
+					return nil, err
+				} else if by != "" {
+					return nil, protectedError(ref.Environment, "creating segment "+quote(sg.GetKey())+" (used by "+by+")",
+						"propose it with CreateChangeRequest (change.segment, base_revision 0)")
+				}
 			}
 			id, err := newID()
 			if err != nil {

@@ -289,7 +289,8 @@ func (s *Store) EnqueueWebhookDeliveries(ctx context.Context, limit int, render 
 					continue
 				}
 				for _, h := range hooks {
-					if e.Seq <= h.startSeq || !strings.HasPrefix(e.Resource, projectPath(h.project)+"/") || !subscribed(h.types, typ) {
+					inScope := strings.HasPrefix(e.Resource, projectPath(h.project)+"/") || orgWide(e.Resource)
+					if e.Seq <= h.startSeq || !inScope || !subscribed(h.types, typ) {
 						continue
 					}
 					id, err := newID()
@@ -429,4 +430,11 @@ func (s *Store) CompleteWebhookDelivery(ctx context.Context, r store.DeliveryRes
 		m := store.WriteMeta{ActorID: "system:webhooks", ActorName: "webhook dispatcher", Comment: after.DisabledReason}
 		return t.record(ctx, m, whChange(ref, "webhook.disable", before, after))
 	})
+}
+
+// orgWide reports whether an audit entry concerns every project of its
+// organization: membership (members, role bindings, API tokens), announced to
+// every webhook of the organization (webhook.Membership is the same rule).
+func orgWide(resource string) bool {
+	return strings.HasPrefix(resource, "members/") || strings.HasPrefix(resource, "api_tokens/")
 }

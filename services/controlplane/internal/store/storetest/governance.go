@@ -23,7 +23,7 @@ type GovernanceStore interface {
 // must implement store.Governance.
 func RunGovernance(t *testing.T, open Opener) {
 	t.Helper()
-	for _, tc := range governanceTests {
+	for _, tc := range append(governanceTests, protectionTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s, ok := open(t).(GovernanceStore)
@@ -230,6 +230,16 @@ var governanceTests = []struct {
 		log, _ := must2[[]*adminv1.WebhookDelivery](t)(g.ListWebhookDeliveries(f.ctx, pref, w.GetId(), store.Page{}))
 		if len(log) != 3 || log[2].GetState() != adminv1.WebhookDeliveryState_WEBHOOK_DELIVERY_STATE_SUCCEEDED {
 			t.Fatalf("delivery log (newest first): %v", log)
+		}
+		// Membership is organization-wide: announced to every project's webhooks.
+		m := f.member(t, "erin@example.com")
+		must[*adminv1.RoleBinding](t)(f.s.GrantRole(f.ctx, meta, org, &adminv1.RoleBinding{MemberId: m.Id, Role: adminv1.Role_ROLE_ADMIN, Scope: &adminv1.Scope{}}))
+		if n, err := g.EnqueueWebhookDeliveries(f.ctx, 100, render); err != nil || n != 2 {
+			t.Fatalf("membership entries consumed %d, %v", n, err)
+		}
+		log, _ = must2[[]*adminv1.WebhookDelivery](t)(g.ListWebhookDeliveries(f.ctx, pref, w.GetId(), store.Page{}))
+		if len(log) != 5 || log[0].GetEventType() != "member.role_grant" || log[1].GetEventType() != "member.create" {
+			t.Fatalf("membership deliveries (newest first): %v", log)
 		}
 	}},
 }

@@ -361,7 +361,7 @@ var tests = []test{
 		if d := diff(m, got); d != "" {
 			t.Errorf("GetMember (-created +got):\n%s", d)
 		}
-		wantB := []*adminv1.RoleBinding{{MemberId: m.Id, Role: adminv1.Role_ROLE_EDITOR, Scope: &adminv1.Scope{}}}
+		wantB := []*adminv1.RoleBinding{{MemberId: m.Id, Role: adminv1.Role_ROLE_EDITOR, Scope: &adminv1.Scope{}, GrantTime: m.CreateTime}}
 		if d := diff(wantB, bindings); d != "" {
 			t.Errorf("bindings (-want +got):\n%s", d)
 		}
@@ -707,10 +707,14 @@ var tests = []test{
 		if !baseSeen {
 			t.Error("view does not show flag base")
 		}
+		// Archiving a prerequisite of another flag is refused, like deleting it.
 		_, err = f.s.SetFlagArchived(f.ctx, meta, pref, "base", true, 1)
+		wantKind(t, err, errs.FailedPrecondition)
+		must[*adminv1.Flag](t)(f.s.CreateFlag(f.ctx, meta, pref, boolFlag("gone"), nil, nil))
+		_, err = f.s.SetFlagArchived(f.ctx, meta, pref, "gone", true, 1)
 		noErr(t, err)
-		_, err = f.s.UpdateFlagConfig(f.ctx, meta, eref, "child", onConfig(), 1, func(v store.EnvView) error {
-			if _, ok := v.Flag("base"); ok {
+		_, err = f.s.UpdateFlagConfig(f.ctx, meta, eref, "child", onConfig("base"), 1, func(v store.EnvView) error {
+			if _, ok := v.Flag("gone"); ok {
 				return errs.Invalid("flag", "archived flag visible")
 			}
 			return nil

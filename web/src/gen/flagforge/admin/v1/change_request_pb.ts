@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flagforge/admin/v1/change_request.proto.
  */
 export const file_flagforge_admin_v1_change_request: GenFile = /*@__PURE__*/
-  fileDesc("CidmbGFnZm9yZ2UvYWRtaW4vdjEvY2hhbmdlX3JlcXVlc3QucHJvdG8SEmZsYWdmb3JnZS5hZG1pbi52MSJ3CghBcHByb3ZhbBIRCgltZW1iZXJfaWQYASABKAkSFgoOY29udGVudF9kaWdlc3QYAiABKAkSDwoHY29tbWVudBgDIAEoCRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiaAoUQ2hhbmdlUmVxdWVzdENvbW1lbnQSEQoJbWVtYmVyX2lkGAEgASgJEgwKBHRleHQYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIooBCg5Qcm9wb3NlZENoYW5nZRI7CgtmbGFnX2NvbmZpZxgBIAEoCzIkLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnQ29uZmlnQ2hhbmdlSAASMQoHc2VnbWVudBgCIAEoCzIeLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZWdtZW50SABCCAoGY2hhbmdlIlMKEEZsYWdDb25maWdDaGFuZ2USDAoEZmxhZxgBIAEoCRIxCgZjb25maWcYAiABKAsyIS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ0NvbmZpZyKgBAoNQ2hhbmdlUmVxdWVzdBIKCgJpZBgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRIyCgZjaGFuZ2UYAyABKAsyIi5mbGFnZm9yZ2UuYWRtaW4udjEuUHJvcG9zZWRDaGFuZ2USFQoNYmFzZV9yZXZpc2lvbhgEIAEoAxIvCgRkaWZmGAUgAygLMiEuZmxhZ2ZvcmdlLmFkbWluLnYxLkRpZmZPcGVyYXRpb24SEwoLZGVzY3JpcHRpb24YBiABKAkSEQoJYXV0aG9yX2lkGAcgASgJEjUKBXN0YXRlGAggASgOMiYuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3RTdGF0ZRIaChJyZXF1aXJlZF9hcHByb3ZhbHMYCSABKAUSLwoJYXBwcm92YWxzGAogAygLMhwuZmxhZ2ZvcmdlLmFkbWluLnYxLkFwcHJvdmFsEjoKCGNvbW1lbnRzGAsgAygLMiguZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3RDb21tZW50EhYKDmNvbnRlbnRfZGlnZXN0GAwgASgJEhAKCHJldmlzaW9uGA0gASgDEi8KC2NyZWF0ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiyAEKGkNyZWF0ZUNoYW5nZVJlcXVlc3RSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEjIKBmNoYW5nZRgEIAEoCzIiLmZsYWdmb3JnZS5hZG1pbi52MS5Qcm9wb3NlZENoYW5nZRIVCg1iYXNlX3JldmlzaW9uGAUgASgDEhMKC2Rlc2NyaXB0aW9uGAYgASgJEhcKD2lkZW1wb3RlbmN5X2tleRgHIAEoCSJYChtDcmVhdGVDaGFuZ2VSZXF1ZXN0UmVzcG9uc2USOQoOY2hhbmdlX3JlcXVlc3QYASABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCJYChdHZXRDaGFuZ2VSZXF1ZXN0UmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIKCgJpZBgEIAEoCSJVChhHZXRDaGFuZ2VSZXF1ZXN0UmVzcG9uc2USOQoOY2hhbmdlX3JlcXVlc3QYASABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCKsAQoZTGlzdENoYW5nZVJlcXVlc3RzUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRI1CgVzdGF0ZRgEIAEoDjImLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0U3RhdGUSEQoJcGFnZV9zaXplGAUgASgFEhIKCnBhZ2VfdG9rZW4YBiABKAkicQoaTGlzdENoYW5nZVJlcXVlc3RzUmVzcG9uc2USOgoPY2hhbmdlX3JlcXVlc3RzGAEgAygLMiEuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIs0BChpVcGRhdGVDaGFuZ2VSZXF1ZXN0UmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIKCgJpZBgEIAEoCRIyCgZjaGFuZ2UYBSABKAsyIi5mbGFnZm9yZ2UuYWRtaW4udjEuUHJvcG9zZWRDaGFuZ2USFQoNYmFzZV9yZXZpc2lvbhgGIAEoAxITCgtkZXNjcmlwdGlvbhgHIAEoCRIQCghyZXZpc2lvbhgIIAEoAyJYChtVcGRhdGVDaGFuZ2VSZXF1ZXN0UmVzcG9uc2USOQoOY2hhbmdlX3JlcXVlc3QYASABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCKFAQobQXBwcm92ZUNoYW5nZVJlcXVlc3RSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgoKAmlkGAQgASgJEhYKDmNvbnRlbnRfZGlnZXN0GAUgASgJEg8KB2NvbW1lbnQYBiABKAkiWQocQXBwcm92ZUNoYW5nZVJlcXVlc3RSZXNwb25zZRI5Cg5jaGFuZ2VfcmVxdWVzdBgBIAEoCzIhLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0ImwKGlJlamVjdENoYW5nZVJlcXVlc3RSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgoKAmlkGAQgASgJEg8KB2NvbW1lbnQYBSABKAkiWAobUmVqZWN0Q2hhbmdlUmVxdWVzdFJlc3BvbnNlEjkKDmNoYW5nZV9yZXF1ZXN0GAEgASgLMiEuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3QiWgoZQXBwbHlDaGFuZ2VSZXF1ZXN0UmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIKCgJpZBgEIAEoCSJXChpBcHBseUNoYW5nZVJlcXVlc3RSZXNwb25zZRI5Cg5jaGFuZ2VfcmVxdWVzdBgBIAEoCzIhLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0Il0KHFdpdGhkcmF3Q2hhbmdlUmVxdWVzdFJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSCgoCaWQYBCABKAkiWgodV2l0aGRyYXdDaGFuZ2VSZXF1ZXN0UmVzcG9uc2USOQoOY2hhbmdlX3JlcXVlc3QYASABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCJqChtDb21tZW50Q2hhbmdlUmVxdWVzdFJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSCgoCaWQYBCABKAkSDAoEdGV4dBgFIAEoCSJZChxDb21tZW50Q2hhbmdlUmVxdWVzdFJlc3BvbnNlEjkKDmNoYW5nZV9yZXF1ZXN0GAEgASgLMiEuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3QqwgEKEkNoYW5nZVJlcXVlc3RTdGF0ZRIkCiBDSEFOR0VfUkVRVUVTVF9TVEFURV9VTlNQRUNJRklFRBAAEh0KGUNIQU5HRV9SRVFVRVNUX1NUQVRFX09QRU4QARIgChxDSEFOR0VfUkVRVUVTVF9TVEFURV9BUFBMSUVEEAISIQodQ0hBTkdFX1JFUVVFU1RfU1RBVEVfUkVKRUNURUQQAxIiCh5DSEFOR0VfUkVRVUVTVF9TVEFURV9XSVRIRFJBV04QBDLLCAoUQ2hhbmdlUmVxdWVzdFNlcnZpY2USdgoTQ3JlYXRlQ2hhbmdlUmVxdWVzdBIuLmZsYWdmb3JnZS5hZG1pbi52MS5DcmVhdGVDaGFuZ2VSZXF1ZXN0UmVxdWVzdBovLmZsYWdmb3JnZS5hZG1pbi52MS5DcmVhdGVDaGFuZ2VSZXF1ZXN0UmVzcG9uc2USbQoQR2V0Q2hhbmdlUmVxdWVzdBIrLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRDaGFuZ2VSZXF1ZXN0UmVxdWVzdBosLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRDaGFuZ2VSZXF1ZXN0UmVzcG9uc2UScwoSTGlzdENoYW5nZVJlcXVlc3RzEi0uZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RDaGFuZ2VSZXF1ZXN0c1JlcXVlc3QaLi5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdENoYW5nZVJlcXVlc3RzUmVzcG9uc2USdgoTVXBkYXRlQ2hhbmdlUmVxdWVzdBIuLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVDaGFuZ2VSZXF1ZXN0UmVxdWVzdBovLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVDaGFuZ2VSZXF1ZXN0UmVzcG9uc2USeQoUQXBwcm92ZUNoYW5nZVJlcXVlc3QSLy5mbGFnZm9yZ2UuYWRtaW4udjEuQXBwcm92ZUNoYW5nZVJlcXVlc3RSZXF1ZXN0GjAuZmxhZ2ZvcmdlLmFkbWluLnYxLkFwcHJvdmVDaGFuZ2VSZXF1ZXN0UmVzcG9uc2USdgoTUmVqZWN0Q2hhbmdlUmVxdWVzdBIuLmZsYWdmb3JnZS5hZG1pbi52MS5SZWplY3RDaGFuZ2VSZXF1ZXN0UmVxdWVzdBovLmZsYWdmb3JnZS5hZG1pbi52MS5SZWplY3RDaGFuZ2VSZXF1ZXN0UmVzcG9uc2UScwoSQXBwbHlDaGFuZ2VSZXF1ZXN0Ei0uZmxhZ2ZvcmdlLmFkbWluLnYxLkFwcGx5Q2hhbmdlUmVxdWVzdFJlcXVlc3QaLi5mbGFnZm9yZ2UuYWRtaW4udjEuQXBwbHlDaGFuZ2VSZXF1ZXN0UmVzcG9uc2USfAoVV2l0aGRyYXdDaGFuZ2VSZXF1ZXN0EjAuZmxhZ2ZvcmdlLmFkbWluLnYxLldpdGhkcmF3Q2hhbmdlUmVxdWVzdFJlcXVlc3QaMS5mbGFnZm9yZ2UuYWRtaW4udjEuV2l0aGRyYXdDaGFuZ2VSZXF1ZXN0UmVzcG9uc2USeQoUQ29tbWVudENoYW5nZVJlcXVlc3QSLy5mbGFnZm9yZ2UuYWRtaW4udjEuQ29tbWVudENoYW5nZVJlcXVlc3RSZXF1ZXN0GjAuZmxhZ2ZvcmdlLmFkbWluLnYxLkNvbW1lbnRDaGFuZ2VSZXF1ZXN0UmVzcG9uc2ViBnByb3RvMw", [file_flagforge_admin_v1_diff, file_flagforge_manifest_v1_manifest, file_google_protobuf_timestamp]);
+  fileDesc("CidmbGFnZm9yZ2UvYWRtaW4vdjEvY2hhbmdlX3JlcXVlc3QucHJvdG8SEmZsYWdmb3JnZS5hZG1pbi52MSJ3CghBcHByb3ZhbBIRCgltZW1iZXJfaWQYASABKAkSFgoOY29udGVudF9kaWdlc3QYAiABKAkSDwoHY29tbWVudBgDIAEoCRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiaAoUQ2hhbmdlUmVxdWVzdENvbW1lbnQSEQoJbWVtYmVyX2lkGAEgASgJEgwKBHRleHQYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItkBCg5Qcm9wb3NlZENoYW5nZRI7CgtmbGFnX2NvbmZpZxgBIAEoCzIkLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnQ29uZmlnQ2hhbmdlSAASMQoHc2VnbWVudBgCIAEoCzIeLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZWdtZW50SAASTQoUZW52aXJvbm1lbnRfc2V0dGluZ3MYAyABKAsyLS5mbGFnZm9yZ2UuYWRtaW4udjEuRW52aXJvbm1lbnRTZXR0aW5nc0NoYW5nZUgAQggKBmNoYW5nZSJyChlFbnZpcm9ubWVudFNldHRpbmdzQ2hhbmdlEhoKEmFwcHJvdmFsc19yZXF1aXJlZBgBIAEoCBIaChJyZXF1aXJlZF9hcHByb3ZhbHMYAiABKAUSHQoVZW1lcmdlbmN5X29mZl9hbGxvd2VkGAMgASgIIlMKEEZsYWdDb25maWdDaGFuZ2USDAoEZmxhZxgBIAEoCRIxCgZjb25maWcYAiABKAsyIS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ0NvbmZpZyK6BAoNQ2hhbmdlUmVxdWVzdBIKCgJpZBgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRIyCgZjaGFuZ2UYAyABKAsyIi5mbGFnZm9yZ2UuYWRtaW4udjEuUHJvcG9zZWRDaGFuZ2USFQoNYmFzZV9yZXZpc2lvbhgEIAEoAxIvCgRkaWZmGAUgAygLMiEuZmxhZ2ZvcmdlLmFkbWluLnYxLkRpZmZPcGVyYXRpb24SEwoLZGVzY3JpcHRpb24YBiABKAkSEQoJYXV0aG9yX2lkGAcgASgJEjUKBXN0YXRlGAggASgOMiYuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3RTdGF0ZRIaChJyZXF1aXJlZF9hcHByb3ZhbHMYCSABKAUSLwoJYXBwcm92YWxzGAogAygLMhwuZmxhZ2ZvcmdlLmFkbWluLnYxLkFwcHJvdmFsEjoKCGNvbW1lbnRzGAsgAygLMiguZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3RDb21tZW50EhYKDmNvbnRlbnRfZGlnZXN0GAwgASgJEhAKCHJldmlzaW9uGA0gASgDEi8KC2NyZWF0ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQYXV0aG9yX2lzc3Vlcl9pZBgQIAEoCSLIAQoaQ3JlYXRlQ2hhbmdlUmVxdWVzdFJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSMgoGY2hhbmdlGAQgASgLMiIuZmxhZ2ZvcmdlLmFkbWluLnYxLlByb3Bvc2VkQ2hhbmdlEhUKDWJhc2VfcmV2aXNpb24YBSABKAMSEwoLZGVzY3JpcHRpb24YBiABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAcgASgJIlgKG0NyZWF0ZUNoYW5nZVJlcXVlc3RSZXNwb25zZRI5Cg5jaGFuZ2VfcmVxdWVzdBgBIAEoCzIhLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0IlgKF0dldENoYW5nZVJlcXVlc3RSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgoKAmlkGAQgASgJIlUKGEdldENoYW5nZVJlcXVlc3RSZXNwb25zZRI5Cg5jaGFuZ2VfcmVxdWVzdBgBIAEoCzIhLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0IqwBChlMaXN0Q2hhbmdlUmVxdWVzdHNSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEjUKBXN0YXRlGAQgASgOMiYuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3RTdGF0ZRIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCSJxChpMaXN0Q2hhbmdlUmVxdWVzdHNSZXNwb25zZRI6Cg9jaGFuZ2VfcmVxdWVzdHMYASADKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkizQEKGlVwZGF0ZUNoYW5nZVJlcXVlc3RSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgoKAmlkGAQgASgJEjIKBmNoYW5nZRgFIAEoCzIiLmZsYWdmb3JnZS5hZG1pbi52MS5Qcm9wb3NlZENoYW5nZRIVCg1iYXNlX3JldmlzaW9uGAYgASgDEhMKC2Rlc2NyaXB0aW9uGAcgASgJEhAKCHJldmlzaW9uGAggASgDIlgKG1VwZGF0ZUNoYW5nZVJlcXVlc3RSZXNwb25zZRI5Cg5jaGFuZ2VfcmVxdWVzdBgBIAEoCzIhLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0IoUBChtBcHByb3ZlQ2hhbmdlUmVxdWVzdFJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSCgoCaWQYBCABKAkSFgoOY29udGVudF9kaWdlc3QYBSABKAkSDwoHY29tbWVudBgGIAEoCSJZChxBcHByb3ZlQ2hhbmdlUmVxdWVzdFJlc3BvbnNlEjkKDmNoYW5nZV9yZXF1ZXN0GAEgASgLMiEuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3QibAoaUmVqZWN0Q2hhbmdlUmVxdWVzdFJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSCgoCaWQYBCABKAkSDwoHY29tbWVudBgFIAEoCSJYChtSZWplY3RDaGFuZ2VSZXF1ZXN0UmVzcG9uc2USOQoOY2hhbmdlX3JlcXVlc3QYASABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCJaChlBcHBseUNoYW5nZVJlcXVlc3RSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgoKAmlkGAQgASgJIlcKGkFwcGx5Q2hhbmdlUmVxdWVzdFJlc3BvbnNlEjkKDmNoYW5nZV9yZXF1ZXN0GAEgASgLMiEuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3QiXQocV2l0aGRyYXdDaGFuZ2VSZXF1ZXN0UmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIKCgJpZBgEIAEoCSJaCh1XaXRoZHJhd0NoYW5nZVJlcXVlc3RSZXNwb25zZRI5Cg5jaGFuZ2VfcmVxdWVzdBgBIAEoCzIhLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0ImoKG0NvbW1lbnRDaGFuZ2VSZXF1ZXN0UmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIKCgJpZBgEIAEoCRIMCgR0ZXh0GAUgASgJIlkKHENvbW1lbnRDaGFuZ2VSZXF1ZXN0UmVzcG9uc2USOQoOY2hhbmdlX3JlcXVlc3QYASABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCrCAQoSQ2hhbmdlUmVxdWVzdFN0YXRlEiQKIENIQU5HRV9SRVFVRVNUX1NUQVRFX1VOU1BFQ0lGSUVEEAASHQoZQ0hBTkdFX1JFUVVFU1RfU1RBVEVfT1BFThABEiAKHENIQU5HRV9SRVFVRVNUX1NUQVRFX0FQUExJRUQQAhIhCh1DSEFOR0VfUkVRVUVTVF9TVEFURV9SRUpFQ1RFRBADEiIKHkNIQU5HRV9SRVFVRVNUX1NUQVRFX1dJVEhEUkFXThAEMssIChRDaGFuZ2VSZXF1ZXN0U2VydmljZRJ2ChNDcmVhdGVDaGFuZ2VSZXF1ZXN0Ei4uZmxhZ2ZvcmdlLmFkbWluLnYxLkNyZWF0ZUNoYW5nZVJlcXVlc3RSZXF1ZXN0Gi8uZmxhZ2ZvcmdlLmFkbWluLnYxLkNyZWF0ZUNoYW5nZVJlcXVlc3RSZXNwb25zZRJtChBHZXRDaGFuZ2VSZXF1ZXN0EisuZmxhZ2ZvcmdlLmFkbWluLnYxLkdldENoYW5nZVJlcXVlc3RSZXF1ZXN0GiwuZmxhZ2ZvcmdlLmFkbWluLnYxLkdldENoYW5nZVJlcXVlc3RSZXNwb25zZRJzChJMaXN0Q2hhbmdlUmVxdWVzdHMSLS5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdENoYW5nZVJlcXVlc3RzUmVxdWVzdBouLmZsYWdmb3JnZS5hZG1pbi52MS5MaXN0Q2hhbmdlUmVxdWVzdHNSZXNwb25zZRJ2ChNVcGRhdGVDaGFuZ2VSZXF1ZXN0Ei4uZmxhZ2ZvcmdlLmFkbWluLnYxLlVwZGF0ZUNoYW5nZVJlcXVlc3RSZXF1ZXN0Gi8uZmxhZ2ZvcmdlLmFkbWluLnYxLlVwZGF0ZUNoYW5nZVJlcXVlc3RSZXNwb25zZRJ5ChRBcHByb3ZlQ2hhbmdlUmVxdWVzdBIvLmZsYWdmb3JnZS5hZG1pbi52MS5BcHByb3ZlQ2hhbmdlUmVxdWVzdFJlcXVlc3QaMC5mbGFnZm9yZ2UuYWRtaW4udjEuQXBwcm92ZUNoYW5nZVJlcXVlc3RSZXNwb25zZRJ2ChNSZWplY3RDaGFuZ2VSZXF1ZXN0Ei4uZmxhZ2ZvcmdlLmFkbWluLnYxLlJlamVjdENoYW5nZVJlcXVlc3RSZXF1ZXN0Gi8uZmxhZ2ZvcmdlLmFkbWluLnYxLlJlamVjdENoYW5nZVJlcXVlc3RSZXNwb25zZRJzChJBcHBseUNoYW5nZVJlcXVlc3QSLS5mbGFnZm9yZ2UuYWRtaW4udjEuQXBwbHlDaGFuZ2VSZXF1ZXN0UmVxdWVzdBouLmZsYWdmb3JnZS5hZG1pbi52MS5BcHBseUNoYW5nZVJlcXVlc3RSZXNwb25zZRJ8ChVXaXRoZHJhd0NoYW5nZVJlcXVlc3QSMC5mbGFnZm9yZ2UuYWRtaW4udjEuV2l0aGRyYXdDaGFuZ2VSZXF1ZXN0UmVxdWVzdBoxLmZsYWdmb3JnZS5hZG1pbi52MS5XaXRoZHJhd0NoYW5nZVJlcXVlc3RSZXNwb25zZRJ5ChRDb21tZW50Q2hhbmdlUmVxdWVzdBIvLmZsYWdmb3JnZS5hZG1pbi52MS5Db21tZW50Q2hhbmdlUmVxdWVzdFJlcXVlc3QaMC5mbGFnZm9yZ2UuYWRtaW4udjEuQ29tbWVudENoYW5nZVJlcXVlc3RSZXNwb25zZWIGcHJvdG8z", [file_flagforge_admin_v1_diff, file_flagforge_manifest_v1_manifest, file_google_protobuf_timestamp]);
 
 /**
  * Approval binds a member's approval to a digest of the exact proposed content.
@@ -159,6 +159,15 @@ export type ProposedChange = Message<"flagforge.admin.v1.ProposedChange"> & {
      */
     value: Segment;
     case: "segment";
+  } | {
+    /**
+     * Weaken the environment's governance settings (UpdateEnvironment opens it):
+     * only another admin of the environment may approve it.
+     *
+     * @generated from field: flagforge.admin.v1.EnvironmentSettingsChange environment_settings = 3;
+     */
+    value: EnvironmentSettingsChange;
+    case: "environmentSettings";
   } | { case: undefined; value?: undefined };
 };
 
@@ -181,6 +190,14 @@ export type ProposedChangeJson = {
    * @generated from field: flagforge.manifest.v1.Segment segment = 2;
    */
   segment?: SegmentJson;
+
+  /**
+   * Weaken the environment's governance settings (UpdateEnvironment opens it):
+   * only another admin of the environment may approve it.
+   *
+   * @generated from field: flagforge.admin.v1.EnvironmentSettingsChange environment_settings = 3;
+   */
+  environmentSettings?: EnvironmentSettingsChangeJson;
 };
 
 /**
@@ -189,6 +206,59 @@ export type ProposedChangeJson = {
  */
 export const ProposedChangeSchema: GenMessage<ProposedChange, {jsonType: ProposedChangeJson}> = /*@__PURE__*/
   messageDesc(file_flagforge_admin_v1_change_request, 2);
+
+/**
+ * EnvironmentSettingsChange is the complete new governance settings of the
+ * environment (the fields of EnvironmentSettings, all set).
+ *
+ * @generated from message flagforge.admin.v1.EnvironmentSettingsChange
+ */
+export type EnvironmentSettingsChange = Message<"flagforge.admin.v1.EnvironmentSettingsChange"> & {
+  /**
+   * @generated from field: bool approvals_required = 1;
+   */
+  approvalsRequired: boolean;
+
+  /**
+   * @generated from field: int32 required_approvals = 2;
+   */
+  requiredApprovals: number;
+
+  /**
+   * @generated from field: bool emergency_off_allowed = 3;
+   */
+  emergencyOffAllowed: boolean;
+};
+
+/**
+ * EnvironmentSettingsChange is the complete new governance settings of the
+ * environment (the fields of EnvironmentSettings, all set).
+ *
+ * @generated from message flagforge.admin.v1.EnvironmentSettingsChange
+ */
+export type EnvironmentSettingsChangeJson = {
+  /**
+   * @generated from field: bool approvals_required = 1;
+   */
+  approvalsRequired?: boolean;
+
+  /**
+   * @generated from field: int32 required_approvals = 2;
+   */
+  requiredApprovals?: number;
+
+  /**
+   * @generated from field: bool emergency_off_allowed = 3;
+   */
+  emergencyOffAllowed?: boolean;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.EnvironmentSettingsChange.
+ * Use `create(EnvironmentSettingsChangeSchema)` to create a new message.
+ */
+export const EnvironmentSettingsChangeSchema: GenMessage<EnvironmentSettingsChange, {jsonType: EnvironmentSettingsChangeJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_change_request, 3);
 
 /**
  * FlagConfigChange is a new configuration for one flag.
@@ -229,7 +299,7 @@ export type FlagConfigChangeJson = {
  * Use `create(FlagConfigChangeSchema)` to create a new message.
  */
 export const FlagConfigChangeSchema: GenMessage<FlagConfigChange, {jsonType: FlagConfigChangeJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 3);
+  messageDesc(file_flagforge_admin_v1_change_request, 4);
 
 /**
  * ChangeRequest is a proposed change awaiting approvals.
@@ -317,6 +387,14 @@ export type ChangeRequest = Message<"flagforge.admin.v1.ChangeRequest"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 15;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * The member who minted the API token the author proposed with, when it is not
+   * the author (output only): that member never approves this request.
+   *
+   * @generated from field: string author_issuer_id = 16;
+   */
+  authorIssuerId: string;
 };
 
 /**
@@ -405,6 +483,14 @@ export type ChangeRequestJson = {
    * @generated from field: google.protobuf.Timestamp update_time = 15;
    */
   updateTime?: TimestampJson;
+
+  /**
+   * The member who minted the API token the author proposed with, when it is not
+   * the author (output only): that member never approves this request.
+   *
+   * @generated from field: string author_issuer_id = 16;
+   */
+  authorIssuerId?: string;
 };
 
 /**
@@ -412,7 +498,7 @@ export type ChangeRequestJson = {
  * Use `create(ChangeRequestSchema)` to create a new message.
  */
 export const ChangeRequestSchema: GenMessage<ChangeRequest, {jsonType: ChangeRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 4);
+  messageDesc(file_flagforge_admin_v1_change_request, 5);
 
 /**
  * @generated from message flagforge.admin.v1.CreateChangeRequestRequest
@@ -499,7 +585,7 @@ export type CreateChangeRequestRequestJson = {
  * Use `create(CreateChangeRequestRequestSchema)` to create a new message.
  */
 export const CreateChangeRequestRequestSchema: GenMessage<CreateChangeRequestRequest, {jsonType: CreateChangeRequestRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 5);
+  messageDesc(file_flagforge_admin_v1_change_request, 6);
 
 /**
  * @generated from message flagforge.admin.v1.CreateChangeRequestResponse
@@ -526,7 +612,7 @@ export type CreateChangeRequestResponseJson = {
  * Use `create(CreateChangeRequestResponseSchema)` to create a new message.
  */
 export const CreateChangeRequestResponseSchema: GenMessage<CreateChangeRequestResponse, {jsonType: CreateChangeRequestResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 6);
+  messageDesc(file_flagforge_admin_v1_change_request, 7);
 
 /**
  * @generated from message flagforge.admin.v1.GetChangeRequestRequest
@@ -583,7 +669,7 @@ export type GetChangeRequestRequestJson = {
  * Use `create(GetChangeRequestRequestSchema)` to create a new message.
  */
 export const GetChangeRequestRequestSchema: GenMessage<GetChangeRequestRequest, {jsonType: GetChangeRequestRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 7);
+  messageDesc(file_flagforge_admin_v1_change_request, 8);
 
 /**
  * @generated from message flagforge.admin.v1.GetChangeRequestResponse
@@ -610,7 +696,7 @@ export type GetChangeRequestResponseJson = {
  * Use `create(GetChangeRequestResponseSchema)` to create a new message.
  */
 export const GetChangeRequestResponseSchema: GenMessage<GetChangeRequestResponse, {jsonType: GetChangeRequestResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 8);
+  messageDesc(file_flagforge_admin_v1_change_request, 9);
 
 /**
  * @generated from message flagforge.admin.v1.ListChangeRequestsRequest
@@ -691,7 +777,7 @@ export type ListChangeRequestsRequestJson = {
  * Use `create(ListChangeRequestsRequestSchema)` to create a new message.
  */
 export const ListChangeRequestsRequestSchema: GenMessage<ListChangeRequestsRequest, {jsonType: ListChangeRequestsRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 9);
+  messageDesc(file_flagforge_admin_v1_change_request, 10);
 
 /**
  * @generated from message flagforge.admin.v1.ListChangeRequestsResponse
@@ -728,7 +814,7 @@ export type ListChangeRequestsResponseJson = {
  * Use `create(ListChangeRequestsResponseSchema)` to create a new message.
  */
 export const ListChangeRequestsResponseSchema: GenMessage<ListChangeRequestsResponse, {jsonType: ListChangeRequestsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 10);
+  messageDesc(file_flagforge_admin_v1_change_request, 11);
 
 /**
  * @generated from message flagforge.admin.v1.UpdateChangeRequestRequest
@@ -825,7 +911,7 @@ export type UpdateChangeRequestRequestJson = {
  * Use `create(UpdateChangeRequestRequestSchema)` to create a new message.
  */
 export const UpdateChangeRequestRequestSchema: GenMessage<UpdateChangeRequestRequest, {jsonType: UpdateChangeRequestRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 11);
+  messageDesc(file_flagforge_admin_v1_change_request, 12);
 
 /**
  * @generated from message flagforge.admin.v1.UpdateChangeRequestResponse
@@ -852,7 +938,7 @@ export type UpdateChangeRequestResponseJson = {
  * Use `create(UpdateChangeRequestResponseSchema)` to create a new message.
  */
 export const UpdateChangeRequestResponseSchema: GenMessage<UpdateChangeRequestResponse, {jsonType: UpdateChangeRequestResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 12);
+  messageDesc(file_flagforge_admin_v1_change_request, 13);
 
 /**
  * @generated from message flagforge.admin.v1.ApproveChangeRequestRequest
@@ -933,7 +1019,7 @@ export type ApproveChangeRequestRequestJson = {
  * Use `create(ApproveChangeRequestRequestSchema)` to create a new message.
  */
 export const ApproveChangeRequestRequestSchema: GenMessage<ApproveChangeRequestRequest, {jsonType: ApproveChangeRequestRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 13);
+  messageDesc(file_flagforge_admin_v1_change_request, 14);
 
 /**
  * @generated from message flagforge.admin.v1.ApproveChangeRequestResponse
@@ -960,7 +1046,7 @@ export type ApproveChangeRequestResponseJson = {
  * Use `create(ApproveChangeRequestResponseSchema)` to create a new message.
  */
 export const ApproveChangeRequestResponseSchema: GenMessage<ApproveChangeRequestResponse, {jsonType: ApproveChangeRequestResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 14);
+  messageDesc(file_flagforge_admin_v1_change_request, 15);
 
 /**
  * @generated from message flagforge.admin.v1.RejectChangeRequestRequest
@@ -1027,7 +1113,7 @@ export type RejectChangeRequestRequestJson = {
  * Use `create(RejectChangeRequestRequestSchema)` to create a new message.
  */
 export const RejectChangeRequestRequestSchema: GenMessage<RejectChangeRequestRequest, {jsonType: RejectChangeRequestRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 15);
+  messageDesc(file_flagforge_admin_v1_change_request, 16);
 
 /**
  * @generated from message flagforge.admin.v1.RejectChangeRequestResponse
@@ -1054,7 +1140,7 @@ export type RejectChangeRequestResponseJson = {
  * Use `create(RejectChangeRequestResponseSchema)` to create a new message.
  */
 export const RejectChangeRequestResponseSchema: GenMessage<RejectChangeRequestResponse, {jsonType: RejectChangeRequestResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 16);
+  messageDesc(file_flagforge_admin_v1_change_request, 17);
 
 /**
  * @generated from message flagforge.admin.v1.ApplyChangeRequestRequest
@@ -1111,7 +1197,7 @@ export type ApplyChangeRequestRequestJson = {
  * Use `create(ApplyChangeRequestRequestSchema)` to create a new message.
  */
 export const ApplyChangeRequestRequestSchema: GenMessage<ApplyChangeRequestRequest, {jsonType: ApplyChangeRequestRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 17);
+  messageDesc(file_flagforge_admin_v1_change_request, 18);
 
 /**
  * @generated from message flagforge.admin.v1.ApplyChangeRequestResponse
@@ -1138,7 +1224,7 @@ export type ApplyChangeRequestResponseJson = {
  * Use `create(ApplyChangeRequestResponseSchema)` to create a new message.
  */
 export const ApplyChangeRequestResponseSchema: GenMessage<ApplyChangeRequestResponse, {jsonType: ApplyChangeRequestResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 18);
+  messageDesc(file_flagforge_admin_v1_change_request, 19);
 
 /**
  * @generated from message flagforge.admin.v1.WithdrawChangeRequestRequest
@@ -1195,7 +1281,7 @@ export type WithdrawChangeRequestRequestJson = {
  * Use `create(WithdrawChangeRequestRequestSchema)` to create a new message.
  */
 export const WithdrawChangeRequestRequestSchema: GenMessage<WithdrawChangeRequestRequest, {jsonType: WithdrawChangeRequestRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 19);
+  messageDesc(file_flagforge_admin_v1_change_request, 20);
 
 /**
  * @generated from message flagforge.admin.v1.WithdrawChangeRequestResponse
@@ -1222,7 +1308,7 @@ export type WithdrawChangeRequestResponseJson = {
  * Use `create(WithdrawChangeRequestResponseSchema)` to create a new message.
  */
 export const WithdrawChangeRequestResponseSchema: GenMessage<WithdrawChangeRequestResponse, {jsonType: WithdrawChangeRequestResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 20);
+  messageDesc(file_flagforge_admin_v1_change_request, 21);
 
 /**
  * @generated from message flagforge.admin.v1.CommentChangeRequestRequest
@@ -1289,7 +1375,7 @@ export type CommentChangeRequestRequestJson = {
  * Use `create(CommentChangeRequestRequestSchema)` to create a new message.
  */
 export const CommentChangeRequestRequestSchema: GenMessage<CommentChangeRequestRequest, {jsonType: CommentChangeRequestRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 21);
+  messageDesc(file_flagforge_admin_v1_change_request, 22);
 
 /**
  * @generated from message flagforge.admin.v1.CommentChangeRequestResponse
@@ -1316,7 +1402,7 @@ export type CommentChangeRequestResponseJson = {
  * Use `create(CommentChangeRequestResponseSchema)` to create a new message.
  */
 export const CommentChangeRequestResponseSchema: GenMessage<CommentChangeRequestResponse, {jsonType: CommentChangeRequestResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 22);
+  messageDesc(file_flagforge_admin_v1_change_request, 23);
 
 /**
  * ChangeRequestState is where a change request is in its life.
