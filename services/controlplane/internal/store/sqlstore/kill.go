@@ -29,7 +29,7 @@ func (s *Store) KillFlag(ctx context.Context, m store.WriteMeta, ref store.Proje
 		}
 		for _, env := range envs {
 			eref := store.EnvRef{Org: ref.Org, Project: ref.Project, Environment: env}
-			e, err := s.loadEnv(ctx, t.q(), eref, true)
+			e, err := s.loadEnv(ctx, t.q(), eref, false)
 			if err != nil {
 				return err
 			}

@@ -165,7 +165,7 @@ func (s *Store) DeleteOrg(ctx context.Context, m store.WriteMeta, org string, re
 		if err := checkRevision("organization", org, before.Revision, revision); err != nil {
 			return err
 		}
-		rows, err := t.q().query(ctx, `SELECT project, `+envColumns+` FROM environments WHERE org = ? ORDER BY project, key`+s.d.ForUpdate, org)
+		rows, err := t.q().query(ctx, `SELECT project, `+envColumns+` FROM environments WHERE org = ? ORDER BY project, key`, org)
 		if err != nil {
 			return err
 		}

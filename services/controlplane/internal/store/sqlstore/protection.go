@@ -19,11 +19,13 @@ import (
 // transaction, against the state it is about to commit, it refuses a write that
 // would change what an environment requiring approvals ("protected") serves.
 
-// protectedEnvs returns the environments of a project that require approvals,
-// locking their rows so a concurrent settings change waits for this write (and
-// this write sees the settings that will hold when it commits).
+// protectedEnvs returns the environments of a project that require approvals.
+// The rows are read, not locked: locking them would make every definition write
+// wait for (and deadlock with) the publisher's manifest-version updates. A
+// settings change committing between this read and the write's commit is the
+// one window (documented in docs/governance.md).
 func (t *Tx) protectedEnvs(ctx context.Context, ref store.ProjectRef) ([]*adminv1.Environment, error) {
-	rows, err := t.q().query(ctx, `SELECT `+envColumns+` FROM environments WHERE org = ? AND project = ? ORDER BY key`+t.s.d.ForUpdate,
+	rows, err := t.q().query(ctx, `SELECT `+envColumns+` FROM environments WHERE org = ? AND project = ? ORDER BY key`,
 		ref.Org, ref.Project)
 	if err != nil {
 		return nil, err

@@ -57,7 +57,7 @@ func (s *Store) CreateSegment(ctx context.Context, m store.WriteMeta, ref store.
 	return create(ctx, s, m, ref.Org, "segment.create", requestHash(ref.Project, ref.Environment, sg),
 		func() *manifestv1.Segment { return &manifestv1.Segment{} },
 		func(t *Tx) (*manifestv1.Segment, error) {
-			env, err := s.loadEnv(ctx, t.q(), ref, true)
+			env, err := s.loadEnv(ctx, t.q(), ref, false)
 			if err != nil {
 				return nil, err
 			}
