@@ -5,7 +5,7 @@ import { after, before, describe, it } from "node:test";
 import { checkA11y, eventually, launch, screenshot, signIn, startPlatform } from "./harness.mjs";
 
 describe("the web console", () => {
-  let platform, browser, page;
+  let platform, browser, page, bobToken;
 
   before(async (t) => {
     platform = await startPlatform();
@@ -208,7 +208,7 @@ describe("the web console", () => {
       revision: env.environment.revision,
     });
     const bob = await platform.admin("POST", "/v1/orgs/acme/members", { member: { email: "bob@acme.test" }, role: "ROLE_EDITOR" });
-    const bobToken = (await platform.admin("POST", "/v1/orgs/acme/api-tokens", { name: "bob", memberId: bob.member.id })).secret;
+    bobToken = (await platform.admin("POST", "/v1/orgs/acme/api-tokens", { name: "bob", memberId: bob.member.id })).secret;
 
     // The admin proposes turning dark-mode on in production.
     await page.goto(`${platform.url}/o/acme/p/web/flags/dark-mode/production`);
@@ -293,6 +293,19 @@ describe("the web console", () => {
     await row.getByRole("button", { name: "Confirm revoke checkout service" }).click();
     await page.getByRole("status").filter({ hasText: "revoked" }).waitFor();
     await eventually(async () => assert.equal((await ask(secret)).status, 401));
+  });
+
+  it("shows what someone else changes, live, without a reload", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await page.goto(`${platform.url}/o/acme/p/web/flags`);
+    const row = page.getByRole("row", { name: /dark-mode/ });
+    await row.getByRole("link", { name: /^dark-mode in development: off/ }).waitFor();
+    const cfg = await platform.admin("GET", "/v1/orgs/acme/projects/web/environments/development/flags/dark-mode");
+    await platform.admin("PUT", "/v1/orgs/acme/projects/web/environments/development/flags/dark-mode", {
+      config: { on: true, offVariant: "off", defaultServe: { variant: "on" } }, revision: cfg.config.revision, comment: "bob's edit",
+    }, bobToken);
+    await row.getByRole("link", { name: /^dark-mode in development: on/ }).waitFor({ timeout: 10000 });
+    await page.getByTestId("live-change").filter({ hasText: "bob@acme.test" }).waitFor();
   });
 
   it("is usable on a narrow screen", async (t) => {

@@ -1,6 +1,7 @@
 import type { ReactNode } from "react";
 import { btn } from "../components/ui";
 import { useProjects } from "../features/projects/api/list-projects";
+import { useLiveChanges } from "../lib/live";
 import { Link, navigate, useLocation } from "../lib/router";
 import { clearToken } from "../lib/session";
 
@@ -8,6 +9,7 @@ import { clearToken } from "../lib/session";
 export function Layout({ org, project, children }: { org: string; project: string; children: ReactNode }) {
   const projects = useProjects(org);
   const loc = useLocation();
+  const live = useLiveChanges(org);
   const base = `/o/${encodeURIComponent(org)}/p/${encodeURIComponent(project)}`;
   const nav = [
     { to: `${base}/flags`, label: "Flags" },
@@ -59,6 +61,9 @@ export function Layout({ org, project, children }: { org: string; project: strin
           </button>
         </div>
       </header>
+      <p role="status" aria-live="polite" className="mx-auto max-w-7xl px-4 pt-2 text-xs text-slate-700 dark:text-slate-300" data-testid="live-change">
+        {live ? `Live: ${live.actorName || live.actorId} — ${live.action} ${live.resource} just now` : ""}
+      </p>
       <main id="main" className="mx-auto max-w-7xl px-4 py-6">
         {children}
       </main>

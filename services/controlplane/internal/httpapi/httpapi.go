@@ -18,6 +18,7 @@ import (
 	"github.com/flagforge/flagforge/pkg/openapi"
 	"github.com/flagforge/flagforge/pkg/strictjson"
 	"github.com/flagforge/flagforge/services/controlplane/internal/console"
+	"github.com/flagforge/flagforge/services/controlplane/internal/events"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -146,6 +147,8 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer 
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(openapi.Admin)
 	})
+	// Live changes for the console, as server-sent events (package events).
+	mux.Handle("GET /v1/orgs/{org}/events", events.New(adminv1.NewAuditServiceClient(conn), events.Config{}, log))
 	// The web console answers every other path (its client-side routes).
 	mux.Handle("/", console.Handler())
 	return mux, nil
