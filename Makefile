@@ -97,8 +97,9 @@ images:
 
 ## chaos: the fault tests against real processes: hostile bodies, slow clients, busy
 ## ports, the PostgreSQL guide, frozen stream clients, a fleet reconnecting to a
-## restarted evaluator (the last two are slow, ~3 min). Figures: docs/reliability.md
-CHAOS_TESTS := TestHostile|TestSlowClients|TestABusyPort|TestRedisClientLogs|TestThePostgreSQLSetUp|TestChaos
+## restarted evaluator (the last two are slow, ~3 min), a rolling restart of three evaluators
+## under load (docs/operations.md). Figures: docs/reliability.md
+CHAOS_TESTS := TestHostile|TestSlowClients|TestABusyPort|TestRedisClientLogs|TestThePostgreSQLSetUp|TestChaos|TestRollingRestart
 chaos: services
 	FLAGFORGE_CHAOS=1 $(GO) test -count=1 -timeout 20m -v -run '$(CHAOS_TESTS)' github.com/flagforge/flagforge/services/evaluator/platform/...
 
