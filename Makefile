@@ -5,7 +5,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
 # Module-path patterns: `go test ./...` does not work from a go.work-only root.
-MODULES  := pkg services/controlplane services/evaluator
+MODULES  := pkg services/controlplane services/evaluator cli
 PACKAGES := $(foreach m,$(MODULES),github.com/flagforge/flagforge/$(m)/...)
 TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc \
          $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2 $(BIN)/golangci-lint
@@ -57,6 +57,7 @@ build: web
 	$(GO) build $(PACKAGES)
 	@for d in services/*/cmd/*; do [ -d "$$d" ] || continue; echo "build $$d"; \
 	  $(GO) build -o $(BIN)/flagforge-$$(basename $$d) ./$$d || exit 1; done
+	$(GO) build -o $(BIN)/flagforge ./cli/cmd/flagforge
 
 ## services: make sure PostgreSQL and Redis are running (installs them when missing)
 services:

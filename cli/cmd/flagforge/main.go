@@ -1,0 +1,226 @@
+// Command flagforge manages FlagForge flags as code: export a project to a file,
+// plan and apply a file through the admin API, validate a file offline with the
+// evaluation engine, and evaluate a flag against a file or an evaluator.
+//
+//	flagforge export   --org acme --project web [--env production] [--format yaml|json] [-o flags.yaml]
+//	flagforge plan     --org acme --project web -f flags.yaml
+//	flagforge apply    --org acme --project web -f flags.yaml [--comment "..."]
+//	flagforge validate -f flags.yaml
+//	flagforge evaluate -f flags.yaml --env production --flag new-ui --context '{"targetingKey":"u1"}'
+//	flagforge evaluate --evaluator http://127.0.0.1:8081 --sdk-key ff_srv_... --flag new-ui --context '{...}'
+//
+// The control plane's gRPC address and API token come from --server and --token,
+// or FLAGFORGE_SERVER and FLAGFORGE_TOKEN.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/flagforge/flagforge/cli/flagsfile"
+	"github.com/flagforge/flagforge/cli/remote"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "flagforge:", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: flagforge <export|plan|apply|validate|evaluate> [flags]; flagforge <command> -h for its flags`
+
+// run executes one command; out receives its output.
+func run(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	server := fs.String("server", envOr("FLAGFORGE_SERVER", "127.0.0.1:9090"), "control plane gRPC address")
+	token := fs.String("token", os.Getenv("FLAGFORGE_TOKEN"), "API token (FLAGFORGE_TOKEN)")
+	org := fs.String("org", os.Getenv("FLAGFORGE_ORG"), "organization")
+	project := fs.String("project", os.Getenv("FLAGFORGE_PROJECT"), "project")
+	file := fs.String("f", "", "flags file (YAML or JSON)")
+	env := fs.String("env", "", "environment (export: only this one; evaluate: required with -f)")
+	format := fs.String("format", "yaml", "export format: yaml or json")
+	output := fs.String("o", "", "export: write to this file instead of stdout")
+	comment := fs.String("comment", "flagforge apply", "apply: comment recorded in the audit log and change requests")
+	flagKey := fs.String("flag", "", "evaluate: the flag key")
+	evalCtx := fs.String("context", "{}", "evaluate: the context as a JSON object")
+	evaluator := fs.String("evaluator", "", "evaluate: an evaluator's HTTP address instead of -f")
+	sdkKey := fs.String("sdk-key", os.Getenv("FLAGFORGE_SDK_KEY"), "evaluate: SDK key for --evaluator")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch cmd {
+	case "validate":
+		f, err := readFile(*file)
+		if err != nil {
+			return err
+		}
+		if problems := flagsfile.Validate(f); len(problems) > 0 {
+			return fmt.Errorf("%s is invalid:\n  %s", *file, strings.Join(problems, "\n  "))
+		}
+		_, err = fmt.Fprintf(out, "%s is valid: %d flags, %d environments\n", *file, len(f.Flags), len(f.Environments))
+		return err
+	case "evaluate":
+		return evaluate(ctx, out, *file, *env, *flagKey, *evalCtx, *evaluator, *sdkKey)
+	case "export", "plan", "apply":
+	default:
+		return errors.New(usage)
+	}
+	if *org == "" || *project == "" || *token == "" {
+		return errors.New("--org, --project and --token (or FLAGFORGE_TOKEN) are required")
+	}
+	conn, err := grpc.NewClient(*server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }()
+	c := remote.New(conn, *token)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	switch cmd {
+	case "export":
+		f, err := c.Export(ctx, *org, *project, *env)
+		if err != nil {
+			return err
+		}
+		b, err := flagsfile.Encode(f, flagsfile.Format(*format))
+		if err != nil {
+			return err
+		}
+		if *output != "" {
+			return os.WriteFile(*output, b, 0o644)
+		}
+		_, err = out.Write(b)
+		return err
+	case "plan":
+		want, err := readFile(*file)
+		if err != nil {
+			return err
+		}
+		cur, err := c.Export(ctx, *org, *project, "")
+		if err != nil {
+			return err
+		}
+		changes, err := flagsfile.Plan(cur, want)
+		if err != nil {
+			return err
+		}
+		_, err = io.WriteString(out, flagsfile.Render(changes))
+		return err
+	default: // apply
+		f, err := readFile(*file)
+		if err != nil {
+			return err
+		}
+		if problems := flagsfile.Validate(f); len(problems) > 0 {
+			return fmt.Errorf("%s is invalid, nothing applied:\n  %s", *file, strings.Join(problems, "\n  "))
+		}
+		res, err := c.Apply(ctx, *org, *project, f, *comment)
+		if res != nil && res.Bulk != nil {
+			b := res.Bulk
+			_, _ = fmt.Fprintf(out, "applied: flags %d created, %d updated, %d unchanged; configurations %d updated, %d unchanged; segments %d created, %d updated, %d unchanged\n",
+				b.GetFlagsCreated(), b.GetFlagsUpdated(), b.GetFlagsUnchanged(), b.GetConfigsUpdated(), b.GetConfigsUnchanged(),
+				b.GetSegmentsCreated(), b.GetSegmentsUpdated(), b.GetSegmentsUnchanged())
+		}
+		if res != nil && len(res.ChangeRequests) > 0 {
+			_, _ = fmt.Fprintf(out, "change requests opened (protected environments need approval):\n")
+			for _, l := range res.ChangeRequests {
+				_, _ = fmt.Fprintf(out, "  %s\n", l)
+			}
+		}
+		return err
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func readFile(path string) (*flagsfile.File, error) {
+	if path == "" {
+		return nil, errors.New("-f <file> is required")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := flagsfile.Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, nil
+}
+
+// evaluate decides a flag offline against a file, or asks an evaluator.
+func evaluate(ctx context.Context, out io.Writer, file, env, flagKey, evalCtx, evaluator, sdkKey string) error {
+	if flagKey == "" {
+		return errors.New("--flag is required")
+	}
+	var attrs map[string]any
+	if err := json.Unmarshal([]byte(evalCtx), &attrs); err != nil {
+		return fmt.Errorf("--context must be a JSON object: %w", err)
+	}
+	if evaluator != "" {
+		body, _ := json.Marshal(map[string]any{"flagKey": flagKey, "context": attrs})
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(evaluator, "/")+"/v1/evaluate", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+sdkKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = resp.Body.Close() }()
+		var r struct {
+			Value                                            any
+			Variant, Reason, RuleID, ErrorCode, ErrorMessage string
+			Message                                          string
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if err := json.Unmarshal(b, &r); err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("evaluator answered %d: %s", resp.StatusCode, b)
+		}
+		d := &flagsfile.Decision{Flag: flagKey, Environment: "(the SDK key's)", Value: r.Value, Variant: r.Variant, Reason: r.Reason,
+			RuleID: r.RuleID, ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage}
+		_, err = io.WriteString(out, d.Explain())
+		return err
+	}
+	f, err := readFile(file)
+	if err != nil {
+		return err
+	}
+	if env == "" {
+		return errors.New("--env is required with -f")
+	}
+	d, err := flagsfile.Evaluate(f, env, flagKey, attrs)
+	if err != nil {
+		return err
+	}
+	_, err = io.WriteString(out, d.Explain())
+	return err
+}
