@@ -2,6 +2,7 @@ package limits_test
 
 import (
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -65,5 +66,42 @@ func TestValidateNamesEveryVariableOutOfRange(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s not reported: %v", want, err)
 		}
+	}
+}
+
+func TestAStreamWriteToAClientThatStoppedReadingFailsWithinTheDeadline(t *testing.T) {
+	t.Parallel()
+	failed := make(chan time.Duration, 1)
+	srv := httptest.NewServer(limits.Stream(300*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := []byte(strings.Repeat("x", 64<<10))
+		for {
+			start := time.Now()
+			if _, err := w.Write(chunk); err != nil {
+				failed <- time.Since(start)
+				return
+			}
+			if err := http.NewResponseController(w).Flush(); err != nil {
+				failed <- time.Since(start)
+				return
+			}
+		}
+	})))
+	defer srv.Close()
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	// A client that sends its request and never reads the answer.
+	if _, err := io.WriteString(c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-failed:
+		if d > 2*time.Second {
+			t.Errorf("the blocked write failed after %s, want about 300ms", d)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the stream kept writing to a client that does not read")
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/flagforge/flagforge/pkg/errs"
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
+	"github.com/flagforge/flagforge/pkg/limits"
 	"github.com/flagforge/flagforge/pkg/openapi"
 	"github.com/flagforge/flagforge/pkg/strictjson"
 	"github.com/flagforge/flagforge/services/controlplane/internal/console"
@@ -90,8 +91,9 @@ func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 }
 
 // NewHandler returns the HTTP handler. conn is a client connection to the admin
-// gRPC server; gatherer is exposed at /metrics.
-func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer prometheus.Gatherer, log *slog.Logger) (http.Handler, error) {
+// gRPC server; gatherer is exposed at /metrics; streamWrite bounds each write of
+// a stream (the live events), so a client that stopped reading is cut.
+func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer prometheus.Gatherer, log *slog.Logger, streamWrite time.Duration) (http.Handler, error) {
 	gw := runtime.NewServeMux(
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
@@ -148,7 +150,7 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer 
 		_, _ = w.Write(openapi.Admin)
 	})
 	// Live changes for the console, as server-sent events (package events).
-	mux.Handle("GET /v1/orgs/{org}/events", events.New(adminv1.NewAuditServiceClient(conn), events.Config{}, log))
+	mux.Handle("GET /v1/orgs/{org}/events", limits.Stream(streamWrite, events.New(adminv1.NewAuditServiceClient(conn), events.Config{}, log)))
 	// The web console answers every other path (its client-side routes).
 	mux.Handle("/", console.Handler())
 	return mux, nil

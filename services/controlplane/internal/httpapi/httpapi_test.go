@@ -28,7 +28,7 @@ func handler(t *testing.T, db Pinger) http.Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	h, err := NewHandler(context.Background(), conn, db, prometheus.NewRegistry(), slog.New(slog.DiscardHandler))
+	h, err := NewHandler(context.Background(), conn, db, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
