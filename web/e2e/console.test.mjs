@@ -209,8 +209,13 @@ describe("the web console", () => {
     });
     const bob = await platform.admin("POST", "/v1/orgs/acme/members", { member: { email: "bob@acme.test" }, role: "ROLE_EDITOR" });
     bobToken = (await platform.admin("POST", "/v1/orgs/acme/api-tokens", { name: "bob", memberId: bob.member.id })).secret;
+    const alice = await platform.admin("POST", "/v1/orgs/acme/members", { member: { email: "alice@acme.test" }, role: "ROLE_EDITOR" });
+    const aliceToken = (await platform.admin("POST", "/v1/orgs/acme/api-tokens", { name: "alice", memberId: alice.member.id })).secret;
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await signIn(page, platform.url, aliceToken);
+    await page.getByRole("heading", { name: "Flags" }).waitFor();
 
-    // The admin proposes turning dark-mode on in production.
+    // Alice (editor) proposes turning dark-mode on in production.
     await page.goto(`${platform.url}/o/acme/p/web/flags/dark-mode/production`);
     await page.getByRole("switch", { name: "Serve targeting in production" }).check();
     await page.getByLabel("Otherwise serve").selectOption("on");
@@ -238,9 +243,10 @@ describe("the web console", () => {
     await page.getByLabel("API token").fill(bobToken);
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByRole("link", { name: "Change requests" }).click();
+    await page.getByRole("link", { name: /flag dark-mode: launch dark mode/ }).waitFor();
+    await checkA11y(page, "change requests inbox");
     await page.getByRole("link", { name: /flag dark-mode: launch dark mode/ }).click();
     assert.equal(page.url(), crUrl.replace("?view=json", ""));
-    await checkA11y(page, "change requests inbox");
     await page.getByLabel("Review comment").fill("looks right");
     await page.getByRole("button", { name: "Approve" }).click();
     await page.getByRole("status").filter({ hasText: "You approved" }).waitFor();
@@ -306,6 +312,37 @@ describe("the web console", () => {
     }, bobToken);
     await row.getByRole("link", { name: /^dark-mode in development: on/ }).waitFor({ timeout: 10000 });
     await page.getByTestId("live-change").filter({ hasText: "bob@acme.test" }).waitFor();
+  });
+
+  it("an admin sets an environment's approvals, adds a member, and mints an API token shown once", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await page.getByRole("link", { name: "Settings" }).click();
+    await page.getByLabel("Changes in development need approval").check();
+    await page.getByLabel("Approvals needed in development").fill("2");
+    await page.getByRole("button", { name: "Save development" }).click();
+    await page.getByRole("status").filter({ hasText: "Saved development" }).waitFor();
+    const dev = await platform.admin("GET", "/v1/orgs/acme/projects/web/environments/development");
+    assert.equal(dev.environment.settings.approvalsRequired, true);
+    assert.equal(dev.environment.settings.requiredApprovals, 2);
+
+    await page.getByLabel("Email").fill("carol@acme.test");
+    await page.getByLabel("Role in the organization").selectOption("ROLE_VIEWER");
+    await page.getByRole("button", { name: "Add member" }).click();
+    await page.getByRole("row", { name: /carol@acme.test Viewer \(organization\)/ }).waitFor();
+
+    await page.getByLabel("Token name").fill("ci pipeline");
+    await page.getByRole("button", { name: "Create API token" }).click();
+    const secret = (await page.getByRole("region", { name: /New API token “ci pipeline”/ }).getByTestId("secret").textContent()).trim();
+    const orgs = (token) => fetch(`${platform.url}/v1/orgs`, { headers: { Authorization: `Bearer ${token}` } });
+    assert.equal((await orgs(secret)).status, 200);
+    await checkA11y(page, "settings");
+    await screenshot(page, "settings");
+    await page.getByRole("button", { name: "I have stored it" }).click();
+    assert.equal(await page.getByText(secret).count(), 0);
+    await page.getByRole("button", { name: "Revoke token ci pipeline" }).click();
+    await page.getByRole("button", { name: "Confirm revoke token ci pipeline" }).click();
+    await page.getByRole("row", { name: /ci pipeline/ }).getByText("revoked").waitFor();
+    assert.equal((await orgs(secret)).status, 401);
   });
 
   it("is usable on a narrow screen", async (t) => {

@@ -17,6 +17,7 @@ export function Layout({ org, project, children }: { org: string; project: strin
     { to: `${base}/playground`, label: "Playground" },
     { to: `${base}/audit`, label: "Audit log" },
     { to: `${base}/keys`, label: "SDK keys" },
+    { to: `${base}/settings`, label: "Settings" },
   ];
   return (
     <div className="min-h-screen">
@@ -40,7 +41,7 @@ export function Layout({ org, project, children }: { org: string; project: strin
               ))}
             </select>
           </label>
-          <nav aria-label="Main" className="flex gap-1">
+          <nav aria-label="Main" className="flex flex-wrap gap-1">
             {nav.map((n) => {
               const current = loc.pathname.startsWith(n.to);
               return (

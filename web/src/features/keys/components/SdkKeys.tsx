@@ -1,5 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { ErrorMessage } from "../../../components/ErrorMessage";
+import { Secret } from "../../../components/Secret";
 import { btn, btnDanger, btnPrimary, card, input, label } from "../../../components/ui";
 import type { SdkKeyKindJson } from "../../../gen/flagforge/manifest/v1/manifest_pb";
 import { useSearchParam } from "../../../lib/router";
@@ -11,25 +12,6 @@ const kinds: Record<string, string> = {
   SDK_KEY_KIND_SERVER: "Server (backend services: full rules, streaming)",
   SDK_KEY_KIND_CLIENT: "Client (browsers and apps: client-visible flags, evaluated values only)",
 };
-
-// Secret shows a secret the server returns only once, with a copy button.
-function Secret({ title, secret, onDone }: { title: string; secret: string; onDone: () => void }) {
-  const [copied, setCopied] = useState(false);
-  return (
-    <div role="region" aria-label={title} className="rounded border-2 border-amber-700 bg-amber-50 p-3 text-amber-950 dark:bg-amber-950 dark:text-amber-50">
-      <p className="font-semibold">{title}: copy it now — it is shown only this once.</p>
-      <div className="mt-2 flex flex-wrap items-center gap-2">
-        <code data-testid="secret" className="break-all rounded bg-white px-2 py-1 text-slate-900">{secret}</code>
-        <button type="button" className={btn} onClick={() => void navigator.clipboard?.writeText(secret).then(() => setCopied(true))}>
-          {copied ? "Copied" : "Copy"}
-        </button>
-        <button type="button" className={btn} onClick={onDone}>
-          I have stored it
-        </button>
-      </div>
-    </div>
-  );
-}
 
 // SdkKeys manages an environment's SDK keys: create (secret shown once), rotate
 // with an overlap during which both keys work, revoke.
