@@ -8,7 +8,7 @@
 // set of one environment (a Manifest), the signed envelope it travels in, and the
 // typed delta between two versions. The control plane produces manifests; the
 // evaluator and the SDKs consume them with the shared evaluation engine (pkg/eval).
-// Evaluation semantics are specified in design/EVALUATION.md.
+// Evaluation semantics are specified in docs/evaluation.md.
 
 package manifestv1
 
@@ -87,7 +87,7 @@ func (FlagType) EnumDescriptor() ([]byte, []int) {
 	return file_flagforge_manifest_v1_manifest_proto_rawDescGZIP(), []int{0}
 }
 
-// Operator is a clause operator. See design/EVALUATION.md, "Clauses".
+// Operator is a clause operator. See docs/evaluation.md, "Clauses and operators".
 type Operator int32
 
 const (

@@ -6,7 +6,7 @@
 // set of one environment (a Manifest), the signed envelope it travels in, and the
 // typed delta between two versions. The control plane produces manifests; the
 // evaluator and the SDKs consume them with the shared evaluation engine (pkg/eval).
-// Evaluation semantics are specified in design/EVALUATION.md.
+// Evaluation semantics are specified in docs/evaluation.md.
 
 import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
@@ -1442,7 +1442,7 @@ export const FlagTypeSchema: GenEnum<FlagType, FlagTypeJson> = /*@__PURE__*/
   enumDesc(file_flagforge_manifest_v1_manifest, 0);
 
 /**
- * Operator is a clause operator. See design/EVALUATION.md, "Clauses".
+ * Operator is a clause operator. See docs/evaluation.md, "Clauses and operators".
  *
  * @generated from enum flagforge.manifest.v1.Operator
  */
@@ -1539,7 +1539,7 @@ export enum Operator {
 }
 
 /**
- * Operator is a clause operator. See design/EVALUATION.md, "Clauses".
+ * Operator is a clause operator. See docs/evaluation.md, "Clauses and operators".
  *
  * @generated from enum flagforge.manifest.v1.Operator
  */
