@@ -68,6 +68,19 @@ func (s *Signer) sign(domain string, payload []byte) ([]byte, error) {
 	return sig, nil
 }
 
+// checkpointDomain separates audit checkpoint signatures from manifest ones: a
+// signature of one can never pass for the other.
+const checkpointDomain = "flagforge.audit.Checkpoint\n"
+
+// Checkpoint signs an audit checkpoint payload (the control plane's record of an
+// organization's audit chain head) with the manifest key.
+func (s *Signer) Checkpoint(payload []byte) ([]byte, error) { return s.sign(checkpointDomain, payload) }
+
+// Checkpoint verifies a checkpoint payload's signature by key keyID.
+func (v *Verifier) Checkpoint(keyID string, payload, sig []byte) error {
+	return v.check(checkpointDomain, keyID, payload, sig)
+}
+
 // Manifest encodes m deterministically and signs it.
 func (s *Signer) Manifest(m *manifestv1.Manifest) (*manifestv1.SignedManifest, error) {
 	payload, err := Encode(m)

@@ -6,15 +6,24 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/flagforge/flagforge/pkg/logrelay"
 
+	"errors"
+
+	"github.com/flagforge/flagforge/pkg/manifest"
 	"github.com/flagforge/flagforge/pkg/tlsfiles"
 	"github.com/flagforge/flagforge/services/controlplane/internal/app"
 	"github.com/flagforge/flagforge/services/controlplane/internal/bootstrap"
+	"github.com/flagforge/flagforge/services/controlplane/internal/checkpoint"
 	"github.com/flagforge/flagforge/services/controlplane/internal/config"
+	"github.com/flagforge/flagforge/services/controlplane/internal/signing"
+	"github.com/flagforge/flagforge/services/controlplane/internal/snapshot"
 )
 
 // setup loads and validates the configuration (with the subcommand's flags on fs)
@@ -76,7 +85,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		TLS: tlsReloader, TLSClientCA: cfg.TLSClientCAFile != "",
 		GRPCAddr: cfg.GRPCAddr, GRPCShutdownTimeout: cfg.GRPCShutdownTimeout,
 		HTTP: cfg.HTTP, Limits: cfg.Limits, Auth: cfg.Auth, RateLimit: cfg.RateLimit,
-		Schedule: cfg.Schedule, Webhooks: cfg.Webhooks, Lifecycle: cfg.Lifecycle, Audit: cfg.Audit,
+		Schedule: cfg.Schedule, Webhooks: cfg.Webhooks, Lifecycle: cfg.Lifecycle, Audit: cfg.Audit, Checkpoints: cfg.Checkpoints,
 		Publisher: cfg.Publisher, Sync: sync, Manifests: m,
 	}, st, log)
 	if err != nil {
@@ -138,6 +147,10 @@ func verifyAudit(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer func() { _ = st.Close() }()
+	anchors, err := checkpoints(cfg)
+	if err != nil {
+		return err
+	}
 	broken := false
 	for page := ""; ; {
 		orgs, next, err := st.ListOrgs(ctx, nil, storePage(page))
@@ -149,8 +162,28 @@ func verifyAudit(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			if err != nil {
 				return fmt.Errorf("verify %s: %w", o.GetKey(), err)
 			}
+			if v.OK && anchors != nil {
+				chains, ok := st.(checkpoint.Chains)
+				if !ok {
+					return errors.New("verify-audit: the store cannot read audit chain heads")
+				}
+				r, err := checkpoint.Verify(ctx, chains, anchors.storage, anchors.verifier, o.GetKey())
+				if err != nil {
+					return fmt.Errorf("checkpoints of %s: %w", o.GetKey(), err)
+				}
+				if !r.OK {
+					broken = true
+					_, _ = fmt.Fprintf(stdout, "%s: BROKEN against the signed checkpoints: %s\n", o.GetKey(), r.Problem)
+					continue
+				}
+				if r.Checkpoints > 0 {
+					_, _ = fmt.Fprintf(stdout, "%s: ok (%d entries; matches the signed checkpoint of entry %d, %s)\n", o.GetKey(), v.Checked,
+						r.Newest.Sequence, r.Newest.Time.Format("2006-01-02T15:04:05Z07:00"))
+					continue
+				}
+			}
 			if v.OK {
-				_, _ = fmt.Fprintf(stdout, "%s: ok (%d entries)\n", o.GetKey(), v.Checked)
+				_, _ = fmt.Fprintf(stdout, "%s: ok (%d entries; no checkpoint yet)\n", o.GetKey(), v.Checked)
 				continue
 			}
 			broken = true
@@ -167,4 +200,39 @@ func verifyAudit(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return exitCode(1)
 	}
 	return nil
+}
+
+// anchors is where verify-audit finds the signed checkpoints.
+type anchors struct {
+	storage  checkpoint.Storage
+	verifier *manifest.Verifier
+}
+
+// checkpoints opens the snapshot store and the manifest key the serving process
+// uses (nil when there is no key to verify with).
+func checkpoints(cfg *config.Config) (*anchors, error) {
+	if cfg.Signing.Key == "" {
+		// The embedded key lives in the data directory; without it nothing was ever
+		// signed (and verify-audit must not generate one).
+		if _, err := os.Stat(filepath.Join(cfg.Signing.DataDir, signing.PrivateKeyFile)); err != nil {
+			return nil, nil //nolint:nilerr // no key: no checkpoints to compare with
+		}
+	}
+	signer, _, err := signing.Load(cfg.Signing)
+	if err != nil {
+		return nil, err
+	}
+	v, err := manifest.NewVerifier(time.Now, signer.PublicKey())
+	if err != nil {
+		return nil, err
+	}
+	var storage checkpoint.Storage
+	if cfg.S3.Enabled() {
+		if storage, err = snapshot.NewS3(cfg.S3); err != nil {
+			return nil, err
+		}
+	} else if storage, err = snapshot.NewDir(cfg.SnapshotDir); err != nil {
+		return nil, err
+	}
+	return &anchors{storage: storage, verifier: v}, nil
 }

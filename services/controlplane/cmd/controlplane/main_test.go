@@ -5,10 +5,19 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/flagforge/flagforge/services/controlplane/internal/checkpoint"
+	"github.com/flagforge/flagforge/services/controlplane/internal/signing"
+	"github.com/flagforge/flagforge/services/controlplane/internal/snapshot"
+	"github.com/flagforge/flagforge/services/controlplane/internal/store/sqlite"
 )
 
 // TestBootstrapThenVerifyAudit runs the subcommands as a user would: bootstrap
@@ -95,5 +104,68 @@ func TestKeysGenerateThenPublic(t *testing.T) {
 	}
 	if err := run(ctx, []string{"keys", "frobnicate"}, &out, &errOut); err == nil {
 		t.Fatal("unknown keys command accepted")
+	}
+}
+
+// TestVerifyAuditComparesWithTheSignedCheckpoints: with a checkpoint of the chain
+// head in the snapshot directory, deleting the newest entries (triggers dropped,
+// as a superuser could) makes verify-audit exit 1 naming the missing range.
+func TestVerifyAuditComparesWithTheSignedCheckpoints(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "flagforge.db")
+	t.Setenv("FLAGFORGE_DATABASE_URL", "sqlite://"+path)
+	t.Setenv("FLAGFORGE_DATA_DIR", dir)
+	t.Setenv("FLAGFORGE_LOG_LEVEL", "warn")
+	ctx := context.Background()
+	var out, errOut bytes.Buffer
+	for _, args := range [][]string{{"migrate"}, {"bootstrap", "--org", "acme", "--email", "admin@acme.test"}} {
+		if err := run(ctx, args, &out, &errOut); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, errOut.String())
+		}
+	}
+	// What `serve` does every FLAGFORGE_AUDIT_CHECKPOINT_INTERVAL.
+	signer, _, err := signing.Load(signing.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := snapshot.NewDir(filepath.Join(dir, "snapshots"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpoint.NewWriter(checkpoint.Config{Interval: time.Minute}, st, snaps, signer, slog.New(slog.NewTextHandler(io.Discard, nil)), nil).WriteOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	head, _, err := st.AuditHead(ctx, "acme")
+	if err != nil || head < 2 {
+		t.Fatalf("head %d %v", head, err)
+	}
+	_ = st.Close()
+	out.Reset()
+	if err := run(ctx, []string{"verify-audit"}, &out, &errOut); err != nil || !strings.Contains(out.String(), "matches the signed checkpoint") {
+		t.Fatalf("untouched: %v %q", err, out.String())
+	}
+
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close() }()
+	for _, q := range []string{`DROP TRIGGER audit_entries_no_delete`, `DELETE FROM audit_entries WHERE org = 'acme' AND seq > 1`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	out.Reset()
+	err = run(ctx, []string{"verify-audit"}, &out, &errOut)
+	var ec exitCode
+	if !errors.As(err, &ec) || ec != 1 {
+		t.Fatalf("verify-audit after deleting the tail: %v %q", err, out.String())
+	}
+	if want := fmt.Sprintf("acme: BROKEN against the signed checkpoints: entries 2..%d are missing", head); !strings.Contains(out.String(), want) {
+		t.Fatalf("verify-audit printed %q, want %q", out.String(), want)
 	}
 }

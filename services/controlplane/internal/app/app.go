@@ -24,6 +24,7 @@ import (
 	"github.com/flagforge/flagforge/pkg/tlsfiles"
 	"github.com/flagforge/flagforge/services/controlplane/internal/auditcheck"
 	"github.com/flagforge/flagforge/services/controlplane/internal/auth"
+	"github.com/flagforge/flagforge/services/controlplane/internal/checkpoint"
 	"github.com/flagforge/flagforge/services/controlplane/internal/explainsvc"
 	"github.com/flagforge/flagforge/services/controlplane/internal/fanout"
 	"github.com/flagforge/flagforge/services/controlplane/internal/httpapi"
@@ -77,6 +78,9 @@ type Config struct {
 	TLSClientCA bool
 	// Audit tunes the periodic audit chain verification (zero: disabled).
 	Audit auditcheck.Config
+	// Checkpoints tunes the signed audit checkpoints written beside the manifest
+	// snapshots (zero Interval: none).
+	Checkpoints checkpoint.Config
 	// Now is the clock of schedules, webhooks, lifecycle statuses and manifest
 	// timestamps (nil: time.Now); tests inject one.
 	Now func() time.Time
@@ -262,6 +266,15 @@ func (a *App) manifests(cfg Config, st Store, reg prometheus.Registerer) error {
 	}
 	adminv1.RegisterExplainServiceServer(a.grpc, es)
 	a.background = append(a.background, pub.Run)
+	cs, storageOK := m.Snapshots.(checkpoint.Storage)
+	chains, chainsOK := st.(checkpoint.Chains)
+	if storageOK && chainsOK && cfg.Checkpoints.Interval > 0 {
+		if err := cfg.Checkpoints.Validate(); err != nil {
+			return err
+		}
+		w := checkpoint.NewWriter(cfg.Checkpoints, chains, cs, m.Signer, a.log, cfg.Now)
+		a.background = append(a.background, func(ctx context.Context) error { w.Run(ctx); return nil })
+	}
 	return nil
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/flagforge/flagforge/services/controlplane/internal/auditcheck"
 	"github.com/flagforge/flagforge/services/controlplane/internal/auth"
 	"github.com/flagforge/flagforge/services/controlplane/internal/bootstrap"
+	"github.com/flagforge/flagforge/services/controlplane/internal/checkpoint"
 	"github.com/flagforge/flagforge/services/controlplane/internal/httpapi"
 	"github.com/flagforge/flagforge/services/controlplane/internal/lifecycle"
 	"github.com/flagforge/flagforge/services/controlplane/internal/publisher"
@@ -94,6 +95,9 @@ type Config struct {
 	// Audit is the periodic audit chain verification
 	// (FLAGFORGE_AUDIT_VERIFY_INTERVAL, default 1h; 0 disables).
 	Audit auditcheck.Config
+	// Checkpoints signs each organization's audit chain head into the snapshot
+	// store (FLAGFORGE_AUDIT_CHECKPOINT_INTERVAL, default 1m; 0 disables).
+	Checkpoints checkpoint.Config
 }
 
 // Load reads the environment (through lookup; nil: the process environment) and
@@ -166,7 +170,7 @@ func (c *Config) Validate() error {
 	}
 	sync := c.Sync // Validate applies defaults; keep c as loaded
 	for _, v := range []interface{ Validate() error }{c.HTTP, c.Limits.WithDefaults(), c.Auth, c.RateLimit, c.Bootstrap, c.Signing,
-		c.Publisher.WithDefaults(), &sync, c.Schedule, c.Webhooks, c.Lifecycle, c.Audit} {
+		c.Publisher.WithDefaults(), &sync, c.Schedule, c.Webhooks, c.Lifecycle, c.Audit, c.Checkpoints} {
 		if err := v.Validate(); err != nil {
 			problems = append(problems, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"sort"
 	"strings"
 
 	"github.com/minio/minio-go/v7"
@@ -107,6 +108,62 @@ func (s *S3) Get(ctx context.Context, target string, version uint64) ([]byte, er
 		return nil, err
 	}
 	obj, err := s.c.GetObject(ctx, s.bucket, name, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: S3 get %s: %w", name, err)
+	}
+	defer func() { _ = obj.Close() }()
+	b, err := io.ReadAll(obj)
+	if err != nil {
+		var er minio.ErrorResponse
+		if errors.As(err, &er) && er.Code == "NoSuchKey" {
+			return nil, fmt.Errorf("snapshot: %s: %w", name, fs.ErrNotExist)
+		}
+		return nil, fmt.Errorf("snapshot: S3 get %s: %w", name, err)
+	}
+	return b, nil
+}
+
+// PutCheckpoint uploads an audit checkpoint beside the manifest snapshots.
+func (s *S3) PutCheckpoint(ctx context.Context, org string, seq int64, data []byte) error {
+	name, err := CheckpointName(org, seq)
+	if err != nil {
+		return err
+	}
+	_, err = s.c.PutObject(ctx, s.bucket, s.prefix+name, bytes.NewReader(data), int64(len(data)),
+		minio.PutObjectOptions{ContentType: "application/json"})
+	if err != nil {
+		return fmt.Errorf("snapshot: S3 put %s: %w", name, err)
+	}
+	return nil
+}
+
+// Checkpoints lists the sequences of an organization's checkpoints, ascending.
+func (s *S3) Checkpoints(ctx context.Context, org string) ([]int64, error) {
+	name, err := CheckpointName(org, 0)
+	if err != nil {
+		return nil, err
+	}
+	prefix := s.prefix + name[:strings.LastIndex(name, "/")+1]
+	var out []int64
+	for obj := range s.c.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if obj.Err != nil {
+			return nil, fmt.Errorf("snapshot: S3 list %s: %w", prefix, obj.Err)
+		}
+		if seq, ok := checkpointSeq(strings.TrimPrefix(obj.Key, prefix)); ok {
+			out = append(out, seq)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+// GetCheckpoint downloads a checkpoint; a missing one wraps fs.ErrNotExist.
+func (s *S3) GetCheckpoint(ctx context.Context, org string, seq int64) ([]byte, error) {
+	name, err := CheckpointName(org, seq)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := s.c.GetObject(ctx, s.bucket, s.prefix+name, minio.GetObjectOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: S3 get %s: %w", name, err)
 	}

@@ -60,6 +60,11 @@ func (d *Dir) Put(_ context.Context, target string, version uint64, data []byte)
 	if err != nil {
 		return err
 	}
+	return d.write(name, data)
+}
+
+// write stores data under name through a temporary file, fsynced and renamed.
+func (d *Dir) write(name string, data []byte) error {
 	path := filepath.Join(d.root, filepath.FromSlash(name))
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return fmt.Errorf("snapshot: %w", err)
@@ -100,4 +105,71 @@ func (d *Dir) Get(_ context.Context, target string, version uint64) ([]byte, err
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}
 	return b, nil
+}
+
+// CheckpointName is the object name of an organization's audit checkpoint at
+// sequence seq: {org}/_audit/{seq:020d}.checkpoint, beside the organization's
+// manifest snapshots ("_audit" is never a project key).
+func CheckpointName(org string, seq int64) (string, error) {
+	if org == "" || org == "." || org == ".." || strings.ContainsAny(org, `/\`) {
+		return "", fmt.Errorf("snapshot: organization %q is not a valid object segment", org)
+	}
+	return fmt.Sprintf("%s/_audit/%020d.checkpoint", org, seq), nil
+}
+
+// PutCheckpoint writes an audit checkpoint (atomically, like Put).
+func (d *Dir) PutCheckpoint(_ context.Context, org string, seq int64, data []byte) error {
+	name, err := CheckpointName(org, seq)
+	if err != nil {
+		return err
+	}
+	return d.write(name, data)
+}
+
+// Checkpoints lists the sequences of an organization's checkpoints, ascending.
+func (d *Dir) Checkpoints(_ context.Context, org string) ([]int64, error) {
+	name, err := CheckpointName(org, 0)
+	if err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(filepath.Join(d.root, filepath.Dir(filepath.FromSlash(name))))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	var out []int64
+	for _, e := range ents {
+		if seq, ok := checkpointSeq(e.Name()); ok {
+			out = append(out, seq)
+		}
+	}
+	return out, nil
+}
+
+// GetCheckpoint reads a checkpoint; a missing one wraps fs.ErrNotExist.
+func (d *Dir) GetCheckpoint(_ context.Context, org string, seq int64) ([]byte, error) {
+	name, err := CheckpointName(org, seq)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(filepath.Join(d.root, filepath.FromSlash(name)))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	return b, nil
+}
+
+// checkpointSeq parses a checkpoint object's base name.
+func checkpointSeq(base string) (int64, bool) {
+	s, ok := strings.CutSuffix(base, ".checkpoint")
+	if !ok || len(s) != 20 {
+		return 0, false
+	}
+	var seq int64
+	if _, err := fmt.Sscanf(s, "%d", &seq); err != nil {
+		return 0, false
+	}
+	return seq, true
 }

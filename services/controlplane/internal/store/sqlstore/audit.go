@@ -385,3 +385,29 @@ func likeEscape(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 	return r.Replace(s)
 }
+
+// AuditHead returns the newest entry of an organization's audit chain: its
+// sequence and hash (0 and "" for an empty chain).
+func (s *Store) AuditHead(ctx context.Context, org string) (int64, string, error) {
+	var seq int64
+	var hash string
+	err := s.r().row(ctx, `SELECT seq, hash FROM audit_entries WHERE org = ? ORDER BY seq DESC LIMIT 1`, org).Scan(&seq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", nil
+	}
+	return seq, hash, s.translate(err)
+}
+
+// AuditHashAt returns the hash of entry seq of an organization's chain (ok false
+// when there is no such entry).
+func (s *Store) AuditHashAt(ctx context.Context, org string, seq int64) (string, bool, error) {
+	var hash string
+	err := s.r().row(ctx, `SELECT hash FROM audit_entries WHERE org = ? AND seq = ?`, org, seq).Scan(&hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, s.translate(err)
+	}
+	return hash, true, nil
+}
