@@ -10,13 +10,13 @@ import (
 	"path/filepath"
 
 	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/pkg/redisconn"
 	"github.com/flagforge/flagforge/services/controlplane/internal/app"
 	"github.com/flagforge/flagforge/services/controlplane/internal/config"
 	"github.com/flagforge/flagforge/services/controlplane/internal/publisher"
 	"github.com/flagforge/flagforge/services/controlplane/internal/signing"
 	"github.com/flagforge/flagforge/services/controlplane/internal/snapshot"
 	"github.com/flagforge/flagforge/services/controlplane/internal/syncsvc"
-	"github.com/redis/go-redis/v9"
 )
 
 // distribution builds the manifest publisher's collaborators from cfg: the signing
@@ -71,14 +71,14 @@ func distribution(ctx context.Context, cfg *config.Config, log *slog.Logger) (m 
 		log.InfoContext(ctx, "manifest snapshots go to a directory", slog.String("dir", cfg.SnapshotDir))
 	}
 	if cfg.RedisURL != "" {
-		opts, err := redis.ParseURL(cfg.RedisURL)
+		// One node, or a Sentinel-managed primary (redis-sentinel://).
+		rc, err := redisconn.Open(cfg.RedisURL)
 		if err != nil {
 			return m, sync, close, fmt.Errorf("redis: %w", err)
 		}
-		rc := redis.NewClient(opts)
 		m.Redis = rc
 		close = func() { _ = rc.Close() }
-		log.InfoContext(ctx, "manifests are also written to Redis", slog.String("addr", opts.Addr), slog.String("key_prefix", cfg.Publisher.RedisPrefix))
+		log.InfoContext(ctx, "manifests are also written to Redis", slog.String("addr", rc.Options().Addr), slog.String("key_prefix", cfg.Publisher.RedisPrefix))
 	}
 	return m, sync, close, nil
 }

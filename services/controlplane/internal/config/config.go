@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/flagforge/flagforge/pkg/limits"
+	"github.com/flagforge/flagforge/pkg/redisconn"
 	"github.com/flagforge/flagforge/pkg/tlsfiles"
 	"github.com/flagforge/flagforge/services/controlplane/internal/auditcheck"
 	"github.com/flagforge/flagforge/services/controlplane/internal/auth"
@@ -31,7 +32,6 @@ import (
 	"github.com/flagforge/flagforge/services/controlplane/internal/snapshot"
 	"github.com/flagforge/flagforge/services/controlplane/internal/syncsvc"
 	"github.com/flagforge/flagforge/services/controlplane/internal/webhook"
-	"github.com/redis/go-redis/v9"
 	"github.com/sethvargo/go-envconfig"
 )
 
@@ -186,7 +186,7 @@ func (c *Config) Validate() error {
 		problems = append(problems, errors.New("config: set FLAGFORGE_SYNC_TOKEN or a data directory for a generated one"))
 	}
 	if c.RedisURL != "" {
-		if _, err := redis.ParseURL(c.RedisURL); err != nil {
+		if err := redisconn.Validate(c.RedisURL); err != nil {
 			problems = append(problems, fmt.Errorf("config: Redis URL: %w", err))
 		}
 	}

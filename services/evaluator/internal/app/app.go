@@ -18,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -27,6 +26,7 @@ import (
 
 	syncv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/sync/v1"
 	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/pkg/redisconn"
 	"github.com/flagforge/flagforge/pkg/tlsfiles"
 	"github.com/flagforge/flagforge/services/evaluator/internal/broadcast"
 	"github.com/flagforge/flagforge/services/evaluator/internal/config"
@@ -117,11 +117,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 	var usageConn *grpc.ClientConn
 	switch {
 	case cfg.RedisURL != "":
-		opts, err := redis.ParseURL(cfg.RedisURL)
+		// One node, or a Sentinel-managed primary (redis-sentinel://).
+		client, err := redisconn.Open(cfg.RedisURL)
 		if err != nil {
 			return nil, fmt.Errorf("FLAGFORGE_REDIS_URL: %w", err)
 		}
-		client := redis.NewClient(opts)
 		a.closers = append(a.closers, client.Close)
 		a.source, err = source.NewRedis(source.RedisConfig{
 			Client: client, Prefix: cfg.RedisKeyPrefix, Environments: cfg.EnvironmentList(),

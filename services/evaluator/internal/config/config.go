@@ -19,6 +19,7 @@ import (
 
 	"github.com/flagforge/flagforge/pkg/limits"
 	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/pkg/redisconn"
 	"github.com/flagforge/flagforge/pkg/tlsfiles"
 )
 
@@ -244,8 +245,10 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.RedisURL != "" {
-		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-			problems = append(problems, fmt.Errorf("FLAGFORGE_REDIS_URL: %q is not a redis://, rediss:// or unix:// URL", c.RedisURL))
+		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix" && u.Scheme != redisconn.SentinelScheme) {
+			problems = append(problems, fmt.Errorf("FLAGFORGE_REDIS_URL: %q is not a redis://, rediss://, unix:// or redis-sentinel:// URL", c.RedisURL))
+		} else if err := redisconn.Validate(c.RedisURL); err != nil {
+			problems = append(problems, fmt.Errorf("FLAGFORGE_REDIS_URL: %w", err))
 		}
 	}
 	if c.RedisKeyPrefix == "" {
