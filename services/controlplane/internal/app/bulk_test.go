@@ -120,3 +120,38 @@ func BenchmarkBulkWrite(b *testing.B) {
 		i++
 	}
 }
+
+// TestPatchFlagConfig: a JSON merge patch changes only what it names (leaving
+// offVariant out no longer clears it), rolloutPercentage sets a boolean rollout,
+// mistakes are refused naming the field, and a protected environment gets a
+// change request.
+func TestPatchFlagConfig(t *testing.T) {
+	t.Parallel()
+	c := start(t, ratelimit.Config{})
+	c.project()
+	const path = "/v1/orgs/acme/projects/web/environments/production/flags/new-ui"
+	r := c.call("PATCH", path, c.owner, `{"on": true, "rolloutPercentage": 25, "rules": [{"id": "staff", "clauses": [{"attribute": "email", "operator": "ends_with", "values": ["@acme.test"]}], "serve": {"variant": "on"}}]}`).want(t, 200)
+	cfg := func(r resp, p ...any) any { return r.get(append([]any{"config", "config"}, p...)...) }
+	if cfg(r, "on") != true || cfg(r, "offVariant") != "off" || cfg(r, "rules", 0, "id") != "staff" ||
+		cfg(r, "defaultServe", "rollout", "weights", 0, "weight") != float64(25000) || cfg(r, "defaultServe", "rollout", "weights", 1, "variant") != "off" {
+		t.Fatalf("patch: %s", r.raw)
+	}
+	r = c.call("PATCH", path+"?revision=2", c.owner, `{"on": false}`).want(t, 200)
+	if cfg(r, "on") != false || cfg(r, "rules", 0, "id") != "staff" || r.get("config", "revision") != "3" {
+		t.Fatalf("a patch of on kept the rest? %s", r.raw)
+	}
+	c.call("PATCH", path+"?revision=2", c.owner, `{"on": true}`).want(t, 409)
+	r = c.call("PATCH", path, c.owner, `{"rules": null, "offVarient": "on"}`)
+	if got := r.violations(); r.status != 400 || !strings.Contains(got["offVarient"], `did you mean "offVariant"?`) {
+		t.Fatalf("misspelt patch: %d %s", r.status, r.raw)
+	}
+	r = c.call("PATCH", path, c.owner, `{"rolloutPercentage": 140}`)
+	if got := r.violations(); r.status != 400 || got["rolloutPercentage"] == "" {
+		t.Fatalf("percentage out of range: %d %s", r.status, r.raw)
+	}
+	c.protect(t, false)
+	r = c.call("PATCH", path, c.owner, `{"rolloutPercentage": 50}`).want(t, 200)
+	if r.get("changeRequest", "id") == nil || r.get("config") != nil {
+		t.Fatalf("patch in a protected environment: %s", r.raw)
+	}
+}

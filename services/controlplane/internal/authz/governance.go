@@ -87,6 +87,7 @@ var GovernanceTable = map[string]Governance{
 	adminv1.FlagService_RestoreFlag_FullMethodName:      RefusedWhenServing,
 	adminv1.FlagService_DeleteFlag_FullMethodName:       RefusedWhenServing,
 	adminv1.FlagService_UpdateFlagConfig_FullMethodName: ViaChangeRequest,
+	adminv1.FlagService_PatchFlagConfig_FullMethodName:  ViaChangeRequest,
 	adminv1.FlagService_EmergencyOffFlag_FullMethodName: EmergencyOnly,
 	adminv1.FlagService_KillFlag_FullMethodName:         EmergencyOnly,
 	adminv1.FlagService_BulkWrite_FullMethodName:        RefusedWhenServing,

@@ -123,6 +123,7 @@ var Table = map[string]Rule{
 	adminv1.FlagService_ListFlagConfigs_FullMethodName:  {Kind: FlagConfig, Action: Read, Level: LevelEnvironment},
 	adminv1.FlagService_UpdateFlagConfig_FullMethodName: {Kind: FlagConfig, Action: Write, Level: LevelEnvironment},
 	adminv1.FlagService_EmergencyOffFlag_FullMethodName: {Kind: FlagConfig, Action: Write, Level: LevelEnvironment},
+	adminv1.FlagService_PatchFlagConfig_FullMethodName:  {Kind: FlagConfig, Action: Write, Level: LevelEnvironment},
 	// KillFlag is checked here at project level and again per environment by the
 	// service, so an environment-level downgrade still holds.
 	adminv1.FlagService_KillFlag_FullMethodName:       {Kind: FlagConfig, Action: Write, Level: LevelProject},

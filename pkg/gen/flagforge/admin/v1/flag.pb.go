@@ -10,6 +10,7 @@ import (
 	v1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	structpb "google.golang.org/protobuf/types/known/structpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -1525,6 +1526,158 @@ func (x *UpdateFlagConfigResponse) GetChangeRequest() *ChangeRequest {
 	return nil
 }
 
+type PatchFlagConfigRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Org         string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	Project     string                 `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
+	Environment string                 `protobuf:"bytes,3,opt,name=environment,proto3" json:"environment,omitempty"`
+	Flag        string                 `protobuf:"bytes,4,opt,name=flag,proto3" json:"flag,omitempty"`
+	// A JSON merge patch (RFC 7396) of the configuration as the API writes it
+	// ({"on": true, "rules": [...]}): a member replaces that field, null removes it,
+	// an object merges into the object. "rolloutPercentage": 0..100 (boolean flags)
+	// sets defaultServe to a rollout serving the true variant to that share.
+	Patch *structpb.Struct `protobuf:"bytes,5,opt,name=patch,proto3" json:"patch,omitempty"`
+	// The revision the change was based on; 0: the current one (no check).
+	Revision int64 `protobuf:"varint,6,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Recorded in the audit entry (and the change request when one is created).
+	Comment       string `protobuf:"bytes,7,opt,name=comment,proto3" json:"comment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PatchFlagConfigRequest) Reset() {
+	*x = PatchFlagConfigRequest{}
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PatchFlagConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PatchFlagConfigRequest) ProtoMessage() {}
+
+func (x *PatchFlagConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PatchFlagConfigRequest.ProtoReflect.Descriptor instead.
+func (*PatchFlagConfigRequest) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *PatchFlagConfigRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *PatchFlagConfigRequest) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+func (x *PatchFlagConfigRequest) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *PatchFlagConfigRequest) GetFlag() string {
+	if x != nil {
+		return x.Flag
+	}
+	return ""
+}
+
+func (x *PatchFlagConfigRequest) GetPatch() *structpb.Struct {
+	if x != nil {
+		return x.Patch
+	}
+	return nil
+}
+
+func (x *PatchFlagConfigRequest) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *PatchFlagConfigRequest) GetComment() string {
+	if x != nil {
+		return x.Comment
+	}
+	return ""
+}
+
+type PatchFlagConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The saved configuration (unset when a change request was created instead).
+	Config *FlagEnvironmentConfig `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	// Set when the environment requires approvals.
+	ChangeRequest *ChangeRequest `protobuf:"bytes,2,opt,name=change_request,json=changeRequest,proto3" json:"change_request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PatchFlagConfigResponse) Reset() {
+	*x = PatchFlagConfigResponse{}
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PatchFlagConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PatchFlagConfigResponse) ProtoMessage() {}
+
+func (x *PatchFlagConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PatchFlagConfigResponse.ProtoReflect.Descriptor instead.
+func (*PatchFlagConfigResponse) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *PatchFlagConfigResponse) GetConfig() *FlagEnvironmentConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *PatchFlagConfigResponse) GetChangeRequest() *ChangeRequest {
+	if x != nil {
+		return x.ChangeRequest
+	}
+	return nil
+}
+
 type EmergencyOffFlagRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Org         string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
@@ -1539,7 +1692,7 @@ type EmergencyOffFlagRequest struct {
 
 func (x *EmergencyOffFlagRequest) Reset() {
 	*x = EmergencyOffFlagRequest{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[22]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +1704,7 @@ func (x *EmergencyOffFlagRequest) String() string {
 func (*EmergencyOffFlagRequest) ProtoMessage() {}
 
 func (x *EmergencyOffFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[22]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +1717,7 @@ func (x *EmergencyOffFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmergencyOffFlagRequest.ProtoReflect.Descriptor instead.
 func (*EmergencyOffFlagRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{22}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *EmergencyOffFlagRequest) GetOrg() string {
@@ -1611,7 +1764,7 @@ type EmergencyOffFlagResponse struct {
 
 func (x *EmergencyOffFlagResponse) Reset() {
 	*x = EmergencyOffFlagResponse{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[23]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1776,7 @@ func (x *EmergencyOffFlagResponse) String() string {
 func (*EmergencyOffFlagResponse) ProtoMessage() {}
 
 func (x *EmergencyOffFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[23]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1789,7 @@ func (x *EmergencyOffFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmergencyOffFlagResponse.ProtoReflect.Descriptor instead.
 func (*EmergencyOffFlagResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{23}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *EmergencyOffFlagResponse) GetConfig() *FlagEnvironmentConfig {
@@ -1659,7 +1812,7 @@ type KillFlagRequest struct {
 
 func (x *KillFlagRequest) Reset() {
 	*x = KillFlagRequest{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[24]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1671,7 +1824,7 @@ func (x *KillFlagRequest) String() string {
 func (*KillFlagRequest) ProtoMessage() {}
 
 func (x *KillFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[24]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1684,7 +1837,7 @@ func (x *KillFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillFlagRequest.ProtoReflect.Descriptor instead.
 func (*KillFlagRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{24}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *KillFlagRequest) GetOrg() string {
@@ -1724,7 +1877,7 @@ type KillFlagResponse struct {
 
 func (x *KillFlagResponse) Reset() {
 	*x = KillFlagResponse{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[25]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1736,7 +1889,7 @@ func (x *KillFlagResponse) String() string {
 func (*KillFlagResponse) ProtoMessage() {}
 
 func (x *KillFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[25]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1749,7 +1902,7 @@ func (x *KillFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillFlagResponse.ProtoReflect.Descriptor instead.
 func (*KillFlagResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{25}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *KillFlagResponse) GetConfigs() []*FlagEnvironmentConfig {
@@ -1772,7 +1925,7 @@ type ListStaleFlagsRequest struct {
 
 func (x *ListStaleFlagsRequest) Reset() {
 	*x = ListStaleFlagsRequest{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[26]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +1937,7 @@ func (x *ListStaleFlagsRequest) String() string {
 func (*ListStaleFlagsRequest) ProtoMessage() {}
 
 func (x *ListStaleFlagsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[26]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +1950,7 @@ func (x *ListStaleFlagsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStaleFlagsRequest.ProtoReflect.Descriptor instead.
 func (*ListStaleFlagsRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{26}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListStaleFlagsRequest) GetOrg() string {
@@ -1845,7 +1998,7 @@ type ListStaleFlagsResponse struct {
 
 func (x *ListStaleFlagsResponse) Reset() {
 	*x = ListStaleFlagsResponse{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[27]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +2010,7 @@ func (x *ListStaleFlagsResponse) String() string {
 func (*ListStaleFlagsResponse) ProtoMessage() {}
 
 func (x *ListStaleFlagsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[27]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +2023,7 @@ func (x *ListStaleFlagsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStaleFlagsResponse.ProtoReflect.Descriptor instead.
 func (*ListStaleFlagsResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{27}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListStaleFlagsResponse) GetConfigs() []*FlagEnvironmentConfig {
@@ -1906,7 +2059,7 @@ type BulkWriteRequest struct {
 
 func (x *BulkWriteRequest) Reset() {
 	*x = BulkWriteRequest{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[28]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1918,7 +2071,7 @@ func (x *BulkWriteRequest) String() string {
 func (*BulkWriteRequest) ProtoMessage() {}
 
 func (x *BulkWriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[28]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1931,7 +2084,7 @@ func (x *BulkWriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkWriteRequest.ProtoReflect.Descriptor instead.
 func (*BulkWriteRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{28}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *BulkWriteRequest) GetOrg() string {
@@ -1987,7 +2140,7 @@ type BulkSegment struct {
 
 func (x *BulkSegment) Reset() {
 	*x = BulkSegment{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[29]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1999,7 +2152,7 @@ func (x *BulkSegment) String() string {
 func (*BulkSegment) ProtoMessage() {}
 
 func (x *BulkSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[29]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2012,7 +2165,7 @@ func (x *BulkSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkSegment.ProtoReflect.Descriptor instead.
 func (*BulkSegment) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{29}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *BulkSegment) GetEnvironment() string {
@@ -2041,7 +2194,7 @@ type BulkFlagConfig struct {
 
 func (x *BulkFlagConfig) Reset() {
 	*x = BulkFlagConfig{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[30]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2053,7 +2206,7 @@ func (x *BulkFlagConfig) String() string {
 func (*BulkFlagConfig) ProtoMessage() {}
 
 func (x *BulkFlagConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[30]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2066,7 +2219,7 @@ func (x *BulkFlagConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkFlagConfig.ProtoReflect.Descriptor instead.
 func (*BulkFlagConfig) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{30}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *BulkFlagConfig) GetEnvironment() string {
@@ -2107,7 +2260,7 @@ type BulkWriteResponse struct {
 
 func (x *BulkWriteResponse) Reset() {
 	*x = BulkWriteResponse{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[31]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2119,7 +2272,7 @@ func (x *BulkWriteResponse) String() string {
 func (*BulkWriteResponse) ProtoMessage() {}
 
 func (x *BulkWriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[31]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2132,7 +2285,7 @@ func (x *BulkWriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkWriteResponse.ProtoReflect.Descriptor instead.
 func (*BulkWriteResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{31}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *BulkWriteResponse) GetFlagsCreated() int32 {
@@ -2195,7 +2348,7 @@ var File_flagforge_admin_v1_flag_proto protoreflect.FileDescriptor
 
 const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"\n" +
-	"\x1dflagforge/admin/v1/flag.proto\x12\x12flagforge.admin.v1\x1a'flagforge/admin/v1/change_request.proto\x1a$flagforge/manifest/v1/manifest.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x04\n" +
+	"\x1dflagforge/admin/v1/flag.proto\x12\x12flagforge.admin.v1\x1a'flagforge/admin/v1/change_request.proto\x1a$flagforge/manifest/v1/manifest.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x04\n" +
 	"\x04Flag\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -2305,6 +2458,17 @@ const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"\acomment\x18\a \x01(\tR\acomment\"\xa7\x01\n" +
 	"\x18UpdateFlagConfigResponse\x12A\n" +
 	"\x06config\x18\x01 \x01(\v2).flagforge.admin.v1.FlagEnvironmentConfigR\x06config\x12H\n" +
+	"\x0echange_request\x18\x02 \x01(\v2!.flagforge.admin.v1.ChangeRequestR\rchangeRequest\"\xdf\x01\n" +
+	"\x16PatchFlagConfigRequest\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
+	"\aproject\x18\x02 \x01(\tR\aproject\x12 \n" +
+	"\venvironment\x18\x03 \x01(\tR\venvironment\x12\x12\n" +
+	"\x04flag\x18\x04 \x01(\tR\x04flag\x12-\n" +
+	"\x05patch\x18\x05 \x01(\v2\x17.google.protobuf.StructR\x05patch\x12\x1a\n" +
+	"\brevision\x18\x06 \x01(\x03R\brevision\x12\x18\n" +
+	"\acomment\x18\a \x01(\tR\acomment\"\xa6\x01\n" +
+	"\x17PatchFlagConfigResponse\x12A\n" +
+	"\x06config\x18\x01 \x01(\v2).flagforge.admin.v1.FlagEnvironmentConfigR\x06config\x12H\n" +
 	"\x0echange_request\x18\x02 \x01(\v2!.flagforge.admin.v1.ChangeRequestR\rchangeRequest\"\x93\x01\n" +
 	"\x17EmergencyOffFlagRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
@@ -2361,8 +2525,7 @@ const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"\x14FLAG_STATUS_INACTIVE\x10\x02\x12\x15\n" +
 	"\x11FLAG_STATUS_STALE\x10\x03\x12\x18\n" +
 	"\x14FLAG_STATUS_ARCHIVED\x10\x04\x12\x13\n" +
-	"\x0fFLAG_STATUS_NEW\x10\x052\xdc\n" +
-	"\n" +
+	"\x0fFLAG_STATUS_NEW\x10\x052\xc8\v\n" +
 	"\vFlagService\x12[\n" +
 	"\n" +
 	"CreateFlag\x12%.flagforge.admin.v1.CreateFlagRequest\x1a&.flagforge.admin.v1.CreateFlagResponse\x12R\n" +
@@ -2376,7 +2539,8 @@ const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"DeleteFlag\x12%.flagforge.admin.v1.DeleteFlagRequest\x1a&.flagforge.admin.v1.DeleteFlagResponse\x12d\n" +
 	"\rGetFlagConfig\x12(.flagforge.admin.v1.GetFlagConfigRequest\x1a).flagforge.admin.v1.GetFlagConfigResponse\x12j\n" +
 	"\x0fListFlagConfigs\x12*.flagforge.admin.v1.ListFlagConfigsRequest\x1a+.flagforge.admin.v1.ListFlagConfigsResponse\x12m\n" +
-	"\x10UpdateFlagConfig\x12+.flagforge.admin.v1.UpdateFlagConfigRequest\x1a,.flagforge.admin.v1.UpdateFlagConfigResponse\x12m\n" +
+	"\x10UpdateFlagConfig\x12+.flagforge.admin.v1.UpdateFlagConfigRequest\x1a,.flagforge.admin.v1.UpdateFlagConfigResponse\x12j\n" +
+	"\x0fPatchFlagConfig\x12*.flagforge.admin.v1.PatchFlagConfigRequest\x1a+.flagforge.admin.v1.PatchFlagConfigResponse\x12m\n" +
 	"\x10EmergencyOffFlag\x12+.flagforge.admin.v1.EmergencyOffFlagRequest\x1a,.flagforge.admin.v1.EmergencyOffFlagResponse\x12U\n" +
 	"\bKillFlag\x12#.flagforge.admin.v1.KillFlagRequest\x1a$.flagforge.admin.v1.KillFlagResponse\x12g\n" +
 	"\x0eListStaleFlags\x12).flagforge.admin.v1.ListStaleFlagsRequest\x1a*.flagforge.admin.v1.ListStaleFlagsResponse\x12X\n" +
@@ -2396,7 +2560,7 @@ func file_flagforge_admin_v1_flag_proto_rawDescGZIP() []byte {
 }
 
 var file_flagforge_admin_v1_flag_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_flagforge_admin_v1_flag_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_flagforge_admin_v1_flag_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_flagforge_admin_v1_flag_proto_goTypes = []any{
 	(FlagStatus)(0),                  // 0: flagforge.admin.v1.FlagStatus
 	(*Flag)(nil),                     // 1: flagforge.admin.v1.Flag
@@ -2421,33 +2585,36 @@ var file_flagforge_admin_v1_flag_proto_goTypes = []any{
 	(*ListFlagConfigsResponse)(nil),  // 20: flagforge.admin.v1.ListFlagConfigsResponse
 	(*UpdateFlagConfigRequest)(nil),  // 21: flagforge.admin.v1.UpdateFlagConfigRequest
 	(*UpdateFlagConfigResponse)(nil), // 22: flagforge.admin.v1.UpdateFlagConfigResponse
-	(*EmergencyOffFlagRequest)(nil),  // 23: flagforge.admin.v1.EmergencyOffFlagRequest
-	(*EmergencyOffFlagResponse)(nil), // 24: flagforge.admin.v1.EmergencyOffFlagResponse
-	(*KillFlagRequest)(nil),          // 25: flagforge.admin.v1.KillFlagRequest
-	(*KillFlagResponse)(nil),         // 26: flagforge.admin.v1.KillFlagResponse
-	(*ListStaleFlagsRequest)(nil),    // 27: flagforge.admin.v1.ListStaleFlagsRequest
-	(*ListStaleFlagsResponse)(nil),   // 28: flagforge.admin.v1.ListStaleFlagsResponse
-	(*BulkWriteRequest)(nil),         // 29: flagforge.admin.v1.BulkWriteRequest
-	(*BulkSegment)(nil),              // 30: flagforge.admin.v1.BulkSegment
-	(*BulkFlagConfig)(nil),           // 31: flagforge.admin.v1.BulkFlagConfig
-	(*BulkWriteResponse)(nil),        // 32: flagforge.admin.v1.BulkWriteResponse
-	(v1.FlagType)(0),                 // 33: flagforge.manifest.v1.FlagType
-	(*v1.Variant)(nil),               // 34: flagforge.manifest.v1.Variant
-	(*timestamppb.Timestamp)(nil),    // 35: google.protobuf.Timestamp
-	(*v1.FlagConfig)(nil),            // 36: flagforge.manifest.v1.FlagConfig
-	(*ChangeRequest)(nil),            // 37: flagforge.admin.v1.ChangeRequest
-	(*v1.Segment)(nil),               // 38: flagforge.manifest.v1.Segment
+	(*PatchFlagConfigRequest)(nil),   // 23: flagforge.admin.v1.PatchFlagConfigRequest
+	(*PatchFlagConfigResponse)(nil),  // 24: flagforge.admin.v1.PatchFlagConfigResponse
+	(*EmergencyOffFlagRequest)(nil),  // 25: flagforge.admin.v1.EmergencyOffFlagRequest
+	(*EmergencyOffFlagResponse)(nil), // 26: flagforge.admin.v1.EmergencyOffFlagResponse
+	(*KillFlagRequest)(nil),          // 27: flagforge.admin.v1.KillFlagRequest
+	(*KillFlagResponse)(nil),         // 28: flagforge.admin.v1.KillFlagResponse
+	(*ListStaleFlagsRequest)(nil),    // 29: flagforge.admin.v1.ListStaleFlagsRequest
+	(*ListStaleFlagsResponse)(nil),   // 30: flagforge.admin.v1.ListStaleFlagsResponse
+	(*BulkWriteRequest)(nil),         // 31: flagforge.admin.v1.BulkWriteRequest
+	(*BulkSegment)(nil),              // 32: flagforge.admin.v1.BulkSegment
+	(*BulkFlagConfig)(nil),           // 33: flagforge.admin.v1.BulkFlagConfig
+	(*BulkWriteResponse)(nil),        // 34: flagforge.admin.v1.BulkWriteResponse
+	(v1.FlagType)(0),                 // 35: flagforge.manifest.v1.FlagType
+	(*v1.Variant)(nil),               // 36: flagforge.manifest.v1.Variant
+	(*timestamppb.Timestamp)(nil),    // 37: google.protobuf.Timestamp
+	(*v1.FlagConfig)(nil),            // 38: flagforge.manifest.v1.FlagConfig
+	(*ChangeRequest)(nil),            // 39: flagforge.admin.v1.ChangeRequest
+	(*structpb.Struct)(nil),          // 40: google.protobuf.Struct
+	(*v1.Segment)(nil),               // 41: flagforge.manifest.v1.Segment
 }
 var file_flagforge_admin_v1_flag_proto_depIdxs = []int32{
-	33, // 0: flagforge.admin.v1.Flag.type:type_name -> flagforge.manifest.v1.FlagType
-	34, // 1: flagforge.admin.v1.Flag.variants:type_name -> flagforge.manifest.v1.Variant
-	35, // 2: flagforge.admin.v1.Flag.expires_at:type_name -> google.protobuf.Timestamp
-	35, // 3: flagforge.admin.v1.Flag.create_time:type_name -> google.protobuf.Timestamp
-	35, // 4: flagforge.admin.v1.Flag.update_time:type_name -> google.protobuf.Timestamp
-	36, // 5: flagforge.admin.v1.FlagEnvironmentConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
+	35, // 0: flagforge.admin.v1.Flag.type:type_name -> flagforge.manifest.v1.FlagType
+	36, // 1: flagforge.admin.v1.Flag.variants:type_name -> flagforge.manifest.v1.Variant
+	37, // 2: flagforge.admin.v1.Flag.expires_at:type_name -> google.protobuf.Timestamp
+	37, // 3: flagforge.admin.v1.Flag.create_time:type_name -> google.protobuf.Timestamp
+	37, // 4: flagforge.admin.v1.Flag.update_time:type_name -> google.protobuf.Timestamp
+	38, // 5: flagforge.admin.v1.FlagEnvironmentConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
 	0,  // 6: flagforge.admin.v1.FlagEnvironmentConfig.status:type_name -> flagforge.admin.v1.FlagStatus
-	35, // 7: flagforge.admin.v1.FlagEnvironmentConfig.update_time:type_name -> google.protobuf.Timestamp
-	35, // 8: flagforge.admin.v1.FlagEnvironmentConfig.last_evaluated:type_name -> google.protobuf.Timestamp
+	37, // 7: flagforge.admin.v1.FlagEnvironmentConfig.update_time:type_name -> google.protobuf.Timestamp
+	37, // 8: flagforge.admin.v1.FlagEnvironmentConfig.last_evaluated:type_name -> google.protobuf.Timestamp
 	1,  // 9: flagforge.admin.v1.CreateFlagRequest.flag:type_name -> flagforge.admin.v1.Flag
 	1,  // 10: flagforge.admin.v1.CreateFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
 	1,  // 11: flagforge.admin.v1.GetFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
@@ -2458,50 +2625,55 @@ var file_flagforge_admin_v1_flag_proto_depIdxs = []int32{
 	1,  // 16: flagforge.admin.v1.RestoreFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
 	2,  // 17: flagforge.admin.v1.GetFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
 	2,  // 18: flagforge.admin.v1.ListFlagConfigsResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	36, // 19: flagforge.admin.v1.UpdateFlagConfigRequest.config:type_name -> flagforge.manifest.v1.FlagConfig
+	38, // 19: flagforge.admin.v1.UpdateFlagConfigRequest.config:type_name -> flagforge.manifest.v1.FlagConfig
 	2,  // 20: flagforge.admin.v1.UpdateFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	37, // 21: flagforge.admin.v1.UpdateFlagConfigResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	2,  // 22: flagforge.admin.v1.EmergencyOffFlagResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	2,  // 23: flagforge.admin.v1.KillFlagResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	2,  // 24: flagforge.admin.v1.ListStaleFlagsResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	1,  // 25: flagforge.admin.v1.BulkWriteRequest.flags:type_name -> flagforge.admin.v1.Flag
-	30, // 26: flagforge.admin.v1.BulkWriteRequest.segments:type_name -> flagforge.admin.v1.BulkSegment
-	31, // 27: flagforge.admin.v1.BulkWriteRequest.configs:type_name -> flagforge.admin.v1.BulkFlagConfig
-	38, // 28: flagforge.admin.v1.BulkSegment.segment:type_name -> flagforge.manifest.v1.Segment
-	36, // 29: flagforge.admin.v1.BulkFlagConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
-	3,  // 30: flagforge.admin.v1.FlagService.CreateFlag:input_type -> flagforge.admin.v1.CreateFlagRequest
-	5,  // 31: flagforge.admin.v1.FlagService.GetFlag:input_type -> flagforge.admin.v1.GetFlagRequest
-	7,  // 32: flagforge.admin.v1.FlagService.ListFlags:input_type -> flagforge.admin.v1.ListFlagsRequest
-	9,  // 33: flagforge.admin.v1.FlagService.UpdateFlag:input_type -> flagforge.admin.v1.UpdateFlagRequest
-	11, // 34: flagforge.admin.v1.FlagService.ArchiveFlag:input_type -> flagforge.admin.v1.ArchiveFlagRequest
-	13, // 35: flagforge.admin.v1.FlagService.RestoreFlag:input_type -> flagforge.admin.v1.RestoreFlagRequest
-	15, // 36: flagforge.admin.v1.FlagService.DeleteFlag:input_type -> flagforge.admin.v1.DeleteFlagRequest
-	17, // 37: flagforge.admin.v1.FlagService.GetFlagConfig:input_type -> flagforge.admin.v1.GetFlagConfigRequest
-	19, // 38: flagforge.admin.v1.FlagService.ListFlagConfigs:input_type -> flagforge.admin.v1.ListFlagConfigsRequest
-	21, // 39: flagforge.admin.v1.FlagService.UpdateFlagConfig:input_type -> flagforge.admin.v1.UpdateFlagConfigRequest
-	23, // 40: flagforge.admin.v1.FlagService.EmergencyOffFlag:input_type -> flagforge.admin.v1.EmergencyOffFlagRequest
-	25, // 41: flagforge.admin.v1.FlagService.KillFlag:input_type -> flagforge.admin.v1.KillFlagRequest
-	27, // 42: flagforge.admin.v1.FlagService.ListStaleFlags:input_type -> flagforge.admin.v1.ListStaleFlagsRequest
-	29, // 43: flagforge.admin.v1.FlagService.BulkWrite:input_type -> flagforge.admin.v1.BulkWriteRequest
-	4,  // 44: flagforge.admin.v1.FlagService.CreateFlag:output_type -> flagforge.admin.v1.CreateFlagResponse
-	6,  // 45: flagforge.admin.v1.FlagService.GetFlag:output_type -> flagforge.admin.v1.GetFlagResponse
-	8,  // 46: flagforge.admin.v1.FlagService.ListFlags:output_type -> flagforge.admin.v1.ListFlagsResponse
-	10, // 47: flagforge.admin.v1.FlagService.UpdateFlag:output_type -> flagforge.admin.v1.UpdateFlagResponse
-	12, // 48: flagforge.admin.v1.FlagService.ArchiveFlag:output_type -> flagforge.admin.v1.ArchiveFlagResponse
-	14, // 49: flagforge.admin.v1.FlagService.RestoreFlag:output_type -> flagforge.admin.v1.RestoreFlagResponse
-	16, // 50: flagforge.admin.v1.FlagService.DeleteFlag:output_type -> flagforge.admin.v1.DeleteFlagResponse
-	18, // 51: flagforge.admin.v1.FlagService.GetFlagConfig:output_type -> flagforge.admin.v1.GetFlagConfigResponse
-	20, // 52: flagforge.admin.v1.FlagService.ListFlagConfigs:output_type -> flagforge.admin.v1.ListFlagConfigsResponse
-	22, // 53: flagforge.admin.v1.FlagService.UpdateFlagConfig:output_type -> flagforge.admin.v1.UpdateFlagConfigResponse
-	24, // 54: flagforge.admin.v1.FlagService.EmergencyOffFlag:output_type -> flagforge.admin.v1.EmergencyOffFlagResponse
-	26, // 55: flagforge.admin.v1.FlagService.KillFlag:output_type -> flagforge.admin.v1.KillFlagResponse
-	28, // 56: flagforge.admin.v1.FlagService.ListStaleFlags:output_type -> flagforge.admin.v1.ListStaleFlagsResponse
-	32, // 57: flagforge.admin.v1.FlagService.BulkWrite:output_type -> flagforge.admin.v1.BulkWriteResponse
-	44, // [44:58] is the sub-list for method output_type
-	30, // [30:44] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	39, // 21: flagforge.admin.v1.UpdateFlagConfigResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	40, // 22: flagforge.admin.v1.PatchFlagConfigRequest.patch:type_name -> google.protobuf.Struct
+	2,  // 23: flagforge.admin.v1.PatchFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	39, // 24: flagforge.admin.v1.PatchFlagConfigResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	2,  // 25: flagforge.admin.v1.EmergencyOffFlagResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	2,  // 26: flagforge.admin.v1.KillFlagResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	2,  // 27: flagforge.admin.v1.ListStaleFlagsResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	1,  // 28: flagforge.admin.v1.BulkWriteRequest.flags:type_name -> flagforge.admin.v1.Flag
+	32, // 29: flagforge.admin.v1.BulkWriteRequest.segments:type_name -> flagforge.admin.v1.BulkSegment
+	33, // 30: flagforge.admin.v1.BulkWriteRequest.configs:type_name -> flagforge.admin.v1.BulkFlagConfig
+	41, // 31: flagforge.admin.v1.BulkSegment.segment:type_name -> flagforge.manifest.v1.Segment
+	38, // 32: flagforge.admin.v1.BulkFlagConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
+	3,  // 33: flagforge.admin.v1.FlagService.CreateFlag:input_type -> flagforge.admin.v1.CreateFlagRequest
+	5,  // 34: flagforge.admin.v1.FlagService.GetFlag:input_type -> flagforge.admin.v1.GetFlagRequest
+	7,  // 35: flagforge.admin.v1.FlagService.ListFlags:input_type -> flagforge.admin.v1.ListFlagsRequest
+	9,  // 36: flagforge.admin.v1.FlagService.UpdateFlag:input_type -> flagforge.admin.v1.UpdateFlagRequest
+	11, // 37: flagforge.admin.v1.FlagService.ArchiveFlag:input_type -> flagforge.admin.v1.ArchiveFlagRequest
+	13, // 38: flagforge.admin.v1.FlagService.RestoreFlag:input_type -> flagforge.admin.v1.RestoreFlagRequest
+	15, // 39: flagforge.admin.v1.FlagService.DeleteFlag:input_type -> flagforge.admin.v1.DeleteFlagRequest
+	17, // 40: flagforge.admin.v1.FlagService.GetFlagConfig:input_type -> flagforge.admin.v1.GetFlagConfigRequest
+	19, // 41: flagforge.admin.v1.FlagService.ListFlagConfigs:input_type -> flagforge.admin.v1.ListFlagConfigsRequest
+	21, // 42: flagforge.admin.v1.FlagService.UpdateFlagConfig:input_type -> flagforge.admin.v1.UpdateFlagConfigRequest
+	23, // 43: flagforge.admin.v1.FlagService.PatchFlagConfig:input_type -> flagforge.admin.v1.PatchFlagConfigRequest
+	25, // 44: flagforge.admin.v1.FlagService.EmergencyOffFlag:input_type -> flagforge.admin.v1.EmergencyOffFlagRequest
+	27, // 45: flagforge.admin.v1.FlagService.KillFlag:input_type -> flagforge.admin.v1.KillFlagRequest
+	29, // 46: flagforge.admin.v1.FlagService.ListStaleFlags:input_type -> flagforge.admin.v1.ListStaleFlagsRequest
+	31, // 47: flagforge.admin.v1.FlagService.BulkWrite:input_type -> flagforge.admin.v1.BulkWriteRequest
+	4,  // 48: flagforge.admin.v1.FlagService.CreateFlag:output_type -> flagforge.admin.v1.CreateFlagResponse
+	6,  // 49: flagforge.admin.v1.FlagService.GetFlag:output_type -> flagforge.admin.v1.GetFlagResponse
+	8,  // 50: flagforge.admin.v1.FlagService.ListFlags:output_type -> flagforge.admin.v1.ListFlagsResponse
+	10, // 51: flagforge.admin.v1.FlagService.UpdateFlag:output_type -> flagforge.admin.v1.UpdateFlagResponse
+	12, // 52: flagforge.admin.v1.FlagService.ArchiveFlag:output_type -> flagforge.admin.v1.ArchiveFlagResponse
+	14, // 53: flagforge.admin.v1.FlagService.RestoreFlag:output_type -> flagforge.admin.v1.RestoreFlagResponse
+	16, // 54: flagforge.admin.v1.FlagService.DeleteFlag:output_type -> flagforge.admin.v1.DeleteFlagResponse
+	18, // 55: flagforge.admin.v1.FlagService.GetFlagConfig:output_type -> flagforge.admin.v1.GetFlagConfigResponse
+	20, // 56: flagforge.admin.v1.FlagService.ListFlagConfigs:output_type -> flagforge.admin.v1.ListFlagConfigsResponse
+	22, // 57: flagforge.admin.v1.FlagService.UpdateFlagConfig:output_type -> flagforge.admin.v1.UpdateFlagConfigResponse
+	24, // 58: flagforge.admin.v1.FlagService.PatchFlagConfig:output_type -> flagforge.admin.v1.PatchFlagConfigResponse
+	26, // 59: flagforge.admin.v1.FlagService.EmergencyOffFlag:output_type -> flagforge.admin.v1.EmergencyOffFlagResponse
+	28, // 60: flagforge.admin.v1.FlagService.KillFlag:output_type -> flagforge.admin.v1.KillFlagResponse
+	30, // 61: flagforge.admin.v1.FlagService.ListStaleFlags:output_type -> flagforge.admin.v1.ListStaleFlagsResponse
+	34, // 62: flagforge.admin.v1.FlagService.BulkWrite:output_type -> flagforge.admin.v1.BulkWriteResponse
+	48, // [48:63] is the sub-list for method output_type
+	33, // [33:48] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_admin_v1_flag_proto_init() }
@@ -2516,7 +2688,7 @@ func file_flagforge_admin_v1_flag_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flagforge_admin_v1_flag_proto_rawDesc), len(file_flagforge_admin_v1_flag_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   32,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

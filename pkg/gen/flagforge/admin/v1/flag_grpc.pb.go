@@ -29,6 +29,7 @@ const (
 	FlagService_GetFlagConfig_FullMethodName    = "/flagforge.admin.v1.FlagService/GetFlagConfig"
 	FlagService_ListFlagConfigs_FullMethodName  = "/flagforge.admin.v1.FlagService/ListFlagConfigs"
 	FlagService_UpdateFlagConfig_FullMethodName = "/flagforge.admin.v1.FlagService/UpdateFlagConfig"
+	FlagService_PatchFlagConfig_FullMethodName  = "/flagforge.admin.v1.FlagService/PatchFlagConfig"
 	FlagService_EmergencyOffFlag_FullMethodName = "/flagforge.admin.v1.FlagService/EmergencyOffFlag"
 	FlagService_KillFlag_FullMethodName         = "/flagforge.admin.v1.FlagService/KillFlag"
 	FlagService_ListStaleFlags_FullMethodName   = "/flagforge.admin.v1.FlagService/ListStaleFlags"
@@ -60,6 +61,10 @@ type FlagServiceClient interface {
 	// UpdateFlagConfig replaces the configuration in one environment. In an environment
 	// that requires approvals it creates a change request instead.
 	UpdateFlagConfig(ctx context.Context, in *UpdateFlagConfigRequest, opts ...grpc.CallOption) (*UpdateFlagConfigResponse, error)
+	// PatchFlagConfig changes part of a configuration in one environment: the body
+	// is a JSON merge patch (RFC 7396) of the configuration, plus the shorthand
+	// rolloutPercentage for boolean flags. Governed like UpdateFlagConfig.
+	PatchFlagConfig(ctx context.Context, in *PatchFlagConfigRequest, opts ...grpc.CallOption) (*PatchFlagConfigResponse, error)
 	// EmergencyOffFlag turns a flag off without approval where the environment allows
 	// it; a reason is required.
 	EmergencyOffFlag(ctx context.Context, in *EmergencyOffFlagRequest, opts ...grpc.CallOption) (*EmergencyOffFlagResponse, error)
@@ -183,6 +188,16 @@ func (c *flagServiceClient) UpdateFlagConfig(ctx context.Context, in *UpdateFlag
 	return out, nil
 }
 
+func (c *flagServiceClient) PatchFlagConfig(ctx context.Context, in *PatchFlagConfigRequest, opts ...grpc.CallOption) (*PatchFlagConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PatchFlagConfigResponse)
+	err := c.cc.Invoke(ctx, FlagService_PatchFlagConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *flagServiceClient) EmergencyOffFlag(ctx context.Context, in *EmergencyOffFlagRequest, opts ...grpc.CallOption) (*EmergencyOffFlagResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(EmergencyOffFlagResponse)
@@ -248,6 +263,10 @@ type FlagServiceServer interface {
 	// UpdateFlagConfig replaces the configuration in one environment. In an environment
 	// that requires approvals it creates a change request instead.
 	UpdateFlagConfig(context.Context, *UpdateFlagConfigRequest) (*UpdateFlagConfigResponse, error)
+	// PatchFlagConfig changes part of a configuration in one environment: the body
+	// is a JSON merge patch (RFC 7396) of the configuration, plus the shorthand
+	// rolloutPercentage for boolean flags. Governed like UpdateFlagConfig.
+	PatchFlagConfig(context.Context, *PatchFlagConfigRequest) (*PatchFlagConfigResponse, error)
 	// EmergencyOffFlag turns a flag off without approval where the environment allows
 	// it; a reason is required.
 	EmergencyOffFlag(context.Context, *EmergencyOffFlagRequest) (*EmergencyOffFlagResponse, error)
@@ -300,6 +319,9 @@ func (UnimplementedFlagServiceServer) ListFlagConfigs(context.Context, *ListFlag
 }
 func (UnimplementedFlagServiceServer) UpdateFlagConfig(context.Context, *UpdateFlagConfigRequest) (*UpdateFlagConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateFlagConfig not implemented")
+}
+func (UnimplementedFlagServiceServer) PatchFlagConfig(context.Context, *PatchFlagConfigRequest) (*PatchFlagConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PatchFlagConfig not implemented")
 }
 func (UnimplementedFlagServiceServer) EmergencyOffFlag(context.Context, *EmergencyOffFlagRequest) (*EmergencyOffFlagResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EmergencyOffFlag not implemented")
@@ -514,6 +536,24 @@ func _FlagService_UpdateFlagConfig_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FlagService_PatchFlagConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PatchFlagConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FlagServiceServer).PatchFlagConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FlagService_PatchFlagConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FlagServiceServer).PatchFlagConfig(ctx, req.(*PatchFlagConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _FlagService_EmergencyOffFlag_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(EmergencyOffFlagRequest)
 	if err := dec(in); err != nil {
@@ -632,6 +672,10 @@ var FlagService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateFlagConfig",
 			Handler:    _FlagService_UpdateFlagConfig_Handler,
+		},
+		{
+			MethodName: "PatchFlagConfig",
+			Handler:    _FlagService_PatchFlagConfig_Handler,
 		},
 		{
 			MethodName: "EmergencyOffFlag",

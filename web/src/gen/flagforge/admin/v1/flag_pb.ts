@@ -8,15 +8,15 @@ import type { ChangeRequest, ChangeRequestJson } from "./change_request_pb";
 import { file_flagforge_admin_v1_change_request } from "./change_request_pb";
 import type { FlagConfig, FlagConfigJson, FlagType, FlagTypeJson, Segment, SegmentJson, Variant, VariantJson } from "../../manifest/v1/manifest_pb";
 import { file_flagforge_manifest_v1_manifest } from "../../manifest/v1/manifest_pb";
-import type { Timestamp, TimestampJson } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Message } from "@bufbuild/protobuf";
+import type { StructJson, Timestamp, TimestampJson } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file flagforge/admin/v1/flag.proto.
  */
 export const file_flagforge_admin_v1_flag: GenFile = /*@__PURE__*/
-  fileDesc("Ch1mbGFnZm9yZ2UvYWRtaW4vdjEvZmxhZy5wcm90bxISZmxhZ2ZvcmdlLmFkbWluLnYxIpUDCgRGbGFnEgsKA2tleRgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEi0KBHR5cGUYBCABKA4yHy5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ1R5cGUSMAoIdmFyaWFudHMYBSADKAsyHi5mbGFnZm9yZ2UubWFuaWZlc3QudjEuVmFyaWFudBIMCgR0YWdzGAYgAygJEg0KBW93bmVyGAcgASgJEhYKDmNsaWVudF92aXNpYmxlGAggASgIEhEKCXRlbXBvcmFyeRgJIAEoCBIuCgpleHBpcmVzX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhcmNoaXZlZBgLIAEoCBIQCghyZXZpc2lvbhgMIAEoAxIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpQCChVGbGFnRW52aXJvbm1lbnRDb25maWcSDAoEZmxhZxgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRIxCgZjb25maWcYAyABKAsyIS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ0NvbmZpZxIuCgZzdGF0dXMYBCABKA4yHi5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZ1N0YXR1cxIQCghyZXZpc2lvbhgFIAEoAxIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF9ldmFsdWF0ZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInIKEUNyZWF0ZUZsYWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEiYKBGZsYWcYAyABKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZxIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAkiPAoSQ3JlYXRlRmxhZ1Jlc3BvbnNlEiYKBGZsYWcYASABKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZyI8Cg5HZXRGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJIjkKD0dldEZsYWdSZXNwb25zZRImCgRmbGFnGAEgASgLMhguZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWcifgoQTGlzdEZsYWdzUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCRILCgN0YWcYBSABKAkSGAoQaW5jbHVkZV9hcmNoaXZlZBgGIAEoCCJVChFMaXN0RmxhZ3NSZXNwb25zZRInCgVmbGFncxgBIAMoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ/ChFVcGRhdGVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEiwKCmRlZmluaXRpb24YBCABKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZxIQCghyZXZpc2lvbhgFIAEoAyI8ChJVcGRhdGVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlIKEkFyY2hpdmVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEhAKCHJldmlzaW9uGAQgASgDIj0KE0FyY2hpdmVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlIKElJlc3RvcmVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEhAKCHJldmlzaW9uGAQgASgDIj0KE1Jlc3RvcmVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlEKEURlbGV0ZUZsYWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEgwKBGZsYWcYAyABKAkSEAoIcmV2aXNpb24YBCABKAMiFAoSRGVsZXRlRmxhZ1Jlc3BvbnNlIlcKFEdldEZsYWdDb25maWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgwKBGZsYWcYBCABKAkiUgoVR2V0RmxhZ0NvbmZpZ1Jlc3BvbnNlEjkKBmNvbmZpZxgBIAEoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWcicgoWTGlzdEZsYWdDb25maWdzUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJuChdMaXN0RmxhZ0NvbmZpZ3NSZXNwb25zZRI6Cgdjb25maWdzGAEgAygLMikuZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdFbnZpcm9ubWVudENvbmZpZxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkisAEKF1VwZGF0ZUZsYWdDb25maWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgwKBGZsYWcYBCABKAkSMQoGY29uZmlnGAUgASgLMiEuZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLkZsYWdDb25maWcSEAoIcmV2aXNpb24YBiABKAMSDwoHY29tbWVudBgHIAEoCSKQAQoYVXBkYXRlRmxhZ0NvbmZpZ1Jlc3BvbnNlEjkKBmNvbmZpZxgBIAEoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWcSOQoOY2hhbmdlX3JlcXVlc3QYAiABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCJqChdFbWVyZ2VuY3lPZmZGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIMCgRmbGFnGAQgASgJEg4KBnJlYXNvbhgFIAEoCSJVChhFbWVyZ2VuY3lPZmZGbGFnUmVzcG9uc2USOQoGY29uZmlnGAEgASgLMikuZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdFbnZpcm9ubWVudENvbmZpZyJNCg9LaWxsRmxhZ1JlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSDAoEZmxhZxgDIAEoCRIOCgZyZWFzb24YBCABKAkiTgoQS2lsbEZsYWdSZXNwb25zZRI6Cgdjb25maWdzGAEgAygLMikuZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdFbnZpcm9ubWVudENvbmZpZyJxChVMaXN0U3RhbGVGbGFnc1JlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkibQoWTGlzdFN0YWxlRmxhZ3NSZXNwb25zZRI6Cgdjb25maWdzGAEgAygLMikuZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdFbnZpcm9ubWVudENvbmZpZxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki0gEKEEJ1bGtXcml0ZVJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSJwoFZmxhZ3MYAyADKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZxIxCghzZWdtZW50cxgEIAMoCzIfLmZsYWdmb3JnZS5hZG1pbi52MS5CdWxrU2VnbWVudBIzCgdjb25maWdzGAUgAygLMiIuZmxhZ2ZvcmdlLmFkbWluLnYxLkJ1bGtGbGFnQ29uZmlnEg8KB2NvbW1lbnQYBiABKAkiUwoLQnVsa1NlZ21lbnQSEwoLZW52aXJvbm1lbnQYASABKAkSLwoHc2VnbWVudBgCIAEoCzIeLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZWdtZW50ImYKDkJ1bGtGbGFnQ29uZmlnEhMKC2Vudmlyb25tZW50GAEgASgJEgwKBGZsYWcYAiABKAkSMQoGY29uZmlnGAMgASgLMiEuZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLkZsYWdDb25maWci3gEKEUJ1bGtXcml0ZVJlc3BvbnNlEhUKDWZsYWdzX2NyZWF0ZWQYASABKAUSFQoNZmxhZ3NfdXBkYXRlZBgCIAEoBRIXCg9mbGFnc191bmNoYW5nZWQYAyABKAUSGAoQc2VnbWVudHNfY3JlYXRlZBgEIAEoBRIYChBzZWdtZW50c191cGRhdGVkGAUgASgFEhoKEnNlZ21lbnRzX3VuY2hhbmdlZBgGIAEoBRIXCg9jb25maWdzX3VwZGF0ZWQYByABKAUSGQoRY29uZmlnc191bmNoYW5nZWQYCCABKAUqoQEKCkZsYWdTdGF0dXMSGwoXRkxBR19TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJGTEFHX1NUQVRVU19BQ1RJVkUQARIYChRGTEFHX1NUQVRVU19JTkFDVElWRRACEhUKEUZMQUdfU1RBVFVTX1NUQUxFEAMSGAoURkxBR19TVEFUVVNfQVJDSElWRUQQBBITCg9GTEFHX1NUQVRVU19ORVcQBTLcCgoLRmxhZ1NlcnZpY2USWwoKQ3JlYXRlRmxhZxIlLmZsYWdmb3JnZS5hZG1pbi52MS5DcmVhdGVGbGFnUmVxdWVzdBomLmZsYWdmb3JnZS5hZG1pbi52MS5DcmVhdGVGbGFnUmVzcG9uc2USUgoHR2V0RmxhZxIiLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnUmVxdWVzdBojLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnUmVzcG9uc2USWAoJTGlzdEZsYWdzEiQuZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RGbGFnc1JlcXVlc3QaJS5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdEZsYWdzUmVzcG9uc2USWwoKVXBkYXRlRmxhZxIlLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVGbGFnUmVxdWVzdBomLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVGbGFnUmVzcG9uc2USXgoLQXJjaGl2ZUZsYWcSJi5mbGFnZm9yZ2UuYWRtaW4udjEuQXJjaGl2ZUZsYWdSZXF1ZXN0GicuZmxhZ2ZvcmdlLmFkbWluLnYxLkFyY2hpdmVGbGFnUmVzcG9uc2USXgoLUmVzdG9yZUZsYWcSJi5mbGFnZm9yZ2UuYWRtaW4udjEuUmVzdG9yZUZsYWdSZXF1ZXN0GicuZmxhZ2ZvcmdlLmFkbWluLnYxLlJlc3RvcmVGbGFnUmVzcG9uc2USWwoKRGVsZXRlRmxhZxIlLmZsYWdmb3JnZS5hZG1pbi52MS5EZWxldGVGbGFnUmVxdWVzdBomLmZsYWdmb3JnZS5hZG1pbi52MS5EZWxldGVGbGFnUmVzcG9uc2USZAoNR2V0RmxhZ0NvbmZpZxIoLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnQ29uZmlnUmVxdWVzdBopLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnQ29uZmlnUmVzcG9uc2USagoPTGlzdEZsYWdDb25maWdzEiouZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RGbGFnQ29uZmlnc1JlcXVlc3QaKy5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdEZsYWdDb25maWdzUmVzcG9uc2USbQoQVXBkYXRlRmxhZ0NvbmZpZxIrLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVGbGFnQ29uZmlnUmVxdWVzdBosLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVGbGFnQ29uZmlnUmVzcG9uc2USbQoQRW1lcmdlbmN5T2ZmRmxhZxIrLmZsYWdmb3JnZS5hZG1pbi52MS5FbWVyZ2VuY3lPZmZGbGFnUmVxdWVzdBosLmZsYWdmb3JnZS5hZG1pbi52MS5FbWVyZ2VuY3lPZmZGbGFnUmVzcG9uc2USVQoIS2lsbEZsYWcSIy5mbGFnZm9yZ2UuYWRtaW4udjEuS2lsbEZsYWdSZXF1ZXN0GiQuZmxhZ2ZvcmdlLmFkbWluLnYxLktpbGxGbGFnUmVzcG9uc2USZwoOTGlzdFN0YWxlRmxhZ3MSKS5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdFN0YWxlRmxhZ3NSZXF1ZXN0GiouZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RTdGFsZUZsYWdzUmVzcG9uc2USWAoJQnVsa1dyaXRlEiQuZmxhZ2ZvcmdlLmFkbWluLnYxLkJ1bGtXcml0ZVJlcXVlc3QaJS5mbGFnZm9yZ2UuYWRtaW4udjEuQnVsa1dyaXRlUmVzcG9uc2ViBnByb3RvMw", [file_flagforge_admin_v1_change_request, file_flagforge_manifest_v1_manifest, file_google_protobuf_timestamp]);
+  fileDesc("Ch1mbGFnZm9yZ2UvYWRtaW4vdjEvZmxhZy5wcm90bxISZmxhZ2ZvcmdlLmFkbWluLnYxIpUDCgRGbGFnEgsKA2tleRgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEi0KBHR5cGUYBCABKA4yHy5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ1R5cGUSMAoIdmFyaWFudHMYBSADKAsyHi5mbGFnZm9yZ2UubWFuaWZlc3QudjEuVmFyaWFudBIMCgR0YWdzGAYgAygJEg0KBW93bmVyGAcgASgJEhYKDmNsaWVudF92aXNpYmxlGAggASgIEhEKCXRlbXBvcmFyeRgJIAEoCBIuCgpleHBpcmVzX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhcmNoaXZlZBgLIAEoCBIQCghyZXZpc2lvbhgMIAEoAxIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpQCChVGbGFnRW52aXJvbm1lbnRDb25maWcSDAoEZmxhZxgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRIxCgZjb25maWcYAyABKAsyIS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ0NvbmZpZxIuCgZzdGF0dXMYBCABKA4yHi5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZ1N0YXR1cxIQCghyZXZpc2lvbhgFIAEoAxIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF9ldmFsdWF0ZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInIKEUNyZWF0ZUZsYWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEiYKBGZsYWcYAyABKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZxIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAkiPAoSQ3JlYXRlRmxhZ1Jlc3BvbnNlEiYKBGZsYWcYASABKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZyI8Cg5HZXRGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJIjkKD0dldEZsYWdSZXNwb25zZRImCgRmbGFnGAEgASgLMhguZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWcifgoQTGlzdEZsYWdzUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCRILCgN0YWcYBSABKAkSGAoQaW5jbHVkZV9hcmNoaXZlZBgGIAEoCCJVChFMaXN0RmxhZ3NSZXNwb25zZRInCgVmbGFncxgBIAMoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ/ChFVcGRhdGVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEiwKCmRlZmluaXRpb24YBCABKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZxIQCghyZXZpc2lvbhgFIAEoAyI8ChJVcGRhdGVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlIKEkFyY2hpdmVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEhAKCHJldmlzaW9uGAQgASgDIj0KE0FyY2hpdmVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlIKElJlc3RvcmVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEhAKCHJldmlzaW9uGAQgASgDIj0KE1Jlc3RvcmVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlEKEURlbGV0ZUZsYWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEgwKBGZsYWcYAyABKAkSEAoIcmV2aXNpb24YBCABKAMiFAoSRGVsZXRlRmxhZ1Jlc3BvbnNlIlcKFEdldEZsYWdDb25maWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgwKBGZsYWcYBCABKAkiUgoVR2V0RmxhZ0NvbmZpZ1Jlc3BvbnNlEjkKBmNvbmZpZxgBIAEoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWcicgoWTGlzdEZsYWdDb25maWdzUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJuChdMaXN0RmxhZ0NvbmZpZ3NSZXNwb25zZRI6Cgdjb25maWdzGAEgAygLMikuZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdFbnZpcm9ubWVudENvbmZpZxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkisAEKF1VwZGF0ZUZsYWdDb25maWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgwKBGZsYWcYBCABKAkSMQoGY29uZmlnGAUgASgLMiEuZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLkZsYWdDb25maWcSEAoIcmV2aXNpb24YBiABKAMSDwoHY29tbWVudBgHIAEoCSKQAQoYVXBkYXRlRmxhZ0NvbmZpZ1Jlc3BvbnNlEjkKBmNvbmZpZxgBIAEoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWcSOQoOY2hhbmdlX3JlcXVlc3QYAiABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCKkAQoWUGF0Y2hGbGFnQ29uZmlnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIMCgRmbGFnGAQgASgJEiYKBXBhdGNoGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghyZXZpc2lvbhgGIAEoAxIPCgdjb21tZW50GAcgASgJIo8BChdQYXRjaEZsYWdDb25maWdSZXNwb25zZRI5CgZjb25maWcYASABKAsyKS5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZ0Vudmlyb25tZW50Q29uZmlnEjkKDmNoYW5nZV9yZXF1ZXN0GAIgASgLMiEuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3QiagoXRW1lcmdlbmN5T2ZmRmxhZ1JlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSDAoEZmxhZxgEIAEoCRIOCgZyZWFzb24YBSABKAkiVQoYRW1lcmdlbmN5T2ZmRmxhZ1Jlc3BvbnNlEjkKBmNvbmZpZxgBIAEoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWciTQoPS2lsbEZsYWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEgwKBGZsYWcYAyABKAkSDgoGcmVhc29uGAQgASgJIk4KEEtpbGxGbGFnUmVzcG9uc2USOgoHY29uZmlncxgBIAMoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWcicQoVTGlzdFN0YWxlRmxhZ3NSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIm0KFkxpc3RTdGFsZUZsYWdzUmVzcG9uc2USOgoHY29uZmlncxgBIAMoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWcSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJItIBChBCdWxrV3JpdGVSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEicKBWZsYWdzGAMgAygLMhguZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWcSMQoIc2VnbWVudHMYBCADKAsyHy5mbGFnZm9yZ2UuYWRtaW4udjEuQnVsa1NlZ21lbnQSMwoHY29uZmlncxgFIAMoCzIiLmZsYWdmb3JnZS5hZG1pbi52MS5CdWxrRmxhZ0NvbmZpZxIPCgdjb21tZW50GAYgASgJIlMKC0J1bGtTZWdtZW50EhMKC2Vudmlyb25tZW50GAEgASgJEi8KB3NlZ21lbnQYAiABKAsyHi5mbGFnZm9yZ2UubWFuaWZlc3QudjEuU2VnbWVudCJmCg5CdWxrRmxhZ0NvbmZpZxITCgtlbnZpcm9ubWVudBgBIAEoCRIMCgRmbGFnGAIgASgJEjEKBmNvbmZpZxgDIAEoCzIhLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5GbGFnQ29uZmlnIt4BChFCdWxrV3JpdGVSZXNwb25zZRIVCg1mbGFnc19jcmVhdGVkGAEgASgFEhUKDWZsYWdzX3VwZGF0ZWQYAiABKAUSFwoPZmxhZ3NfdW5jaGFuZ2VkGAMgASgFEhgKEHNlZ21lbnRzX2NyZWF0ZWQYBCABKAUSGAoQc2VnbWVudHNfdXBkYXRlZBgFIAEoBRIaChJzZWdtZW50c191bmNoYW5nZWQYBiABKAUSFwoPY29uZmlnc191cGRhdGVkGAcgASgFEhkKEWNvbmZpZ3NfdW5jaGFuZ2VkGAggASgFKqEBCgpGbGFnU3RhdHVzEhsKF0ZMQUdfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSRkxBR19TVEFUVVNfQUNUSVZFEAESGAoURkxBR19TVEFUVVNfSU5BQ1RJVkUQAhIVChFGTEFHX1NUQVRVU19TVEFMRRADEhgKFEZMQUdfU1RBVFVTX0FSQ0hJVkVEEAQSEwoPRkxBR19TVEFUVVNfTkVXEAUyyAsKC0ZsYWdTZXJ2aWNlElsKCkNyZWF0ZUZsYWcSJS5mbGFnZm9yZ2UuYWRtaW4udjEuQ3JlYXRlRmxhZ1JlcXVlc3QaJi5mbGFnZm9yZ2UuYWRtaW4udjEuQ3JlYXRlRmxhZ1Jlc3BvbnNlElIKB0dldEZsYWcSIi5mbGFnZm9yZ2UuYWRtaW4udjEuR2V0RmxhZ1JlcXVlc3QaIy5mbGFnZm9yZ2UuYWRtaW4udjEuR2V0RmxhZ1Jlc3BvbnNlElgKCUxpc3RGbGFncxIkLmZsYWdmb3JnZS5hZG1pbi52MS5MaXN0RmxhZ3NSZXF1ZXN0GiUuZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RGbGFnc1Jlc3BvbnNlElsKClVwZGF0ZUZsYWcSJS5mbGFnZm9yZ2UuYWRtaW4udjEuVXBkYXRlRmxhZ1JlcXVlc3QaJi5mbGFnZm9yZ2UuYWRtaW4udjEuVXBkYXRlRmxhZ1Jlc3BvbnNlEl4KC0FyY2hpdmVGbGFnEiYuZmxhZ2ZvcmdlLmFkbWluLnYxLkFyY2hpdmVGbGFnUmVxdWVzdBonLmZsYWdmb3JnZS5hZG1pbi52MS5BcmNoaXZlRmxhZ1Jlc3BvbnNlEl4KC1Jlc3RvcmVGbGFnEiYuZmxhZ2ZvcmdlLmFkbWluLnYxLlJlc3RvcmVGbGFnUmVxdWVzdBonLmZsYWdmb3JnZS5hZG1pbi52MS5SZXN0b3JlRmxhZ1Jlc3BvbnNlElsKCkRlbGV0ZUZsYWcSJS5mbGFnZm9yZ2UuYWRtaW4udjEuRGVsZXRlRmxhZ1JlcXVlc3QaJi5mbGFnZm9yZ2UuYWRtaW4udjEuRGVsZXRlRmxhZ1Jlc3BvbnNlEmQKDUdldEZsYWdDb25maWcSKC5mbGFnZm9yZ2UuYWRtaW4udjEuR2V0RmxhZ0NvbmZpZ1JlcXVlc3QaKS5mbGFnZm9yZ2UuYWRtaW4udjEuR2V0RmxhZ0NvbmZpZ1Jlc3BvbnNlEmoKD0xpc3RGbGFnQ29uZmlncxIqLmZsYWdmb3JnZS5hZG1pbi52MS5MaXN0RmxhZ0NvbmZpZ3NSZXF1ZXN0GisuZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RGbGFnQ29uZmlnc1Jlc3BvbnNlEm0KEFVwZGF0ZUZsYWdDb25maWcSKy5mbGFnZm9yZ2UuYWRtaW4udjEuVXBkYXRlRmxhZ0NvbmZpZ1JlcXVlc3QaLC5mbGFnZm9yZ2UuYWRtaW4udjEuVXBkYXRlRmxhZ0NvbmZpZ1Jlc3BvbnNlEmoKD1BhdGNoRmxhZ0NvbmZpZxIqLmZsYWdmb3JnZS5hZG1pbi52MS5QYXRjaEZsYWdDb25maWdSZXF1ZXN0GisuZmxhZ2ZvcmdlLmFkbWluLnYxLlBhdGNoRmxhZ0NvbmZpZ1Jlc3BvbnNlEm0KEEVtZXJnZW5jeU9mZkZsYWcSKy5mbGFnZm9yZ2UuYWRtaW4udjEuRW1lcmdlbmN5T2ZmRmxhZ1JlcXVlc3QaLC5mbGFnZm9yZ2UuYWRtaW4udjEuRW1lcmdlbmN5T2ZmRmxhZ1Jlc3BvbnNlElUKCEtpbGxGbGFnEiMuZmxhZ2ZvcmdlLmFkbWluLnYxLktpbGxGbGFnUmVxdWVzdBokLmZsYWdmb3JnZS5hZG1pbi52MS5LaWxsRmxhZ1Jlc3BvbnNlEmcKDkxpc3RTdGFsZUZsYWdzEikuZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RTdGFsZUZsYWdzUmVxdWVzdBoqLmZsYWdmb3JnZS5hZG1pbi52MS5MaXN0U3RhbGVGbGFnc1Jlc3BvbnNlElgKCUJ1bGtXcml0ZRIkLmZsYWdmb3JnZS5hZG1pbi52MS5CdWxrV3JpdGVSZXF1ZXN0GiUuZmxhZ2ZvcmdlLmFkbWluLnYxLkJ1bGtXcml0ZVJlc3BvbnNlYgZwcm90bzM", [file_flagforge_admin_v1_change_request, file_flagforge_manifest_v1_manifest, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Flag is the project-wide definition of a flag.
@@ -1245,6 +1245,156 @@ export const UpdateFlagConfigResponseSchema: GenMessage<UpdateFlagConfigResponse
   messageDesc(file_flagforge_admin_v1_flag, 21);
 
 /**
+ * @generated from message flagforge.admin.v1.PatchFlagConfigRequest
+ */
+export type PatchFlagConfigRequest = Message<"flagforge.admin.v1.PatchFlagConfigRequest"> & {
+  /**
+   * @generated from field: string org = 1;
+   */
+  org: string;
+
+  /**
+   * @generated from field: string project = 2;
+   */
+  project: string;
+
+  /**
+   * @generated from field: string environment = 3;
+   */
+  environment: string;
+
+  /**
+   * @generated from field: string flag = 4;
+   */
+  flag: string;
+
+  /**
+   * A JSON merge patch (RFC 7396) of the configuration as the API writes it
+   * ({"on": true, "rules": [...]}): a member replaces that field, null removes it,
+   * an object merges into the object. "rolloutPercentage": 0..100 (boolean flags)
+   * sets defaultServe to a rollout serving the true variant to that share.
+   *
+   * @generated from field: google.protobuf.Struct patch = 5;
+   */
+  patch?: JsonObject | undefined;
+
+  /**
+   * The revision the change was based on; 0: the current one (no check).
+   *
+   * @generated from field: int64 revision = 6;
+   */
+  revision: bigint;
+
+  /**
+   * Recorded in the audit entry (and the change request when one is created).
+   *
+   * @generated from field: string comment = 7;
+   */
+  comment: string;
+};
+
+/**
+ * @generated from message flagforge.admin.v1.PatchFlagConfigRequest
+ */
+export type PatchFlagConfigRequestJson = {
+  /**
+   * @generated from field: string org = 1;
+   */
+  org?: string;
+
+  /**
+   * @generated from field: string project = 2;
+   */
+  project?: string;
+
+  /**
+   * @generated from field: string environment = 3;
+   */
+  environment?: string;
+
+  /**
+   * @generated from field: string flag = 4;
+   */
+  flag?: string;
+
+  /**
+   * A JSON merge patch (RFC 7396) of the configuration as the API writes it
+   * ({"on": true, "rules": [...]}): a member replaces that field, null removes it,
+   * an object merges into the object. "rolloutPercentage": 0..100 (boolean flags)
+   * sets defaultServe to a rollout serving the true variant to that share.
+   *
+   * @generated from field: google.protobuf.Struct patch = 5;
+   */
+  patch?: StructJson;
+
+  /**
+   * The revision the change was based on; 0: the current one (no check).
+   *
+   * @generated from field: int64 revision = 6;
+   */
+  revision?: string;
+
+  /**
+   * Recorded in the audit entry (and the change request when one is created).
+   *
+   * @generated from field: string comment = 7;
+   */
+  comment?: string;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.PatchFlagConfigRequest.
+ * Use `create(PatchFlagConfigRequestSchema)` to create a new message.
+ */
+export const PatchFlagConfigRequestSchema: GenMessage<PatchFlagConfigRequest, {jsonType: PatchFlagConfigRequestJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_flag, 22);
+
+/**
+ * @generated from message flagforge.admin.v1.PatchFlagConfigResponse
+ */
+export type PatchFlagConfigResponse = Message<"flagforge.admin.v1.PatchFlagConfigResponse"> & {
+  /**
+   * The saved configuration (unset when a change request was created instead).
+   *
+   * @generated from field: flagforge.admin.v1.FlagEnvironmentConfig config = 1;
+   */
+  config?: FlagEnvironmentConfig | undefined;
+
+  /**
+   * Set when the environment requires approvals.
+   *
+   * @generated from field: flagforge.admin.v1.ChangeRequest change_request = 2;
+   */
+  changeRequest?: ChangeRequest | undefined;
+};
+
+/**
+ * @generated from message flagforge.admin.v1.PatchFlagConfigResponse
+ */
+export type PatchFlagConfigResponseJson = {
+  /**
+   * The saved configuration (unset when a change request was created instead).
+   *
+   * @generated from field: flagforge.admin.v1.FlagEnvironmentConfig config = 1;
+   */
+  config?: FlagEnvironmentConfigJson;
+
+  /**
+   * Set when the environment requires approvals.
+   *
+   * @generated from field: flagforge.admin.v1.ChangeRequest change_request = 2;
+   */
+  changeRequest?: ChangeRequestJson;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.PatchFlagConfigResponse.
+ * Use `create(PatchFlagConfigResponseSchema)` to create a new message.
+ */
+export const PatchFlagConfigResponseSchema: GenMessage<PatchFlagConfigResponse, {jsonType: PatchFlagConfigResponseJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_flag, 23);
+
+/**
  * @generated from message flagforge.admin.v1.EmergencyOffFlagRequest
  */
 export type EmergencyOffFlagRequest = Message<"flagforge.admin.v1.EmergencyOffFlagRequest"> & {
@@ -1313,7 +1463,7 @@ export type EmergencyOffFlagRequestJson = {
  * Use `create(EmergencyOffFlagRequestSchema)` to create a new message.
  */
 export const EmergencyOffFlagRequestSchema: GenMessage<EmergencyOffFlagRequest, {jsonType: EmergencyOffFlagRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 22);
+  messageDesc(file_flagforge_admin_v1_flag, 24);
 
 /**
  * @generated from message flagforge.admin.v1.EmergencyOffFlagResponse
@@ -1340,7 +1490,7 @@ export type EmergencyOffFlagResponseJson = {
  * Use `create(EmergencyOffFlagResponseSchema)` to create a new message.
  */
 export const EmergencyOffFlagResponseSchema: GenMessage<EmergencyOffFlagResponse, {jsonType: EmergencyOffFlagResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 23);
+  messageDesc(file_flagforge_admin_v1_flag, 25);
 
 /**
  * @generated from message flagforge.admin.v1.KillFlagRequest
@@ -1401,7 +1551,7 @@ export type KillFlagRequestJson = {
  * Use `create(KillFlagRequestSchema)` to create a new message.
  */
 export const KillFlagRequestSchema: GenMessage<KillFlagRequest, {jsonType: KillFlagRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 24);
+  messageDesc(file_flagforge_admin_v1_flag, 26);
 
 /**
  * @generated from message flagforge.admin.v1.KillFlagResponse
@@ -1428,7 +1578,7 @@ export type KillFlagResponseJson = {
  * Use `create(KillFlagResponseSchema)` to create a new message.
  */
 export const KillFlagResponseSchema: GenMessage<KillFlagResponse, {jsonType: KillFlagResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 25);
+  messageDesc(file_flagforge_admin_v1_flag, 27);
 
 /**
  * @generated from message flagforge.admin.v1.ListStaleFlagsRequest
@@ -1495,7 +1645,7 @@ export type ListStaleFlagsRequestJson = {
  * Use `create(ListStaleFlagsRequestSchema)` to create a new message.
  */
 export const ListStaleFlagsRequestSchema: GenMessage<ListStaleFlagsRequest, {jsonType: ListStaleFlagsRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 26);
+  messageDesc(file_flagforge_admin_v1_flag, 28);
 
 /**
  * @generated from message flagforge.admin.v1.ListStaleFlagsResponse
@@ -1532,7 +1682,7 @@ export type ListStaleFlagsResponseJson = {
  * Use `create(ListStaleFlagsResponseSchema)` to create a new message.
  */
 export const ListStaleFlagsResponseSchema: GenMessage<ListStaleFlagsResponse, {jsonType: ListStaleFlagsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 27);
+  messageDesc(file_flagforge_admin_v1_flag, 29);
 
 /**
  * BulkWriteRequest is a bulk import or "apply" of a project.
@@ -1629,7 +1779,7 @@ export type BulkWriteRequestJson = {
  * Use `create(BulkWriteRequestSchema)` to create a new message.
  */
 export const BulkWriteRequestSchema: GenMessage<BulkWriteRequest, {jsonType: BulkWriteRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 28);
+  messageDesc(file_flagforge_admin_v1_flag, 30);
 
 /**
  * BulkSegment is a segment of one environment.
@@ -1670,7 +1820,7 @@ export type BulkSegmentJson = {
  * Use `create(BulkSegmentSchema)` to create a new message.
  */
 export const BulkSegmentSchema: GenMessage<BulkSegment, {jsonType: BulkSegmentJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 29);
+  messageDesc(file_flagforge_admin_v1_flag, 31);
 
 /**
  * BulkFlagConfig is a flag's configuration in one environment.
@@ -1721,7 +1871,7 @@ export type BulkFlagConfigJson = {
  * Use `create(BulkFlagConfigSchema)` to create a new message.
  */
 export const BulkFlagConfigSchema: GenMessage<BulkFlagConfig, {jsonType: BulkFlagConfigJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 30);
+  messageDesc(file_flagforge_admin_v1_flag, 32);
 
 /**
  * BulkWriteResponse counts what the write did.
@@ -1822,7 +1972,7 @@ export type BulkWriteResponseJson = {
  * Use `create(BulkWriteResponseSchema)` to create a new message.
  */
 export const BulkWriteResponseSchema: GenMessage<BulkWriteResponse, {jsonType: BulkWriteResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 31);
+  messageDesc(file_flagforge_admin_v1_flag, 33);
 
 /**
  * FlagStatus is the lifecycle status of a flag in one environment.
@@ -1982,6 +2132,18 @@ export const FlagService: GenService<{
     methodKind: "unary";
     input: typeof UpdateFlagConfigRequestSchema;
     output: typeof UpdateFlagConfigResponseSchema;
+  },
+  /**
+   * PatchFlagConfig changes part of a configuration in one environment: the body
+   * is a JSON merge patch (RFC 7396) of the configuration, plus the shorthand
+   * rolloutPercentage for boolean flags. Governed like UpdateFlagConfig.
+   *
+   * @generated from rpc flagforge.admin.v1.FlagService.PatchFlagConfig
+   */
+  patchFlagConfig: {
+    methodKind: "unary";
+    input: typeof PatchFlagConfigRequestSchema;
+    output: typeof PatchFlagConfigResponseSchema;
   },
   /**
    * EmergencyOffFlag turns a flag off without approval where the environment allows
