@@ -345,6 +345,45 @@ describe("the web console", () => {
     assert.equal((await orgs(secret)).status, 401);
   });
 
+  it("a segment of listed users in staging, used by a rule, decides on the evaluator", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await page.getByRole("link", { name: "Segments" }).click();
+    await page.getByRole("heading", { name: "Segments" }).waitFor();
+    await page.getByRole("combobox", { name: /^Environment/ }).selectOption("staging");
+    await page.getByRole("button", { name: "New segment" }).click();
+    await page.getByLabel("Segment key").fill("beta-testers");
+    await page.getByLabel("Description").fill("people who asked for early access");
+    await page.getByLabel("Always included (targetingKey)").fill("vip-1\nvip-2");
+    await page.getByRole("button", { name: "Create segment" }).click();
+    await page.getByRole("status").filter({ hasText: "Created segment beta-testers" }).waitFor();
+    await page.getByRole("row", { name: /beta-testers/ }).waitFor();
+    await checkA11y(page, "segments");
+
+    await page.goto(`${platform.url}/o/acme/p/web/flags/checkout/staging`);
+    await page.getByRole("switch", { name: "Serve targeting in staging" }).check();
+    await page.getByRole("button", { name: "Add rule" }).click();
+    await page.getByLabel("Rule 1 condition 1 operator").selectOption({ label: "is in segment" });
+    await page.getByLabel("Rule 1 condition 1 values").fill("beta-testers");
+    await page.getByLabel("Rule 1 serves").selectOption("on");
+    assert.equal(await page.getByTestId("rule-1-summary").textContent(), "If context is in segment beta-testers → serve on");
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await page.getByRole("status").filter({ hasText: "Saved" }).waitFor();
+    await eventually(async () => {
+      const d = await platform.evaluate("staging", "checkout", { targetingKey: "vip-2" });
+      assert.deepEqual([d.variant, d.reason, d.ruleId], ["on", "TARGETING_MATCH", "rule-1"]);
+    });
+    assert.equal((await platform.evaluate("staging", "checkout", { targetingKey: "nobody" })).variant, "off");
+
+    // A segment in use cannot be deleted: the server says why.
+    await page.getByRole("link", { name: "Segments" }).click();
+    await page.getByRole("heading", { name: "Segments" }).waitFor();
+    await page.getByRole("combobox", { name: /^Environment/ }).selectOption("staging");
+    await page.getByRole("button", { name: "Delete beta-testers" }).click();
+    await page.getByRole("button", { name: "Confirm delete beta-testers" }).click();
+    await page.getByRole("alert").waitFor();
+    await page.getByRole("row", { name: /beta-testers/ }).waitFor();
+  });
+
   it("is usable on a narrow screen", async (t) => {
     if (!browser) return t.skip("no browser");
     await page.setViewportSize({ width: 390, height: 844 });

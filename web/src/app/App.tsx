@@ -11,6 +11,7 @@ const FlagPage = lazy(() => import("../features/flags/components/FlagPage"));
 const Playground = lazy(() => import("../features/playground/components/Playground"));
 const AuditLog = lazy(() => import("../features/audit/components/AuditLog"));
 const Settings = lazy(() => import("../features/admin/components/Settings"));
+const Segments = lazy(() => import("../features/segments/components/Segments"));
 const SdkKeys = lazy(() => import("../features/keys/components/SdkKeys"));
 const ChangeRequests = lazy(() => import("../features/approvals/components/ChangeRequests"));
 const ChangeRequestPage = lazy(() => import("../features/approvals/components/ChangeRequestPage"));
@@ -33,6 +34,7 @@ export function App() {
   else if ((m = match("/o/:org/p/:project/playground", path))) page = <Playground org={m.org} project={m.project} />;
   else if ((m = match("/o/:org/p/:project/audit", path))) page = <AuditLog org={m.org} project={m.project} />;
   else if ((m = match("/o/:org/p/:project/settings", path))) page = <Settings org={m.org} project={m.project} />;
+  else if ((m = match("/o/:org/p/:project/segments", path))) page = <Segments org={m.org} project={m.project} />;
   else if ((m = match("/o/:org/p/:project/keys", path))) page = <SdkKeys org={m.org} project={m.project} />;
   else if ((m = match("/o/:org/p/:project/changes", path))) page = <ChangeRequests org={m.org} project={m.project} />;
   else if ((m = match("/o/:org/p/:project/changes/:env/:id", path)))

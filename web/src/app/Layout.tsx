@@ -13,6 +13,7 @@ export function Layout({ org, project, children }: { org: string; project: strin
   const base = `/o/${encodeURIComponent(org)}/p/${encodeURIComponent(project)}`;
   const nav = [
     { to: `${base}/flags`, label: "Flags" },
+    { to: `${base}/segments`, label: "Segments" },
     { to: `${base}/changes`, label: "Change requests" },
     { to: `${base}/playground`, label: "Playground" },
     { to: `${base}/audit`, label: "Audit log" },

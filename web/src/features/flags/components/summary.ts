@@ -9,6 +9,7 @@ export function valueText(v: unknown): string {
 
 export function clauseSummary(c: ClauseJson): string {
   const vals = (c.values ?? []).map(valueText).join(", ");
+  if (c.operator === "OPERATOR_SEGMENT_MATCH") return `context is ${c.negate ? "not " : ""}in segment ${vals}`;
   const op = operatorPhrase(c.operator);
   return `${c.attribute ?? "?"} ${c.negate ? "not " : ""}${op}${op === "exists" ? "" : ` ${vals}`}`;
 }
