@@ -3,11 +3,24 @@
 # Build from the repository root (make images, or):
 #   docker build -f deploy/docker/controlplane.Dockerfile -t flagforge/controlplane:dev .
 #
-# Stage 1 compiles a static binary (CGO off: SQLite is modernc's pure Go driver)
+# The build stage compiles a static binary (CGO off: SQLite is modernc's pure Go driver)
 # inside the service's own module (GOWORK=off: the service's go.mod replaces the
 # pkg module with ../../pkg, so no other module of the workspace is needed).
-# Stage 2 is distroless "static": no shell, no package manager, user 65532.
+# The runtime stage is distroless "static": no shell, no package manager, user 65532.
 ARG GO_VERSION=1.26
+ARG NODE_VERSION=22
+
+# Stage 0 builds the web console (web/) into the control plane's embedded assets
+# (services/controlplane/internal/console/dist), as `make web` does.
+FROM node:${NODE_VERSION}-bookworm-slim AS web
+WORKDIR /src
+ENV PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+COPY web/package.json web/package-lock.json web/
+RUN --mount=type=cache,target=/root/.npm \
+    cd web && npm ci --no-audit --no-fund
+COPY web/ web/
+RUN mkdir -p services/controlplane/internal/console/dist && cd web && npm run build
+
 FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
 ENV CGO_ENABLED=0 GOWORK=off GOTOOLCHAIN=local
@@ -17,6 +30,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     cd services/controlplane && go mod download
 COPY pkg/ pkg/
 COPY services/controlplane/ services/controlplane/
+COPY --from=web /src/services/controlplane/internal/console/dist/ services/controlplane/internal/console/dist/
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     cd services/controlplane && \
     go build -trimpath -ldflags="-s -w" -o /out/flagforge-controlplane ./cmd/controlplane && \

@@ -80,10 +80,19 @@ func TestDockerfilesBuildStaticNonRootImagesWithAHealthcheck(t *testing.T) {
 		t.Run(svc, func(t *testing.T) {
 			t.Parallel()
 			stages := parseDockerfile(t, filepath.Join(deployDir, "docker", svc+".Dockerfile"))
-			if len(stages) != 2 {
-				t.Fatalf("%d stages, want 2 (build, runtime)", len(stages))
+			var buildStage []instruction
+			for _, st := range stages {
+				if strings.HasSuffix(st[0].args, " AS build") {
+					buildStage = st
+				}
 			}
-			buildStage, final := stages[0], stages[1]
+			final := stages[len(stages)-1]
+			if buildStage == nil || len(stages) < 2 {
+				t.Fatalf("want a stage named build and a runtime stage; got %d stages", len(stages))
+			}
+			if svc == "controlplane" {
+				checkConsoleStage(t, root, stages, buildStage)
+			}
 			env := strings.Join(find(buildStage, "ENV"), " ")
 			for _, want := range []string{"CGO_ENABLED=0", "GOWORK=off"} {
 				if !strings.Contains(env, want) {
@@ -95,6 +104,9 @@ func TestDockerfilesBuildStaticNonRootImagesWithAHealthcheck(t *testing.T) {
 				t.Errorf("build stage does not go build ./cmd/%s in services/%s", svc, svc)
 			}
 			for _, c := range find(buildStage, "COPY") {
+				if strings.Contains(c, "--from=") {
+					continue // from another stage, not the build context
+				}
 				f := strings.Fields(c)
 				for _, src := range f[:len(f)-1] {
 					if strings.HasPrefix(src, "--") {
@@ -132,6 +144,38 @@ func TestDockerfilesBuildStaticNonRootImagesWithAHealthcheck(t *testing.T) {
 			}
 			checkStaticBinary(t, root, svc)
 		})
+	}
+}
+
+// checkConsoleStage: the control plane image embeds the console: a Node stage
+// builds web/ from its lockfile into the console's dist/, which the build stage
+// copies before compiling.
+func checkConsoleStage(t *testing.T, root string, stages [][]instruction, buildStage []instruction) {
+	t.Helper()
+	var web []instruction
+	for _, st := range stages {
+		if strings.HasPrefix(st[0].args, "node:") && strings.HasSuffix(st[0].args, " AS web") {
+			web = st
+		}
+	}
+	if web == nil {
+		t.Fatal("no node stage named web builds the console")
+	}
+	run := strings.Join(find(web, "RUN"), "\n")
+	if !strings.Contains(run, "npm ci") || !strings.Contains(run, "npm run build") {
+		t.Errorf("the web stage does not npm ci and npm run build: %s", run)
+	}
+	for _, f := range []string{"web/package.json", "web/package-lock.json", "services/controlplane/internal/console/dist"} {
+		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	var copied bool
+	for _, c := range find(buildStage, "COPY") {
+		copied = copied || (strings.Contains(c, "--from=web") && strings.Contains(c, "internal/console/dist"))
+	}
+	if !copied {
+		t.Error("the build stage does not copy the built console into internal/console/dist")
 	}
 }
 
