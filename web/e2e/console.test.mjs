@@ -1,6 +1,7 @@
 // The console's user stories, driven in Chromium against a real control plane and
 // evaluator. Each story says what the user does and what the platform answers.
 import assert from "node:assert/strict";
+import http from "node:http";
 import { after, before, describe, it } from "node:test";
 import { checkA11y, eventually, launch, screenshot, signIn, startPlatform } from "./harness.mjs";
 
@@ -382,6 +383,36 @@ describe("the web console", () => {
     await page.getByRole("button", { name: "Confirm delete beta-testers" }).click();
     await page.getByRole("alert").waitFor();
     await page.getByRole("row", { name: /beta-testers/ }).waitFor();
+  });
+
+  it("an admin adds a webhook and reads its delivery log", async (t) => {
+    if (!browser) return t.skip("no browser");
+    const received = [];
+    const receiver = http.createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => { received.push({ headers: req.headers, body }); res.writeHead(204).end(); });
+    });
+    await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+    t.after(() => new Promise((r) => receiver.close(r)));
+    const hookUrl = `http://127.0.0.1:${receiver.address().port}/hooks/flagforge`;
+    await page.getByRole("link", { name: "Webhooks" }).click();
+    await page.getByLabel("Webhook URL").fill(hookUrl);
+    await page.getByRole("button", { name: "Create webhook" }).click();
+    const secret = (await page.getByRole("region", { name: /Signing secret of/ }).getByTestId("secret").textContent()).trim();
+    assert.ok(secret.length >= 16, "no signing secret shown");
+    await page.getByRole("button", { name: "I have stored it" }).click();
+    // A change in the project is delivered and logged.
+    const cfg = await platform.admin("GET", "/v1/orgs/acme/projects/web/environments/development/flags/dark-mode");
+    await platform.admin("PUT", "/v1/orgs/acme/projects/web/environments/development/flags/dark-mode", {
+      config: { on: false, offVariant: "off", defaultServe: { variant: "on" } }, revision: cfg.config.revision,
+    });
+    await eventually(async () => assert.ok(received.length > 0, "the receiver got nothing"), 20000);
+    await page.getByRole("button", { name: `Deliveries of ${hookUrl}` }).click();
+    const log = page.getByRole("table", { name: `Deliveries of ${hookUrl}` });
+    await log.getByRole("row").filter({ hasText: "delivered" }).filter({ hasText: "204" }).first().waitFor({ timeout: 20000 });
+    await checkA11y(page, "webhooks");
+    await screenshot(page, "webhooks");
   });
 
   it("is usable on a narrow screen", async (t) => {

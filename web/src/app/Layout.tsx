@@ -18,6 +18,7 @@ export function Layout({ org, project, children }: { org: string; project: strin
     { to: `${base}/playground`, label: "Playground" },
     { to: `${base}/audit`, label: "Audit log" },
     { to: `${base}/keys`, label: "SDK keys" },
+    { to: `${base}/webhooks`, label: "Webhooks" },
     { to: `${base}/settings`, label: "Settings" },
   ];
   return (
