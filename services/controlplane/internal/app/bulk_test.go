@@ -155,3 +155,33 @@ func TestPatchFlagConfig(t *testing.T) {
 		t.Fatalf("patch in a protected environment: %s", r.raw)
 	}
 }
+
+// TestCreateFlagWithConfigurations: one call creates a flag and its
+// configurations (one transaction); errors name the request's fields.
+func TestCreateFlagWithConfigurations(t *testing.T) {
+	t.Parallel()
+	c := start(t, ratelimit.Config{})
+	c.project()
+	const flags = "/v1/orgs/acme/projects/web/flags"
+	c.call("POST", flags, c.owner, `{"flag": {"key": "dark-mode", "type": "boolean"}, "configs": {
+		"production": {"on": true, "offVariant": "off", "defaultServe": {"rollout": {"weights": [{"variant": "on", "weight": 10}, {"variant": "off", "weight": 90}]}}},
+		"staging": {"on": true, "offVariant": "off", "defaultServe": {"variant": "on"}}}}`).want(t, 200)
+	r := c.call("GET", "/v1/orgs/acme/projects/web/environments/production/flags/dark-mode", c.owner, nil).want(t, 200)
+	if r.get("config", "config", "on") != true || r.get("config", "config", "defaultServe", "rollout", "weights", 0, "weight") != float64(10) {
+		t.Fatalf("production: %s", r.raw)
+	}
+	if r := c.call("GET", "/v1/orgs/acme/projects/web/environments/development/flags/dark-mode", c.owner, nil).want(t, 200); r.get("config", "config", "on") != false {
+		t.Fatalf("development starts off: %s", r.raw)
+	}
+	r = c.call("POST", flags, c.owner, `{"flag": {"key": "broken", "type": "boolean"}, "configs": {"production": {"on": true, "defaultServe": {"variant": "maybe"}}}}`)
+	if got := r.violations(); r.status != 400 || got[`configs["production"].defaultServe.variant`] == "" {
+		t.Fatalf("invalid configuration: %d %s", r.status, r.raw)
+	}
+	c.call("GET", flags+"/broken", c.owner, nil).want(t, 404)
+	c.call("POST", flags, c.owner, `{"flag": {"key": "dark-mode", "type": "boolean"}, "configs": {"staging": {"on": true}}}`).want(t, 409)
+	c.protect(t, false)
+	r = c.call("POST", flags, c.owner, `{"flag": {"key": "later", "type": "boolean"}, "configs": {"production": {"on": true, "offVariant": "off", "defaultServe": {"variant": "on"}}}}`)
+	if r.status != 400 || !strings.Contains(r.raw, "requires approvals") {
+		t.Fatalf("a configuration of a protected environment: %d %s", r.status, r.raw)
+	}
+}

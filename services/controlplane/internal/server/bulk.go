@@ -2,7 +2,9 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/flagforge/flagforge/pkg/errs"
@@ -231,4 +233,59 @@ func (s *FlagService) refuseServingChanges(ctx context.Context, ref store.Projec
 		}
 	}
 	return nil
+}
+
+// createWithConfigs is CreateFlag with configurations: one BulkWrite (one
+// transaction) of the new flag and its configurations, with error paths spelled
+// as CreateFlag's request ("flag.variants[0]", `configs["production"].rules[0]`).
+func (s *FlagService) createWithConfigs(ctx context.Context, req *adminv1.CreateFlagRequest, f *adminv1.Flag) (*adminv1.CreateFlagResponse, error) {
+	ref := store.ProjectRef{Org: req.GetOrg(), Project: req.GetProject()}
+	if _, err := s.store.GetFlag(ctx, ref, f.GetKey()); err == nil {
+		return nil, errs.E(errs.AlreadyExists, "flag %q already exists", f.GetKey())
+	} else if errs.KindOf(err) != errs.NotFound {
+		return nil, err
+	}
+	envs := make([]string, 0, len(req.GetConfigs()))
+	for e := range req.GetConfigs() {
+		envs = append(envs, e)
+	}
+	sort.Strings(envs)
+	bulk := &adminv1.BulkWriteRequest{Org: req.GetOrg(), Project: req.GetProject(), Flags: []*adminv1.Flag{f}}
+	for _, e := range envs {
+		bulk.Configs = append(bulk.Configs, &adminv1.BulkFlagConfig{Environment: e, Flag: f.GetKey(), Config: req.GetConfigs()[e]})
+	}
+	if _, err := s.BulkWrite(ctx, bulk); err != nil {
+		return nil, renameFields(err, func(p string) string {
+			if rest, ok := strings.CutPrefix(p, "flags[0]"); ok {
+				return "flag" + rest
+			}
+			var i int
+			if _, err := fmt.Sscanf(p, "configs[%d]", &i); err == nil && i < len(envs) {
+				rest := p[strings.Index(p, "]")+1:]
+				rest = strings.TrimPrefix(rest, ".config")
+				return fmt.Sprintf("configs[%q]", envs[i]) + rest
+			}
+			return p
+		})
+	}
+	out, err := s.store.GetFlag(ctx, ref, f.GetKey())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.CreateFlagResponse{Flag: out}, nil
+}
+
+// renameFields returns err with its field paths mapped by rename.
+func renameFields(err error, rename func(string) string) error {
+	var e *errs.Error
+	if !errors.As(err, &e) || (e.Field == "" && len(e.Violations) == 0) {
+		return err
+	}
+	c := *e
+	c.Field = rename(e.Field)
+	c.Violations = nil
+	for _, v := range e.Violations {
+		c.Violations = append(c.Violations, errs.Violation{Field: rename(v.Field), Description: v.Description})
+	}
+	return &c
 }

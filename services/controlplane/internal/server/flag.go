@@ -149,6 +149,9 @@ func (s *FlagService) CreateFlag(ctx context.Context, req *adminv1.CreateFlagReq
 	if f.Type == manifestv1.FlagType_FLAG_TYPE_BOOLEAN && len(f.Variants) == 0 {
 		f.Variants = booleanVariants()
 	}
+	if len(req.GetConfigs()) > 0 {
+		return s.createWithConfigs(ctx, req, f)
+	}
 	off := offVariant(f)
 	initial := &manifestv1.FlagConfig{On: false, OffVariant: off, DefaultServe: &manifestv1.Serve{Kind: &manifestv1.Serve_Variant{Variant: off}}}
 	out, err := s.store.CreateFlag(ctx, meta(ctx, idem, "", ""), store.ProjectRef{Org: req.GetOrg(), Project: req.GetProject()}, f, initial, checkFlag(f.Key, under("flag"), false))

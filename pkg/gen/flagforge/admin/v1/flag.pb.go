@@ -341,8 +341,12 @@ type CreateFlagRequest struct {
 	Project        string                 `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
 	Flag           *Flag                  `protobuf:"bytes,3,opt,name=flag,proto3" json:"flag,omitempty"`
 	IdempotencyKey string                 `protobuf:"bytes,4,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Configurations by environment key, saved with the flag in one transaction
+	// (environments left out start off). Refused for an environment that requires
+	// approvals: create the flag, then propose its configuration there.
+	Configs       map[string]*v1.FlagConfig `protobuf:"bytes,5,rep,name=configs,proto3" json:"configs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateFlagRequest) Reset() {
@@ -401,6 +405,13 @@ func (x *CreateFlagRequest) GetIdempotencyKey() string {
 		return x.IdempotencyKey
 	}
 	return ""
+}
+
+func (x *CreateFlagRequest) GetConfigs() map[string]*v1.FlagConfig {
+	if x != nil {
+		return x.Configs
+	}
+	return nil
 }
 
 type CreateFlagResponse struct {
@@ -2376,12 +2387,16 @@ const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"\brevision\x18\x05 \x01(\x03R\brevision\x12;\n" +
 	"\vupdate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12A\n" +
-	"\x0elast_evaluated\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rlastEvaluated\"\x96\x01\n" +
+	"\x0elast_evaluated\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rlastEvaluated\"\xc3\x02\n" +
 	"\x11CreateFlagRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12,\n" +
 	"\x04flag\x18\x03 \x01(\v2\x18.flagforge.admin.v1.FlagR\x04flag\x12'\n" +
-	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\"B\n" +
+	"\x0fidempotency_key\x18\x04 \x01(\tR\x0eidempotencyKey\x12L\n" +
+	"\aconfigs\x18\x05 \x03(\v22.flagforge.admin.v1.CreateFlagRequest.ConfigsEntryR\aconfigs\x1a]\n" +
+	"\fConfigsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x127\n" +
+	"\x05value\x18\x02 \x01(\v2!.flagforge.manifest.v1.FlagConfigR\x05value:\x028\x01\"B\n" +
 	"\x12CreateFlagResponse\x12,\n" +
 	"\x04flag\x18\x01 \x01(\v2\x18.flagforge.admin.v1.FlagR\x04flag\"P\n" +
 	"\x0eGetFlagRequest\x12\x10\n" +
@@ -2560,7 +2575,7 @@ func file_flagforge_admin_v1_flag_proto_rawDescGZIP() []byte {
 }
 
 var file_flagforge_admin_v1_flag_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_flagforge_admin_v1_flag_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_flagforge_admin_v1_flag_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_flagforge_admin_v1_flag_proto_goTypes = []any{
 	(FlagStatus)(0),                  // 0: flagforge.admin.v1.FlagStatus
 	(*Flag)(nil),                     // 1: flagforge.admin.v1.Flag
@@ -2597,83 +2612,86 @@ var file_flagforge_admin_v1_flag_proto_goTypes = []any{
 	(*BulkSegment)(nil),              // 32: flagforge.admin.v1.BulkSegment
 	(*BulkFlagConfig)(nil),           // 33: flagforge.admin.v1.BulkFlagConfig
 	(*BulkWriteResponse)(nil),        // 34: flagforge.admin.v1.BulkWriteResponse
-	(v1.FlagType)(0),                 // 35: flagforge.manifest.v1.FlagType
-	(*v1.Variant)(nil),               // 36: flagforge.manifest.v1.Variant
-	(*timestamppb.Timestamp)(nil),    // 37: google.protobuf.Timestamp
-	(*v1.FlagConfig)(nil),            // 38: flagforge.manifest.v1.FlagConfig
-	(*ChangeRequest)(nil),            // 39: flagforge.admin.v1.ChangeRequest
-	(*structpb.Struct)(nil),          // 40: google.protobuf.Struct
-	(*v1.Segment)(nil),               // 41: flagforge.manifest.v1.Segment
+	nil,                              // 35: flagforge.admin.v1.CreateFlagRequest.ConfigsEntry
+	(v1.FlagType)(0),                 // 36: flagforge.manifest.v1.FlagType
+	(*v1.Variant)(nil),               // 37: flagforge.manifest.v1.Variant
+	(*timestamppb.Timestamp)(nil),    // 38: google.protobuf.Timestamp
+	(*v1.FlagConfig)(nil),            // 39: flagforge.manifest.v1.FlagConfig
+	(*ChangeRequest)(nil),            // 40: flagforge.admin.v1.ChangeRequest
+	(*structpb.Struct)(nil),          // 41: google.protobuf.Struct
+	(*v1.Segment)(nil),               // 42: flagforge.manifest.v1.Segment
 }
 var file_flagforge_admin_v1_flag_proto_depIdxs = []int32{
-	35, // 0: flagforge.admin.v1.Flag.type:type_name -> flagforge.manifest.v1.FlagType
-	36, // 1: flagforge.admin.v1.Flag.variants:type_name -> flagforge.manifest.v1.Variant
-	37, // 2: flagforge.admin.v1.Flag.expires_at:type_name -> google.protobuf.Timestamp
-	37, // 3: flagforge.admin.v1.Flag.create_time:type_name -> google.protobuf.Timestamp
-	37, // 4: flagforge.admin.v1.Flag.update_time:type_name -> google.protobuf.Timestamp
-	38, // 5: flagforge.admin.v1.FlagEnvironmentConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
+	36, // 0: flagforge.admin.v1.Flag.type:type_name -> flagforge.manifest.v1.FlagType
+	37, // 1: flagforge.admin.v1.Flag.variants:type_name -> flagforge.manifest.v1.Variant
+	38, // 2: flagforge.admin.v1.Flag.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 3: flagforge.admin.v1.Flag.create_time:type_name -> google.protobuf.Timestamp
+	38, // 4: flagforge.admin.v1.Flag.update_time:type_name -> google.protobuf.Timestamp
+	39, // 5: flagforge.admin.v1.FlagEnvironmentConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
 	0,  // 6: flagforge.admin.v1.FlagEnvironmentConfig.status:type_name -> flagforge.admin.v1.FlagStatus
-	37, // 7: flagforge.admin.v1.FlagEnvironmentConfig.update_time:type_name -> google.protobuf.Timestamp
-	37, // 8: flagforge.admin.v1.FlagEnvironmentConfig.last_evaluated:type_name -> google.protobuf.Timestamp
+	38, // 7: flagforge.admin.v1.FlagEnvironmentConfig.update_time:type_name -> google.protobuf.Timestamp
+	38, // 8: flagforge.admin.v1.FlagEnvironmentConfig.last_evaluated:type_name -> google.protobuf.Timestamp
 	1,  // 9: flagforge.admin.v1.CreateFlagRequest.flag:type_name -> flagforge.admin.v1.Flag
-	1,  // 10: flagforge.admin.v1.CreateFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
-	1,  // 11: flagforge.admin.v1.GetFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
-	1,  // 12: flagforge.admin.v1.ListFlagsResponse.flags:type_name -> flagforge.admin.v1.Flag
-	1,  // 13: flagforge.admin.v1.UpdateFlagRequest.definition:type_name -> flagforge.admin.v1.Flag
-	1,  // 14: flagforge.admin.v1.UpdateFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
-	1,  // 15: flagforge.admin.v1.ArchiveFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
-	1,  // 16: flagforge.admin.v1.RestoreFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
-	2,  // 17: flagforge.admin.v1.GetFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	2,  // 18: flagforge.admin.v1.ListFlagConfigsResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	38, // 19: flagforge.admin.v1.UpdateFlagConfigRequest.config:type_name -> flagforge.manifest.v1.FlagConfig
-	2,  // 20: flagforge.admin.v1.UpdateFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	39, // 21: flagforge.admin.v1.UpdateFlagConfigResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	40, // 22: flagforge.admin.v1.PatchFlagConfigRequest.patch:type_name -> google.protobuf.Struct
-	2,  // 23: flagforge.admin.v1.PatchFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	39, // 24: flagforge.admin.v1.PatchFlagConfigResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	2,  // 25: flagforge.admin.v1.EmergencyOffFlagResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	2,  // 26: flagforge.admin.v1.KillFlagResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	2,  // 27: flagforge.admin.v1.ListStaleFlagsResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	1,  // 28: flagforge.admin.v1.BulkWriteRequest.flags:type_name -> flagforge.admin.v1.Flag
-	32, // 29: flagforge.admin.v1.BulkWriteRequest.segments:type_name -> flagforge.admin.v1.BulkSegment
-	33, // 30: flagforge.admin.v1.BulkWriteRequest.configs:type_name -> flagforge.admin.v1.BulkFlagConfig
-	41, // 31: flagforge.admin.v1.BulkSegment.segment:type_name -> flagforge.manifest.v1.Segment
-	38, // 32: flagforge.admin.v1.BulkFlagConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
-	3,  // 33: flagforge.admin.v1.FlagService.CreateFlag:input_type -> flagforge.admin.v1.CreateFlagRequest
-	5,  // 34: flagforge.admin.v1.FlagService.GetFlag:input_type -> flagforge.admin.v1.GetFlagRequest
-	7,  // 35: flagforge.admin.v1.FlagService.ListFlags:input_type -> flagforge.admin.v1.ListFlagsRequest
-	9,  // 36: flagforge.admin.v1.FlagService.UpdateFlag:input_type -> flagforge.admin.v1.UpdateFlagRequest
-	11, // 37: flagforge.admin.v1.FlagService.ArchiveFlag:input_type -> flagforge.admin.v1.ArchiveFlagRequest
-	13, // 38: flagforge.admin.v1.FlagService.RestoreFlag:input_type -> flagforge.admin.v1.RestoreFlagRequest
-	15, // 39: flagforge.admin.v1.FlagService.DeleteFlag:input_type -> flagforge.admin.v1.DeleteFlagRequest
-	17, // 40: flagforge.admin.v1.FlagService.GetFlagConfig:input_type -> flagforge.admin.v1.GetFlagConfigRequest
-	19, // 41: flagforge.admin.v1.FlagService.ListFlagConfigs:input_type -> flagforge.admin.v1.ListFlagConfigsRequest
-	21, // 42: flagforge.admin.v1.FlagService.UpdateFlagConfig:input_type -> flagforge.admin.v1.UpdateFlagConfigRequest
-	23, // 43: flagforge.admin.v1.FlagService.PatchFlagConfig:input_type -> flagforge.admin.v1.PatchFlagConfigRequest
-	25, // 44: flagforge.admin.v1.FlagService.EmergencyOffFlag:input_type -> flagforge.admin.v1.EmergencyOffFlagRequest
-	27, // 45: flagforge.admin.v1.FlagService.KillFlag:input_type -> flagforge.admin.v1.KillFlagRequest
-	29, // 46: flagforge.admin.v1.FlagService.ListStaleFlags:input_type -> flagforge.admin.v1.ListStaleFlagsRequest
-	31, // 47: flagforge.admin.v1.FlagService.BulkWrite:input_type -> flagforge.admin.v1.BulkWriteRequest
-	4,  // 48: flagforge.admin.v1.FlagService.CreateFlag:output_type -> flagforge.admin.v1.CreateFlagResponse
-	6,  // 49: flagforge.admin.v1.FlagService.GetFlag:output_type -> flagforge.admin.v1.GetFlagResponse
-	8,  // 50: flagforge.admin.v1.FlagService.ListFlags:output_type -> flagforge.admin.v1.ListFlagsResponse
-	10, // 51: flagforge.admin.v1.FlagService.UpdateFlag:output_type -> flagforge.admin.v1.UpdateFlagResponse
-	12, // 52: flagforge.admin.v1.FlagService.ArchiveFlag:output_type -> flagforge.admin.v1.ArchiveFlagResponse
-	14, // 53: flagforge.admin.v1.FlagService.RestoreFlag:output_type -> flagforge.admin.v1.RestoreFlagResponse
-	16, // 54: flagforge.admin.v1.FlagService.DeleteFlag:output_type -> flagforge.admin.v1.DeleteFlagResponse
-	18, // 55: flagforge.admin.v1.FlagService.GetFlagConfig:output_type -> flagforge.admin.v1.GetFlagConfigResponse
-	20, // 56: flagforge.admin.v1.FlagService.ListFlagConfigs:output_type -> flagforge.admin.v1.ListFlagConfigsResponse
-	22, // 57: flagforge.admin.v1.FlagService.UpdateFlagConfig:output_type -> flagforge.admin.v1.UpdateFlagConfigResponse
-	24, // 58: flagforge.admin.v1.FlagService.PatchFlagConfig:output_type -> flagforge.admin.v1.PatchFlagConfigResponse
-	26, // 59: flagforge.admin.v1.FlagService.EmergencyOffFlag:output_type -> flagforge.admin.v1.EmergencyOffFlagResponse
-	28, // 60: flagforge.admin.v1.FlagService.KillFlag:output_type -> flagforge.admin.v1.KillFlagResponse
-	30, // 61: flagforge.admin.v1.FlagService.ListStaleFlags:output_type -> flagforge.admin.v1.ListStaleFlagsResponse
-	34, // 62: flagforge.admin.v1.FlagService.BulkWrite:output_type -> flagforge.admin.v1.BulkWriteResponse
-	48, // [48:63] is the sub-list for method output_type
-	33, // [33:48] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	35, // 10: flagforge.admin.v1.CreateFlagRequest.configs:type_name -> flagforge.admin.v1.CreateFlagRequest.ConfigsEntry
+	1,  // 11: flagforge.admin.v1.CreateFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
+	1,  // 12: flagforge.admin.v1.GetFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
+	1,  // 13: flagforge.admin.v1.ListFlagsResponse.flags:type_name -> flagforge.admin.v1.Flag
+	1,  // 14: flagforge.admin.v1.UpdateFlagRequest.definition:type_name -> flagforge.admin.v1.Flag
+	1,  // 15: flagforge.admin.v1.UpdateFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
+	1,  // 16: flagforge.admin.v1.ArchiveFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
+	1,  // 17: flagforge.admin.v1.RestoreFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
+	2,  // 18: flagforge.admin.v1.GetFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	2,  // 19: flagforge.admin.v1.ListFlagConfigsResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	39, // 20: flagforge.admin.v1.UpdateFlagConfigRequest.config:type_name -> flagforge.manifest.v1.FlagConfig
+	2,  // 21: flagforge.admin.v1.UpdateFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	40, // 22: flagforge.admin.v1.UpdateFlagConfigResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	41, // 23: flagforge.admin.v1.PatchFlagConfigRequest.patch:type_name -> google.protobuf.Struct
+	2,  // 24: flagforge.admin.v1.PatchFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	40, // 25: flagforge.admin.v1.PatchFlagConfigResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	2,  // 26: flagforge.admin.v1.EmergencyOffFlagResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	2,  // 27: flagforge.admin.v1.KillFlagResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	2,  // 28: flagforge.admin.v1.ListStaleFlagsResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	1,  // 29: flagforge.admin.v1.BulkWriteRequest.flags:type_name -> flagforge.admin.v1.Flag
+	32, // 30: flagforge.admin.v1.BulkWriteRequest.segments:type_name -> flagforge.admin.v1.BulkSegment
+	33, // 31: flagforge.admin.v1.BulkWriteRequest.configs:type_name -> flagforge.admin.v1.BulkFlagConfig
+	42, // 32: flagforge.admin.v1.BulkSegment.segment:type_name -> flagforge.manifest.v1.Segment
+	39, // 33: flagforge.admin.v1.BulkFlagConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
+	39, // 34: flagforge.admin.v1.CreateFlagRequest.ConfigsEntry.value:type_name -> flagforge.manifest.v1.FlagConfig
+	3,  // 35: flagforge.admin.v1.FlagService.CreateFlag:input_type -> flagforge.admin.v1.CreateFlagRequest
+	5,  // 36: flagforge.admin.v1.FlagService.GetFlag:input_type -> flagforge.admin.v1.GetFlagRequest
+	7,  // 37: flagforge.admin.v1.FlagService.ListFlags:input_type -> flagforge.admin.v1.ListFlagsRequest
+	9,  // 38: flagforge.admin.v1.FlagService.UpdateFlag:input_type -> flagforge.admin.v1.UpdateFlagRequest
+	11, // 39: flagforge.admin.v1.FlagService.ArchiveFlag:input_type -> flagforge.admin.v1.ArchiveFlagRequest
+	13, // 40: flagforge.admin.v1.FlagService.RestoreFlag:input_type -> flagforge.admin.v1.RestoreFlagRequest
+	15, // 41: flagforge.admin.v1.FlagService.DeleteFlag:input_type -> flagforge.admin.v1.DeleteFlagRequest
+	17, // 42: flagforge.admin.v1.FlagService.GetFlagConfig:input_type -> flagforge.admin.v1.GetFlagConfigRequest
+	19, // 43: flagforge.admin.v1.FlagService.ListFlagConfigs:input_type -> flagforge.admin.v1.ListFlagConfigsRequest
+	21, // 44: flagforge.admin.v1.FlagService.UpdateFlagConfig:input_type -> flagforge.admin.v1.UpdateFlagConfigRequest
+	23, // 45: flagforge.admin.v1.FlagService.PatchFlagConfig:input_type -> flagforge.admin.v1.PatchFlagConfigRequest
+	25, // 46: flagforge.admin.v1.FlagService.EmergencyOffFlag:input_type -> flagforge.admin.v1.EmergencyOffFlagRequest
+	27, // 47: flagforge.admin.v1.FlagService.KillFlag:input_type -> flagforge.admin.v1.KillFlagRequest
+	29, // 48: flagforge.admin.v1.FlagService.ListStaleFlags:input_type -> flagforge.admin.v1.ListStaleFlagsRequest
+	31, // 49: flagforge.admin.v1.FlagService.BulkWrite:input_type -> flagforge.admin.v1.BulkWriteRequest
+	4,  // 50: flagforge.admin.v1.FlagService.CreateFlag:output_type -> flagforge.admin.v1.CreateFlagResponse
+	6,  // 51: flagforge.admin.v1.FlagService.GetFlag:output_type -> flagforge.admin.v1.GetFlagResponse
+	8,  // 52: flagforge.admin.v1.FlagService.ListFlags:output_type -> flagforge.admin.v1.ListFlagsResponse
+	10, // 53: flagforge.admin.v1.FlagService.UpdateFlag:output_type -> flagforge.admin.v1.UpdateFlagResponse
+	12, // 54: flagforge.admin.v1.FlagService.ArchiveFlag:output_type -> flagforge.admin.v1.ArchiveFlagResponse
+	14, // 55: flagforge.admin.v1.FlagService.RestoreFlag:output_type -> flagforge.admin.v1.RestoreFlagResponse
+	16, // 56: flagforge.admin.v1.FlagService.DeleteFlag:output_type -> flagforge.admin.v1.DeleteFlagResponse
+	18, // 57: flagforge.admin.v1.FlagService.GetFlagConfig:output_type -> flagforge.admin.v1.GetFlagConfigResponse
+	20, // 58: flagforge.admin.v1.FlagService.ListFlagConfigs:output_type -> flagforge.admin.v1.ListFlagConfigsResponse
+	22, // 59: flagforge.admin.v1.FlagService.UpdateFlagConfig:output_type -> flagforge.admin.v1.UpdateFlagConfigResponse
+	24, // 60: flagforge.admin.v1.FlagService.PatchFlagConfig:output_type -> flagforge.admin.v1.PatchFlagConfigResponse
+	26, // 61: flagforge.admin.v1.FlagService.EmergencyOffFlag:output_type -> flagforge.admin.v1.EmergencyOffFlagResponse
+	28, // 62: flagforge.admin.v1.FlagService.KillFlag:output_type -> flagforge.admin.v1.KillFlagResponse
+	30, // 63: flagforge.admin.v1.FlagService.ListStaleFlags:output_type -> flagforge.admin.v1.ListStaleFlagsResponse
+	34, // 64: flagforge.admin.v1.FlagService.BulkWrite:output_type -> flagforge.admin.v1.BulkWriteResponse
+	50, // [50:65] is the sub-list for method output_type
+	35, // [35:50] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_admin_v1_flag_proto_init() }
@@ -2688,7 +2706,7 @@ func file_flagforge_admin_v1_flag_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flagforge_admin_v1_flag_proto_rawDesc), len(file_flagforge_admin_v1_flag_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   34,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
