@@ -91,6 +91,13 @@ describe("the web console", () => {
       if (d.variant === "on") on++;
     }
     assert.ok(on > 10 && on < 60, `${on} of 300 US users got on, expected about 30`);
+    // The flag page counts the evaluations the evaluator reported.
+    await eventually(async () => {
+      await page.reload();
+      const text = await page.getByTestId("usage-total").textContent();
+      const n = Number(/last hour: ([\d,]+)/.exec(text)?.[1].replace(/,/g, "") ?? 0);
+      assert.ok(n >= 300, text);
+    }, 20000);
     const fr = await platform.evaluate("production", "checkout", { targetingKey: "user-1", country: "FR" });
     assert.equal(fr.variant, "off");
     assert.equal(fr.reason, "DEFAULT");

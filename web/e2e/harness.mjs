@@ -129,6 +129,8 @@ export async function startPlatform() {
       FLAGFORGE_GRPC_ADDR: `127.0.0.1:${evGrpc}`,
       FLAGFORGE_HTTP_ADDR: `127.0.0.1:${evHttp}`,
       FLAGFORGE_ADMIN_ADDR: `127.0.0.1:${evAdmin}`,
+      // Usage counts reach the control plane within a second (the flag page shows them).
+      FLAGFORGE_USAGE_INTERVAL: "1s",
     }, dir);
     procs.push(ev);
     const evalUrl = `http://127.0.0.1:${evHttp}`;

@@ -12,6 +12,7 @@ import { statusLabel, typeLabel } from "./format";
 import { EmergencyOffDialog, KillDialog } from "./KillDialog";
 import { ListInput, RuleBuilder } from "./RuleBuilder";
 import { ServeEditor } from "./ServeEditor";
+import { Usage } from "./Usage";
 
 function Section({ n, title, children }: { n: number; title: string; children: ReactNode }) {
   return (
@@ -115,6 +116,7 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
         </span>
       </div>
       {f.name && <p>{f.name}</p>}
+      <Usage org={org} project={project} env={env} flag={flag} />
       <nav aria-label="Environments">
         <ul className="flex gap-1 border-b border-slate-300 dark:border-slate-700">
           {(envs.data?.environments ?? []).map((e) => (
