@@ -422,6 +422,29 @@ describe("the web console", () => {
     await screenshot(page, "webhooks");
   });
 
+  it("an edit based on an old revision is never saved over someone else's: reload theirs or keep mine knowingly", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await page.goto(`${platform.url}/o/acme/p/web/flags/dark-mode/staging`);
+    await page.getByLabel("Targets served on").fill("tester-1");
+    await page.getByText("1 unsaved change").waitFor();
+    // Bob changes the same flag meanwhile.
+    const cfg = await platform.admin("GET", "/v1/orgs/acme/projects/web/environments/staging/flags/dark-mode");
+    await platform.admin("PUT", "/v1/orgs/acme/projects/web/environments/staging/flags/dark-mode", {
+      config: { ...cfg.config.config, targets: [{ variant: "off", values: ["bob-test"] }] }, revision: cfg.config.revision, comment: "bob",
+    }, bobToken);
+    // The page says so (live), and saving would be refused anyway.
+    const conflict = page.getByRole("alert").filter({ hasText: "Someone changed this flag in staging since you started editing" });
+    await conflict.waitFor();
+    await checkA11y(page, "flag page (conflict)");
+    await conflict.getByRole("button", { name: "Keep my changes on top of theirs" }).click();
+    await conflict.waitFor({ state: "detached" });
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await page.getByRole("status").filter({ hasText: "Saved" }).waitFor();
+    const now = await platform.admin("GET", "/v1/orgs/acme/projects/web/environments/staging/flags/dark-mode");
+    assert.deepEqual(now.config.config.targets, [{ variant: "on", values: ["tester-1"] }]);
+    assert.equal(Number(now.config.revision), Number(cfg.config.revision) + 2);
+  });
+
   it("is usable on a narrow screen", async (t) => {
     if (!browser) return t.skip("no browser");
     await page.setViewportSize({ width: 390, height: 844 });

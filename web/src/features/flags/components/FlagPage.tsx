@@ -41,37 +41,59 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
   const save = useUpdateFlagConfig(org, project, env, flag);
   const server = cfg.data?.config;
   const [draft, setDraft] = useState<FlagConfigJson | null>(null);
+  // origin is what the draft was based on: the configuration and its revision.
+  // Saves send that revision, never a newer one seen since (no silent overwrite).
+  const [origin, setOrigin] = useState<{ config: FlagConfigJson; revision: string } | null>(null);
   const [comment, setComment] = useState("");
   const [notice, setNotice] = useState("");
   const [crLink, setCrLink] = useState("");
+  const startFrom = (c?: FlagConfigJson, revision?: string) => {
+    setDraft(clone(c));
+    setOrigin({ config: clone(c), revision: revision ?? "0" });
+  };
+  const dirty = !!(origin && draft && changedSections(origin.config, draft) > 0);
   useEffect(() => {
-    if (server?.config && draft === null) setDraft(clone(server.config));
-  }, [server, draft]);
+    if (!server?.config) return;
+    // First load, or a change made elsewhere while nothing is edited: follow it.
+    if (draft === null || (!dirty && origin?.revision !== server.revision)) startFrom(server.config, server.revision);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [server, draft, dirty]);
+  const movedOn = !!(dirty && server?.revision && origin && server.revision !== origin.revision);
   const variants = (def.data?.flag?.variants ?? []).map((v) => v.key ?? "");
   const base = `/o/${encodeURIComponent(org)}/p/${encodeURIComponent(project)}`;
   const errField = save.error instanceof ApiError ? save.error.field ?? "" : "";
   const d = draft ?? {};
-  const changes = server?.config && draft ? changedSections(server.config, draft) : 0;
+  const changes = origin && draft ? changedSections(origin.config, draft) : 0;
   const upd = (p: Partial<FlagConfigJson>) => setDraft({ ...d, ...p });
   const envInfo = envs.data?.environments?.find((e) => e.key === env);
   const production = env === "production";
 
   async function submit() {
     setNotice("");
-    const r = await save.mutateAsync({ config: d, revision: server?.revision ?? "0", comment });
+    const r = await save.mutateAsync({ config: d, revision: origin?.revision ?? "0", comment });
     if (r.changeRequest) {
       setNotice(`This environment requires approval: change request ${r.changeRequest.id ?? ""} was created for review.`);
       setCrLink(`${base}/changes/${encodeURIComponent(env)}/${encodeURIComponent(r.changeRequest.id ?? "")}`);
-      setDraft(clone(server?.config));
+      if (origin) startFrom(origin.config, origin.revision);
     } else {
       setNotice(`Saved: ${flag} in ${env} is at revision ${r.config?.revision ?? "?"}.`);
-      setDraft(clone(r.config?.config));
+      startFrom(r.config?.config, r.config?.revision);
     }
     setComment("");
   }
+  // reload drops the draft for the latest saved version.
   function reload() {
     save.reset();
-    void cfg.refetch().then((r) => setDraft(clone(r.data?.config?.config)));
+    void cfg.refetch().then((r) => startFrom(r.data?.config?.config, r.data?.config?.revision));
+  }
+  // reapply keeps the draft and bases it on the latest saved version: the next
+  // save replaces theirs with it, knowingly.
+  function reapply() {
+    save.reset();
+    void cfg.refetch().then((r) => {
+      const c = r.data?.config;
+      if (c) setOrigin({ config: clone(c.config), revision: c.revision ?? "0" });
+    });
   }
   const targetsOf = (v: string) => (d.targets ?? []).find((t) => t.variant === v)?.values ?? [];
   const setTargets = (v: string, values: string[]) => {
@@ -108,7 +130,7 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
               env={env}
               onDone={() => {
                 setNotice(`${flag} is off in ${env} (emergency off).`);
-                void cfg.refetch().then((r) => setDraft(clone(r.data?.config?.config)));
+                void cfg.refetch().then((r) => startFrom(r.data?.config?.config, r.data?.config?.revision));
               }}
             />
           )}
@@ -215,7 +237,7 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
           <button type="button" className={btnPrimary} disabled={!changes || save.isPending} onClick={() => void submit().catch(() => {})}>
             {save.isPending ? "Saving…" : "Save changes"}
           </button>
-          <button type="button" className={btn} disabled={!changes} onClick={() => { save.reset(); setDraft(clone(server.config)); }}>
+          <button type="button" className={btn} disabled={!changes} onClick={() => { save.reset(); startFrom(server.config, server.revision); }}>
             Discard
           </button>
           <p role="status" className="text-sm">{notice}</p>
@@ -224,11 +246,15 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
               Open the change request
             </Link>
           )}
-          {save.error instanceof ApiError && save.error.stale ? (
-            <div role="alert" className="flex items-center gap-2 text-sm text-red-900 dark:text-red-200">
-              Someone changed this flag since you opened it ({save.error.message}).
+          {(save.error instanceof ApiError && save.error.stale) || movedOn ? (
+            <div role="alert" className="flex flex-wrap items-center gap-2 text-sm text-red-900 dark:text-red-200">
+              Someone changed this flag in {env} since you started editing
+              {save.error instanceof ApiError && save.error.stale ? ` (${save.error.message})` : ` (now at revision ${server?.revision})`}.
               <button type="button" className={btn} onClick={reload}>
                 Reload their version
+              </button>
+              <button type="button" className={btn} onClick={reapply}>
+                Keep my changes on top of theirs
               </button>
             </div>
           ) : (
