@@ -149,6 +149,11 @@ func TestPatchFlagConfig(t *testing.T) {
 	if got := r.violations(); r.status != 400 || got["rolloutPercentage"] == "" {
 		t.Fatalf("percentage out of range: %d %s", r.status, r.raw)
 	}
+	// defaultServe is replaced whole: a variant after a rollout is not both.
+	r = c.call("PATCH", path, c.owner, `{"defaultServe": {"variant": "on"}}`).want(t, 200)
+	if cfg(r, "defaultServe", "variant") != "on" || cfg(r, "defaultServe", "rollout") != nil {
+		t.Fatalf("defaultServe patch: %s", r.raw)
+	}
 	c.protect(t, false)
 	r = c.call("PATCH", path, c.owner, `{"rolloutPercentage": 50}`).want(t, 200)
 	if r.get("changeRequest", "id") == nil || r.get("config") != nil {

@@ -47,6 +47,11 @@ func (s *FlagService) PatchFlagConfig(ctx context.Context, req *adminv1.PatchFla
 	patch := req.GetPatch().AsMap()
 	pct, hasPct := patch[rolloutPercentage]
 	delete(patch, rolloutPercentage)
+	// defaultServe is one of a variant or a rollout: a patch of it replaces it
+	// whole (merging {"rollout": ...} into {"variant": ...} would set both).
+	if ds, ok := patch["defaultServe"]; ok && ds != nil {
+		delete(doc, "defaultServe")
+	}
 	doc = mergePatch(doc, patch).(map[string]any)
 	if hasPct {
 		f, err := s.store.GetFlag(ctx, store.ProjectRef{Org: ref.Org, Project: ref.Project}, req.GetFlag())
