@@ -10,12 +10,14 @@
 //	flagforge evaluate --evaluator http://127.0.0.1:8081 --sdk-key ff_srv_... --flag new-ui --context '{...}'
 //
 // The control plane's gRPC address and API token come from --server and --token,
-// or FLAGFORGE_SERVER and FLAGFORGE_TOKEN.
+// or FLAGFORGE_SERVER and FLAGFORGE_TOKEN; --tls (system roots) or --ca <pem>
+// connect over TLS, plaintext otherwise (the local default).
 package main
 
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -28,6 +30,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/flagforge/flagforge/cli/flagsfile"
@@ -66,6 +69,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	evalCtx := fs.String("context", "{}", "evaluate: the context as a JSON object")
 	evaluator := fs.String("evaluator", "", "evaluate: an evaluator's HTTP address instead of -f")
 	sdkKey := fs.String("sdk-key", os.Getenv("FLAGFORGE_SDK_KEY"), "evaluate: SDK key for --evaluator")
+	useTLS := fs.Bool("tls", os.Getenv("FLAGFORGE_TLS") == "true", "connect to the control plane over TLS (system roots)")
+	caFile := fs.String("ca", os.Getenv("FLAGFORGE_CA"), "connect over TLS trusting this CA certificate (PEM)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -89,7 +94,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if *org == "" || *project == "" || *token == "" {
 		return errors.New("--org, --project and --token (or FLAGFORGE_TOKEN) are required")
 	}
-	conn, err := grpc.NewClient(*server, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	switch {
+	case *caFile != "":
+		c, err := credentials.NewClientTLSFromFile(*caFile, "")
+		if err != nil {
+			return fmt.Errorf("--ca: %w", err)
+		}
+		creds = c
+	case *useTLS:
+		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+	}
+	conn, err := grpc.NewClient(*server, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return err
 	}
