@@ -445,6 +445,28 @@ describe("the web console", () => {
     assert.equal(Number(now.config.revision), Number(cfg.config.revision) + 2);
   });
 
+  it("a change scheduled a few seconds ahead is applied at its time", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await page.goto(`${platform.url}/o/acme/p/web/flags/dark-mode/staging`);
+    await page.getByRole("switch", { name: "Serve targeting in staging" }).uncheck();
+    const at = await page.evaluate(() => {
+      const d = new Date(Date.now() + 6000);
+      const p = (n) => String(n).padStart(2, "0");
+      return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+    });
+    await page.getByLabel("Schedule for (your time)").fill(at);
+    await page.getByRole("button", { name: "Schedule", exact: true }).click();
+    await page.getByRole("status").filter({ hasText: "Scheduled for" }).waitFor();
+    assert.equal((await platform.evaluate("staging", "dark-mode", { targetingKey: "someone" })).reason === "DISABLED", false);
+    await page.getByRole("link", { name: "Schedules" }).click();
+    await page.getByRole("combobox", { name: /^Environment/ }).selectOption("staging");
+    const row = page.getByRole("row", { name: /dark-mode/ });
+    await row.waitFor();
+    await checkA11y(page, "schedules");
+    await eventually(async () => assert.equal((await platform.evaluate("staging", "dark-mode", { targetingKey: "someone" })).reason, "DISABLED"), 20000);
+    await row.getByText("applied").waitFor({ timeout: 15000 });
+  });
+
   it("is usable on a narrow screen", async (t) => {
     if (!browser) return t.skip("no browser");
     await page.setViewportSize({ width: 390, height: 844 });

@@ -13,6 +13,7 @@ const AuditLog = lazy(() => import("../features/audit/components/AuditLog"));
 const Settings = lazy(() => import("../features/admin/components/Settings"));
 const Segments = lazy(() => import("../features/segments/components/Segments"));
 const Webhooks = lazy(() => import("../features/webhooks/components/Webhooks"));
+const Schedules = lazy(() => import("../features/schedules/components/Schedules"));
 const SdkKeys = lazy(() => import("../features/keys/components/SdkKeys"));
 const ChangeRequests = lazy(() => import("../features/approvals/components/ChangeRequests"));
 const ChangeRequestPage = lazy(() => import("../features/approvals/components/ChangeRequestPage"));
@@ -37,6 +38,7 @@ export function App() {
   else if ((m = match("/o/:org/p/:project/settings", path))) page = <Settings org={m.org} project={m.project} />;
   else if ((m = match("/o/:org/p/:project/segments", path))) page = <Segments org={m.org} project={m.project} />;
   else if ((m = match("/o/:org/p/:project/webhooks", path))) page = <Webhooks org={m.org} project={m.project} />;
+  else if ((m = match("/o/:org/p/:project/schedules", path))) page = <Schedules org={m.org} project={m.project} />;
   else if ((m = match("/o/:org/p/:project/keys", path))) page = <SdkKeys org={m.org} project={m.project} />;
   else if ((m = match("/o/:org/p/:project/changes", path))) page = <ChangeRequests org={m.org} project={m.project} />;
   else if ((m = match("/o/:org/p/:project/changes/:env/:id", path)))

@@ -15,6 +15,7 @@ export function Layout({ org, project, children }: { org: string; project: strin
     { to: `${base}/flags`, label: "Flags" },
     { to: `${base}/segments`, label: "Segments" },
     { to: `${base}/changes`, label: "Change requests" },
+    { to: `${base}/schedules`, label: "Schedules" },
     { to: `${base}/playground`, label: "Playground" },
     { to: `${base}/audit`, label: "Audit log" },
     { to: `${base}/keys`, label: "SDK keys" },

@@ -8,6 +8,7 @@ import { useEnvironments } from "../../projects/api/list-environments";
 import { useFlag } from "../api/get-flag";
 import { useFlagConfig } from "../api/get-flag-config";
 import { useUpdateFlagConfig } from "../api/update-flag-config";
+import { createSchedule, useScheduleMutation } from "../../schedules/api/schedules";
 import { statusLabel, typeLabel } from "./format";
 import { EmergencyOffDialog, KillDialog } from "./KillDialog";
 import { ListInput, RuleBuilder } from "./RuleBuilder";
@@ -47,6 +48,8 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
   const [comment, setComment] = useState("");
   const [notice, setNotice] = useState("");
   const [crLink, setCrLink] = useState("");
+  const [runAt, setRunAt] = useState("");
+  const schedule = useScheduleMutation(org, project, env, (i: Parameters<typeof createSchedule>[3]) => createSchedule(org, project, env, i));
   const startFrom = (c?: FlagConfigJson, revision?: string) => {
     setDraft(clone(c));
     setOrigin({ config: clone(c), revision: revision ?? "0" });
@@ -237,6 +240,30 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
           <button type="button" className={btnPrimary} disabled={!changes || save.isPending} onClick={() => void submit().catch(() => {})}>
             {save.isPending ? "Saving…" : "Save changes"}
           </button>
+          <label className="flex items-center gap-2">
+            <span className={label}>Schedule for (your time)</span>
+            <input type="datetime-local" step={1} className={input} value={runAt} onChange={(e) => setRunAt(e.target.value)} />
+          </label>
+          <button
+            type="button"
+            className={btn}
+            disabled={!changes || !runAt || schedule.isPending}
+            onClick={() => {
+              const runTime = new Date(runAt).toISOString();
+              schedule.mutate(
+                { flag, config: d, baseRevision: origin?.revision ?? "0", runTime, comment },
+                {
+                  onSuccess: (r) => {
+                    setNotice(`Scheduled for ${runTime.slice(0, 19).replace("T", " ")} UTC${r.scheduledChange?.changeRequestId ? " (needs approval first)" : ""}.`);
+                    if (origin) startFrom(origin.config, origin.revision);
+                    setRunAt("");
+                  },
+                },
+              );
+            }}
+          >
+            Schedule
+          </button>
           <button type="button" className={btn} disabled={!changes} onClick={() => { save.reset(); startFrom(server.config, server.revision); }}>
             Discard
           </button>
@@ -259,7 +286,7 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
             </div>
           ) : (
             <div className="w-full">
-              <ErrorMessage error={save.error} />
+              <ErrorMessage error={save.error ?? schedule.error} />
             </div>
           )}
         </div>
