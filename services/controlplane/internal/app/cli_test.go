@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -176,5 +177,35 @@ func TestFlagsAsCodeRoundTrip(t *testing.T) {
 	plan, _ = flagsfile.Plan(must[*flagsfile.File](t, "export")(cl.Export(ctx, "acme", "prot", "")), fa)
 	if rendered := flagsfile.Render(plan); !strings.Contains(rendered, "~ config production/checkout") || !strings.Contains(rendered, `  + "on": true`) {
 		t.Fatalf("plan of the pending changes:\n%s", rendered)
+	}
+}
+
+// BenchmarkApply1000 is one `flagforge apply` of a file of 1,000 boolean flags,
+// each with a production configuration (a rule and a 25% rollout), into a control
+// plane on SQLite (figure in docs/benchmarks.md).
+func BenchmarkApply1000(b *testing.B) {
+	c := start(b, ratelimit.Config{})
+	cl := remote.New(c.conn, c.owner)
+	var sb strings.Builder
+	sb.WriteString("version: 1\nflags:\n")
+	for i := range 1000 {
+		fmt.Fprintf(&sb, "  - {key: f-%04d, type: boolean, tags: [bulk]}\n", i)
+	}
+	sb.WriteString("environments:\n  production:\n    flags:\n")
+	for i := range 1000 {
+		fmt.Fprintf(&sb, "      f-%04d: {on: true, offVariant: \"off\", rules: [{id: beta, clauses: [{attribute: plan, operator: in, values: [beta]}], serve: {variant: \"on\"}}], defaultServe: {rollout: {weights: [{variant: \"on\", weight: 25}, {variant: \"off\", weight: 75}]}}}\n", i)
+	}
+	f, err := flagsfile.Decode([]byte(sb.String()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		project := fmt.Sprintf("p%d", i)
+		i++
+		c.call("POST", "/v1/orgs/acme/projects", c.owner, map[string]any{"project": map[string]any{"key": project, "name": project}})
+		if _, err := cl.Apply(context.Background(), "acme", project, f, "bench"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
