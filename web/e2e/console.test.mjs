@@ -467,6 +467,25 @@ describe("the web console", () => {
     await row.getByText("applied").waitFor({ timeout: 15000 });
   });
 
+  it("a prerequisite that is not met stops the flag; a cycle is refused with the field", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await page.goto(`${platform.url}/o/acme/p/web/flags/checkout/staging`);
+    await page.getByRole("button", { name: "Add prerequisite" }).click();
+    await page.getByLabel("Prerequisite 1 flag").selectOption("dark-mode");
+    assert.equal(await page.getByRole("group", { name: "Prerequisite 1 must serve" }).getByLabel("on").isChecked(), true);
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await page.getByRole("status").filter({ hasText: "Saved" }).waitFor();
+    // dark-mode is off in staging (the schedule turned it off): checkout's prerequisite fails.
+    await eventually(async () => assert.equal((await platform.evaluate("staging", "checkout", { targetingKey: "vip-2" })).reason, "PREREQUISITE_FAILED"));
+
+    await page.goto(`${platform.url}/o/acme/p/web/flags/dark-mode/staging`);
+    await page.getByRole("button", { name: "Add prerequisite" }).click();
+    await page.getByLabel("Prerequisite 1 flag").selectOption("checkout");
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await page.getByRole("alert").filter({ hasText: "config.prerequisites" }).waitFor();
+    assert.equal(await page.getByLabel("Prerequisite 1 flag").getAttribute("aria-invalid"), "true");
+  });
+
   it("is usable on a narrow screen", async (t) => {
     if (!browser) return t.skip("no browser");
     await page.setViewportSize({ width: 390, height: 844 });

@@ -12,6 +12,7 @@ import { createSchedule, useScheduleMutation } from "../../schedules/api/schedul
 import { statusLabel, typeLabel } from "./format";
 import { EmergencyOffDialog, KillDialog } from "./KillDialog";
 import { ListInput, RuleBuilder } from "./RuleBuilder";
+import { Prerequisites } from "./Prerequisites";
 import { ServeEditor } from "./ServeEditor";
 import { Usage } from "./Usage";
 
@@ -192,17 +193,7 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
         </div>
       </Section>
       <Section n={2} title="Prerequisites">
-        {(d.prerequisites ?? []).length === 0 ? (
-          <p className="text-sm">None: no other flag has to be on first.</p>
-        ) : (
-          <ul className="list-disc pl-5 text-sm">
-            {(d.prerequisites ?? []).map((p, i) => (
-              <li key={i}>
-                {p.flagKey} must serve {(p.variants ?? []).join(" or ")}
-              </li>
-            ))}
-          </ul>
-        )}
+        <Prerequisites org={org} project={project} flag={flag} value={d.prerequisites ?? []} errField={errField} onChange={(prerequisites) => upd({ prerequisites })} />
       </Section>
       <Section n={3} title="Individual targets">
         <p className="mb-2 text-sm">targetingKey values listed here get their variant before any rule. One per line or comma separated.</p>
