@@ -204,6 +204,8 @@ describe("the web console", () => {
     await diff.waitFor();
     await diff.getByRole("row").filter({ hasText: "/on" }).filter({ hasText: "− true" }).waitFor();
     assert.match(page.url(), /resource=/);
+    await page.getByRole("button", { name: "Verify chain now" }).click();
+    await page.getByRole("status").filter({ hasText: /Chain verified: \d+ entries/ }).waitFor();
     await checkA11y(page, "audit log");
     await screenshot(page, "audit-log");
   });

@@ -5,6 +5,8 @@ import type { AuditEntryJson } from "../../../gen/flagforge/admin/v1/audit_pb";
 import { useSearchParam } from "../../../lib/router";
 import { DiffTable } from "../../../components/DiffTable";
 import { useAudit } from "../api/list-audit";
+import { useVerifyAudit } from "../api/verify-audit";
+import { btn } from "../../../components/ui";
 
 // toRFC3339 turns a datetime-local value (the user's local time) into UTC.
 const toRFC3339 = (v: string) => (v ? new Date(v).toISOString() : undefined);
@@ -26,6 +28,8 @@ export default function AuditLog({ org }: { org: string; project: string }) {
   const [text, setText] = useSearchParam("q");
   const audit = useAudit(org, { resource, actorId, action, startTime: toRFC3339(start), endTime: toRFC3339(end) });
   const [open, setOpen] = useState<string | null>(null);
+  const verify = useVerifyAudit(org);
+  const v = verify.data;
   const entries = (audit.data?.entries ?? []).filter((e) => !text || JSON.stringify(e).toLowerCase().includes(text.toLowerCase()));
   const field = (name: string, value: string, set: (v: string) => void, type = "text", placeholder = "") => (
     <label className="flex flex-col gap-1">
@@ -35,9 +39,22 @@ export default function AuditLog({ org }: { org: string; project: string }) {
   );
   return (
     <section aria-labelledby="audit-title">
-      <h1 id="audit-title" className="mb-4 text-2xl font-bold">
-        Audit log
-      </h1>
+      <div className="mb-4 flex flex-wrap items-center gap-3">
+        <h1 id="audit-title" className="mr-auto text-2xl font-bold">
+          Audit log
+        </h1>
+        <p role="status" className="text-sm">
+          {v
+            ? v.ok
+              ? `Chain verified: ${v.entriesChecked ?? 0} entries, every hash and link intact.`
+              : `Chain broken at entry ${v.firstBroken?.sequence ?? "?"}: ${v.problem ?? ""}`
+            : ""}
+        </p>
+        <button type="button" className={btn} disabled={verify.isPending} onClick={() => verify.mutate()}>
+          Verify chain now
+        </button>
+      </div>
+      <ErrorMessage error={verify.error} />
       <form className="mb-4 flex flex-wrap items-end gap-3" role="search" aria-label="Filter the audit log" onSubmit={(e) => e.preventDefault()}>
         {field("Resource (exact, or prefix ending in /)", resource, setResource, "text", "projects/web/")}
         {field("Actor id", actorId, setActor)}
