@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { checkA11y, eventually, launch, screenshot, signIn, startPlatform } from "./harness.mjs";
 
 describe("the web console", () => {
-  let platform, browser, page, bobToken;
+  let platform, browser, page, bobToken, aliceToken, staleCR;
 
   before(async (t) => {
     platform = await startPlatform();
@@ -220,7 +220,7 @@ describe("the web console", () => {
     const bob = await platform.admin("POST", "/v1/orgs/acme/members", { member: { email: "bob@acme.test" }, role: "ROLE_EDITOR" });
     bobToken = (await platform.admin("POST", "/v1/orgs/acme/api-tokens", { name: "bob", memberId: bob.member.id })).secret;
     const alice = await platform.admin("POST", "/v1/orgs/acme/members", { member: { email: "alice@acme.test" }, role: "ROLE_EDITOR" });
-    const aliceToken = (await platform.admin("POST", "/v1/orgs/acme/api-tokens", { name: "alice", memberId: alice.member.id })).secret;
+    aliceToken = (await platform.admin("POST", "/v1/orgs/acme/api-tokens", { name: "alice", memberId: alice.member.id })).secret;
     await page.getByRole("button", { name: "Sign out" }).click();
     await signIn(page, platform.url, aliceToken);
     await page.getByRole("heading", { name: "Flags" }).waitFor();
@@ -267,6 +267,12 @@ describe("the web console", () => {
 
   it("an editor turns a flag off in production alone (emergency off) with a reason, skipping approval", async (t) => {
     if (!browser) return t.skip("no browser");
+    // Alice has a request open on the same flag (it goes stale below).
+    const live = await platform.admin("GET", "/v1/orgs/acme/projects/web/environments/production/flags/dark-mode");
+    const pending = await platform.admin("PUT", "/v1/orgs/acme/projects/web/environments/production/flags/dark-mode", {
+      config: { ...live.config.config, targets: [{ variant: "on", values: ["alice-qa"] }] }, revision: live.config.revision, comment: "alice's QA target",
+    }, aliceToken);
+    staleCR = pending.changeRequest.id;
     await page.goto(`${platform.url}/o/acme/p/web/flags/dark-mode/production`);
     await page.getByRole("button", { name: "Emergency off in production" }).click();
     const dialog = page.getByRole("dialog", { name: "Turn dark-mode off in production now?" });
@@ -277,6 +283,20 @@ describe("the web console", () => {
     await eventually(async () => assert.equal((await platform.evaluate("production", "dark-mode", { targetingKey: "u" })).reason, "DISABLED"));
     // Staging is untouched.
     assert.equal((await platform.evaluate("staging", "dark-mode", { targetingKey: "u" })).variant, "on");
+  });
+
+  it("a request made stale by a later change cannot be applied until its author rebases it", async (t) => {
+    if (!browser) return t.skip("no browser");
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await signIn(page, platform.url, aliceToken);
+    await page.goto(`${platform.url}/o/acme/p/web/changes/production/${staleCR}`);
+    const alert = page.getByRole("alert").filter({ hasText: "changed since this request was made" });
+    await alert.waitFor();
+    assert.equal(await page.getByRole("button", { name: "Apply" }).isDisabled(), true);
+    await checkA11y(page, "stale change request");
+    await alert.getByRole("button", { name: "Rebase onto the live revision" }).click();
+    await page.getByRole("status").filter({ hasText: "Rebased onto revision" }).waitFor();
+    await alert.waitFor({ state: "detached" });
   });
 
   it("an admin creates an SDK key, sees its secret once, and revokes it", async (t) => {

@@ -33,3 +33,23 @@ export function useReviewChangeRequest(org: string, project: string, env: string
     },
   });
 }
+
+// rebaseChangeRequest re-bases the proposal on the live revision (author only);
+// the server resets its approvals, since what they signed changed.
+export const rebaseChangeRequest = (org: string, project: string, env: string, cr: ChangeRequestJson, baseRevision: string) =>
+  api<{ changeRequest?: ChangeRequestJson }>(
+    "PATCH",
+    `/v1/orgs/${enc(org)}/projects/${enc(project)}/environments/${enc(env)}/change-requests/${enc(cr.id ?? "")}`,
+    { change: cr.change, baseRevision, revision: cr.revision },
+  );
+
+export function useRebaseChangeRequest(org: string, project: string, env: string, id: string) {
+  const qc = useQueryClient();
+  return useMutation({
+    mutationFn: (i: { cr: ChangeRequestJson; baseRevision: string }) => rebaseChangeRequest(org, project, env, i.cr, i.baseRevision),
+    onSuccess: (r) => {
+      qc.setQueryData(["change-request", org, project, env, id], { changeRequest: r.changeRequest });
+      void qc.invalidateQueries({ queryKey: ["change-requests", org, project, env] });
+    },
+  });
+}

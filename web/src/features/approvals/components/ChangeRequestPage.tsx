@@ -7,7 +7,7 @@ import { useSearchParam } from "../../../lib/router";
 import { useFlagConfig } from "../../flags/api/get-flag-config";
 import { ruleSummary, serveSummary } from "../../flags/components/summary";
 import { useChangeRequest } from "../api/get-change-request";
-import { useReviewChangeRequest } from "../api/review-change-request";
+import { useRebaseChangeRequest, useReviewChangeRequest } from "../api/review-change-request";
 import { stateLabel } from "./ChangeRequests";
 
 // lines renders a flag configuration as the lines a reviewer reads.
@@ -66,12 +66,15 @@ export default function ChangeRequestPage({ org, project, env, id }: { org: stri
   const flag = cr?.change?.flagConfig?.flag ?? "";
   const live = useFlagConfig(org, project, env, flag || "-");
   const review = useReviewChangeRequest(org, project, env, id);
+  const rebase = useRebaseChangeRequest(org, project, env, id);
   const [mode, setMode] = useSearchParam("view");
   const [comment, setComment] = useState("");
   const [notice, setNotice] = useState("");
   if (q.error) return <ErrorMessage error={q.error} />;
   if (!cr) return <p aria-busy="true">Loading change request…</p>;
   const open = cr.state === "CHANGE_REQUEST_STATE_OPEN";
+  const liveRevision = live.data?.config?.revision;
+  const stale = open && !!cr.change?.flagConfig && !!liveRevision && liveRevision !== String(cr.baseRevision ?? "");
   const approvals = cr.approvals ?? [];
   const required = cr.requiredApprovals ?? 1;
   const act = (a: Parameters<typeof review.mutate>[0], done: string) =>
@@ -87,6 +90,21 @@ export default function ChangeRequestPage({ org, project, env, id }: { org: stri
         </p>
         {cr.description && <p className="mt-1">{cr.description}</p>}
       </div>
+      {stale && (
+        <div role="alert" className="flex flex-wrap items-center gap-2 rounded border border-red-700 bg-red-50 p-3 text-sm text-red-900 dark:bg-red-950 dark:text-red-100">
+          {env} changed since this request was made (live revision {liveRevision}, request based on {cr.baseRevision}): Apply is blocked.
+          The visual diff compares with what is live now. The author can rebase it onto the live revision; approvals are then given again.
+          <button
+            type="button"
+            className={btn}
+            disabled={rebase.isPending}
+            onClick={() => rebase.mutate({ cr, baseRevision: liveRevision ?? "0" }, { onSuccess: () => setNotice(`Rebased onto revision ${liveRevision}; approvals were reset.`) })}
+          >
+            Rebase onto the live revision
+          </button>
+          <ErrorMessage error={rebase.error} />
+        </div>
+      )}
       <section className={card} aria-labelledby="changes-title">
         <div className="mb-2 flex items-center gap-2">
           <h2 id="changes-title" className="mr-auto text-lg font-semibold">
@@ -144,7 +162,7 @@ export default function ChangeRequestPage({ org, project, env, id }: { org: stri
           <button
             type="button"
             className={btnPrimary}
-            disabled={!open || approvals.length < required || review.isPending}
+            disabled={!open || stale || approvals.length < required || review.isPending}
             title={approvals.length < required ? `Needs ${required - approvals.length} more approval(s)` : undefined}
             onClick={() => act({ kind: "apply" }, "Applied: the change is live.")}
           >
