@@ -1,4 +1,4 @@
-import { memo, useDeferredValue, useMemo, useState, type FormEvent } from "react";
+import { memo, useDeferredValue, useEffect, useMemo, useRef, useState, type FormEvent } from "react";
 import { ErrorMessage } from "../../../components/ErrorMessage";
 import { btn, btnPrimary, card, input, label } from "../../../components/ui";
 import type { FlagEnvironmentConfigJson, FlagJson } from "../../../gen/flagforge/admin/v1/flag_pb";
@@ -57,6 +57,18 @@ export default function FlagsList({ org, project }: { org: string; project: stri
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [flags.data, byEnv, deferred]);
   const [creating, setCreating] = useState(false);
+  // "/" focuses the search, as in most consoles (not while typing elsewhere).
+  const search = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const t = e.target as HTMLElement;
+      if (e.key !== "/" || e.metaKey || e.ctrlKey || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName) || t.isContentEditable) return;
+      e.preventDefault();
+      search.current?.focus();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, []);
   const error = flags.error ?? envs.error ?? configs.find((c) => c.error)?.error;
 
   return (
@@ -68,7 +80,9 @@ export default function FlagsList({ org, project }: { org: string; project: stri
         <label className="flex flex-col gap-1">
           <span className={label}>Search flags</span>
           <input
+            ref={search}
             type="search"
+            aria-keyshortcuts="/"
             className={`${input} w-72`}
             placeholder="text, tag:checkout, owner:ana, status:stale"
             value={query}
