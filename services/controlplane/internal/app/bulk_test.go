@@ -190,3 +190,58 @@ func TestCreateFlagWithConfigurations(t *testing.T) {
 		t.Fatalf("a configuration of a protected environment: %d %s", r.status, r.raw)
 	}
 }
+
+// TestCreateFlagWithConfigurationsIdempotent: a retried create with configs and
+// the same idempotency key (header or field) returns the first response and
+// writes once; the same key with another body is the conflict plain creates give.
+func TestCreateFlagWithConfigurationsIdempotent(t *testing.T) {
+	t.Parallel()
+	c := start(t, ratelimit.Config{})
+	c.project()
+	const flags = "/v1/orgs/acme/projects/web/flags"
+	body := `{"flag": {"key": "dark-mode", "type": "boolean"}, "configs": {
+		"production": {"on": true, "offVariant": "off", "defaultServe": {"variant": "on"}},
+		"staging": {"on": true, "offVariant": "off", "defaultServe": {"variant": "off"}}}}`
+	audit := func() []any {
+		return c.call("GET", "/v1/orgs/acme/audit?pageSize=1000", c.owner, nil).want(t, 200).body["entries"].([]any)
+	}
+	before := len(audit())
+	first := c.call("POST", flags, c.owner, body, "Idempotency-Key", "dm-1").want(t, 200)
+	written := len(audit()) - before
+	prodRev := c.call("GET", "/v1/orgs/acme/projects/web/environments/production/flags/dark-mode", c.owner, nil).want(t, 200).get("config", "revision")
+	if written < 3 { // the flag and its two configurations
+		t.Fatalf("the create wrote %d audit entries, want at least 3", written)
+	}
+	again := c.call("POST", flags, c.owner, body, "Idempotency-Key", "dm-1").want(t, 200)
+	if first.raw != again.raw {
+		t.Fatalf("retry differs:\n%s\n%s", first.raw, again.raw)
+	}
+	if n := len(audit()) - before; n != written {
+		t.Fatalf("the retry wrote: %d audit entries after it, %d after the first create", n, written)
+	}
+	if r := c.call("GET", flags, c.owner, nil).want(t, 200); strings.Count(r.raw, `"key":"dark-mode"`) != 1 {
+		t.Fatalf("flags after the retry: %s", r.raw)
+	}
+	if r := c.call("GET", "/v1/orgs/acme/projects/web/environments/production/flags/dark-mode", c.owner, nil).want(t, 200); r.get("config", "revision") != prodRev {
+		t.Fatalf("production configuration after the retry (revision was %v): %s", prodRev, r.raw)
+	}
+	// The same key with another body: the conflict a plain create gives.
+	other := strings.Replace(body, `"variant": "on"`, `"variant": "off"`, 1)
+	c.call("POST", flags, c.owner, `{"flag": {"key": "plain", "type": "boolean"}}`, "Idempotency-Key", "p-1").want(t, 200)
+	wantConflict := c.call("POST", flags, c.owner, `{"flag": {"key": "plain2", "type": "boolean"}}`, "Idempotency-Key", "p-1").want(t, 409)
+	conflict := c.call("POST", flags, c.owner, other, "Idempotency-Key", "dm-1").want(t, 409)
+	if g, w := strings.ReplaceAll(conflict.raw, "dm-1", "KEY"), strings.ReplaceAll(wantConflict.raw, "p-1", "KEY"); g != w {
+		t.Fatalf("conflict with configs:\n%s\nplain create:\n%s", g, w)
+	}
+	// A plain create reusing a key of a create with configs conflicts too.
+	c.call("POST", flags, c.owner, `{"flag": {"key": "dark-mode", "type": "boolean"}}`, "Idempotency-Key", "dm-1").want(t, 409)
+	// The request field works as the header does.
+	withField := strings.Replace(body, `"dark-mode"`, `"light-mode"`, 1)
+	withField = withField[:len(withField)-1] + `, "idempotencyKey": "lm-1"}`
+	f1 := c.call("POST", flags, c.owner, withField).want(t, 200)
+	mid := len(audit())
+	f2 := c.call("POST", flags, c.owner, withField).want(t, 200)
+	if f1.raw != f2.raw || len(audit()) != mid {
+		t.Fatalf("field key retry: %s vs %s, audit %d -> %d", f1.raw, f2.raw, mid, len(audit()))
+	}
+}

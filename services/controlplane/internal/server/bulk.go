@@ -17,6 +17,11 @@ import (
 // maxBulkItems bounds one bulk write (flags + segments + configurations).
 const maxBulkItems = 20000
 
+// flagWithConfigsCreator is the store CreateFlag with configs needs.
+type flagWithConfigsCreator interface {
+	CreateFlagWithConfigs(ctx context.Context, m store.WriteMeta, ref store.ProjectRef, f *adminv1.Flag, initial *manifestv1.FlagConfig, configs []store.BulkConfig, check func(env string) store.Check) (*adminv1.Flag, error)
+}
+
 // bulkWriter is the store a bulk write needs.
 type bulkWriter interface {
 	BulkWrite(ctx context.Context, m store.WriteMeta, ref store.ProjectRef, b *store.Bulk, check func(env string) store.Check) (*store.BulkResult, error)
@@ -30,6 +35,24 @@ func (s *FlagService) BulkWrite(ctx context.Context, req *adminv1.BulkWriteReque
 	if !ok {
 		return nil, errs.E(errs.FailedPrecondition, "this store does not support bulk writes")
 	}
+	ref, b, check, err := s.prepareBulk(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	res, err := bw.BulkWrite(ctx, meta(ctx, "", req.GetComment(), ""), ref, b, check)
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.BulkWriteResponse{
+		FlagsCreated: int32(res.FlagsCreated), FlagsUpdated: int32(res.FlagsUpdated), FlagsUnchanged: int32(res.FlagsUnchanged),
+		SegmentsCreated: int32(res.SegmentsCreated), SegmentsUpdated: int32(res.SegmentsUpdated), SegmentsUnchanged: int32(res.SegmentsUnchanged),
+		ConfigsUpdated: int32(res.ConfigsUpdated), ConfigsUnchanged: int32(res.ConfigsUnchanged),
+	}, nil
+}
+
+// prepareBulk validates a bulk write and applies its governance decision
+// (refuseServingChanges); it returns what the store's write takes.
+func (s *FlagService) prepareBulk(ctx context.Context, req *adminv1.BulkWriteRequest) (store.ProjectRef, *store.Bulk, func(env string) store.Check, error) {
 	var c checks
 	c.key("org", req.GetOrg())
 	c.key("project", req.GetProject())
@@ -90,12 +113,12 @@ func (s *FlagService) BulkWrite(ctx context.Context, req *adminv1.BulkWriteReque
 		cfgAt[k] = i
 		b.Configs = append(b.Configs, store.BulkConfig{Environment: fc.GetEnvironment(), Flag: fc.GetFlag(), Config: fc.GetConfig()})
 	}
-	if c.err != nil {
-		return nil, c.err
-	}
 	ref := store.ProjectRef{Org: req.GetOrg(), Project: req.GetProject()}
+	if c.err != nil {
+		return ref, nil, nil, c.err
+	}
 	if err := s.refuseServingChanges(ctx, ref, b); err != nil {
-		return nil, err
+		return ref, nil, nil, err
 	}
 	// Validation per environment, with the whole bulk in place: engine paths are
 	// mapped back to the request (a configuration's to configs[i], a
@@ -151,15 +174,7 @@ func (s *FlagService) BulkWrite(ctx context.Context, req *adminv1.BulkWriteReque
 			return nil
 		}
 	}
-	res, err := bw.BulkWrite(ctx, meta(ctx, "", req.GetComment(), ""), ref, b, check)
-	if err != nil {
-		return nil, err
-	}
-	return &adminv1.BulkWriteResponse{
-		FlagsCreated: int32(res.FlagsCreated), FlagsUpdated: int32(res.FlagsUpdated), FlagsUnchanged: int32(res.FlagsUnchanged),
-		SegmentsCreated: int32(res.SegmentsCreated), SegmentsUpdated: int32(res.SegmentsUpdated), SegmentsUnchanged: int32(res.SegmentsUnchanged),
-		ConfigsUpdated: int32(res.ConfigsUpdated), ConfigsUnchanged: int32(res.ConfigsUnchanged),
-	}, nil
+	return ref, b, check, nil
 }
 
 // refuseServingChanges applies BulkWrite's governance decision (refused when
@@ -235,15 +250,14 @@ func (s *FlagService) refuseServingChanges(ctx context.Context, ref store.Projec
 	return nil
 }
 
-// createWithConfigs is CreateFlag with configurations: one BulkWrite (one
-// transaction) of the new flag and its configurations, with error paths spelled
-// as CreateFlag's request ("flag.variants[0]", `configs["production"].rules[0]`).
-func (s *FlagService) createWithConfigs(ctx context.Context, req *adminv1.CreateFlagRequest, f *adminv1.Flag) (*adminv1.CreateFlagResponse, error) {
-	ref := store.ProjectRef{Org: req.GetOrg(), Project: req.GetProject()}
-	if _, err := s.store.GetFlag(ctx, ref, f.GetKey()); err == nil {
-		return nil, errs.E(errs.AlreadyExists, "flag %q already exists", f.GetKey())
-	} else if errs.KindOf(err) != errs.NotFound {
-		return nil, err
+// createWithConfigs is CreateFlag with configurations: BulkWrite's checks, one
+// transaction of the new flag and its configurations that honours the idempotency
+// key idem as a plain create does, with error paths spelled as CreateFlag's
+// request ("flag.variants[0]", `configs["production"].rules[0]`).
+func (s *FlagService) createWithConfigs(ctx context.Context, req *adminv1.CreateFlagRequest, f *adminv1.Flag, idem string) (*adminv1.CreateFlagResponse, error) {
+	fw, ok := s.store.(flagWithConfigsCreator)
+	if !ok {
+		return nil, errs.E(errs.FailedPrecondition, "this store does not support creating a flag with configs")
 	}
 	envs := make([]string, 0, len(req.GetConfigs()))
 	for e := range req.GetConfigs() {
@@ -254,7 +268,12 @@ func (s *FlagService) createWithConfigs(ctx context.Context, req *adminv1.Create
 	for _, e := range envs {
 		bulk.Configs = append(bulk.Configs, &adminv1.BulkFlagConfig{Environment: e, Flag: f.GetKey(), Config: req.GetConfigs()[e]})
 	}
-	if _, err := s.BulkWrite(ctx, bulk); err != nil {
+	var out *adminv1.Flag
+	ref, b, check, err := s.prepareBulk(ctx, bulk)
+	if err == nil {
+		out, err = fw.CreateFlagWithConfigs(ctx, meta(ctx, idem, "", ""), ref, f, b.Initial(f), b.Configs, check)
+	}
+	if err != nil {
 		return nil, renameFields(err, func(p string) string {
 			if rest, ok := strings.CutPrefix(p, "flags[0]"); ok {
 				return "flag" + rest
@@ -267,10 +286,6 @@ func (s *FlagService) createWithConfigs(ctx context.Context, req *adminv1.Create
 			}
 			return p
 		})
-	}
-	out, err := s.store.GetFlag(ctx, ref, f.GetKey())
-	if err != nil {
-		return nil, err
 	}
 	return &adminv1.CreateFlagResponse{Flag: out}, nil
 }

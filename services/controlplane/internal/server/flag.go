@@ -150,7 +150,7 @@ func (s *FlagService) CreateFlag(ctx context.Context, req *adminv1.CreateFlagReq
 		f.Variants = booleanVariants()
 	}
 	if len(req.GetConfigs()) > 0 {
-		return s.createWithConfigs(ctx, req, f)
+		return s.createWithConfigs(ctx, req, f, idem)
 	}
 	off := offVariant(f)
 	initial := &manifestv1.FlagConfig{On: false, OffVariant: off, DefaultServe: &manifestv1.Serve{Kind: &manifestv1.Serve_Variant{Variant: off}}}

@@ -23,89 +23,133 @@ func (s *Store) BulkWrite(ctx context.Context, m store.WriteMeta, ref store.Proj
 	res := &store.BulkResult{}
 	err := s.inTx(ctx, func(t *Tx) error {
 		*res = store.BulkResult{}
-		if _, err := s.loadProject(ctx, t.q(), ref, false); err != nil {
-			return err
-		}
-		envs, err := envKeys(ctx, t.q(), ref)
-		if err != nil {
-			return err
-		}
-		known := map[string]bool{}
-		for _, e := range envs {
-			known[e] = true
-		}
-		touched := map[string]bool{}
-		for i, f := range b.Flags {
-			var initial *manifestv1.FlagConfig
-			if b.Initial != nil {
-				initial = b.Initial(f)
-			}
-			created, changed, err := t.upsertFlag(ctx, m, ref, envs, f, initial)
-			if err != nil {
-				return fieldErr(err, fmt.Sprintf("flags[%d]", i))
-			}
-			switch {
-			case created:
-				res.FlagsCreated++
-			case changed:
-				res.FlagsUpdated++
-			default:
-				res.FlagsUnchanged++
-			}
-			if created || changed {
-				for _, e := range envs {
-					touched[e] = true
-				}
-			}
-		}
-		for i, sg := range b.Segments {
-			if !known[sg.Environment] {
-				return errs.Invalid(fmt.Sprintf("segments[%d].environment", i), "unknown environment %q", sg.Environment)
-			}
-			eref := store.EnvRef{Org: ref.Org, Project: ref.Project, Environment: sg.Environment}
-			created, changed, err := t.upsertSegment(ctx, m, eref, sg.Segment)
-			if err != nil {
-				return fieldErr(err, fmt.Sprintf("segments[%d]", i))
-			}
-			switch {
-			case created:
-				res.SegmentsCreated++
-			case changed:
-				res.SegmentsUpdated++
-			default:
-				res.SegmentsUnchanged++
-			}
-			touched[sg.Environment] = touched[sg.Environment] || created || changed
-		}
-		for i, c := range b.Configs {
-			if !known[c.Environment] {
-				return errs.Invalid(fmt.Sprintf("configs[%d].environment", i), "unknown environment %q", c.Environment)
-			}
-			eref := store.EnvRef{Org: ref.Org, Project: ref.Project, Environment: c.Environment}
-			changed, err := t.replaceFlagConfig(ctx, m, eref, c.Flag, c.Config)
-			if err != nil {
-				return fieldErr(err, fmt.Sprintf("configs[%d]", i))
-			}
-			if changed {
-				res.ConfigsUpdated++
-				touched[c.Environment] = true
-			} else {
-				res.ConfigsUnchanged++
-			}
-		}
-		for _, e := range envs {
-			if touched[e] && check != nil {
-				if err := t.runCheck(ctx, store.EnvRef{Org: ref.Org, Project: ref.Project, Environment: e}, check(e)); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+		return t.bulk(ctx, m, ref, b, check, res)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return res, nil
+}
+
+// CreateFlagWithConfigs creates flag f with initial in every environment, then
+// configs replacing it in theirs, in one transaction: BulkWrite's write and
+// checks, CreateFlag's contract. It shares CreateFlag's idempotency keys (a retry
+// with the same key and request returns the first flag and writes nothing; the
+// same key with another request, a plain create included, is AlreadyExists) and
+// an existing flag (archived included) is AlreadyExists.
+func (s *Store) CreateFlagWithConfigs(ctx context.Context, m store.WriteMeta, ref store.ProjectRef, f *adminv1.Flag, initial *manifestv1.FlagConfig, configs []store.BulkConfig, check func(env string) store.Check) (*adminv1.Flag, error) {
+	if f.GetKey() == "" {
+		return nil, errs.Invalid("flag.key", "required")
+	}
+	if initial == nil {
+		initial = &manifestv1.FlagConfig{}
+	}
+	parts := []any{ref.Project, f, initial}
+	for _, c := range configs {
+		parts = append(parts, c.Environment, c.Flag, c.Config)
+	}
+	return create(ctx, s, m, ref.Org, "flag.create", requestHash(parts...),
+		func() *adminv1.Flag { return &adminv1.Flag{} },
+		func(t *Tx) (*adminv1.Flag, error) {
+			if _, err := s.loadProject(ctx, t.q(), ref, false); err != nil {
+				return nil, err
+			}
+			switch _, err := s.loadFlag(ctx, t.q(), ref, f.GetKey(), true); {
+			case err == nil:
+				return nil, errs.E(errs.AlreadyExists, "flag %q already exists", f.GetKey())
+			case errs.KindOf(err) != errs.NotFound:
+				return nil, err
+			}
+			b := &store.Bulk{Flags: []*adminv1.Flag{f}, Configs: configs,
+				Initial: func(*adminv1.Flag) *manifestv1.FlagConfig { return initial }}
+			if err := t.bulk(ctx, m, ref, b, check, &store.BulkResult{}); err != nil {
+				return nil, err
+			}
+			return s.loadFlag(ctx, t.q(), ref, f.GetKey(), true)
+		})
+}
+
+// bulk is BulkWrite's work inside transaction t, counted into res.
+func (t *Tx) bulk(ctx context.Context, m store.WriteMeta, ref store.ProjectRef, b *store.Bulk, check func(env string) store.Check, res *store.BulkResult) error {
+	s := t.s
+	if _, err := s.loadProject(ctx, t.q(), ref, false); err != nil {
+		return err
+	}
+	envs, err := envKeys(ctx, t.q(), ref)
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, e := range envs {
+		known[e] = true
+	}
+	touched := map[string]bool{}
+	for i, f := range b.Flags {
+		var initial *manifestv1.FlagConfig
+		if b.Initial != nil {
+			initial = b.Initial(f)
+		}
+		created, changed, err := t.upsertFlag(ctx, m, ref, envs, f, initial)
+		if err != nil {
+			return fieldErr(err, fmt.Sprintf("flags[%d]", i))
+		}
+		switch {
+		case created:
+			res.FlagsCreated++
+		case changed:
+			res.FlagsUpdated++
+		default:
+			res.FlagsUnchanged++
+		}
+		if created || changed {
+			for _, e := range envs {
+				touched[e] = true
+			}
+		}
+	}
+	for i, sg := range b.Segments {
+		if !known[sg.Environment] {
+			return errs.Invalid(fmt.Sprintf("segments[%d].environment", i), "unknown environment %q", sg.Environment)
+		}
+		eref := store.EnvRef{Org: ref.Org, Project: ref.Project, Environment: sg.Environment}
+		created, changed, err := t.upsertSegment(ctx, m, eref, sg.Segment)
+		if err != nil {
+			return fieldErr(err, fmt.Sprintf("segments[%d]", i))
+		}
+		switch {
+		case created:
+			res.SegmentsCreated++
+		case changed:
+			res.SegmentsUpdated++
+		default:
+			res.SegmentsUnchanged++
+		}
+		touched[sg.Environment] = touched[sg.Environment] || created || changed
+	}
+	for i, c := range b.Configs {
+		if !known[c.Environment] {
+			return errs.Invalid(fmt.Sprintf("configs[%d].environment", i), "unknown environment %q", c.Environment)
+		}
+		eref := store.EnvRef{Org: ref.Org, Project: ref.Project, Environment: c.Environment}
+		changed, err := t.replaceFlagConfig(ctx, m, eref, c.Flag, c.Config)
+		if err != nil {
+			return fieldErr(err, fmt.Sprintf("configs[%d]", i))
+		}
+		if changed {
+			res.ConfigsUpdated++
+			touched[c.Environment] = true
+		} else {
+			res.ConfigsUnchanged++
+		}
+	}
+	for _, e := range envs {
+		if touched[e] && check != nil {
+			if err := t.runCheck(ctx, store.EnvRef{Org: ref.Org, Project: ref.Project, Environment: e}, check(e)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // fieldErr puts the field of a store error under prefix.

@@ -569,6 +569,35 @@ var tests = []test{
 		must[*manifestv1.Segment](t)(f.s.CreateSegment(f.ctx, m, eref, &manifestv1.Segment{Key: "beta"}, nil))
 	}},
 
+	{"a create with configs shares CreateFlag's idempotency keys and writes once", func(t *testing.T, f *fixture) {
+		cw, ok := f.s.(interface {
+			CreateFlagWithConfigs(ctx context.Context, m store.WriteMeta, ref store.ProjectRef, f *adminv1.Flag, initial *manifestv1.FlagConfig, configs []store.BulkConfig, check func(env string) store.Check) (*adminv1.Flag, error)
+		})
+		if !ok {
+			t.Skip("the store has no CreateFlagWithConfigs")
+		}
+		m := meta
+		m.IdempotencyKey = "idem-3"
+		cfgs := []store.BulkConfig{{Environment: env, Flag: "a", Config: onConfig()}}
+		first := must[*adminv1.Flag](t)(cw.CreateFlagWithConfigs(f.ctx, m, pref, boolFlag("a"), nil, cfgs, nil))
+		if c := must[*adminv1.FlagEnvironmentConfig](t)(f.s.GetFlagConfig(f.ctx, eref, "a")); !c.GetConfig().GetOn() {
+			t.Fatalf("the configuration was not written: %v", c)
+		}
+		f.unchanged(t, func() {
+			again := must[*adminv1.Flag](t)(cw.CreateFlagWithConfigs(f.ctx, m, pref, boolFlag("a"), nil, cfgs, nil))
+			if d := diff(first, again); d != "" {
+				t.Errorf("retry (-first +retry):\n%s", d)
+			}
+			_, err := cw.CreateFlagWithConfigs(f.ctx, m, pref, boolFlag("a"), nil, nil, nil)
+			wantKind(t, err, errs.AlreadyExists)
+			_, err = f.s.CreateFlag(f.ctx, m, pref, boolFlag("a"), nil, nil)
+			wantKind(t, err, errs.AlreadyExists)
+			m.IdempotencyKey = ""
+			_, err = cw.CreateFlagWithConfigs(f.ctx, m, pref, boolFlag("a"), nil, cfgs, nil)
+			wantKind(t, err, errs.AlreadyExists)
+		})
+	}},
+
 	{"a duplicate key is AlreadyExists and writes nothing", func(t *testing.T, f *fixture) {
 		f.flag(t, "a", nil)
 		f.segment(t, "beta")
