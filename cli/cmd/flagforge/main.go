@@ -221,7 +221,7 @@ func evaluate(ctx context.Context, out io.Writer, file, env, flagKey, evalCtx, e
 		if err := json.Unmarshal(b, &r); err != nil || resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("evaluator answered %d: %s", resp.StatusCode, b)
 		}
-		d := &flagsfile.Decision{Flag: flagKey, Environment: "(the SDK key's)", Value: r.Value, Variant: r.Variant, Reason: r.Reason,
+		d := &flagsfile.Decision{Flag: flagKey, Environment: "the SDK key's environment", Value: r.Value, Variant: r.Variant, Reason: r.Reason,
 			RuleID: r.RuleID, ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage}
 		_, err = io.WriteString(out, d.Explain())
 		return err
