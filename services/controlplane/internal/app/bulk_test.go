@@ -235,8 +235,15 @@ func TestCreateFlagWithConfigurationsIdempotent(t *testing.T) {
 	}
 	// A plain create reusing a key of a create with configs conflicts too.
 	c.call("POST", flags, c.owner, `{"flag": {"key": "dark-mode", "type": "boolean"}}`, "Idempotency-Key", "dm-1").want(t, 409)
+	// A retry after the flag changed, with approvals now required in production,
+	// still replays the first create instead of being judged as a new write.
+	c.protect(t, false)
+	c.call("PATCH", flags+"/dark-mode", c.owner, `{"definition": {"key": "dark-mode", "type": "boolean", "variants": [{"key": "on", "value": true}, {"key": "off", "value": false}], "description": "edited"}, "revision": 1}`).want(t, 200)
+	if late := c.call("POST", flags, c.owner, body, "Idempotency-Key", "dm-1").want(t, 200); late.raw != first.raw {
+		t.Fatalf("retry after an edit differs:\n%s\n%s", first.raw, late.raw)
+	}
 	// The request field works as the header does.
-	withField := strings.Replace(body, `"dark-mode"`, `"light-mode"`, 1)
+	withField := strings.Replace(strings.Replace(body, `"dark-mode"`, `"light-mode"`, 1), `"production": {"on": true, "offVariant": "off", "defaultServe": {"variant": "on"}},`, "", 1)
 	withField = withField[:len(withField)-1] + `, "idempotencyKey": "lm-1"}`
 	f1 := c.call("POST", flags, c.owner, withField).want(t, 200)
 	mid := len(audit())

@@ -35,7 +35,7 @@ func (s *FlagService) BulkWrite(ctx context.Context, req *adminv1.BulkWriteReque
 	if !ok {
 		return nil, errs.E(errs.FailedPrecondition, "this store does not support bulk writes")
 	}
-	ref, b, check, err := s.prepareBulk(ctx, req)
+	ref, b, check, err := s.prepareBulk(ctx, req, false)
 	if err != nil {
 		return nil, err
 	}
@@ -51,8 +51,10 @@ func (s *FlagService) BulkWrite(ctx context.Context, req *adminv1.BulkWriteReque
 }
 
 // prepareBulk validates a bulk write and applies its governance decision
-// (refuseServingChanges); it returns what the store's write takes.
-func (s *FlagService) prepareBulk(ctx context.Context, req *adminv1.BulkWriteRequest) (store.ProjectRef, *store.Bulk, func(env string) store.Check, error) {
+// (refuseServingChanges); it returns what the store's write takes. With creating
+// (CreateFlag with configs) the decision is left to the caller, to run inside the
+// write: an idempotent retry replays before it.
+func (s *FlagService) prepareBulk(ctx context.Context, req *adminv1.BulkWriteRequest, creating bool) (store.ProjectRef, *store.Bulk, func(env string) store.Check, error) {
 	var c checks
 	c.key("org", req.GetOrg())
 	c.key("project", req.GetProject())
@@ -117,8 +119,10 @@ func (s *FlagService) prepareBulk(ctx context.Context, req *adminv1.BulkWriteReq
 	if c.err != nil {
 		return ref, nil, nil, c.err
 	}
-	if err := s.refuseServingChanges(ctx, ref, b); err != nil {
-		return ref, nil, nil, err
+	if !creating {
+		if err := s.refuseServingChanges(ctx, ref, b, false); err != nil {
+			return ref, nil, nil, err
+		}
 	}
 	// Validation per environment, with the whole bulk in place: engine paths are
 	// mapped back to the request (a configuration's to configs[i], a
@@ -180,8 +184,11 @@ func (s *FlagService) prepareBulk(ctx context.Context, req *adminv1.BulkWriteReq
 // refuseServingChanges applies BulkWrite's governance decision (refused when
 // serving): a configuration or segment of a protected environment, or a changed
 // definition of an existing flag while any environment is protected, refuses the
-// write. Identical content passes (an apply that changes nothing there).
-func (s *FlagService) refuseServingChanges(ctx context.Context, ref store.ProjectRef, b *store.Bulk) error {
+// write. Identical content passes (an apply that changes nothing there). With
+// creating (CreateFlag with configs: b's flags are new, the store refuses existing
+// ones or replays an idempotent retry) the decision ignores the stored state: a
+// protected environment's configuration must be the one a new flag starts with.
+func (s *FlagService) refuseServingChanges(ctx context.Context, ref store.ProjectRef, b *store.Bulk, creating bool) error {
 	envs, _, err := s.store.ListEnvironments(ctx, ref, store.Page{Size: maxPageSize})
 	if err != nil {
 		return err
@@ -201,7 +208,11 @@ func (s *FlagService) refuseServingChanges(ctx context.Context, ref store.Projec
 			continue
 		}
 		var want *manifestv1.FlagConfig
-		cur, err := s.store.GetFlagConfig(ctx, store.EnvRef{Org: ref.Org, Project: ref.Project, Environment: fc.Environment}, fc.Flag)
+		var cur *adminv1.FlagEnvironmentConfig
+		var err error = errs.E(errs.NotFound, "a created flag")
+		if !creating {
+			cur, err = s.store.GetFlagConfig(ctx, store.EnvRef{Org: ref.Org, Project: ref.Project, Environment: fc.Environment}, fc.Flag)
+		}
 		switch {
 		case errs.KindOf(err) == errs.NotFound:
 			// A new flag: only the configuration creating it gives passes.
@@ -234,6 +245,9 @@ func (s *FlagService) refuseServingChanges(ctx context.Context, ref store.Projec
 		}
 	}
 	for i, f := range b.Flags {
+		if creating {
+			break
+		}
 		cur, err := s.store.GetFlag(ctx, ref, f.GetKey())
 		if errs.KindOf(err) == errs.NotFound {
 			continue
@@ -269,9 +283,25 @@ func (s *FlagService) createWithConfigs(ctx context.Context, req *adminv1.Create
 		bulk.Configs = append(bulk.Configs, &adminv1.BulkFlagConfig{Environment: e, Flag: f.GetKey(), Config: req.GetConfigs()[e]})
 	}
 	var out *adminv1.Flag
-	ref, b, check, err := s.prepareBulk(ctx, bulk)
+	ref, b, check, err := s.prepareBulk(ctx, bulk, true)
 	if err == nil {
-		out, err = fw.CreateFlagWithConfigs(ctx, meta(ctx, idem, "", ""), ref, f, b.Initial(f), b.Configs, check)
+		// The governance decision runs with the checks, inside the write, so that a
+		// retry replays the first create even if approvals were required since.
+		var decided bool
+		var refused error
+		governed := func(env string) store.Check {
+			inner := check(env)
+			return func(v store.EnvView) error {
+				if !decided {
+					decided, refused = true, s.refuseServingChanges(ctx, ref, b, true)
+				}
+				if refused != nil {
+					return refused
+				}
+				return inner(v)
+			}
+		}
+		out, err = fw.CreateFlagWithConfigs(ctx, meta(ctx, idem, "", ""), ref, f, b.Initial(f), b.Configs, governed)
 	}
 	if err != nil {
 		return nil, renameFields(err, func(p string) string {
