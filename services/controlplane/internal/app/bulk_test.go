@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
+	"github.com/flagforge/flagforge/pkg/manifest"
 	"github.com/flagforge/flagforge/services/controlplane/internal/ratelimit"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // bulkBody is a bulk write of n boolean flags, each on in production with a rule
@@ -45,9 +48,13 @@ func TestBulkWrite(t *testing.T) {
 	eachBackend(t, ratelimit.Config{}, func(t *testing.T, c *cp) {
 		c.project()
 		const bulk = "/v1/orgs/acme/projects/web:bulkWrite"
+		// Wait for the version that holds the set-up's last write (flag new-ui):
+		// project and flag creation publish one version each, so the first
+		// version seen may have another behind it.
 		var before string
 		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			if before = manifestVersion(c, t); before != "" {
+			if v, ok := publishedWith(c, t, "new-ui"); ok {
+				before = v
 				break
 			}
 			if time.Now().After(deadline) {
@@ -98,6 +105,31 @@ func TestBulkWrite(t *testing.T) {
 			t.Fatalf("bulk write into a protected environment: %d %s", r.status, r.raw)
 		}
 	})
+}
+
+// publishedWith reports the production manifest's version once it holds the flag.
+func publishedWith(c *cp, t *testing.T, flag string) (string, bool) {
+	t.Helper()
+	r := c.call("GET", "/v1/orgs/acme/projects/web/environments/production/manifest", c.owner, nil)
+	if r.status != 200 {
+		return "", false
+	}
+	var got adminv1.GetSignedManifestResponse
+	if err := protojson.Unmarshal([]byte(r.raw), &got); err != nil {
+		t.Fatalf("%v: %s", err, r.raw)
+	}
+	verifier, err := manifest.NewVerifier(time.Now, c.signer.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := verifier.Manifest(got.GetManifest())
+	if err != nil {
+		t.Fatalf("published manifest does not verify: %v", err)
+	}
+	if _, found := flagOn(m.GetFlags(), flag); !found {
+		return "", false
+	}
+	return fmt.Sprint(m.GetVersion()), true
 }
 
 func atoi(s string) int {
