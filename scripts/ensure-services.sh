@@ -31,6 +31,10 @@ if [ -z "${FLAGFORGE_TEST_POSTGRES_URL:-}" ]; then
   pg_up || { log "PostgreSQL is not reachable on 127.0.0.1:5432"; exit 1; }
 fi
 
+# The PostgreSQL client tools (pg_dump, pg_restore, psql): the backup and disaster
+# recovery tests run them against whichever server the tests use.
+command -v pg_dump >/dev/null && command -v pg_restore >/dev/null && command -v psql >/dev/null || apt_install postgresql-client
+
 # Redis (only when the tests use the local default).
 if [ -z "${FLAGFORGE_TEST_REDIS_URL:-}" ]; then
   if ! redis_up; then

@@ -6,6 +6,10 @@
 //	                                      create the first organization, its owner
 //	                                      and an owner token (printed)
 //	flagforge-controlplane verify-audit   check every organization's audit chain
+//	flagforge-controlplane recover-from-snapshots [--dry-run] [--environment ORG/PROJECT/ENV]
+//	                                      after a database restore, rebuild each
+//	                                      environment from its newest signed
+//	                                      manifest snapshot (docs/operations.md)
 //	flagforge-controlplane healthcheck    GET /healthz of the local process (exit 0
 //	                                      when it answers 2xx): container HEALTHCHECK
 //	flagforge-controlplane keys generate [-dir DIR]
@@ -66,14 +70,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return bootstrapCmd(ctx, args, stdout, stderr)
 	case "verify-audit":
 		return verifyAudit(ctx, args, stdout, stderr)
+	case "recover-from-snapshots":
+		return recoverFromSnapshots(ctx, args, stdout, stderr)
 	case "keys":
 		return keysCmd(ctx, args, stdout, stderr)
 	case "healthcheck":
 		return probe.Command(ctx, args, "127.0.0.1:8080", stderr)
 	case "help", "-h", "--help":
-		_, _ = fmt.Fprintln(stdout, "usage: flagforge-controlplane [serve|migrate|bootstrap|verify-audit|keys generate|keys public|healthcheck] [flags]")
+		_, _ = fmt.Fprintln(stdout, "usage: flagforge-controlplane [serve|migrate|bootstrap|verify-audit|recover-from-snapshots|keys generate|keys public|healthcheck] [flags]")
 		return nil
 	default:
-		return fmt.Errorf("unknown command %q (serve, migrate, bootstrap, verify-audit, keys, healthcheck)", cmd)
+		return fmt.Errorf("unknown command %q (serve, migrate, bootstrap, verify-audit, recover-from-snapshots, keys, healthcheck)", cmd)
 	}
 }

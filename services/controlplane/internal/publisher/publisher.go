@@ -242,9 +242,18 @@ func (p *Publisher) drain(ctx context.Context, epoch uint64) error {
 		if err != nil {
 			return err
 		}
+		// A recovery (recover-from-snapshots) always publishes a version after the
+		// snapshot it adopted, even with the same content: signed by this leader,
+		// with a fresh expiry, it tells every evaluator the recovery landed.
+		forced := map[store.EnvRef]bool{}
+		for _, e := range events {
+			if e.Kind == store.RecoveryAction {
+				forced[store.EnvRef{Org: e.Org, Project: e.Project, Environment: e.Environment}] = true
+			}
+		}
 		var out []*built
 		for _, ref := range targets {
-			b, err := p.build(ctx, ref, epoch, false)
+			b, err := p.build(ctx, ref, epoch, forced[ref])
 			if err != nil {
 				return fmt.Errorf("build %s/%s/%s: %w", ref.Org, ref.Project, ref.Environment, err)
 			}

@@ -92,3 +92,32 @@ func TestS3PutToAMissingBucketFails(t *testing.T) {
 		t.Fatal("put into a missing bucket reported success")
 	}
 }
+
+func TestS3NewestNamesEachTargetsHighestVersionUnderThePrefix(t *testing.T) {
+	t.Parallel()
+	backend, cfg := fakeS3(t, "snapshots", "ff/")
+	s, err := snapshot.NewS3(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []uint64{3, 12, 7} {
+		if err := s.Put(t.Context(), "acme/web/production", v, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutCheckpoint(t.Context(), "acme", 5, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	// An object outside the prefix belongs to someone else.
+	if _, err := backend.PutObject("snapshots", "other/acme/web/production/00000000000000000099.manifest", nil,
+		strings.NewReader("x"), 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Newest(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got["acme/web/production"] != 12 {
+		t.Fatalf("Newest = %v, want acme/web/production: 12", got)
+	}
+}

@@ -68,3 +68,34 @@ func TestS3ConfigNeedsEndpointAndBucket(t *testing.T) {
 		t.Fatalf("object name %q %v", name, err)
 	}
 }
+
+func TestNewestNamesEachTargetsHighestVersionAndIgnoresOtherObjects(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	d, err := snapshot.NewDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []uint64{1, 9, 10, 2} {
+		if err := d.Put(t.Context(), "acme/web/production", v, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Put(t.Context(), "acme/web/staging", 3, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PutCheckpoint(t.Context(), "acme", 99, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "acme", "web", "production", ".tmp-123"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Newest(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{"acme/web/production": 10, "acme/web/staging": 3}
+	if len(got) != len(want) || got["acme/web/production"] != 10 || got["acme/web/staging"] != 3 {
+		t.Fatalf("Newest = %v, want %v", got, want)
+	}
+}

@@ -358,3 +358,63 @@ type BulkResult struct {
 	SegmentsCreated, SegmentsUpdated, SegmentsUnchanged int
 	ConfigsUpdated, ConfigsUnchanged                    int
 }
+
+// RecoveryAction is the audit action of a recovery from a manifest snapshot.
+const RecoveryAction = "environment.recover"
+
+// Recovery is what RecoverEnvironment did to one environment (or, in a dry run,
+// would do). The key lists are sorted; SDK keys are named by id.
+type Recovery struct {
+	Ref EnvRef `json:"-"`
+	// VersionBefore is the latest manifest version the database held (0: none).
+	VersionBefore uint64 `json:"versionBefore"`
+	// SnapshotVersion is the version restored; after the recovery it is the
+	// database's latest version, and the publisher's next one follows it.
+	SnapshotVersion uint64 `json:"snapshotVersion"`
+	SnapshotKeyID   string `json:"snapshotKeyId"`
+	// UpToDate: the database already held SnapshotVersion or later; nothing done.
+	UpToDate bool `json:"upToDate,omitempty"`
+
+	FlagsCreated  []string `json:"flagsCreated,omitempty"`
+	FlagsUpdated  []string `json:"flagsUpdated,omitempty"`
+	FlagsArchived []string `json:"flagsArchived,omitempty"`
+	// ConfigsUpdated names the flags whose configuration in this environment
+	// changed (configurations of created flags included).
+	ConfigsUpdated  []string `json:"configsUpdated,omitempty"`
+	SegmentsCreated []string `json:"segmentsCreated,omitempty"`
+	SegmentsUpdated []string `json:"segmentsUpdated,omitempty"`
+	SegmentsDeleted []string `json:"segmentsDeleted,omitempty"`
+	SDKKeysCreated  []string `json:"sdkKeysCreated,omitempty"`
+	SDKKeysUpdated  []string `json:"sdkKeysUpdated,omitempty"`
+	SDKKeysRevoked  []string `json:"sdkKeysRevoked,omitempty"`
+}
+
+// Changed reports whether the recovery changes any content (a recovery that
+// changes none still moves the version forward).
+func (r *Recovery) Changed() bool {
+	for _, l := range [][]string{r.FlagsCreated, r.FlagsUpdated, r.FlagsArchived, r.ConfigsUpdated, r.SegmentsCreated,
+		r.SegmentsUpdated, r.SegmentsDeleted, r.SDKKeysCreated, r.SDKKeysUpdated, r.SDKKeysRevoked} {
+		if len(l) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Recoverer rebuilds an environment from a verified manifest snapshot (the
+// operator's recover-from-snapshots; see internal/recovery). Both SQL backends
+// implement it.
+//
+// Contract: in ONE transaction it makes the environment's flags (definitions as
+// manifests carry them), configurations, segments and SDK keys equal to content
+// (the payload of snap, verified by the caller), appends one audit entry (action
+// RecoveryAction) and one outbox row for the environment, stores snap as the
+// environment's latest manifest version (so the next published version follows
+// it and no evaluator that holds it ever sees a version go back) and takes a new
+// publisher epoch above snap's (fencing any publisher that started from the
+// restored database). A database that already holds snap's version or a later
+// one is left untouched (Recovery.UpToDate). With dryRun it reports the same
+// and rolls everything back. An unknown environment is errs.NotFound.
+type Recoverer interface {
+	RecoverEnvironment(ctx context.Context, m WriteMeta, snap *StoredManifest, content *manifestv1.Manifest, dryRun bool) (*Recovery, error)
+}

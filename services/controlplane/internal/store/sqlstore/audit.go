@@ -131,6 +131,8 @@ func toJSON(v any) ([]byte, error) {
 	switch v := v.(type) {
 	case nil:
 		return []byte("null"), nil
+	case json.RawMessage:
+		return v, nil
 	case proto.Message:
 		if isNilMessage(v) {
 			return []byte("null"), nil
