@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 
 	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/services/controlplane/internal/checkpoint"
 	"github.com/flagforge/flagforge/services/controlplane/internal/config"
 	"github.com/flagforge/flagforge/services/controlplane/internal/recovery"
 	"github.com/flagforge/flagforge/services/controlplane/internal/signing"
 	"github.com/flagforge/flagforge/services/controlplane/internal/snapshot"
+	"github.com/flagforge/flagforge/services/controlplane/internal/store"
 )
 
 // recoverFromSnapshots implements `recover-from-snapshots`: after the database
@@ -69,7 +71,11 @@ func recoverFromSnapshots(ctx context.Context, args []string, stdout, stderr io.
 		return errors.New("recover-from-snapshots: this store cannot recover environments")
 	}
 	_, _ = fmt.Fprintf(stderr, "recover-from-snapshots: snapshots in %s; trusted key ids %v\n", where, v.KeyIDs())
-	res, err := recovery.Run(ctx, rs, snaps, v, recovery.Options{DryRun: *dryRun, Environment: *env, Comment: *comment})
+	loss, err := auditLoss(ctx, cfg, st, stdout)
+	if err != nil {
+		return err
+	}
+	res, err := recovery.Run(ctx, rs, snaps, v, recovery.Options{DryRun: *dryRun, Environment: *env, Comment: *comment, AuditLoss: loss})
 	if res != nil {
 		if *asJSON {
 			enc := json.NewEncoder(stdout)
@@ -112,4 +118,39 @@ func trustedKeys(cfg *config.Config, flagValue string) ([]ed25519.PublicKey, err
 		return nil, fmt.Errorf("recover-from-snapshots: signing key: %w", err)
 	}
 	return []ed25519.PublicKey{signer.PublicKey()}, nil
+}
+
+// auditLoss compares each organization's restored audit chain with the signed
+// checkpoints (as verify-audit does) and prints, for each whose newest entries
+// the restore lost, the missing range; recovery records it in its audit entries.
+func auditLoss(ctx context.Context, cfg *config.Config, st store.Store, stdout io.Writer) (map[string]string, error) {
+	anchors, err := checkpoints(cfg)
+	if err != nil || anchors == nil {
+		return nil, err
+	}
+	chains, ok := st.(checkpoint.Chains)
+	if !ok {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for page := ""; ; {
+		orgs, next, err := st.ListOrgs(ctx, nil, storePage(page))
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range orgs {
+			r, err := checkpoint.Verify(ctx, chains, anchors.storage, anchors.verifier, o.GetKey())
+			if err != nil {
+				return nil, fmt.Errorf("checkpoints of %s: %w", o.GetKey(), err)
+			}
+			if !r.OK {
+				out[o.GetKey()] = r.Problem
+				_, _ = fmt.Fprintf(stdout, "%s: audit history lost in the restore: %s\n", o.GetKey(), r.Problem)
+			}
+		}
+		if next == "" {
+			return out, nil
+		}
+		page = next
+	}
 }

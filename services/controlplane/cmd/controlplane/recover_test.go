@@ -18,6 +18,7 @@ import (
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
 	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/services/controlplane/internal/checkpoint"
 	"github.com/flagforge/flagforge/services/controlplane/internal/publisher"
 	"github.com/flagforge/flagforge/services/controlplane/internal/signing"
 	"github.com/flagforge/flagforge/services/controlplane/internal/snapshot"
@@ -210,6 +211,14 @@ func TestRecoverFromSnapshotsRebuildsWhatTheBackupMissed(t *testing.T) {
 	newKey := must(st.CreateSDKKey(ctx, drillMeta, prodRef, &adminv1.SdkKey{Name: "new", Kind: manifestv1.SdkKeyKind_SDK_KEY_KIND_CLIENT}, hash("new")))(t)
 	must(st.RevokeSDKKey(ctx, drillMeta, prodRef, revokedLater.Id))(t)
 	disaster := d.publish(st)
+	// A signed audit checkpoint of the chain as it was before the disaster.
+	cpStore, err := snapshot.NewDir(d.snapDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkpoint.NewWriter(checkpoint.Config{Interval: time.Minute}, st, cpStore, d.signer, nil, nil).WriteOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
 	want := map[store.EnvRef]*manifestv1.Manifest{}
 	for ref := range disaster {
 		want[ref] = content(t, st, ref)
@@ -279,8 +288,12 @@ func TestRecoverFromSnapshotsRebuildsWhatTheBackupMissed(t *testing.T) {
 	if len(entries) != 3 {
 		t.Fatalf("%d recovery audit entries, want one per environment (3)", len(entries))
 	}
+	if !strings.Contains(out, "acme: audit history lost in the restore: entries ") {
+		t.Errorf("the report does not name the audit entries lost with the database:\n%s", out)
+	}
 	for _, e := range entries {
-		if e.GetActorId() != "recovery" || !strings.Contains(e.GetComment(), "snapshot version") {
+		if e.GetActorId() != "recovery" || !strings.Contains(e.GetComment(), "snapshot version") ||
+			!strings.Contains(e.GetComment(), "audit history lost in the restore: entries ") {
 			t.Errorf("audit entry %v", e)
 		}
 	}

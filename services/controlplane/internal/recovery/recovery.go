@@ -63,8 +63,13 @@ type Options struct {
 	DryRun bool
 	// Environment limits the run to one "org/project/environment" (empty: all).
 	Environment string
-	// Comment is recorded in each audit entry (empty: the snapshot version).
+	// Comment is recorded in each audit entry, after the snapshot version.
 	Comment string
+	// AuditLoss, by organization, says which audit entries the restore lost (what
+	// verify-audit reports against the signed checkpoints); it is recorded in the
+	// comment of each of the organization's recovery entries, so the audit log
+	// itself says what history is missing.
+	AuditLoss map[string]string
 	// RequestID is recorded in each audit entry.
 	RequestID string
 }
@@ -159,7 +164,11 @@ func Run(ctx context.Context, st Store, snaps Snapshots, v *Verifier, opts Optio
 	}
 	// Every snapshot verified: now write, one environment per transaction.
 	for _, p := range plans {
-		meta := store.WriteMeta{ActorID: Actor, ActorName: Actor, RequestID: opts.RequestID, Comment: opts.Comment}
+		comment := opts.Comment
+		if loss := opts.AuditLoss[p.stored.Ref.Org]; loss != "" {
+			comment = strings.TrimPrefix(comment+"; audit history lost in the restore: "+loss, "; ")
+		}
+		meta := store.WriteMeta{ActorID: Actor, ActorName: Actor, RequestID: opts.RequestID, Comment: comment}
 		r, err := st.RecoverEnvironment(ctx, meta, p.stored, p.content, opts.DryRun)
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", p.target, err)

@@ -104,9 +104,11 @@ func (t *Tx) recoverEnv(ctx context.Context, m store.WriteMeta, snap *store.Stor
 	if err != nil {
 		return nil, err
 	}
-	if m.Comment == "" {
-		m.Comment = fmt.Sprintf("recovered from manifest snapshot version %d (key %s)", snap.Version, snap.Signed.GetKeyId())
+	comment := fmt.Sprintf("recovered from manifest snapshot version %d (key %s)", snap.Version, snap.Signed.GetKeyId())
+	if m.Comment != "" {
+		comment += "; " + m.Comment
 	}
+	m.Comment = comment
 	return res, t.record(ctx, m, change{org: ref.Org, project: ref.Project, env: ref.Environment,
 		action: store.RecoveryAction, resourceType: "environment", resource: envPath(ref.Project, ref.Environment),
 		before: json.RawMessage(before), after: json.RawMessage(after)})
