@@ -69,6 +69,7 @@ func TestComposeFileLoadsWithTheComposeSpecLoader(t *testing.T) {
 		if deref(s.Environment["FLAGFORGE_SNAPSHOT_S3_BUCKET"]) == "" || deref(s.Environment["FLAGFORGE_REDIS_URL"]) == "" {
 			t.Errorf("%s: needs Redis and S3 snapshots", name)
 		}
+		checkS3Endpoint(t, name, deref(s.Environment["FLAGFORGE_SNAPSHOT_S3_ENDPOINT"]))
 		if !slices.Contains(s.Networks["backend"].Aliases, "controlplane") {
 			t.Errorf("%s: not reachable as controlplane on the backend network", name)
 		}
@@ -167,4 +168,14 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+// checkS3Endpoint: the control plane refuses an S3 endpoint with a scheme
+// (host[:port] only; FLAGFORGE_SNAPSHOT_S3_INSECURE selects plain HTTP) and would
+// not start, leaving no snapshots to recover from.
+func checkS3Endpoint(t *testing.T, where, endpoint string) {
+	t.Helper()
+	if strings.Contains(endpoint, "://") {
+		t.Errorf("%s: FLAGFORGE_SNAPSHOT_S3_ENDPOINT %q has a scheme; the control plane wants host[:port]", where, endpoint)
+	}
 }

@@ -173,6 +173,9 @@ func TestOverlaysBuildAndObeyTheDeploymentRules(t *testing.T) {
 			checkFlagForgeWorkloads(t, b)
 			checkSelectors(t, b)
 			checkNetworkPolicies(t, b)
+			if cm, ok := b.configMaps["flagforge-controlplane"]; ok {
+				checkS3Endpoint(t, tc.dir, cm.Data["FLAGFORGE_SNAPSHOT_S3_ENDPOINT"])
+			}
 			if tc.namespace != "" && !slices.Contains(b.namespaces, tc.namespace) {
 				t.Errorf("no Namespace %s in %v", tc.namespace, b.namespaces)
 			}
