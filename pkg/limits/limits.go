@@ -147,10 +147,15 @@ func (c Config) Server(h http.Handler) *http.Server {
 // message received (larger ones fail with RESOURCE_EXHAUSTED before they are
 // read), the connection handshake timeout, and keepalive pings with their
 // enforcement (clients may ping every 10 s).
+//
+// The largest message received is MaxMessageBytes or MaxBodyBytes, whichever is
+// larger: a REST gateway hands every accepted body to its gRPC server as one
+// message (no larger than the JSON it came from), so a raised
+// FLAGFORGE_MAX_REQUEST_BYTES must not turn into a refusal one hop later.
 func (c Config) GRPCServerOptions() []grpc.ServerOption {
 	c = c.WithDefaults()
 	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(int(min(c.MaxMessageBytes, 1<<30))),
+		grpc.MaxRecvMsgSize(int(min(max(c.MaxMessageBytes, c.MaxBodyBytes), 1<<30))),
 		grpc.ConnectionTimeout(c.ReadTimeout),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: c.PingInterval, Timeout: c.PingTimeout}),

@@ -244,6 +244,63 @@ func TestHostileGRPCMessagesAreResourceExhaustedAndCostLittleMemory(t *testing.T
 	}
 }
 
+// postJSON POSTs a valid JSON body of exactly size bytes (head, then "a"s, then
+// tail) to url without credentials and returns the status code.
+func postJSON(t *testing.T, url, head, tail string, size int) int {
+	t.Helper()
+	body := head + strings.Repeat("a", size-len(head)-len(tail)) + tail
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s (%d bytes): %v", url, size, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestARaisedBodyLimitAppliesToEveryRESTEntry raises FLAGFORGE_MAX_REQUEST_BYTES
+// to 6 MiB on both services: a 5 MiB body reaches every REST entry that takes a
+// body (it is refused for its missing credentials, 401, not for its size; the
+// control plane's gateway hands it to its gRPC server, whose default message
+// limit is 4 MiB), and a body one byte over 6 MiB is 413 on each.
+func TestARaisedBodyLimitAppliesToEveryRESTEntry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 100 MB over loopback")
+	}
+	const limit = 6 << 20
+	raise := "FLAGFORGE_MAX_REQUEST_BYTES=" + strconv.Itoa(limit)
+	dir := t.TempDir()
+	cp := startEmbeddedControlPlane(t, filepath.Join(dir, "cp"), raise)
+	ev := startBareEvaluator(t, dir, raise)
+	const ctxHead, ctxTail = `{"context":{"k":"`, `"}}`
+	entries := []struct {
+		s          *service
+		path       string
+		head, tail string
+	}{
+		{cp, "/v1/orgs/acme/projects/web/flags", `{"flag":{"key":"big","type":"FLAG_TYPE_BOOLEAN","description":"`, `"}}`},
+		{cp, "/v1/orgs/acme/projects", `{"project":{"key":"big","name":"`, `"}}`},
+		{ev, "/v1/evaluate", `{"flagKey":"banner","context":{"k":"`, `"}}`},
+		{ev, "/v1/evaluate/all", ctxHead, ctxTail},
+		{ev, "/ofrep/v1/evaluate/flags/banner", ctxHead, ctxTail},
+		{ev, "/ofrep/v1/evaluate/flags", ctxHead, ctxTail},
+	}
+	for _, e := range entries {
+		url := "http://" + e.s.httpAddr + e.path
+		if got := postJSON(t, url, e.head, e.tail, 5<<20); got != http.StatusUnauthorized {
+			t.Errorf("%s %s, 5 MiB body under a 6 MiB limit: %d, want 401 (refused for the missing key, not the size)", e.s.name, e.path, got)
+		}
+		if got := postJSON(t, url, e.head, e.tail, limit+1); got != http.StatusRequestEntityTooLarge {
+			t.Errorf("%s %s, body of the limit + 1 byte: %d, want 413", e.s.name, e.path, got)
+		}
+	}
+}
+
 // slowRequest sends a request whose body (or, for gRPC, connection preface)
 // trickles a byte every interval, and returns how long until the server cut it
 // (answered or closed the connection).

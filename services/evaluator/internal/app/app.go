@@ -168,7 +168,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 	}
 
 	a.limiter = limit.New(cfg.RateLimit, cfg.RateBurst)
-	svc, err := server.New(server.Config{Registerer: a.Registry, Hub: a.Hub, Limiter: a.limiter, Usage: counter}, a.Holder)
+	svc, err := server.New(server.Config{Registerer: a.Registry, Hub: a.Hub, Limiter: a.limiter, Usage: counter,
+		MaxBodyBytes: cfg.Limits.MaxBodyBytes}, a.Holder)
 	if err != nil {
 		return nil, err
 	}

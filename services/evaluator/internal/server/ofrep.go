@@ -109,9 +109,6 @@ const (
 	ofrepParseError     = "PARSE_ERROR"
 )
 
-// maxOFREPBody bounds an OFREP request body.
-const maxOFREPBody = 1 << 20
-
 // ServeOFREPFlag is POST /ofrep/v1/evaluate/flags/{key}.
 func (s *Service) ServeOFREPFlag(w http.ResponseWriter, r *http.Request) {
 	start := s.now()
@@ -121,7 +118,7 @@ func (s *Service) ServeOFREPFlag(w http.ResponseWriter, r *http.Request) {
 		writeOFREPError(w, err)
 		return
 	}
-	c, fail := ofrepContext(r)
+	c, fail := s.ofrepContext(r)
 	if fail != nil {
 		fail.Key = flagKey
 		writeOFREPJSON(w, http.StatusBadRequest, fail)
@@ -148,7 +145,7 @@ func (s *Service) ServeOFREPBulk(w http.ResponseWriter, r *http.Request) {
 		writeOFREPError(w, err)
 		return
 	}
-	c, fail := ofrepContext(r)
+	c, fail := s.ofrepContext(r)
 	if fail != nil {
 		writeOFREPJSON(w, http.StatusBadRequest, fail)
 		return
@@ -279,15 +276,15 @@ func (s *Service) ServeOFREPEvents(w http.ResponseWriter, r *http.Request) {
 
 // ofrepContext reads the request body {"context": {...}} (an empty body is an
 // empty context). A problem is the failure to answer with 400.
-func ofrepContext(r *http.Request) (*engine.Context, *ofrepFailure) {
+func (s *Service) ofrepContext(r *http.Request) (*engine.Context, *ofrepFailure) {
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer bufPool.Put(buf)
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, maxOFREPBody+1)); err != nil {
+	if _, err := buf.ReadFrom(io.LimitReader(r.Body, s.maxBody+1)); err != nil {
 		return nil, &ofrepFailure{ErrorCode: ofrepParseError, ErrorDetails: "reading the request body: " + err.Error()}
 	}
-	if buf.Len() > maxOFREPBody {
-		return nil, &ofrepFailure{ErrorCode: ofrepParseError, ErrorDetails: "the request body is larger than " + strconv.Itoa(maxOFREPBody) + " bytes"}
+	if int64(buf.Len()) > s.maxBody {
+		return nil, &ofrepFailure{ErrorCode: ofrepParseError, ErrorDetails: "the request body is larger than " + strconv.FormatInt(s.maxBody, 10) + " bytes"}
 	}
 	var st *structpb.Struct
 	if len(bytes.TrimSpace(buf.Bytes())) > 0 {

@@ -14,9 +14,6 @@ import (
 	"github.com/flagforge/flagforge/pkg/strictjson"
 )
 
-// maxEvaluateBody bounds a POST /v1/evaluate body.
-const maxEvaluateBody = 1 << 20
-
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // ServeEvaluate is POST /v1/evaluate, written by hand for the hot path with the
@@ -39,12 +36,12 @@ func (s *Service) ServeEvaluate(gateway http.Handler) http.Handler {
 		buf := bufPool.Get().(*bytes.Buffer)
 		buf.Reset()
 		defer bufPool.Put(buf)
-		if _, err := buf.ReadFrom(io.LimitReader(r.Body, maxEvaluateBody+1)); err != nil {
+		if _, err := buf.ReadFrom(io.LimitReader(r.Body, s.maxBody+1)); err != nil {
 			writeError(w, errs.Wrap(errs.InvalidArgument, err, "reading the request body"))
 			return
 		}
-		if buf.Len() > maxEvaluateBody {
-			limits.TooLarge(w, maxEvaluateBody)
+		if int64(buf.Len()) > s.maxBody {
+			limits.TooLarge(w, s.maxBody)
 			return
 		}
 		var req evaluationv1.EvaluateRequest

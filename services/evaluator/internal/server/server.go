@@ -26,6 +26,7 @@ import (
 	"github.com/flagforge/flagforge/pkg/errs"
 	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
+	"github.com/flagforge/flagforge/pkg/limits"
 	"github.com/flagforge/flagforge/services/evaluator/internal/auth"
 	"github.com/flagforge/flagforge/services/evaluator/internal/broadcast"
 	"github.com/flagforge/flagforge/services/evaluator/internal/engine"
@@ -52,6 +53,10 @@ type Config struct {
 	Limiter *limit.Limiter
 	// Usage counts evaluations for the control plane (nil: not counted).
 	Usage *usage.Counter
+	// MaxBodyBytes bounds the bodies the hand-written endpoints read
+	// (POST /v1/evaluate, OFREP): FLAGFORGE_MAX_REQUEST_BYTES, the same limit
+	// pkg/limits applies to every request (0: its default, 1 MiB).
+	MaxBodyBytes int64
 }
 
 // Service implements evaluationv1.EvaluationServiceServer and the plain HTTP
@@ -64,6 +69,7 @@ type Service struct {
 	hub       *broadcast.Hub
 	limiter   *limit.Limiter
 	usage     *usage.Counter
+	maxBody   int64
 }
 
 // New returns the service over manifests.
@@ -75,7 +81,10 @@ func New(cfg Config, manifests Manifests) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{manifests: manifests, now: cfg.Now, metrics: m, hub: cfg.Hub, limiter: cfg.Limiter, usage: cfg.Usage}, nil
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = limits.Defaults().MaxBodyBytes
+	}
+	return &Service{manifests: manifests, now: cfg.Now, metrics: m, hub: cfg.Hub, limiter: cfg.Limiter, usage: cfg.Usage, maxBody: cfg.MaxBodyBytes}, nil
 }
 
 // metrics are the evaluation metrics, resolved once so the hot path does no label
