@@ -18,6 +18,9 @@
 //   - HTTP/2 and gRPC connections that send nothing are pinged every PingInterval;
 //     a peer that does not answer within PingTimeout is disconnected, so a frozen
 //     streaming client is found within PingInterval+PingTimeout.
+//   - On gRPC (GRPCGuard), a call's request message must arrive within
+//     ReadTimeout of its headers, and every server-stream message must be taken
+//     by the peer within StreamWriteTimeout; else the connection is closed.
 package limits
 
 import (
@@ -28,9 +31,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/keepalive"
 )
 
 // Config holds the limits of one service. Fields map to FLAGFORGE_* variables
@@ -140,25 +140,6 @@ func (c Config) Server(h http.Handler) *http.Server {
 			PingTimeout:      c.PingTimeout,
 			WriteByteTimeout: c.StreamWriteTimeout,
 		},
-	}
-}
-
-// GRPCServerOptions are the gRPC server options of the limits: the largest
-// message received (larger ones fail with RESOURCE_EXHAUSTED before they are
-// read), the connection handshake timeout, and keepalive pings with their
-// enforcement (clients may ping every 10 s).
-//
-// The largest message received is MaxMessageBytes or MaxBodyBytes, whichever is
-// larger: a REST gateway hands every accepted body to its gRPC server as one
-// message (no larger than the JSON it came from), so a raised
-// FLAGFORGE_MAX_REQUEST_BYTES must not turn into a refusal one hop later.
-func (c Config) GRPCServerOptions() []grpc.ServerOption {
-	c = c.WithDefaults()
-	return []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(int(min(max(c.MaxMessageBytes, c.MaxBodyBytes), 1<<30))),
-		grpc.ConnectionTimeout(c.ReadTimeout),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: c.PingInterval, Timeout: c.PingTimeout}),
 	}
 }
 

@@ -24,12 +24,13 @@ type embedded struct {
 }
 
 // newEmbedded starts the control plane on SQLite, creates project acme/web with a
-// server and a client SDK key, and starts an evaluator on the sync stream.
-func newEmbedded(t *testing.T) *embedded {
+// server and a client SDK key, and starts an evaluator on the sync stream; extra
+// settings (FLAGFORGE_*=...) go to both processes.
+func newEmbedded(t *testing.T, extra ...string) *embedded {
 	t.Helper()
 	pl := &platform{t: t, dir: t.TempDir(), syncToken: "sync-" + randomHex(16), adminToken: "ffat_" + randomHex(20)}
 	pl.cpHTTP, pl.cpGRPC = freeAddr(t), freeAddr(t)
-	pl.cp = start(t, "control plane (sqlite)", controlPlaneBin, []string{
+	pl.cp = start(t, "control plane (sqlite)", controlPlaneBin, append([]string{
 		"FLAGFORGE_DATABASE_URL=sqlite://" + filepath.Join(pl.dir, "flagforge.db"),
 		"FLAGFORGE_DATA_DIR=" + filepath.Join(pl.dir, "controlplane"),
 		"FLAGFORGE_SYNC_TOKEN=" + pl.syncToken,
@@ -40,7 +41,7 @@ func newEmbedded(t *testing.T) *embedded {
 		"FLAGFORGE_BOOTSTRAP_TOKEN=" + pl.adminToken,
 		"FLAGFORGE_RATE_LIMIT_RPS=0",
 		"FLAGFORGE_LOG_LEVEL=warn",
-	}, "serve")
+	}, extra...), "serve")
 	pl.cp.waitReady("http://"+pl.cpHTTP+"/readyz", 30*time.Second)
 	pl.admin("POST", "/v1/orgs/"+org+"/projects", map[string]any{"project": map[string]any{"key": project, "name": "Web"}})
 	srv := pl.admin("POST", envPath+"/sdk-keys", map[string]any{"name": "ofrep server", "kind": "SDK_KEY_KIND_SERVER"})
@@ -49,7 +50,7 @@ func newEmbedded(t *testing.T) *embedded {
 	em := &embedded{platform: pl}
 	em.clientKey, _ = cli["secret"].(string)
 	e := &evaluator{dataDir: filepath.Join(pl.dir, "evaluator"), httpAddr: freeAddr(t), grpcAddr: freeAddr(t)}
-	e.p = start(t, "evaluator (sync)", evaluatorBin, []string{
+	e.p = start(t, "evaluator (sync)", evaluatorBin, append([]string{
 		"FLAGFORGE_SYNC_ADDR=" + pl.cpGRPC,
 		"FLAGFORGE_SYNC_TOKEN=" + pl.syncToken,
 		"FLAGFORGE_TRUSTED_KEYS=" + filepath.Join(pl.dir, "controlplane", "signing-key.pub.pem"),
@@ -60,7 +61,7 @@ func newEmbedded(t *testing.T) *embedded {
 		"FLAGFORGE_ADMIN_ADDR=",
 		"FLAGFORGE_RATE_LIMIT=0",
 		"FLAGFORGE_LOG_LEVEL=warn",
-	})
+	}, extra...))
 	e.p.waitReady("http://"+e.httpAddr+"/readyz", 30*time.Second)
 	em.eval = e
 	return em

@@ -139,6 +139,9 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, e
 	// a is not the named result: a failed start returns nil, and the deferred
 	// cleanup must still see what was opened.
 	a := &App{cfg: cfg, log: log}
+	// Calls that make no progress (a trickled request message, a sync stream
+	// the peer stopped reading) lose their connection: pkg/limits.
+	guard := cfg.Limits.GRPCGuard(log)
 	defer func() {
 		if err != nil {
 			a.cleanup()
@@ -155,7 +158,7 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, e
 		// are open, as for the evaluator (grpcurl and load balancers call them).
 		SelfAuthenticated: []string{syncv1.SyncService_ServiceDesc.ServiceName, healthpb.Health_ServiceDesc.ServiceName,
 			"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"}},
-		grpcOptions(cfg)...)
+		grpcOptions(cfg, guard)...)
 	if err != nil {
 		return nil, err
 	}
@@ -199,6 +202,7 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, e
 	if a.glis, err = lc.Listen(ctx, "tcp", cfg.GRPCAddr); err != nil {
 		return nil, fmt.Errorf("gRPC listen: %w", err)
 	}
+	a.glis = guard.Listener(a.glis)
 	a.close = append(a.close, a.glis.Close)
 	if a.hlis, err = lc.Listen(ctx, "tcp", cfg.HTTP.Addr); err != nil {
 		return nil, fmt.Errorf("HTTP listen: %w", err)
@@ -212,7 +216,8 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, e
 		// not 127.0.0.1, and there is nobody in between to verify against.
 		loopCreds = credentials.NewTLS(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // see above
 	}
-	if a.conn, err = grpc.NewClient(a.glis.Addr().String(), grpc.WithTransportCredentials(loopCreds)); err != nil {
+	if a.conn, err = grpc.NewClient(a.glis.Addr().String(), grpc.WithTransportCredentials(loopCreds),
+		grpc.WithContextDialer(guard.LoopbackDialer())); err != nil {
 		return nil, fmt.Errorf("gateway connection: %w", err)
 	}
 	a.close = append(a.close, a.conn.Close)
@@ -308,8 +313,8 @@ func watchHealth(ctx context.Context, hs *health.Server, db httpapi.Pinger, ever
 // grpcOptions are the gRPC server's options: the request limits and, with TLS,
 // the transport credentials (client certificates verified when presented; the
 // sync service then requires one).
-func grpcOptions(cfg Config) []grpc.ServerOption {
-	opts := cfg.Limits.GRPCServerOptions()
+func grpcOptions(cfg Config, guard *limits.GRPCGuard) []grpc.ServerOption {
+	opts := guard.ServerOptions()
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS.ServerConfig(false, "h2"))))
 	}

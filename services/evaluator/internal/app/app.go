@@ -179,7 +179,11 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 	}
 	a.tracing = shutdownTracing
 	a.health = health.NewServer()
-	grpcOpts := append(cfg.Limits.GRPCServerOptions(), traceOpts...)
+	// Calls that make no progress (a trickled request message, a stream the
+	// peer stopped reading) lose their connection: pkg/limits.
+	guard := cfg.Limits.GRPCGuard(log)
+	a.grpcLis = guard.Listener(a.grpcLis)
+	grpcOpts := append(guard.ServerOptions(), traceOpts...)
 	loopCreds := insecure.NewCredentials()
 	if listenerTLS != nil {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(listenerTLS.ServerConfig(false, "h2"))))
@@ -193,7 +197,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 	}
 	// grpc-gateway streams only through a client: /v1/stream goes through a
 	// loopback connection to our own gRPC listener.
-	loop, err := grpc.NewClient(loopback(a.grpcLis.Addr()), grpc.WithTransportCredentials(loopCreds))
+	// It carries every /v1/stream: the guard never cuts it for one slow stream
+	// (each has its own HTTP write deadline).
+	loop, err := grpc.NewClient(loopback(a.grpcLis.Addr()), grpc.WithTransportCredentials(loopCreds),
+		grpc.WithContextDialer(guard.LoopbackDialer()))
 	if err != nil {
 		return nil, err
 	}
