@@ -17,6 +17,7 @@ import (
 
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
+	"github.com/flagforge/flagforge/pkg/errs"
 	"github.com/flagforge/flagforge/pkg/manifest"
 	"github.com/flagforge/flagforge/services/controlplane/internal/checkpoint"
 	"github.com/flagforge/flagforge/services/controlplane/internal/publisher"
@@ -421,3 +422,54 @@ func (d *drill) cmdArgs(args ...string) (string, error) {
 }
 
 func pad(v uint64) string { return fmt.Sprintf("%020d.manifest", v) }
+
+// TestRecoveryFencesAPublisherStartedOnTheRestoredDatabase: a publisher that
+// took its epoch on the restored database before the recovery can store
+// nothing afterwards (fenced), and no publisher can store a version at or
+// below the recovered snapshot's: versions never go back.
+func TestRecoveryFencesAPublisherStartedOnTheRestoredDatabase(t *testing.T) {
+	d := newDrill(t)
+	ctx := context.Background()
+	st := d.open()
+	must(st.CreateOrg(ctx, drillMeta, &adminv1.Organization{Key: "acme", Name: "Acme"}))(t)
+	if _, _, err := st.CreateProject(ctx, drillMeta, "acme", &adminv1.Project{Key: "web", Name: "Web"}); err != nil {
+		t.Fatal(err)
+	}
+	must(st.CreateFlag(ctx, drillMeta, webRef, boolDef("a"), onOff(false), nil))(t)
+	backup := d.publish(st)
+	_ = st.Close()
+	copyFile(t, d.dbPath, filepath.Join(d.dir, "backup.db"))
+	st = d.open()
+	fc := must(st.GetFlagConfig(ctx, prodRef, "a"))(t)
+	must(st.UpdateFlagConfig(ctx, drillMeta, prodRef, "a", onOff(true), fc.Revision, nil))(t)
+	disaster := d.publish(st)
+	_ = st.Close()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		_ = os.Remove(d.dbPath + suffix)
+	}
+	copyFile(t, filepath.Join(d.dir, "backup.db"), d.dbPath)
+
+	// A publisher leads on the restored database before the recovery runs.
+	st = d.open()
+	defer func() { _ = st.Close() }()
+	early := must(st.NextPublisherEpoch(ctx))(t)
+	stale := must(st.LatestManifest(ctx, prodRef))(t)
+	if stale.Version != backup[prodRef] {
+		t.Fatalf("restored version %d, want %d", stale.Version, backup[prodRef])
+	}
+	if out, err := d.cmd("--environment", "acme/web/production"); err != nil {
+		t.Fatalf("recover: %v\n%s", err, out)
+	}
+	next := &store.StoredManifest{Ref: prodRef, Version: stale.Version + 1, Signed: stale.Signed, Digest: stale.Digest,
+		IssuedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+	if err := st.CommitManifests(ctx, early, []*store.StoredManifest{next}, nil, 0); errs.KindOf(err) != errs.FailedPrecondition {
+		t.Fatalf("the early publisher stored version %d after the recovery: %v, want fenced off (FailedPrecondition)", next.Version, err)
+	}
+	now := must(st.NextPublisherEpoch(ctx))(t)
+	if err := st.CommitManifests(ctx, now, []*store.StoredManifest{next}, nil, 0); errs.KindOf(err) != errs.Aborted {
+		t.Fatalf("version %d stored below the recovered snapshot %d: %v, want Aborted", next.Version, disaster[prodRef], err)
+	}
+	if h := must(st.LatestManifest(ctx, prodRef))(t); h.Version != disaster[prodRef] {
+		t.Fatalf("latest version %d, want the snapshot's %d", h.Version, disaster[prodRef])
+	}
+}
