@@ -82,9 +82,14 @@ func ApplyDeltaProto(m *manifestv1.Manifest, d *manifestv1.ManifestDelta) (*mani
 		PreviousDigest: d.GetPreviousDigest(),
 		PublisherEpoch: d.GetPublisherEpoch(),
 		SdkKeys:        m.GetSdkKeys(),
+		// The project's private attributes (see ManifestDelta.private_attributes_changed).
+		PrivateAttributes: m.GetPrivateAttributes(),
 	}
 	if d.GetSdkKeysChanged() {
 		out.SdkKeys = d.GetSdkKeys()
+	}
+	if d.GetPrivateAttributesChanged() {
+		out.PrivateAttributes = d.GetPrivateAttributes()
 	}
 	out.Flags = merge(m.GetFlags(), d.GetUpsertedFlags(), d.GetDeletedFlags(), (*manifestv1.Flag).GetKey)
 	out.Segments = merge(m.GetSegments(), d.GetUpsertedSegments(), d.GetDeletedSegments(), (*manifestv1.Segment).GetKey)

@@ -80,6 +80,10 @@ func Diff(from, to *manifestv1.Manifest) (*manifestv1.ManifestDelta, error) {
 		d.SdkKeysChanged = true
 		d.SdkKeys = to.GetSdkKeys()
 	}
+	if !slices.Equal(from.GetPrivateAttributes(), to.GetPrivateAttributes()) {
+		d.PrivateAttributesChanged = true
+		d.PrivateAttributes = to.GetPrivateAttributes()
+	}
 	return d, nil
 }
 
@@ -120,10 +124,13 @@ func Apply(from *manifestv1.Manifest, d *manifestv1.ManifestDelta) (*manifestv1.
 		Version: d.GetToVersion(), Bucketing: from.GetBucketing(),
 		IssuedAt: d.GetIssuedAt(), ExpiresAt: d.GetExpiresAt(),
 		PreviousDigest: d.GetPreviousDigest(), PublisherEpoch: d.GetPublisherEpoch(),
-		SdkKeys: from.GetSdkKeys(),
+		SdkKeys: from.GetSdkKeys(), PrivateAttributes: from.GetPrivateAttributes(),
 	}
 	if d.GetSdkKeysChanged() {
 		to.SdkKeys = d.GetSdkKeys()
+	}
+	if d.GetPrivateAttributesChanged() {
+		to.PrivateAttributes = d.GetPrivateAttributes()
 	}
 	to.Flags = mergeByKey(from.GetFlags(), d.GetUpsertedFlags(), d.GetDeletedFlags(), (*manifestv1.Flag).GetKey)
 	to.Segments = mergeByKey(from.GetSegments(), d.GetUpsertedSegments(), d.GetDeletedSegments(), (*manifestv1.Segment).GetKey)

@@ -23,6 +23,7 @@ import (
 	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
 	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/pkg/seen"
 )
 
 // Errors reported by the client. Match them with errors.Is.
@@ -107,6 +108,8 @@ func New(cfg Config) (*Client, error) {
 	}
 	if !cfg.DisableUsage {
 		c.usage = newUsage(cfg.MaxPendingCounts)
+		c.usage.contexts = seen.New(cfg.SeenContextsPerMinute)
+		c.usage.env = c.usage.contexts.Env(sampleEnv)
 	}
 	if cfg.Address != "" {
 		creds := insecure.NewCredentials()

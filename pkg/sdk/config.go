@@ -72,8 +72,13 @@ type Config struct {
 
 	// UsageInterval is the period of evaluation count reports (default 1 min).
 	UsageInterval time.Duration
-	// DisableUsage turns counting and reporting off.
+	// DisableUsage turns counting and reporting off (sampled contexts included).
 	DisableUsage bool
+	// SeenContextsPerMinute bounds the contexts sampled per minute for impact
+	// previews (docs/release-safety.md, "Seen contexts"; default 100, negative:
+	// none). The manifest's private attributes are removed before a context is
+	// kept; samples are sent with the usage report.
+	SeenContextsPerMinute int
 	// MaxPendingCounts bounds the counts kept for reporting (counters plus batches
 	// waiting to be sent; default 100,000). Beyond it counts are dropped and counted.
 	MaxPendingCounts int

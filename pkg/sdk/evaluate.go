@@ -75,6 +75,7 @@ func (c *Client) evaluate(flagKey string, ctx *Context, want ValueType) (eval.Re
 	r := s.m.Evaluate(flagKey, ctx, want, nil)
 	if c.usage != nil && r.ErrorCode != eval.ErrorFlagNotFound {
 		c.usage.count(s.counters, flagKey, r.Variant)
+		c.usage.sample(s.src, ctx, c.cfg.Now)
 	}
 	return r, true
 }

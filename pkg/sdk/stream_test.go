@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
@@ -31,6 +33,8 @@ type fakeEvaluator struct {
 	mu      sync.Mutex
 	counts  map[string]int64
 	keys    []string
+	// contexts are the sampled contexts received, as sent on the wire.
+	contexts [][]byte
 }
 
 type fakeStream struct {
@@ -63,6 +67,13 @@ func (f *fakeEvaluator) ReportEvaluations(_ context.Context, req *evaluationv1.R
 	defer f.mu.Unlock()
 	for _, c := range req.GetCounts() {
 		f.counts[c.GetFlagKey()+"/"+c.GetVariant()] += c.GetCount()
+	}
+	for _, c := range req.GetContexts() {
+		b, err := proto.Marshal(c)
+		if err != nil {
+			return nil, err
+		}
+		f.contexts = append(f.contexts, b)
 	}
 	return &evaluationv1.ReportEvaluationsResponse{Accepted: int64(len(req.GetCounts()))}, nil
 }
@@ -245,5 +256,44 @@ func TestEvaluationCountsAreReportedInTheBackground(t *testing.T) {
 	defer f.mu.Unlock()
 	if len(f.counts) != 2 {
 		t.Errorf("counts %v", f.counts)
+	}
+}
+
+func TestSampledContextsAreReportedWithoutPrivateAttributes(t *testing.T) {
+	f, addr := startFake(t)
+	cfg := fastConfig(addr)
+	cfg.TrustedKeys, cfg.DisableUsage, cfg.UsageInterval = trustedKeys(t), false, 50*time.Millisecond
+	cfg.SeenContextsPerMinute = 3
+	start := time.Now() // one minute for the whole test: the bound is per minute
+	cfg.Now = func() time.Time { return start }
+	c, err := sdk.New(cfg)
+	must(t, err)
+	defer func() { _ = c.Close() }()
+	s := f.next(t)
+	m := chained(t, nil, 1, true)
+	m.PrivateAttributes = []string{"email", "card.number"}
+	must(t, s.send(snapshotMsg(sign(t, m))))
+	must(t, c.WaitReady(context.Background()))
+	for i := range 10 {
+		ctx := mustContext(t, map[string]any{"targetingKey": "user-" + string(rune('a'+i)), "email": "secret@example.com",
+			"card": map[string]any{"number": "4111111111111111", "brand": "visa"}})
+		c.Bool("new-ui", ctx, false)
+	}
+	waitFor(t, "the sampled contexts", func() bool { f.mu.Lock(); defer f.mu.Unlock(); return len(f.contexts) > 0 })
+	time.Sleep(150 * time.Millisecond) // a later report would bring more: there must be none
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.contexts) != 3 {
+		t.Errorf("%d contexts reported, want the bound of 3 a minute", len(f.contexts))
+	}
+	for _, b := range f.contexts {
+		for _, secret := range []string{"secret@example.com", "4111111111111111"} {
+			if strings.Contains(string(b), secret) {
+				t.Errorf("a reported context carries the private value %q", secret)
+			}
+		}
+		if !strings.Contains(string(b), "visa") {
+			t.Errorf("a reported context lost its public attributes: %q", b)
+		}
 	}
 }

@@ -2,18 +2,24 @@ package sdk
 
 import (
 	"context"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
+	"github.com/flagforge/flagforge/pkg/seen"
 )
 
 // maxReportCounts is the evaluator's bound on one ReportEvaluations call.
 const maxReportCounts = 10_000
+
+// maxReportContexts is the evaluator's bound on the contexts of one call.
+const maxReportContexts = 1_000
 
 // counters is flag key -> variant ("" for errors) -> count. A table is immutable
 // once published with a snapshot; the counters themselves are atomics shared from
@@ -28,6 +34,11 @@ type counterKey struct{ flag, variant string }
 type usage struct {
 	max     int
 	dropped atomic.Int64 // evaluations not reported because a bound was hit
+
+	// contexts samples evaluated contexts (nil: none); env is its one
+	// environment's handle (nil: none).
+	contexts *seen.Sampler
+	env      *seen.Env
 
 	mu       sync.Mutex
 	all      map[counterKey]*atomic.Int64
@@ -162,6 +173,9 @@ func (c *Client) report(ctx context.Context) {
 		if err := c.usage.flush(ctx, c.sendUsage); err != nil {
 			c.log.Warn("evaluation counts not reported; retrying later", "error", err)
 		}
+		if err := c.sendContexts(ctx); err != nil {
+			c.log.Warn("sampled contexts not reported (dropped: they are a best-effort sample)", "error", err)
+		}
 	}
 	for {
 		select {
@@ -181,4 +195,42 @@ func (c *Client) report(ctx context.Context) {
 func (c *Client) sendUsage(ctx context.Context, counts []*evaluationv1.EvaluationCount) error {
 	_, err := c.api.ReportEvaluations(c.authorize(ctx), &evaluationv1.ReportEvaluationsRequest{Counts: counts})
 	return err
+}
+
+// sampleEnv is the sampler's key: a client serves one environment.
+const sampleEnv = ""
+
+// sample offers ctx to the seen-context sample. Once the minute's reservoir is
+// full it costs a clock read and two atomic loads.
+func (u *usage) sample(m *manifestv1.Manifest, ctx *Context, clock func() time.Time) {
+	if u.env == nil || ctx == nil {
+		return
+	}
+	now := clock()
+	minute := now.Unix() / 60 * 60
+	if !u.env.Want(minute) {
+		return
+	}
+	u.env.Add(minute, now, m.GetPrivateAttributes(), ctx.Attributes())
+}
+
+// sendContexts sends the sampled contexts (private attributes already removed)
+// in calls of at most maxReportContexts.
+func (c *Client) sendContexts(ctx context.Context) error {
+	var out []*evaluationv1.SampledContext
+	for _, s := range c.usage.contexts.Take()[sampleEnv] {
+		st, err := structpb.NewStruct(maps.Clone(s.Attributes))
+		if err != nil {
+			continue
+		}
+		out = append(out, &evaluationv1.SampledContext{Attributes: st, Time: timestamppb.New(s.Time)})
+	}
+	for len(out) > 0 {
+		n := min(len(out), maxReportContexts)
+		if _, err := c.api.ReportEvaluations(c.authorize(ctx), &evaluationv1.ReportEvaluationsRequest{Contexts: out[:n]}); err != nil {
+			return err
+		}
+		out = out[n:]
+	}
+	return nil
 }

@@ -3,7 +3,9 @@
 // evaluation engine, and evaluate a flag against a file or an evaluator.
 //
 //	flagforge export   --org acme --project web [--env production] [--format yaml|json] [-o flags.yaml]
-//	flagforge plan     --org acme --project web -f flags.yaml
+//	flagforge plan     --org acme --project web -f flags.yaml [--impact=false]
+//	flagforge contexts --org acme --project web --env production [--limit 20]
+//	flagforge private-attributes --org acme --project web [--set email,address.street]
 //	flagforge apply    --org acme --project web -f flags.yaml [--comment "..."]
 //	flagforge validate -f flags.yaml
 //	flagforge evaluate -f flags.yaml --env production --flag new-ui --context '{"targetingKey":"u1"}'
@@ -32,6 +34,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/flagforge/flagforge/cli/flagsfile"
 	"github.com/flagforge/flagforge/cli/remote"
@@ -47,7 +50,7 @@ func main() {
 	}
 }
 
-const usage = `usage: flagforge <export|plan|apply|validate|evaluate> [flags]; flagforge <command> -h for its flags`
+const usage = `usage: flagforge <export|plan|apply|validate|evaluate|contexts|private-attributes> [flags]; flagforge <command> -h for its flags`
 
 // run executes one command; out receives its output.
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -71,6 +74,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	sdkKey := fs.String("sdk-key", os.Getenv("FLAGFORGE_SDK_KEY"), "evaluate: SDK key for --evaluator")
 	useTLS := fs.Bool("tls", os.Getenv("FLAGFORGE_TLS") == "true", "connect to the control plane over TLS (system roots)")
 	caFile := fs.String("ca", os.Getenv("FLAGFORGE_CA"), "connect over TLS trusting this CA certificate (PEM)")
+	withImpact := fs.Bool("impact", true, "plan: preview each changed configuration's effect on the environment's seen contexts")
+	limit := fs.Int("limit", 20, "contexts: how many seen contexts to print")
+	setPrivate := fs.String("set", "", "private-attributes: replace the list with these comma-separated names (\"-\" for none)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -87,7 +93,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	case "evaluate":
 		return evaluate(ctx, out, *file, *env, *flagKey, *evalCtx, *evaluator, *sdkKey)
-	case "export", "plan", "apply":
+	case "export", "plan", "apply", "private-attributes":
+	case "contexts":
+		if *env == "" {
+			return errors.New("--env is required")
+		}
 	default:
 		return errors.New(usage)
 	}
@@ -141,7 +151,37 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		_, err = io.WriteString(out, flagsfile.Render(changes))
+		if _, err := io.WriteString(out, flagsfile.Render(changes)); err != nil || !*withImpact {
+			return err
+		}
+		ims, err := c.Impact(ctx, *org, *project, cur, want, changes)
+		_, _ = io.WriteString(out, remote.RenderImpact(ims))
+		return err
+	case "contexts":
+		cs, total, err := c.SeenContexts(ctx, *org, *project, *env, *limit)
+		if err != nil {
+			return err
+		}
+		_, _ = fmt.Fprintf(out, "%d seen contexts in %s (showing %d, most recent first)\n", total, *env, len(cs))
+		for _, sc := range cs {
+			js, _ := protojson.Marshal(sc.GetAttributes())
+			_, _ = fmt.Fprintf(out, "%s  %s\n", sc.GetLastSeenTime().AsTime().Format(time.RFC3339), js)
+		}
+		return nil
+	case "private-attributes":
+		var set []string
+		switch *setPrivate {
+		case "":
+		case "-":
+			set = []string{}
+		default:
+			set = strings.Split(*setPrivate, ",")
+		}
+		p, err := c.ContextPolicy(ctx, *org, *project, set)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(out, "private attributes of %s/%s: %s\n", *org, *project, strings.Join(p.GetPrivateAttributes(), ", "))
 		return err
 	default: // apply
 		f, err := readFile(*file)

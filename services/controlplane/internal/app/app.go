@@ -28,12 +28,14 @@ import (
 	"github.com/flagforge/flagforge/services/controlplane/internal/explainsvc"
 	"github.com/flagforge/flagforge/services/controlplane/internal/fanout"
 	"github.com/flagforge/flagforge/services/controlplane/internal/httpapi"
+	"github.com/flagforge/flagforge/services/controlplane/internal/impact"
 	"github.com/flagforge/flagforge/services/controlplane/internal/lifecycle"
 	"github.com/flagforge/flagforge/services/controlplane/internal/manifestsvc"
 	"github.com/flagforge/flagforge/services/controlplane/internal/publisher"
 	"github.com/flagforge/flagforge/services/controlplane/internal/ratelimit"
 	"github.com/flagforge/flagforge/services/controlplane/internal/rpc"
 	"github.com/flagforge/flagforge/services/controlplane/internal/schedule"
+	"github.com/flagforge/flagforge/services/controlplane/internal/seencontexts"
 	"github.com/flagforge/flagforge/services/controlplane/internal/server"
 	"github.com/flagforge/flagforge/services/controlplane/internal/snapshot"
 	"github.com/flagforge/flagforge/services/controlplane/internal/syncsvc"
@@ -61,6 +63,9 @@ type Config struct {
 	Schedule  schedule.Config
 	Webhooks  webhook.Config
 	Lifecycle lifecycle.Config
+	// SeenContexts says how many sampled contexts are kept and for how long
+	// (zero fields: defaults).
+	SeenContexts seencontexts.Config
 	// Limits bound every request of both listeners (body size, timeouts, keepalive
 	// pings that find dead sync-stream peers); zero fields: defaults.
 	Limits limits.Config
@@ -107,6 +112,8 @@ type Store interface {
 	publisher.Store
 	syncsvc.Store
 	manifestsvc.Store
+	seencontexts.Store
+	impact.Store
 	Ping(ctx context.Context) error
 }
 
@@ -255,7 +262,15 @@ func (a *App) manifests(cfg Config, st Store, reg prometheus.Registerer) error {
 	}
 	syncCfg := cfg.Sync
 	syncCfg.RequireClientCert = syncCfg.RequireClientCert || (cfg.TLS != nil && cfg.TLSClientCA)
-	a.sync, err = syncsvc.New(syncCfg, syncsvc.Deps{Store: st, Signer: m.Signer, Hub: hub, Logger: a.log})
+	seenSvc, err := seencontexts.New(cfg.SeenContexts, st, cfg.Now, a.log)
+	if err != nil {
+		return err
+	}
+	adminv1.RegisterSeenContextServiceServer(a.grpc, seenSvc)
+	crs, _ := st.(impact.ChangeRequests)
+	adminv1.RegisterImpactServiceServer(a.grpc, impact.NewService(st, crs, seenSvc))
+	a.background = append(a.background, seenSvc.Run)
+	a.sync, err = syncsvc.New(syncCfg, syncsvc.Deps{Store: st, Signer: m.Signer, Hub: hub, Logger: a.log, Contexts: seenSvc})
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,9 @@ var GovernanceTable = map[string]Governance{
 
 	adminv1.ProjectService_CreateProject_FullMethodName: NotServing,
 	adminv1.ProjectService_UpdateProject_FullMethodName: NotServing,
-	adminv1.ProjectService_DeleteProject_FullMethodName: RefusedWhenServing,
+	// Private attributes change what leaves an evaluator, never a decision.
+	adminv1.SeenContextService_UpdateContextPolicy_FullMethodName: NotServing,
+	adminv1.ProjectService_DeleteProject_FullMethodName:           RefusedWhenServing,
 
 	adminv1.EnvironmentService_CreateEnvironment_FullMethodName: NotServing,
 	adminv1.EnvironmentService_UpdateEnvironment_FullMethodName: Weakening,

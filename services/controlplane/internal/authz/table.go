@@ -166,6 +166,15 @@ var Table = map[string]Rule{
 
 	adminv1.ExplainService_ExplainFlag_FullMethodName: {Kind: FlagConfig, Action: Read, Level: LevelEnvironment},
 
+	// Seen contexts are what users sent: reading them is reading usage. The
+	// private-attribute list is project configuration.
+	adminv1.SeenContextService_ListSeenContexts_FullMethodName:    {Kind: Usage, Action: Read, Level: LevelEnvironment},
+	adminv1.SeenContextService_GetContextPolicy_FullMethodName:    {Kind: Project, Action: Read, Level: LevelProject},
+	adminv1.SeenContextService_UpdateContextPolicy_FullMethodName: {Kind: Project, Action: Write, Level: LevelProject},
+	// A preview reads configurations and seen contexts and writes nothing.
+	adminv1.ImpactService_PreviewImpact_FullMethodName:          {Kind: FlagConfig, Action: Read, Level: LevelEnvironment},
+	adminv1.ImpactService_GetChangeRequestImpact_FullMethodName: {Kind: ChangeRequest, Action: Read, Level: LevelEnvironment},
+
 	adminv1.ChangeRequestService_CreateChangeRequest_FullMethodName:   {Kind: ChangeRequest, Action: Write, Level: LevelEnvironment},
 	adminv1.ChangeRequestService_GetChangeRequest_FullMethodName:      {Kind: ChangeRequest, Action: Read, Level: LevelEnvironment},
 	adminv1.ChangeRequestService_ListChangeRequests_FullMethodName:    {Kind: ChangeRequest, Action: Read, Level: LevelEnvironment},

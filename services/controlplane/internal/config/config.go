@@ -28,6 +28,7 @@ import (
 	"github.com/flagforge/flagforge/services/controlplane/internal/publisher"
 	"github.com/flagforge/flagforge/services/controlplane/internal/ratelimit"
 	"github.com/flagforge/flagforge/services/controlplane/internal/schedule"
+	"github.com/flagforge/flagforge/services/controlplane/internal/seencontexts"
 	"github.com/flagforge/flagforge/services/controlplane/internal/signing"
 	"github.com/flagforge/flagforge/services/controlplane/internal/snapshot"
 	"github.com/flagforge/flagforge/services/controlplane/internal/syncsvc"
@@ -92,6 +93,10 @@ type Config struct {
 	Schedule  schedule.Config
 	Webhooks  webhook.Config
 	Lifecycle lifecycle.Config
+	// SeenContexts keeps the contexts evaluators sample for impact previews
+	// (FLAGFORGE_SEEN_CONTEXTS_KEEP, default 10,000 per environment;
+	// FLAGFORGE_SEEN_CONTEXTS_RETENTION, default 168h).
+	SeenContexts seencontexts.Config
 	// Audit is the periodic audit chain verification
 	// (FLAGFORGE_AUDIT_VERIFY_INTERVAL, default 1h; 0 disables).
 	Audit auditcheck.Config

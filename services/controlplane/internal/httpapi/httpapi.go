@@ -116,6 +116,8 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer 
 		adminv1.RegisterSdkKeyServiceHandler,
 		adminv1.RegisterAuditServiceHandler,
 		adminv1.RegisterUsageServiceHandler,
+		adminv1.RegisterSeenContextServiceHandler,
+		adminv1.RegisterImpactServiceHandler,
 		adminv1.RegisterChangeRequestServiceHandler,
 		adminv1.RegisterScheduleServiceHandler,
 		adminv1.RegisterWebhookServiceHandler,

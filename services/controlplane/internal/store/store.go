@@ -304,6 +304,32 @@ type Usage interface {
 	FlagUsage(ctx context.Context, ref EnvRef, flag string, start, end time.Time) ([]*adminv1.UsageBucket, error)
 }
 
+// SeenContexts stores the evaluation contexts evaluators and SDKs sampled, and
+// each project's private attributes (docs/release-safety.md, "Seen contexts").
+type SeenContexts interface {
+	// RecordSeenContexts upserts contexts by digest (last seen moves forward only),
+	// then deletes the environment's contexts last seen before since and, beyond
+	// keep (> 0), the least recently seen.
+	RecordSeenContexts(ctx context.Context, ref EnvRef, cs []SeenContext, keep int, since time.Time) error
+	// ListSeenContexts lists contexts last seen at or after since, most recent
+	// first, with the next page token and the total.
+	ListSeenContexts(ctx context.Context, ref EnvRef, since time.Time, p Page) ([]*adminv1.SeenContext, string, int64, error)
+	// PruneSeenContexts deletes contexts last seen before before, in every environment.
+	PruneSeenContexts(ctx context.Context, before time.Time) (int64, error)
+	ContextPolicy(ctx context.Context, ref ProjectRef) (*adminv1.ContextPolicy, error)
+	// SetContextPolicy replaces the private attributes (audited; republishes
+	// every environment of the project, whose manifests carry the list).
+	SetContextPolicy(ctx context.Context, m WriteMeta, ref ProjectRef, p *adminv1.ContextPolicy) (*adminv1.ContextPolicy, error)
+}
+
+// SeenContext is one sampled context: its canonical JSON, the SHA-256 (hex) of
+// that JSON, and when it was seen.
+type SeenContext struct {
+	Digest     string
+	Attributes []byte
+	Seen       time.Time
+}
+
 // UsageCount is how often a flag served a variant in one minute.
 type UsageCount struct {
 	Flag, Variant string
@@ -324,6 +350,7 @@ type Store interface {
 	Manifests
 	Publishing
 	Usage
+	SeenContexts
 	// Ping checks the database is reachable (readiness).
 	Ping(ctx context.Context) error
 	Close() error

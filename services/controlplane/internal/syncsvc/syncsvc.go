@@ -36,6 +36,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/flagforge/flagforge/pkg/errs"
+	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
 	syncv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/sync/v1"
 	"github.com/flagforge/flagforge/pkg/manifest"
@@ -90,7 +91,18 @@ type Deps struct {
 	// authentication); it returns an errs error.
 	Authorize func(ctx context.Context) error
 	Logger    *slog.Logger
+	// Contexts records the sampled contexts of usage reports (nil: they are
+	// dropped). seencontexts.Service implements it.
+	Contexts ContextRecorder
 }
+
+// ContextRecorder stores the contexts an evaluator sampled in an environment.
+type ContextRecorder interface {
+	Record(ctx context.Context, ref store.EnvRef, cs []*evaluationv1.SampledContext) error
+}
+
+// maxReportedContexts bounds the sampled contexts of one usage report.
+const maxReportedContexts = 10_000
 
 // Server implements syncv1.SyncServiceServer.
 type Server struct {
@@ -344,10 +356,20 @@ func (s *Server) ReportUsage(ctx context.Context, req *syncv1.ReportUsageRequest
 		counts = append(counts, store.UsageCount{Flag: c.GetFlagKey(), Variant: c.GetVariant(),
 			Minute: c.GetMinute().AsTime().UTC().Truncate(time.Minute), Count: c.GetCount()})
 	}
+	if len(req.GetContexts()) > maxReportedContexts {
+		return nil, grpcErr(errs.Invalid("contexts", "at most %d contexts per batch", maxReportedContexts))
+	}
 	ref := store.EnvRef{Org: e.GetOrg(), Project: e.GetProject(), Environment: e.GetEnvironment()}
 	batch := req.GetReporterId() + "/" + req.GetBatchId()
 	if err := s.d.Store.RecordUsage(ctx, ref, batch, counts); err != nil {
 		return nil, grpcErr(err)
+	}
+	// Contexts are idempotent (keyed by digest), so a retried batch records
+	// them again harmlessly; a failure here fails the batch, which is retried.
+	if s.d.Contexts != nil {
+		if err := s.d.Contexts.Record(ctx, ref, req.GetContexts()); err != nil {
+			return nil, grpcErr(err)
+		}
 	}
 	return &syncv1.ReportUsageResponse{Accepted: int64(len(counts))}, nil
 }

@@ -156,6 +156,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 		if counter, err = usage.NewCounter(0, a.Registry); err != nil {
 			return nil, err
 		}
+		if cfg.SeenContextsPerMinute > 0 {
+			counter.SampleContexts(cfg.SeenContextsPerMinute)
+		}
 		a.reporter, err = usage.NewReporter(usage.ReporterConfig{
 			Client: syncv1.NewSyncServiceClient(usageConn), Interval: cfg.UsageInterval, Token: cfg.SyncToken,
 			Logger: log, Registerer: a.Registry,

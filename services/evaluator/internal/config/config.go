@@ -97,6 +97,9 @@ type Config struct {
 	// manifests come from Redis (with the sync stream, SyncAddr is used); "" with
 	// no SyncAddr: evaluations are not counted.
 	UsageAddr string `env:"USAGE_ADDR"`
+	// SeenContextsPerMinute bounds the contexts sampled per environment and minute
+	// for impact previews (docs/release-safety.md; 0: none sampled).
+	SeenContextsPerMinute int `env:"SEEN_CONTEXTS_PER_MINUTE, default=100"`
 	// AdminAddr serves pprof (/debug/pprof/); "" disables it. Keep it on loopback.
 	AdminAddr string `env:"ADMIN_ADDR, default=127.0.0.1:6061"`
 	// OTLPEndpoint receives traces over OTLP/gRPC ("host:port" plaintext, or an
@@ -139,6 +142,7 @@ func Load(ctx context.Context, fs *flag.FlagSet, args []string, lookup envconfig
 	fs.StringVar(&c.CORSOrigins, "cors-origins", c.CORSOrigins, `browser origins allowed, comma-separated or "*" (FLAGFORGE_CORS_ORIGINS)`)
 	fs.DurationVar(&c.UsageInterval, "usage-interval", c.UsageInterval, "usage report period (FLAGFORGE_USAGE_INTERVAL)")
 	fs.StringVar(&c.UsageAddr, "usage-addr", c.UsageAddr, "control plane gRPC address for usage reports with Redis (FLAGFORGE_USAGE_ADDR)")
+	fs.IntVar(&c.SeenContextsPerMinute, "seen-contexts-per-minute", c.SeenContextsPerMinute, "contexts sampled per environment and minute for impact previews, 0: none (FLAGFORGE_SEEN_CONTEXTS_PER_MINUTE)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, `pprof listen address, "" disables (FLAGFORGE_ADMIN_ADDR)`)
 	fs.Int64Var(&c.Limits.MaxBodyBytes, "max-request-bytes", c.Limits.MaxBodyBytes, "largest request body or gRPC message (FLAGFORGE_MAX_REQUEST_BYTES)")
 	fs.StringVar(&c.OTLPEndpoint, "otel-exporter-otlp-endpoint", c.OTLPEndpoint, "OTLP/gRPC trace endpoint (FLAGFORGE_OTEL_EXPORTER_OTLP_ENDPOINT)")
@@ -291,6 +295,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RateLimit < 0 || c.RateBurst < 0 {
 		problems = append(problems, errors.New("FLAGFORGE_RATE_LIMIT and FLAGFORGE_RATE_BURST: must not be negative"))
+	}
+	if c.SeenContextsPerMinute < 0 || c.SeenContextsPerMinute > 10_000 {
+		problems = append(problems, errors.New("FLAGFORGE_SEEN_CONTEXTS_PER_MINUTE: must be between 0 and 10000"))
 	}
 	if c.UsageInterval < 10*time.Millisecond {
 		problems = append(problems, fmt.Errorf("FLAGFORGE_USAGE_INTERVAL: %s is below 10ms", c.UsageInterval))

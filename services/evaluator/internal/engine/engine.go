@@ -90,6 +90,10 @@ func (m *Manifest) ClientVisible(key string) bool { return m.m.ClientVisible(key
 // FlagKeys returns the flag keys in manifest order (a fresh slice).
 func (m *Manifest) FlagKeys() []string { return m.m.FlagKeys() }
 
+// PrivateAttributes are the project's private attributes: removed from every
+// context sampled for the usage report (shared: do not modify).
+func (m *Manifest) PrivateAttributes() []string { return m.m.Proto().GetPrivateAttributes() }
+
 // Evaluate decides flagKey for ctx, asking for no particular type. def is served
 // (as Value) whenever the engine serves the caller's default; it may be nil.
 func (m *Manifest) Evaluate(flagKey string, ctx *Context, def *structpb.Value) Decision {

@@ -132,6 +132,7 @@ func (s *Service) ServeOFREPFlag(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.count(d.Reason)
 	s.countUsage(g.Environment, flagKey, &d, usage.Minute(start))
+	s.sampleContext(g.Environment, env, c, usage.Minute(start), start)
 	item, status := ofrepItem(flagKey, &d)
 	s.metrics.ofrep.Observe(time.Since(start).Seconds())
 	writeOFREPJSON(w, status, item)
@@ -163,6 +164,7 @@ func (s *Service) ServeOFREPBulk(w http.ResponseWriter, r *http.Request) {
 		item, _ := ofrepItem(key, &d)
 		out.Flags = append(out.Flags, item)
 	}
+	s.sampleContext(g.Environment, env, c, minute, start)
 	if g.Kind == auth.Client && s.hub != nil {
 		// EventSource cannot send headers: the (public) client key goes in the URL.
 		out.EventStreams = []ofrepEventStream{{Type: "sse", Endpoint: ofrepStreamEndpoint{RequestURI: "/ofrep/v1/events?key=" + url.QueryEscape(ofrepKey(r))}}}

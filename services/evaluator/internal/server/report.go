@@ -14,11 +14,16 @@ import (
 // MaxReportedCounts bounds one ReportEvaluations batch.
 const MaxReportedCounts = 10_000
 
+// MaxReportedContexts bounds the sampled contexts of one ReportEvaluations batch.
+const MaxReportedContexts = 1_000
+
 // ReportEvaluations merges counts from SDKs that evaluate locally into the
 // evaluator's usage counters (reported to the control plane with its own counts).
 // Minutes are truncated to the minute and must lie within the last 24 hours (or up
 // to 5 minutes ahead, for clock skew); counts of flags a client key may not see are
-// ignored. accepted is the number of counts merged.
+// ignored. accepted is the number of counts merged. Sampled contexts join the
+// evaluator's own sample of the key's environment (same bound per minute, the
+// manifest's private attributes removed again).
 func (s *Service) ReportEvaluations(ctx context.Context, req *evaluationv1.ReportEvaluationsRequest) (*evaluationv1.ReportEvaluationsResponse, error) {
 	now := s.now()
 	g, env, err := s.authenticate(ctx, now)
@@ -43,6 +48,22 @@ func (s *Service) ReportEvaluations(ctx context.Context, req *evaluationv1.Repor
 		if m.Before(now.Add(-24*time.Hour)) || m.After(now.Add(5*time.Minute)) {
 			return nil, errs.Invalid(field+".minute", "must be within the last 24 hours")
 		}
+	}
+	if len(req.GetContexts()) > MaxReportedContexts {
+		return nil, errs.Invalid("contexts", "at most %d contexts per batch", MaxReportedContexts)
+	}
+	for i, c := range req.GetContexts() {
+		if c.GetAttributes() == nil {
+			return nil, errs.Invalid(fmt.Sprintf("contexts[%d].attributes", i), "is required")
+		}
+	}
+	minute := usage.Minute(now)
+	private := env.Compiled.PrivateAttributes()
+	for _, c := range req.GetContexts() {
+		if !s.usage.WantContext(g.Environment, minute) {
+			break
+		}
+		s.usage.SampleContext(g.Environment, minute, now, private, c.GetAttributes().AsMap())
 	}
 	var accepted int64
 	for _, c := range counts {

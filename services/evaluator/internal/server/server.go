@@ -181,6 +181,16 @@ func (s *Service) countUsage(environment, flag string, d *engine.Decision, minut
 	s.usage.Add(environment, flag, d.Variant, minute, 1)
 }
 
+// sampleContext offers the context of one request to the usage report's sample
+// of seen contexts, without the manifest's private attributes. Once the
+// environment's reservoir for the minute is full it costs two atomic loads.
+func (s *Service) sampleContext(environment string, env *holder.Env, c *engine.Context, minute int64, now time.Time) {
+	if !s.usage.WantContext(environment, minute) {
+		return
+	}
+	s.usage.SampleContext(environment, minute, now, env.Compiled.PrivateAttributes(), c.Attributes())
+}
+
 // Evaluate decides one flag for one context.
 func (s *Service) Evaluate(ctx context.Context, req *evaluationv1.EvaluateRequest) (*evaluationv1.EvaluateResponse, error) {
 	key, _ := auth.BearerKey(ctx)
@@ -214,6 +224,7 @@ func (s *Service) evaluate(sdkKey string, req *evaluationv1.EvaluateRequest) (*e
 	}
 	s.metrics.count(d.Reason)
 	s.countUsage(g.Environment, key, &d, usage.Minute(start))
+	s.sampleContext(g.Environment, env, c, usage.Minute(start), start)
 	s.metrics.evaluate.Observe(time.Since(start).Seconds())
 	return &evaluationv1.EvaluateResponse{
 		Value: d.Value, Variant: d.Variant, Reason: d.Reason, RuleId: d.RuleID,
@@ -258,6 +269,7 @@ func (s *Service) EvaluateAll(ctx context.Context, req *evaluationv1.EvaluateAll
 			ErrorCode: d.ErrorCode, ErrorMessage: d.ErrorMessage,
 		}
 	}
+	s.sampleContext(g.Environment, env, c, minute, start)
 	s.metrics.all.Observe(time.Since(start).Seconds())
 	return &evaluationv1.EvaluateAllResponse{Flags: flags, ManifestVersion: env.Version()}, nil
 }

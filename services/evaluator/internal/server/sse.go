@@ -133,7 +133,9 @@ func (s *Service) ServeSSE(w http.ResponseWriter, r *http.Request) {
 // evaluateVisible evaluates every client-visible flag of env for c.
 func (s *Service) evaluateVisible(target string, env *holder.Env, c *engine.Context) map[string]sseResult {
 	out := map[string]sseResult{}
-	minute := usage.Minute(s.now())
+	now := s.now()
+	minute := usage.Minute(now)
+	s.sampleContext(target, env, c, minute, now)
 	for _, k := range env.Compiled.FlagKeys() {
 		if !env.Compiled.ClientVisible(k) {
 			continue

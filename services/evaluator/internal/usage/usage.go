@@ -1,6 +1,7 @@
-// Package usage counts evaluations per environment, flag, variant and minute, and
-// reports the counts to the control plane (flagforge.sync.v1 SyncService/ReportUsage)
-// in the background.
+// Package usage counts evaluations per environment, flag, variant and minute,
+// samples the contexts evaluated (pkg/seen: bounded per environment and minute,
+// private attributes removed), and reports both to the control plane
+// (flagforge.sync.v1 SyncService/ReportUsage) in the background.
 //
 // The contract:
 //   - Add is cheap and never blocks on I/O: sharded maps under read locks with an
@@ -30,7 +31,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/flagforge/flagforge/pkg/seen"
 
 	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
 	syncv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/sync/v1"
@@ -58,6 +62,27 @@ type Counter struct {
 	entries    atomic.Int64
 	maxEntries int64
 	dropped    prometheus.Counter
+	// contexts samples evaluated contexts (nil: none; see SampleContexts).
+	contexts *seen.Sampler
+}
+
+// SampleContexts makes the counter also sample the contexts evaluated: at most
+// limit distinct contexts per environment and minute (0: seen.DefaultLimit; < 0:
+// none). Call it before the counter is shared.
+func (c *Counter) SampleContexts(limit int) { c.contexts = seen.New(limit) }
+
+// WantContext is the hot-path check before SampleContext: false (two atomic
+// loads) once the environment's reservoir for minute is full.
+func (c *Counter) WantContext(env string, minute int64) bool {
+	return c != nil && c.contexts.Want(env, minute)
+}
+
+// SampleContext offers one evaluated context of env: private attributes are
+// removed before it is kept (see seen.Sampler.Add).
+func (c *Counter) SampleContext(env string, minute int64, now time.Time, private []string, attrs map[string]any) {
+	if c != nil {
+		c.contexts.Add(env, minute, now, private, attrs)
+	}
 }
 
 // NewCounter returns a counter holding at most maxEntries distinct counters
@@ -240,10 +265,22 @@ func (r *Reporter) Run(ctx context.Context) error {
 	}
 }
 
-// Flush moves the counts into batches and sends every pending batch, oldest
-// first, stopping at the first failure (kept for the next attempt).
+// maxContextsPerBatch bounds the sampled contexts of one batch (the control
+// plane refuses more).
+const maxContextsPerBatch = 10_000
+
+// Flush moves the counts and sampled contexts into batches and sends every
+// pending batch, oldest first, stopping at the first failure (kept for the next
+// attempt).
 func (r *Reporter) Flush(ctx context.Context) {
-	for env, counts := range r.counter.take(r.cfg.Now()) {
+	counts := r.counter.take(r.cfg.Now())
+	contexts := r.counter.contexts.Take()
+	for env := range contexts {
+		if _, ok := counts[env]; !ok {
+			counts[env] = nil
+		}
+	}
+	for env, cs := range counts {
 		parts := strings.SplitN(env, "/", 3)
 		if len(parts) != 3 {
 			continue
@@ -251,8 +288,9 @@ func (r *Reporter) Flush(ctx context.Context) {
 		r.seq++
 		r.pending = append(r.pending, &syncv1.ReportUsageRequest{
 			Environment: &syncv1.EnvironmentRef{Org: parts[0], Project: parts[1], Environment: parts[2]},
-			Counts:      counts, ReporterId: r.cfg.ReporterID,
-			BatchId: r.cfg.ReporterID + "-" + strconv.FormatUint(r.seq, 10),
+			Counts:      cs, ReporterId: r.cfg.ReporterID,
+			BatchId:  r.cfg.ReporterID + "-" + strconv.FormatUint(r.seq, 10),
+			Contexts: sampled(contexts[env]),
 		})
 	}
 	if over := len(r.pending) - r.cfg.MaxPending; over > 0 {
@@ -281,4 +319,21 @@ func (r *Reporter) Flush(ctx context.Context) {
 		r.pending[0] = nil
 		r.pending = r.pending[1:]
 	}
+}
+
+// sampled converts samples for the wire (at most maxContextsPerBatch; samples
+// that do not convert, e.g. a value JSON cannot carry, are left out).
+func sampled(ss []seen.Sample) []*evaluationv1.SampledContext {
+	out := make([]*evaluationv1.SampledContext, 0, min(len(ss), maxContextsPerBatch))
+	for _, s := range ss {
+		if len(out) == maxContextsPerBatch {
+			break
+		}
+		st, err := structpb.NewStruct(s.Attributes)
+		if err != nil {
+			continue
+		}
+		out = append(out, &evaluationv1.SampledContext{Attributes: st, Time: timestamppb.New(s.Time)})
+	}
+	return out
 }

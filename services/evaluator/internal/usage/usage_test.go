@@ -1,8 +1,16 @@
 package usage
 
 import (
+	"bytes"
+	"context"
+	"fmt"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	syncv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/sync/v1"
 )
 
 func TestTakeMovesCountsOutAndForgetsIdleOldMinutes(t *testing.T) {
@@ -49,6 +57,99 @@ func BenchmarkAdd(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			c.Add("acme/web/production", "new-checkout-flow", "on", m, 1)
+		}
+	})
+}
+
+// capture is a control plane that records what it is sent.
+type capture struct{ sent []*syncv1.ReportUsageRequest }
+
+func (c *capture) ReportUsage(_ context.Context, in *syncv1.ReportUsageRequest, _ ...grpc.CallOption) (*syncv1.ReportUsageResponse, error) {
+	c.sent = append(c.sent, in)
+	return &syncv1.ReportUsageResponse{}, nil
+}
+
+func TestPrivateAttributesNeverLeaveTheEvaluator(t *testing.T) {
+	t.Parallel()
+	c, err := NewCounter(0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SampleContexts(100)
+	cp := &capture{}
+	now := time.Date(2026, 11, 28, 10, 0, 30, 0, time.UTC)
+	r, err := NewReporter(ReporterConfig{Client: cp, Now: func() time.Time { return now }}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	private := []string{"email", "card.number"}
+	for i := range 3 {
+		attrs := map[string]any{"targetingKey": fmt.Sprintf("user-%d", i), "email": "secret@example.com", "plan": "pro",
+			"card": map[string]any{"number": "4111111111111111", "brand": "visa"}}
+		m := Minute(now)
+		if c.WantContext("acme/web/production", m) {
+			c.SampleContext("acme/web/production", m, now, private, attrs)
+		}
+		c.Add("acme/web/production", "checkout", "on", m, 1)
+	}
+	r.Flush(context.Background())
+	if len(cp.sent) != 1 || len(cp.sent[0].GetContexts()) != 3 {
+		t.Fatalf("sent %d batches; want one with 3 contexts: %v", len(cp.sent), cp.sent)
+	}
+	wire, err := proto.Marshal(cp.sent[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"secret@example.com", "4111111111111111"} {
+		if bytes.Contains(wire, []byte(secret)) {
+			t.Errorf("the report sent to the control plane carries the private value %q", secret)
+		}
+	}
+	for _, public := range []string{"user-2", "visa", "pro"} {
+		if !bytes.Contains(wire, []byte(public)) {
+			t.Errorf("the report lacks the public value %q", public)
+		}
+	}
+}
+
+func TestSampledContextsAreBoundedPerMinute(t *testing.T) {
+	t.Parallel()
+	c, _ := NewCounter(0, nil)
+	c.SampleContexts(10)
+	cp := &capture{}
+	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	r, _ := NewReporter(ReporterConfig{Client: cp, Now: func() time.Time { return now }}, c)
+	for i := range 1000 {
+		at := now.Add(time.Duration(i) * 100 * time.Millisecond) // 100 s: two minutes
+		if c.WantContext("acme/web/production", Minute(at)) {
+			c.SampleContext("acme/web/production", Minute(at), at, nil, map[string]any{"targetingKey": fmt.Sprintf("u%d", i)})
+		}
+	}
+	r.Flush(context.Background())
+	perMinute := map[int64]int{}
+	for _, b := range cp.sent {
+		for _, sc := range b.GetContexts() {
+			perMinute[Minute(sc.GetTime().AsTime())]++
+		}
+	}
+	if len(perMinute) != 2 || perMinute[Minute(now)] != 10 || perMinute[Minute(now.Add(time.Minute))] != 10 {
+		t.Fatalf("contexts per minute: %v, want 10 in each of 2 minutes", perMinute)
+	}
+}
+
+// BenchmarkSampleFull is the hot-path cost of the sampling check once the
+// environment's reservoir for the minute is full (what every request pays).
+func BenchmarkSampleFull(b *testing.B) {
+	c, _ := NewCounter(0, nil)
+	c.SampleContexts(1)
+	m := Minute(time.Now())
+	c.SampleContext("acme/web/production", m, time.Now(), nil, map[string]any{"targetingKey": "u"})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if c.WantContext("acme/web/production", m) {
+				b.Fatal("the reservoir should be full")
+			}
 		}
 	})
 }

@@ -804,8 +804,12 @@ func (x *EvaluationCount) GetCount() int64 {
 
 // ReportEvaluationsRequest carries a batch of counts.
 type ReportEvaluationsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Counts        []*EvaluationCount     `protobuf:"bytes,1,rep,name=counts,proto3" json:"counts,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Counts []*EvaluationCount     `protobuf:"bytes,1,rep,name=counts,proto3" json:"counts,omitempty"`
+	// Contexts the SDK sampled (private attributes already removed; at most 1,000
+	// per batch). The evaluator removes private attributes again, bounds them like
+	// its own samples and reports them to the control plane.
+	Contexts      []*SampledContext `protobuf:"bytes,2,rep,name=contexts,proto3" json:"contexts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -847,6 +851,68 @@ func (x *ReportEvaluationsRequest) GetCounts() []*EvaluationCount {
 	return nil
 }
 
+func (x *ReportEvaluationsRequest) GetContexts() []*SampledContext {
+	if x != nil {
+		return x.Contexts
+	}
+	return nil
+}
+
+// SampledContext is one distinct evaluation context sampled for impact previews
+// (docs/release-safety.md, "Seen contexts").
+type SampledContext struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Attributes *structpb.Struct       `protobuf:"bytes,1,opt,name=attributes,proto3" json:"attributes,omitempty"`
+	// When it was evaluated.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SampledContext) Reset() {
+	*x = SampledContext{}
+	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SampledContext) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SampledContext) ProtoMessage() {}
+
+func (x *SampledContext) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SampledContext.ProtoReflect.Descriptor instead.
+func (*SampledContext) Descriptor() ([]byte, []int) {
+	return file_flagforge_evaluation_v1_evaluation_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SampledContext) GetAttributes() *structpb.Struct {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+func (x *SampledContext) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
 // ReportEvaluationsResponse acknowledges a batch.
 type ReportEvaluationsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -857,7 +923,7 @@ type ReportEvaluationsResponse struct {
 
 func (x *ReportEvaluationsResponse) Reset() {
 	*x = ReportEvaluationsResponse{}
-	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[12]
+	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +935,7 @@ func (x *ReportEvaluationsResponse) String() string {
 func (*ReportEvaluationsResponse) ProtoMessage() {}
 
 func (x *ReportEvaluationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[12]
+	mi := &file_flagforge_evaluation_v1_evaluation_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +948,7 @@ func (x *ReportEvaluationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportEvaluationsResponse.ProtoReflect.Descriptor instead.
 func (*ReportEvaluationsResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_evaluation_v1_evaluation_proto_rawDescGZIP(), []int{12}
+	return file_flagforge_evaluation_v1_evaluation_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReportEvaluationsResponse) GetAccepted() int64 {
@@ -951,9 +1017,15 @@ const file_flagforge_evaluation_v1_evaluation_proto_rawDesc = "" +
 	"\bflag_key\x18\x01 \x01(\tR\aflagKey\x12\x18\n" +
 	"\avariant\x18\x02 \x01(\tR\avariant\x122\n" +
 	"\x06minute\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06minute\x12\x14\n" +
-	"\x05count\x18\x04 \x01(\x03R\x05count\"\\\n" +
+	"\x05count\x18\x04 \x01(\x03R\x05count\"\xa1\x01\n" +
 	"\x18ReportEvaluationsRequest\x12@\n" +
-	"\x06counts\x18\x01 \x03(\v2(.flagforge.evaluation.v1.EvaluationCountR\x06counts\"7\n" +
+	"\x06counts\x18\x01 \x03(\v2(.flagforge.evaluation.v1.EvaluationCountR\x06counts\x12C\n" +
+	"\bcontexts\x18\x02 \x03(\v2'.flagforge.evaluation.v1.SampledContextR\bcontexts\"y\n" +
+	"\x0eSampledContext\x127\n" +
+	"\n" +
+	"attributes\x18\x01 \x01(\v2\x17.google.protobuf.StructR\n" +
+	"attributes\x12.\n" +
+	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"7\n" +
 	"\x19ReportEvaluationsResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\x03R\baccepted2\xcf\x03\n" +
 	"\x11EvaluationService\x12_\n" +
@@ -975,7 +1047,7 @@ func file_flagforge_evaluation_v1_evaluation_proto_rawDescGZIP() []byte {
 	return file_flagforge_evaluation_v1_evaluation_proto_rawDescData
 }
 
-var file_flagforge_evaluation_v1_evaluation_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_flagforge_evaluation_v1_evaluation_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_flagforge_evaluation_v1_evaluation_proto_goTypes = []any{
 	(*EvaluateRequest)(nil),           // 0: flagforge.evaluation.v1.EvaluateRequest
 	(*EvaluateResponse)(nil),          // 1: flagforge.evaluation.v1.EvaluateResponse
@@ -989,45 +1061,49 @@ var file_flagforge_evaluation_v1_evaluation_proto_goTypes = []any{
 	(*StreamManifestResponse)(nil),    // 9: flagforge.evaluation.v1.StreamManifestResponse
 	(*EvaluationCount)(nil),           // 10: flagforge.evaluation.v1.EvaluationCount
 	(*ReportEvaluationsRequest)(nil),  // 11: flagforge.evaluation.v1.ReportEvaluationsRequest
-	(*ReportEvaluationsResponse)(nil), // 12: flagforge.evaluation.v1.ReportEvaluationsResponse
-	nil,                               // 13: flagforge.evaluation.v1.EvaluateAllResponse.FlagsEntry
-	(*structpb.Struct)(nil),           // 14: google.protobuf.Struct
-	(*structpb.Value)(nil),            // 15: google.protobuf.Value
-	(v1.FlagType)(0),                  // 16: flagforge.manifest.v1.FlagType
-	(*timestamppb.Timestamp)(nil),     // 17: google.protobuf.Timestamp
-	(*v1.SignedManifest)(nil),         // 18: flagforge.manifest.v1.SignedManifest
-	(*v1.SignedDelta)(nil),            // 19: flagforge.manifest.v1.SignedDelta
+	(*SampledContext)(nil),            // 12: flagforge.evaluation.v1.SampledContext
+	(*ReportEvaluationsResponse)(nil), // 13: flagforge.evaluation.v1.ReportEvaluationsResponse
+	nil,                               // 14: flagforge.evaluation.v1.EvaluateAllResponse.FlagsEntry
+	(*structpb.Struct)(nil),           // 15: google.protobuf.Struct
+	(*structpb.Value)(nil),            // 16: google.protobuf.Value
+	(v1.FlagType)(0),                  // 17: flagforge.manifest.v1.FlagType
+	(*timestamppb.Timestamp)(nil),     // 18: google.protobuf.Timestamp
+	(*v1.SignedManifest)(nil),         // 19: flagforge.manifest.v1.SignedManifest
+	(*v1.SignedDelta)(nil),            // 20: flagforge.manifest.v1.SignedDelta
 }
 var file_flagforge_evaluation_v1_evaluation_proto_depIdxs = []int32{
-	14, // 0: flagforge.evaluation.v1.EvaluateRequest.context:type_name -> google.protobuf.Struct
-	15, // 1: flagforge.evaluation.v1.EvaluateRequest.default_value:type_name -> google.protobuf.Value
-	16, // 2: flagforge.evaluation.v1.EvaluateRequest.type:type_name -> flagforge.manifest.v1.FlagType
-	15, // 3: flagforge.evaluation.v1.EvaluateResponse.value:type_name -> google.protobuf.Value
-	14, // 4: flagforge.evaluation.v1.EvaluateAllRequest.context:type_name -> google.protobuf.Struct
-	15, // 5: flagforge.evaluation.v1.EvaluationResult.value:type_name -> google.protobuf.Value
-	13, // 6: flagforge.evaluation.v1.EvaluateAllResponse.flags:type_name -> flagforge.evaluation.v1.EvaluateAllResponse.FlagsEntry
-	17, // 7: flagforge.evaluation.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
-	18, // 8: flagforge.evaluation.v1.StreamManifestResponse.snapshot:type_name -> flagforge.manifest.v1.SignedManifest
-	19, // 9: flagforge.evaluation.v1.StreamManifestResponse.delta:type_name -> flagforge.manifest.v1.SignedDelta
+	15, // 0: flagforge.evaluation.v1.EvaluateRequest.context:type_name -> google.protobuf.Struct
+	16, // 1: flagforge.evaluation.v1.EvaluateRequest.default_value:type_name -> google.protobuf.Value
+	17, // 2: flagforge.evaluation.v1.EvaluateRequest.type:type_name -> flagforge.manifest.v1.FlagType
+	16, // 3: flagforge.evaluation.v1.EvaluateResponse.value:type_name -> google.protobuf.Value
+	15, // 4: flagforge.evaluation.v1.EvaluateAllRequest.context:type_name -> google.protobuf.Struct
+	16, // 5: flagforge.evaluation.v1.EvaluationResult.value:type_name -> google.protobuf.Value
+	14, // 6: flagforge.evaluation.v1.EvaluateAllResponse.flags:type_name -> flagforge.evaluation.v1.EvaluateAllResponse.FlagsEntry
+	18, // 7: flagforge.evaluation.v1.Heartbeat.time:type_name -> google.protobuf.Timestamp
+	19, // 8: flagforge.evaluation.v1.StreamManifestResponse.snapshot:type_name -> flagforge.manifest.v1.SignedManifest
+	20, // 9: flagforge.evaluation.v1.StreamManifestResponse.delta:type_name -> flagforge.manifest.v1.SignedDelta
 	6,  // 10: flagforge.evaluation.v1.StreamManifestResponse.heartbeat:type_name -> flagforge.evaluation.v1.Heartbeat
 	7,  // 11: flagforge.evaluation.v1.StreamManifestResponse.closing:type_name -> flagforge.evaluation.v1.StreamClosing
 	8,  // 12: flagforge.evaluation.v1.StreamManifestResponse.start:type_name -> flagforge.evaluation.v1.StreamStart
-	17, // 13: flagforge.evaluation.v1.EvaluationCount.minute:type_name -> google.protobuf.Timestamp
+	18, // 13: flagforge.evaluation.v1.EvaluationCount.minute:type_name -> google.protobuf.Timestamp
 	10, // 14: flagforge.evaluation.v1.ReportEvaluationsRequest.counts:type_name -> flagforge.evaluation.v1.EvaluationCount
-	3,  // 15: flagforge.evaluation.v1.EvaluateAllResponse.FlagsEntry.value:type_name -> flagforge.evaluation.v1.EvaluationResult
-	0,  // 16: flagforge.evaluation.v1.EvaluationService.Evaluate:input_type -> flagforge.evaluation.v1.EvaluateRequest
-	2,  // 17: flagforge.evaluation.v1.EvaluationService.EvaluateAll:input_type -> flagforge.evaluation.v1.EvaluateAllRequest
-	5,  // 18: flagforge.evaluation.v1.EvaluationService.StreamManifest:input_type -> flagforge.evaluation.v1.StreamManifestRequest
-	11, // 19: flagforge.evaluation.v1.EvaluationService.ReportEvaluations:input_type -> flagforge.evaluation.v1.ReportEvaluationsRequest
-	1,  // 20: flagforge.evaluation.v1.EvaluationService.Evaluate:output_type -> flagforge.evaluation.v1.EvaluateResponse
-	4,  // 21: flagforge.evaluation.v1.EvaluationService.EvaluateAll:output_type -> flagforge.evaluation.v1.EvaluateAllResponse
-	9,  // 22: flagforge.evaluation.v1.EvaluationService.StreamManifest:output_type -> flagforge.evaluation.v1.StreamManifestResponse
-	12, // 23: flagforge.evaluation.v1.EvaluationService.ReportEvaluations:output_type -> flagforge.evaluation.v1.ReportEvaluationsResponse
-	20, // [20:24] is the sub-list for method output_type
-	16, // [16:20] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	12, // 15: flagforge.evaluation.v1.ReportEvaluationsRequest.contexts:type_name -> flagforge.evaluation.v1.SampledContext
+	15, // 16: flagforge.evaluation.v1.SampledContext.attributes:type_name -> google.protobuf.Struct
+	18, // 17: flagforge.evaluation.v1.SampledContext.time:type_name -> google.protobuf.Timestamp
+	3,  // 18: flagforge.evaluation.v1.EvaluateAllResponse.FlagsEntry.value:type_name -> flagforge.evaluation.v1.EvaluationResult
+	0,  // 19: flagforge.evaluation.v1.EvaluationService.Evaluate:input_type -> flagforge.evaluation.v1.EvaluateRequest
+	2,  // 20: flagforge.evaluation.v1.EvaluationService.EvaluateAll:input_type -> flagforge.evaluation.v1.EvaluateAllRequest
+	5,  // 21: flagforge.evaluation.v1.EvaluationService.StreamManifest:input_type -> flagforge.evaluation.v1.StreamManifestRequest
+	11, // 22: flagforge.evaluation.v1.EvaluationService.ReportEvaluations:input_type -> flagforge.evaluation.v1.ReportEvaluationsRequest
+	1,  // 23: flagforge.evaluation.v1.EvaluationService.Evaluate:output_type -> flagforge.evaluation.v1.EvaluateResponse
+	4,  // 24: flagforge.evaluation.v1.EvaluationService.EvaluateAll:output_type -> flagforge.evaluation.v1.EvaluateAllResponse
+	9,  // 25: flagforge.evaluation.v1.EvaluationService.StreamManifest:output_type -> flagforge.evaluation.v1.StreamManifestResponse
+	13, // 26: flagforge.evaluation.v1.EvaluationService.ReportEvaluations:output_type -> flagforge.evaluation.v1.ReportEvaluationsResponse
+	23, // [23:27] is the sub-list for method output_type
+	19, // [19:23] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_evaluation_v1_evaluation_proto_init() }
@@ -1048,7 +1124,7 @@ func file_flagforge_evaluation_v1_evaluation_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flagforge_evaluation_v1_evaluation_proto_rawDesc), len(file_flagforge_evaluation_v1_evaluation_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

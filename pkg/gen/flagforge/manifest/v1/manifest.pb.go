@@ -1176,8 +1176,11 @@ type Manifest struct {
 	Flags          []*Flag    `protobuf:"bytes,10,rep,name=flags,proto3" json:"flags,omitempty"`
 	Segments       []*Segment `protobuf:"bytes,11,rep,name=segments,proto3" json:"segments,omitempty"`
 	SdkKeys        []*SdkKey  `protobuf:"bytes,12,rep,name=sdk_keys,json=sdkKeys,proto3" json:"sdk_keys,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The project's private attributes (sorted): evaluators and SDKs remove them
+	// from the contexts they sample before anything leaves the process.
+	PrivateAttributes []string `protobuf:"bytes,13,rep,name=private_attributes,json=privateAttributes,proto3" json:"private_attributes,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Manifest) Reset() {
@@ -1294,6 +1297,13 @@ func (x *Manifest) GetSdkKeys() []*SdkKey {
 	return nil
 }
 
+func (x *Manifest) GetPrivateAttributes() []string {
+	if x != nil {
+		return x.PrivateAttributes
+	}
+	return nil
+}
+
 // SignedManifest is the envelope a Manifest travels in.
 type SignedManifest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1381,9 +1391,12 @@ type ManifestDelta struct {
 	SdkKeys        []*SdkKey `protobuf:"bytes,15,rep,name=sdk_keys,json=sdkKeys,proto3" json:"sdk_keys,omitempty"`
 	// SHA-256 of the payload of the manifest at to_version, so a receiver can check
 	// that applying the delta reproduced it exactly.
-	ResultDigest  []byte `protobuf:"bytes,16,opt,name=result_digest,json=resultDigest,proto3" json:"result_digest,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ResultDigest []byte `protobuf:"bytes,16,opt,name=result_digest,json=resultDigest,proto3" json:"result_digest,omitempty"`
+	// When private_attributes_changed is true, private_attributes replaces the list.
+	PrivateAttributesChanged bool     `protobuf:"varint,17,opt,name=private_attributes_changed,json=privateAttributesChanged,proto3" json:"private_attributes_changed,omitempty"`
+	PrivateAttributes        []string `protobuf:"bytes,18,rep,name=private_attributes,json=privateAttributes,proto3" json:"private_attributes,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *ManifestDelta) Reset() {
@@ -1524,6 +1537,20 @@ func (x *ManifestDelta) GetSdkKeys() []*SdkKey {
 func (x *ManifestDelta) GetResultDigest() []byte {
 	if x != nil {
 		return x.ResultDigest
+	}
+	return nil
+}
+
+func (x *ManifestDelta) GetPrivateAttributesChanged() bool {
+	if x != nil {
+		return x.PrivateAttributesChanged
+	}
+	return false
+}
+
+func (x *ManifestDelta) GetPrivateAttributes() []string {
+	if x != nil {
+		return x.PrivateAttributes
 	}
 	return nil
 }
@@ -1681,7 +1708,7 @@ const file_flagforge_manifest_v1_manifest_proto_rawDesc = "" +
 	"\x04hash\x18\x02 \x01(\fR\x04hash\x125\n" +
 	"\x04kind\x18\x03 \x01(\x0e2!.flagforge.manifest.v1.SdkKeyKindR\x04kind\x129\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xff\x03\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xae\x04\n" +
 	"\bManifest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12 \n" +
@@ -1696,11 +1723,12 @@ const file_flagforge_manifest_v1_manifest_proto_rawDesc = "" +
 	"\x05flags\x18\n" +
 	" \x03(\v2\x1b.flagforge.manifest.v1.FlagR\x05flags\x12:\n" +
 	"\bsegments\x18\v \x03(\v2\x1e.flagforge.manifest.v1.SegmentR\bsegments\x128\n" +
-	"\bsdk_keys\x18\f \x03(\v2\x1d.flagforge.manifest.v1.SdkKeyR\asdkKeys\"_\n" +
+	"\bsdk_keys\x18\f \x03(\v2\x1d.flagforge.manifest.v1.SdkKeyR\asdkKeys\x12-\n" +
+	"\x12private_attributes\x18\r \x03(\tR\x11privateAttributes\"_\n" +
 	"\x0eSignedManifest\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xcf\x05\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xbc\x06\n" +
 	"\rManifestDelta\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12 \n" +
@@ -1720,7 +1748,9 @@ const file_flagforge_manifest_v1_manifest_proto_rawDesc = "" +
 	"\x10deleted_segments\x18\r \x03(\tR\x0fdeletedSegments\x12(\n" +
 	"\x10sdk_keys_changed\x18\x0e \x01(\bR\x0esdkKeysChanged\x128\n" +
 	"\bsdk_keys\x18\x0f \x03(\v2\x1d.flagforge.manifest.v1.SdkKeyR\asdkKeys\x12#\n" +
-	"\rresult_digest\x18\x10 \x01(\fR\fresultDigest\"\xab\x01\n" +
+	"\rresult_digest\x18\x10 \x01(\fR\fresultDigest\x12<\n" +
+	"\x1aprivate_attributes_changed\x18\x11 \x01(\bR\x18privateAttributesChanged\x12-\n" +
+	"\x12private_attributes\x18\x12 \x03(\tR\x11privateAttributes\"\xab\x01\n" +
 	"\vSignedDelta\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1c\n" +

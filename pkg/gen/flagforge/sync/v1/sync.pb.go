@@ -478,7 +478,10 @@ type ReportUsageRequest struct {
 	// Identifies the reporting evaluator (for deduplication of retried batches).
 	ReporterId string `protobuf:"bytes,3,opt,name=reporter_id,json=reporterId,proto3" json:"reporter_id,omitempty"`
 	// Unique per batch; a retried batch with the same id is counted once.
-	BatchId       string `protobuf:"bytes,4,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	BatchId string `protobuf:"bytes,4,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	// Contexts sampled in the environment, private attributes removed (at most
+	// 10,000 per batch).
+	Contexts      []*v11.SampledContext `protobuf:"bytes,5,rep,name=contexts,proto3" json:"contexts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -539,6 +542,13 @@ func (x *ReportUsageRequest) GetBatchId() string {
 		return x.BatchId
 	}
 	return ""
+}
+
+func (x *ReportUsageRequest) GetContexts() []*v11.SampledContext {
+	if x != nil {
+		return x.Contexts
+	}
+	return nil
 }
 
 // ReportUsageResponse acknowledges a batch.
@@ -614,13 +624,14 @@ const file_flagforge_sync_v1_sync_proto_rawDesc = "" +
 	"\theartbeat\x18\x03 \x01(\v2 .flagforge.sync.v1.SyncHeartbeatH\x00R\theartbeat\x12A\n" +
 	"\adeleted\x18\x04 \x01(\v2%.flagforge.sync.v1.EnvironmentDeletedH\x00R\adeleted\x124\n" +
 	"\x05start\x18\x05 \x01(\v2\x1c.flagforge.sync.v1.SyncStartH\x00R\x05startB\a\n" +
-	"\x05event\"\xd7\x01\n" +
+	"\x05event\"\x9c\x02\n" +
 	"\x12ReportUsageRequest\x12C\n" +
 	"\venvironment\x18\x01 \x01(\v2!.flagforge.sync.v1.EnvironmentRefR\venvironment\x12@\n" +
 	"\x06counts\x18\x02 \x03(\v2(.flagforge.evaluation.v1.EvaluationCountR\x06counts\x12\x1f\n" +
 	"\vreporter_id\x18\x03 \x01(\tR\n" +
 	"reporterId\x12\x19\n" +
-	"\bbatch_id\x18\x04 \x01(\tR\abatchId\"1\n" +
+	"\bbatch_id\x18\x04 \x01(\tR\abatchId\x12C\n" +
+	"\bcontexts\x18\x05 \x03(\v2'.flagforge.evaluation.v1.SampledContextR\bcontexts\"1\n" +
 	"\x13ReportUsageResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\x03R\baccepted2\xd1\x01\n" +
 	"\vSyncService\x12d\n" +
@@ -655,6 +666,7 @@ var file_flagforge_sync_v1_sync_proto_goTypes = []any{
 	(*v1.SignedManifest)(nil),     // 10: flagforge.manifest.v1.SignedManifest
 	(*v1.SignedDelta)(nil),        // 11: flagforge.manifest.v1.SignedDelta
 	(*v11.EvaluationCount)(nil),   // 12: flagforge.evaluation.v1.EvaluationCount
+	(*v11.SampledContext)(nil),    // 13: flagforge.evaluation.v1.SampledContext
 }
 var file_flagforge_sync_v1_sync_proto_depIdxs = []int32{
 	0,  // 0: flagforge.sync.v1.SyncCursor.environment:type_name -> flagforge.sync.v1.EnvironmentRef
@@ -669,15 +681,16 @@ var file_flagforge_sync_v1_sync_proto_depIdxs = []int32{
 	5,  // 9: flagforge.sync.v1.SyncManifestsResponse.start:type_name -> flagforge.sync.v1.SyncStart
 	0,  // 10: flagforge.sync.v1.ReportUsageRequest.environment:type_name -> flagforge.sync.v1.EnvironmentRef
 	12, // 11: flagforge.sync.v1.ReportUsageRequest.counts:type_name -> flagforge.evaluation.v1.EvaluationCount
-	2,  // 12: flagforge.sync.v1.SyncService.SyncManifests:input_type -> flagforge.sync.v1.SyncManifestsRequest
-	7,  // 13: flagforge.sync.v1.SyncService.ReportUsage:input_type -> flagforge.sync.v1.ReportUsageRequest
-	6,  // 14: flagforge.sync.v1.SyncService.SyncManifests:output_type -> flagforge.sync.v1.SyncManifestsResponse
-	8,  // 15: flagforge.sync.v1.SyncService.ReportUsage:output_type -> flagforge.sync.v1.ReportUsageResponse
-	14, // [14:16] is the sub-list for method output_type
-	12, // [12:14] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	13, // 12: flagforge.sync.v1.ReportUsageRequest.contexts:type_name -> flagforge.evaluation.v1.SampledContext
+	2,  // 13: flagforge.sync.v1.SyncService.SyncManifests:input_type -> flagforge.sync.v1.SyncManifestsRequest
+	7,  // 14: flagforge.sync.v1.SyncService.ReportUsage:input_type -> flagforge.sync.v1.ReportUsageRequest
+	6,  // 15: flagforge.sync.v1.SyncService.SyncManifests:output_type -> flagforge.sync.v1.SyncManifestsResponse
+	8,  // 16: flagforge.sync.v1.SyncService.ReportUsage:output_type -> flagforge.sync.v1.ReportUsageResponse
+	15, // [15:17] is the sub-list for method output_type
+	13, // [13:15] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_sync_v1_sync_proto_init() }

@@ -21,6 +21,9 @@ func (s *Store) EnvironmentManifest(ctx context.Context, ref store.EnvRef, now t
 			return err
 		}
 		var err error
+		if out.PrivateAttributes, err = privateAttributes(ctx, x, ref); err != nil {
+			return err
+		}
 		if out.Flags, err = environmentFlags(ctx, x, ref); err != nil {
 			return err
 		}

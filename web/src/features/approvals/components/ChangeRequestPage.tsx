@@ -9,6 +9,7 @@ import { ruleSummary, serveSummary } from "../../flags/components/summary";
 import { useChangeRequest } from "../api/get-change-request";
 import { useRebaseChangeRequest, useReviewChangeRequest } from "../api/review-change-request";
 import { stateLabel } from "./ChangeRequests";
+import { ImpactPreview } from "./ImpactPreview";
 
 // lines renders a flag configuration as the lines a reviewer reads.
 function lines(c?: FlagConfigJson): string[] {
@@ -125,6 +126,7 @@ export default function ChangeRequestPage({ org, project, env, id }: { org: stri
           <DiffTable ops={cr.diff ?? []} caption="Proposed changes as a JSON diff" />
         )}
       </section>
+      {!cr.change?.environmentSettings && <ImpactPreview org={org} project={project} env={env} id={id} />}
       <section className={card} aria-labelledby="review-title">
         <h2 id="review-title" className="mb-2 text-lg font-semibold">
           Review
