@@ -77,6 +77,6 @@ describe("impact preview", () => {
     } catch (e) {
       err = e;
     }
-    assert.match(String(err), /400.*changes\[0\]\.flag_config\.flag/);
+    assert.match(String(err), /400.*changes\[0\]\.flagConfig\.flag/);
   });
 });
