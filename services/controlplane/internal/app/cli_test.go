@@ -174,9 +174,25 @@ func TestFlagsAsCodeRoundTrip(t *testing.T) {
 	if n := len(open.get("changeRequests").([]any)); n != 5 {
 		t.Fatalf("%d change requests listed: %s", n, open.raw)
 	}
-	plan, _ = flagsfile.Plan(must[*flagsfile.File](t, "export")(cl.Export(ctx, "acme", "prot", "")), fa)
+	pending := must[*flagsfile.File](t, "export")(cl.Export(ctx, "acme", "prot", ""))
+	plan, _ = flagsfile.Plan(pending, fa)
 	if rendered := flagsfile.Render(plan); !strings.Contains(rendered, "~ config production/checkout") || !strings.Contains(rendered, `  + "on": true`) {
 		t.Fatalf("plan of the pending changes:\n%s", rendered)
+	}
+	// plan's impact preview: production's pending configurations are previewed
+	// (no evaluator reported contexts here, so over none), checkout among them.
+	ims, err := cl.Impact(ctx, "acme", "prot", pending, fa, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, im := range ims {
+		for _, f := range im.Impact.GetFlags() {
+			found = found || (im.Environment == "production" && f.GetFlag() == "checkout" && f.GetDirect())
+		}
+	}
+	if out := remote.RenderImpact(ims); !found || !strings.Contains(out, "Impact in production over 0 seen contexts") {
+		t.Fatalf("impact of the plan: %v\n%s", ims, out)
 	}
 }
 
