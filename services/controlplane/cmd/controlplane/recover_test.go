@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -36,6 +39,8 @@ type drill struct {
 	dbPath  string
 	snapDir string
 	signer  *manifest.Signer
+	// s3, when set, is where the publisher writes snapshots (else snapDir).
+	s3 *snapshot.S3
 }
 
 var (
@@ -75,8 +80,11 @@ func (d *drill) open() *sqlite.Store {
 // empty, and returns the latest versions.
 func (d *drill) publish(st *sqlite.Store) map[store.EnvRef]uint64 {
 	d.t.Helper()
-	snaps, err := snapshot.NewDir(d.snapDir)
-	if err != nil {
+	var snaps snapshot.Store
+	var err error
+	if d.s3 != nil {
+		snaps = d.s3
+	} else if snaps, err = snapshot.NewDir(d.snapDir); err != nil {
 		d.t.Fatal(err)
 	}
 	p, err := publisher.New(publisher.Config{PollInterval: 10 * time.Millisecond}, publisher.Deps{Store: st, Signer: d.signer, Snapshots: snaps})
@@ -471,5 +479,59 @@ func TestRecoveryFencesAPublisherStartedOnTheRestoredDatabase(t *testing.T) {
 	}
 	if h := must(st.LatestManifest(ctx, prodRef))(t); h.Version != disaster[prodRef] {
 		t.Fatalf("latest version %d, want the snapshot's %d", h.Version, disaster[prodRef])
+	}
+}
+
+// TestRecoverFromS3Snapshots: the same recovery from an S3-compatible bucket
+// (gofakes3 over HTTP), configured as serve is (FLAGFORGE_SNAPSHOT_S3_*).
+func TestRecoverFromS3Snapshots(t *testing.T) {
+	d := newDrill(t)
+	backend := s3mem.New()
+	if err := backend.CreateBucket("snapshots"); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(gofakes3.New(backend).Server())
+	t.Cleanup(srv.Close)
+	cfg := snapshot.S3Config{Endpoint: strings.TrimPrefix(srv.URL, "http://"), Bucket: "snapshots", Prefix: "ff/",
+		Region: "us-east-1", AccessKey: "test-access", SecretKey: "test-secret", Insecure: true}
+	for k, v := range map[string]string{"ENDPOINT": cfg.Endpoint, "BUCKET": cfg.Bucket, "PREFIX": cfg.Prefix, "REGION": cfg.Region,
+		"ACCESS_KEY": cfg.AccessKey, "SECRET_KEY": cfg.SecretKey, "INSECURE": "true"} {
+		t.Setenv("FLAGFORGE_SNAPSHOT_S3_"+k, v)
+	}
+	d.s3 = must(snapshot.NewS3(cfg))(t)
+	ctx := context.Background()
+	st := d.open()
+	must(st.CreateOrg(ctx, drillMeta, &adminv1.Organization{Key: "acme", Name: "Acme"}))(t)
+	if _, _, err := st.CreateProject(ctx, drillMeta, "acme", &adminv1.Project{Key: "web", Name: "Web"}); err != nil {
+		t.Fatal(err)
+	}
+	must(st.CreateFlag(ctx, drillMeta, webRef, boolDef("a"), onOff(false), nil))(t)
+	d.publish(st)
+	_ = st.Close()
+	copyFile(t, d.dbPath, filepath.Join(d.dir, "backup.db"))
+	st = d.open()
+	fc := must(st.GetFlagConfig(ctx, prodRef, "a"))(t)
+	must(st.UpdateFlagConfig(ctx, drillMeta, prodRef, "a", onOff(true), fc.Revision, nil))(t)
+	must(st.CreateSegment(ctx, drillMeta, prodRef, &manifestv1.Segment{Key: "beta", Included: []string{"u1"}}, nil))(t)
+	disaster := d.publish(st)
+	want := content(t, st, prodRef)
+	_ = st.Close()
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		_ = os.Remove(d.dbPath + suffix)
+	}
+	copyFile(t, filepath.Join(d.dir, "backup.db"), d.dbPath)
+
+	out, err := d.cmd()
+	if err != nil {
+		t.Fatalf("recover: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "acme/web/production: recovered from snapshot version "+itoa(disaster[prodRef])) ||
+		!strings.Contains(out, "segments: created 1 [beta]") {
+		t.Fatalf("report:\n%s", out)
+	}
+	st = d.open()
+	defer func() { _ = st.Close() }()
+	if got := content(t, st, prodRef); !proto.Equal(got, want) {
+		t.Fatalf("after recovery:\n%v\nbefore the disaster:\n%v", got, want)
 	}
 }
