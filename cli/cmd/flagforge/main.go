@@ -10,6 +10,13 @@
 //	flagforge validate -f flags.yaml
 //	flagforge evaluate -f flags.yaml --env production --flag new-ui --context '{"targetingKey":"u1"}'
 //	flagforge evaluate --evaluator http://127.0.0.1:8081 --sdk-key ff_srv_... --flag new-ui --context '{...}'
+//	flagforge permissions --org acme [--project web] [--env staging]
+//	flagforge roles list   --org acme [--member bob@acme.test]
+//	flagforge roles grant  --org acme --member bob@acme.test --role editor [--project web] [--env staging]
+//	flagforge roles revoke --org acme --member bob@acme.test [--project web] [--env staging]
+//	flagforge webhooks deliveries --org acme --project web --id <webhook id>
+//	flagforge webhooks test       --org acme --project web --id <webhook id>
+//	flagforge webhooks redeliver  --org acme --project web --id <webhook id> --delivery <delivery id>
 //
 // The control plane's gRPC address and API token come from --server and --token,
 // or FLAGFORGE_SERVER and FLAGFORGE_TOKEN; --tls (system roots) or --ca <pem>
@@ -50,7 +57,8 @@ func main() {
 	}
 }
 
-const usage = `usage: flagforge <export|plan|apply|validate|evaluate|contexts|private-attributes> [flags]; flagforge <command> -h for its flags`
+const usage = `usage: flagforge <export|plan|apply|validate|evaluate|contexts|private-attributes|permissions> [flags],
+flagforge roles <list|grant|revoke> [flags], flagforge webhooks <deliveries|test|redeliver> [flags]; flagforge <command> -h for its flags`
 
 // run executes one command; out receives its output.
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -58,6 +66,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return errors.New(usage)
 	}
 	cmd, args := args[0], args[1:]
+	if (cmd == "roles" || cmd == "webhooks") && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = cmd+" "+args[0], args[1:]
+	}
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	server := fs.String("server", envOr("FLAGFORGE_SERVER", "127.0.0.1:9090"), "control plane gRPC address")
 	token := fs.String("token", os.Getenv("FLAGFORGE_TOKEN"), "API token (FLAGFORGE_TOKEN)")
@@ -77,6 +88,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	withImpact := fs.Bool("impact", true, "plan: preview each changed configuration's effect on the environment's seen contexts")
 	limit := fs.Int("limit", 20, "contexts: how many seen contexts to print")
 	setPrivate := fs.String("set", "", "private-attributes: replace the list with these comma-separated names (\"-\" for none)")
+	member := fs.String("member", "", "roles: the member (id or email)")
+	role := fs.String("role", "", "roles grant: owner, admin, editor or viewer")
+	hookID := fs.String("id", "", "webhooks: the webhook's id")
+	delivery := fs.String("delivery", "", "webhooks redeliver: the delivery's id")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -93,16 +108,23 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	case "evaluate":
 		return evaluate(ctx, out, *file, *env, *flagKey, *evalCtx, *evaluator, *sdkKey)
-	case "export", "plan", "apply", "private-attributes":
+	case "export", "plan", "apply", "private-attributes", "webhooks deliveries", "webhooks test", "webhooks redeliver":
+		if *org == "" || *project == "" || *token == "" {
+			return errors.New("--org, --project and --token (or FLAGFORGE_TOKEN) are required")
+		}
 	case "contexts":
 		if *env == "" {
 			return errors.New("--env is required")
 		}
+		if *org == "" || *project == "" || *token == "" {
+			return errors.New("--org, --project and --token (or FLAGFORGE_TOKEN) are required")
+		}
+	case "permissions", "roles list", "roles grant", "roles revoke":
+		if *org == "" || *token == "" {
+			return errors.New("--org and --token (or FLAGFORGE_TOKEN) are required")
+		}
 	default:
 		return errors.New(usage)
-	}
-	if *org == "" || *project == "" || *token == "" {
-		return errors.New("--org, --project and --token (or FLAGFORGE_TOKEN) are required")
 	}
 	creds := insecure.NewCredentials()
 	switch {
@@ -123,7 +145,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	c := remote.New(conn, *token)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
+	a := adminArgs{org: *org, project: *project, env: *env, member: *member, role: *role, hook: *hookID, delivery: *delivery}
 	switch cmd {
+	case "permissions", "roles list", "roles grant", "roles revoke", "webhooks deliveries", "webhooks test", "webhooks redeliver":
+		return admin(ctx, c, out, cmd, a)
 	case "export":
 		f, err := c.Export(ctx, *org, *project, *env)
 		if err != nil {

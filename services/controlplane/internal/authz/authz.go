@@ -36,6 +36,11 @@ const (
 	Webhook Kind = "webhook"
 )
 
+// Self is not a resource: the caller's own identity and permissions
+// (PermissionService). Every member of the organization may read it, whatever
+// their role, so a member with no role at a scope can still learn so.
+const Self Kind = "self"
+
 // Kinds lists every resource kind (for exhaustive tests and docs).
 var Kinds = []Kind{Organization, Project, Environment, Flag, FlagConfig, Segment, Member, RoleBinding, APIToken, SDKKey, Audit, Usage, ChangeRequest, Schedule, Webhook}
 
@@ -153,6 +158,9 @@ func Check(p *actor.Principal, s Scope, kind Kind, action Action) error {
 	if s.Org != p.Org {
 		return errs.E(errs.NotFound, "organization %q not found", s.Org)
 	}
+	if kind == Self && action == Read {
+		return nil
+	}
 	role := RoleAt(p.Bindings, s)
 	if !Allows(role, kind, action) {
 		return errs.E(errs.PermissionDenied, "%s on %s is not allowed for role %s", action, kind, roleName(role))
@@ -165,4 +173,47 @@ func roleName(r adminv1.Role) string {
 		return "none"
 	}
 	return r.String()
+}
+
+// MinRole returns the least role allowed action on kind; ok is false when no
+// role is.
+func MinRole(kind Kind, action Action) (adminv1.Role, bool) {
+	r, ok := minRole[kind][action]
+	return r, ok
+}
+
+// Permission is what Permissions answers for one kind and action.
+type Permission struct {
+	Kind    Kind
+	Action  Action
+	Allowed bool
+	// MinRole is the least role allowed (ROLE_UNSPECIFIED: none is).
+	MinRole adminv1.Role
+	// Reason is Check's refusal message (empty when allowed).
+	Reason string
+}
+
+// Permissions answers, for every kind and every action some role may perform on
+// it, what Check decides for p at scope s: the same function the access
+// interceptor calls, so the answer cannot drift from what the server enforces.
+// Kinds that live deeper than s (a flag configuration asked about at a project)
+// are answered with the role at s. Per-request refinements (granting the owner
+// role, a change request's author approving it, an environment's approval
+// settings) are not answered here; the server still applies them.
+func Permissions(p *actor.Principal, s Scope) []Permission {
+	var out []Permission
+	for _, kind := range Kinds {
+		for _, action := range Actions {
+			min, ok := minRole[kind][action]
+			if !ok {
+				continue
+			}
+			perm := Permission{Kind: kind, Action: action, MinRole: min, Allowed: true}
+			if err := Check(p, s, kind, action); err != nil {
+				perm.Allowed, perm.Reason = false, errs.GRPCStatus(err).Message()
+			}
+			out = append(out, perm)
+		}
+	}
+	return out
 }

@@ -122,10 +122,12 @@ var GovernanceTable = map[string]Governance{
 	adminv1.ScheduleService_CreateScheduledChange_FullMethodName: ViaChangeRequest,
 	adminv1.ScheduleService_CancelScheduledChange_FullMethodName: NotServing,
 
-	adminv1.WebhookService_CreateWebhook_FullMethodName: NotServing,
-	adminv1.WebhookService_UpdateWebhook_FullMethodName: NotServing,
-	adminv1.WebhookService_DeleteWebhook_FullMethodName: NotServing,
-	adminv1.WebhookService_EnableWebhook_FullMethodName: NotServing,
+	adminv1.WebhookService_CreateWebhook_FullMethodName:            NotServing,
+	adminv1.WebhookService_UpdateWebhook_FullMethodName:            NotServing,
+	adminv1.WebhookService_DeleteWebhook_FullMethodName:            NotServing,
+	adminv1.WebhookService_EnableWebhook_FullMethodName:            NotServing,
+	adminv1.WebhookService_SendTestWebhook_FullMethodName:          NotServing,
+	adminv1.WebhookService_RedeliverWebhookDelivery_FullMethodName: NotServing,
 }
 
 // GovernanceOf returns the decision of a write RPC; ok is false for a method

@@ -91,6 +91,13 @@ func grantAction(req any) Action {
 	return Write
 }
 
+// requestScope reads org, project and environment from the request, whatever
+// is set (PermissionService asks about any level).
+func requestScope(req any) Scope {
+	r := req.(*adminv1.GetMyPermissionsRequest)
+	return Scope{Org: r.GetOrg(), Project: r.GetProject(), Environment: r.GetEnvironment()}
+}
+
 // Table declares every RPC the admin API serves. A method that is not here is
 // denied by the access interceptor.
 var Table = map[string]Rule{
@@ -197,4 +204,9 @@ var Table = map[string]Rule{
 	adminv1.WebhookService_DeleteWebhook_FullMethodName:         {Kind: Webhook, Action: Write, Level: LevelProject},
 	adminv1.WebhookService_EnableWebhook_FullMethodName:         {Kind: Webhook, Action: Write, Level: LevelProject},
 	adminv1.WebhookService_ListWebhookDeliveries_FullMethodName: {Kind: Webhook, Action: Read, Level: LevelProject},
+	// Sending a test or a delivery again only reaches the URL an admin set.
+	adminv1.WebhookService_SendTestWebhook_FullMethodName:          {Kind: Webhook, Action: Write, Level: LevelProject},
+	adminv1.WebhookService_RedeliverWebhookDelivery_FullMethodName: {Kind: Webhook, Action: Write, Level: LevelProject},
+
+	adminv1.PermissionService_GetMyPermissions_FullMethodName: {Kind: Self, Action: Read, ScopeOf: requestScope},
 }

@@ -90,10 +90,16 @@ func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, st.Err())
 }
 
+// Routes registers extra handlers (e.g. package oidclogin's) on the mux: more
+// specific patterns than the gateway's catch-all /v1/ win.
+type Routes func(mux *http.ServeMux)
+
 // NewHandler returns the HTTP handler. conn is a client connection to the admin
 // gRPC server; gatherer is exposed at /metrics; streamWrite bounds each write of
-// a stream (the live events), so a client that stopped reading is cut.
-func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer prometheus.Gatherer, log *slog.Logger, streamWrite time.Duration) (http.Handler, error) {
+// a stream (the live events), so a client that stopped reading is cut; extra
+// adds handlers.
+
+func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer prometheus.Gatherer, log *slog.Logger, streamWrite time.Duration, extra ...Routes) (http.Handler, error) {
 	gw := runtime.NewServeMux(
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
@@ -123,6 +129,7 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer 
 		adminv1.RegisterWebhookServiceHandler,
 		adminv1.RegisterManifestServiceHandler,
 		adminv1.RegisterExplainServiceHandler,
+		adminv1.RegisterPermissionServiceHandler,
 	} {
 		if err := register(ctx, gw, conn); err != nil {
 			return nil, err
@@ -153,6 +160,9 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer 
 	})
 	// Live changes for the console, as server-sent events (package events).
 	mux.Handle("GET /v1/orgs/{org}/events", limits.Stream(streamWrite, events.New(adminv1.NewAuditServiceClient(conn), events.Config{}, log)))
+	for _, r := range extra {
+		r(mux)
+	}
 	// The web console answers every other path (its client-side routes).
 	mux.Handle("/", console.Handler())
 	return mux, nil

@@ -70,7 +70,7 @@ func Register(s grpc.ServiceRegistrar, st Storer, now func() time.Time, opts ...
 		fs.gov, ss.gov, es.gov = g, g, g
 		adminv1.RegisterChangeRequestServiceServer(s, &ChangeRequestService{store: g, now: now})
 		adminv1.RegisterScheduleServiceServer(s, &ScheduleService{store: g, now: now})
-		adminv1.RegisterWebhookServiceServer(s, &WebhookService{store: g})
+		adminv1.RegisterWebhookServiceServer(s, &WebhookService{store: g, now: now})
 	} else {
 		adminv1.RegisterChangeRequestServiceServer(s, adminv1.UnimplementedChangeRequestServiceServer{})
 		adminv1.RegisterScheduleServiceServer(s, adminv1.UnimplementedScheduleServiceServer{})
@@ -86,6 +86,7 @@ func Register(s grpc.ServiceRegistrar, st Storer, now func() time.Time, opts ...
 	adminv1.RegisterSdkKeyServiceServer(s, &SDKKeyService{store: st, now: now})
 	adminv1.RegisterAuditServiceServer(s, &AuditService{store: st})
 	adminv1.RegisterUsageServiceServer(s, &UsageService{store: st, now: now})
+	adminv1.RegisterPermissionServiceServer(s, &PermissionService{})
 }
 
 // ownerGuard refuses a caller who is not an owner of the organization when the

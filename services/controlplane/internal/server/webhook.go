@@ -5,9 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"net/url"
+	"time"
+
+	"github.com/google/uuid"
 
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
+	"github.com/flagforge/flagforge/services/controlplane/internal/actor"
 	"github.com/flagforge/flagforge/services/controlplane/internal/store"
+	"github.com/flagforge/flagforge/services/controlplane/internal/webhook"
 )
 
 // defaultMaxFailures disables a webhook after this many consecutive failures.
@@ -22,6 +27,8 @@ type webhooks interface {
 	DeleteWebhook(ctx context.Context, m store.WriteMeta, ref store.ProjectRef, id string) error
 	EnableWebhook(ctx context.Context, m store.WriteMeta, ref store.ProjectRef, id string) (*adminv1.Webhook, error)
 	ListWebhookDeliveries(ctx context.Context, ref store.ProjectRef, id string, p store.Page) ([]*adminv1.WebhookDelivery, string, error)
+	EnqueueTestDelivery(ctx context.Context, ref store.ProjectRef, webhookID, eventType, eventID string, payload []byte) (*adminv1.WebhookDelivery, error)
+	RedeliverWebhookDelivery(ctx context.Context, ref store.ProjectRef, webhookID, deliveryID string, now time.Time) (*adminv1.WebhookDelivery, error)
 }
 
 // WebhookService implements adminv1.WebhookServiceServer. Deliveries are made by
@@ -29,6 +36,7 @@ type webhooks interface {
 type WebhookService struct {
 	adminv1.UnimplementedWebhookServiceServer
 	store webhooks
+	now   func() time.Time
 }
 
 func (c *checks) webhookURL(field, v string) {
@@ -192,4 +200,42 @@ func (s *WebhookService) ListWebhookDeliveries(ctx context.Context, req *adminv1
 		return nil, err
 	}
 	return &adminv1.ListWebhookDeliveriesResponse{Deliveries: ds, NextPageToken: next}, nil
+}
+
+// SendTestWebhook queues a "webhook.test" delivery, sent at once.
+func (s *WebhookService) SendTestWebhook(ctx context.Context, req *adminv1.SendTestWebhookRequest) (*adminv1.SendTestWebhookResponse, error) {
+	var c checks
+	ref := hookRef(&c, req.GetOrg(), req.GetProject(), req.GetId())
+	if c.err != nil {
+		return nil, c.err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	p := actor.PrincipalFrom(ctx)
+	body, err := webhook.TestEvent(id.String(), req.GetOrg(), req.GetProject(), webhook.Actor{ID: p.ID(), Name: p.Name()}, s.now())
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.store.EnqueueTestDelivery(ctx, ref, req.GetId(), webhook.TestEventType, id.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.SendTestWebhookResponse{Delivery: d}, nil
+}
+
+// RedeliverWebhookDelivery sends a delivery's event again, now.
+func (s *WebhookService) RedeliverWebhookDelivery(ctx context.Context, req *adminv1.RedeliverWebhookDeliveryRequest) (*adminv1.RedeliverWebhookDeliveryResponse, error) {
+	var c checks
+	ref := hookRef(&c, req.GetOrg(), req.GetProject(), req.GetId())
+	c.text("delivery_id", req.GetDeliveryId(), 100, true)
+	if c.err != nil {
+		return nil, c.err
+	}
+	d, err := s.store.RedeliverWebhookDelivery(ctx, ref, req.GetId(), req.GetDeliveryId(), s.now())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.RedeliverWebhookDeliveryResponse{Delivery: d}, nil
 }

@@ -71,6 +71,13 @@ type Governance interface {
 	EnableWebhook(ctx context.Context, m WriteMeta, ref ProjectRef, id string) (*adminv1.Webhook, error)
 	// ListWebhookDeliveries lists a webhook's deliveries, newest first.
 	ListWebhookDeliveries(ctx context.Context, ref ProjectRef, id string, p Page) ([]*adminv1.WebhookDelivery, string, error)
+	// EnqueueTestDelivery queues a delivery of payload to an enabled webhook, due
+	// at once and ordered after nothing (FailedPrecondition when disabled).
+	EnqueueTestDelivery(ctx context.Context, ref ProjectRef, webhookID, eventType, eventID string, payload []byte) (*adminv1.WebhookDelivery, error)
+	// RedeliverWebhookDelivery sets a delivery that was attempted back to pending,
+	// due at now and ordered after nothing (FailedPrecondition when the webhook
+	// is disabled or the delivery is pending or leased).
+	RedeliverWebhookDelivery(ctx context.Context, ref ProjectRef, webhookID, deliveryID string, now time.Time) (*adminv1.WebhookDelivery, error)
 
 	// EnqueueWebhookDeliveries turns up to limit audit entries past the cursors
 	// into deliveries (payload built by render) and returns how many entries it

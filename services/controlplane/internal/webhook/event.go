@@ -3,6 +3,7 @@ package webhook
 import (
 	"encoding/json"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -134,4 +135,17 @@ func Render(e *adminv1.AuditEntry, org string) (eventType, orderKey string, body
 		return "", "", nil, false
 	}
 	return ev.Type, OrderKey(e.GetResource()), b, true
+}
+
+// TestEventType is the type of the deliveries SendTestWebhook queues.
+const TestEventType = "webhook.test"
+
+// TestEvent is the body of a test delivery: an Event of type "webhook.test"
+// naming the project and who asked, with no change (before and after null).
+func TestEvent(id, org, project string, by Actor, now time.Time) ([]byte, error) {
+	return json.Marshal(Event{
+		ID: id, Type: TestEventType, Time: now.UTC().Format("2006-01-02T15:04:05.999999Z07:00"), Org: org, Project: project,
+		Resource: "projects/" + project + "/webhooks", ResourceType: "webhook", Action: TestEventType, Actor: by,
+		Before: json.RawMessage("null"), After: json.RawMessage("null"), Reason: "test delivery",
+	})
 }

@@ -1126,6 +1126,224 @@ func (x *ListWebhookDeliveriesResponse) GetNextPageToken() string {
 	return ""
 }
 
+type SendTestWebhookRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Org           string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	Project       string                 `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
+	Id            string                 `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendTestWebhookRequest) Reset() {
+	*x = SendTestWebhookRequest{}
+	mi := &file_flagforge_admin_v1_webhook_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendTestWebhookRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendTestWebhookRequest) ProtoMessage() {}
+
+func (x *SendTestWebhookRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_webhook_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendTestWebhookRequest.ProtoReflect.Descriptor instead.
+func (*SendTestWebhookRequest) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_webhook_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SendTestWebhookRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *SendTestWebhookRequest) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+func (x *SendTestWebhookRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type SendTestWebhookResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The queued delivery (event type "webhook.test").
+	Delivery      *WebhookDelivery `protobuf:"bytes,1,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SendTestWebhookResponse) Reset() {
+	*x = SendTestWebhookResponse{}
+	mi := &file_flagforge_admin_v1_webhook_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SendTestWebhookResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SendTestWebhookResponse) ProtoMessage() {}
+
+func (x *SendTestWebhookResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_webhook_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SendTestWebhookResponse.ProtoReflect.Descriptor instead.
+func (*SendTestWebhookResponse) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_webhook_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SendTestWebhookResponse) GetDelivery() *WebhookDelivery {
+	if x != nil {
+		return x.Delivery
+	}
+	return nil
+}
+
+type RedeliverWebhookDeliveryRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Org     string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	Project string                 `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
+	// The webhook's id.
+	Id            string `protobuf:"bytes,3,opt,name=id,proto3" json:"id,omitempty"`
+	DeliveryId    string `protobuf:"bytes,4,opt,name=delivery_id,json=deliveryId,proto3" json:"delivery_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeliverWebhookDeliveryRequest) Reset() {
+	*x = RedeliverWebhookDeliveryRequest{}
+	mi := &file_flagforge_admin_v1_webhook_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeliverWebhookDeliveryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeliverWebhookDeliveryRequest) ProtoMessage() {}
+
+func (x *RedeliverWebhookDeliveryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_webhook_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeliverWebhookDeliveryRequest.ProtoReflect.Descriptor instead.
+func (*RedeliverWebhookDeliveryRequest) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_webhook_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RedeliverWebhookDeliveryRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *RedeliverWebhookDeliveryRequest) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+func (x *RedeliverWebhookDeliveryRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RedeliverWebhookDeliveryRequest) GetDeliveryId() string {
+	if x != nil {
+		return x.DeliveryId
+	}
+	return ""
+}
+
+type RedeliverWebhookDeliveryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Delivery      *WebhookDelivery       `protobuf:"bytes,1,opt,name=delivery,proto3" json:"delivery,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RedeliverWebhookDeliveryResponse) Reset() {
+	*x = RedeliverWebhookDeliveryResponse{}
+	mi := &file_flagforge_admin_v1_webhook_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RedeliverWebhookDeliveryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RedeliverWebhookDeliveryResponse) ProtoMessage() {}
+
+func (x *RedeliverWebhookDeliveryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_webhook_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RedeliverWebhookDeliveryResponse.ProtoReflect.Descriptor instead.
+func (*RedeliverWebhookDeliveryResponse) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_webhook_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *RedeliverWebhookDeliveryResponse) GetDelivery() *WebhookDelivery {
+	if x != nil {
+		return x.Delivery
+	}
+	return nil
+}
+
 var File_flagforge_admin_v1_webhook_proto protoreflect.FileDescriptor
 
 const file_flagforge_admin_v1_webhook_proto_rawDesc = "" +
@@ -1216,13 +1434,27 @@ const file_flagforge_admin_v1_webhook_proto_rawDesc = "" +
 	"\n" +
 	"deliveries\x18\x01 \x03(\v2#.flagforge.admin.v1.WebhookDeliveryR\n" +
 	"deliveries\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\xd0\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"T\n" +
+	"\x16SendTestWebhookRequest\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
+	"\aproject\x18\x02 \x01(\tR\aproject\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\"Z\n" +
+	"\x17SendTestWebhookResponse\x12?\n" +
+	"\bdelivery\x18\x01 \x01(\v2#.flagforge.admin.v1.WebhookDeliveryR\bdelivery\"~\n" +
+	"\x1fRedeliverWebhookDeliveryRequest\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
+	"\aproject\x18\x02 \x01(\tR\aproject\x12\x0e\n" +
+	"\x02id\x18\x03 \x01(\tR\x02id\x12\x1f\n" +
+	"\vdelivery_id\x18\x04 \x01(\tR\n" +
+	"deliveryId\"c\n" +
+	" RedeliverWebhookDeliveryResponse\x12?\n" +
+	"\bdelivery\x18\x01 \x01(\v2#.flagforge.admin.v1.WebhookDeliveryR\bdelivery*\xd0\x01\n" +
 	"\x14WebhookDeliveryState\x12&\n" +
 	"\"WEBHOOK_DELIVERY_STATE_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1eWEBHOOK_DELIVERY_STATE_PENDING\x10\x01\x12$\n" +
 	" WEBHOOK_DELIVERY_STATE_SUCCEEDED\x10\x02\x12#\n" +
 	"\x1fWEBHOOK_DELIVERY_STATE_RETRYING\x10\x03\x12!\n" +
-	"\x1dWEBHOOK_DELIVERY_STATE_FAILED\x10\x042\xe6\x05\n" +
+	"\x1dWEBHOOK_DELIVERY_STATE_FAILED\x10\x042\xda\a\n" +
 	"\x0eWebhookService\x12d\n" +
 	"\rCreateWebhook\x12(.flagforge.admin.v1.CreateWebhookRequest\x1a).flagforge.admin.v1.CreateWebhookResponse\x12[\n" +
 	"\n" +
@@ -1231,7 +1463,9 @@ const file_flagforge_admin_v1_webhook_proto_rawDesc = "" +
 	"\rUpdateWebhook\x12(.flagforge.admin.v1.UpdateWebhookRequest\x1a).flagforge.admin.v1.UpdateWebhookResponse\x12d\n" +
 	"\rDeleteWebhook\x12(.flagforge.admin.v1.DeleteWebhookRequest\x1a).flagforge.admin.v1.DeleteWebhookResponse\x12d\n" +
 	"\rEnableWebhook\x12(.flagforge.admin.v1.EnableWebhookRequest\x1a).flagforge.admin.v1.EnableWebhookResponse\x12|\n" +
-	"\x15ListWebhookDeliveries\x120.flagforge.admin.v1.ListWebhookDeliveriesRequest\x1a1.flagforge.admin.v1.ListWebhookDeliveriesResponseB\xd3\x01\n" +
+	"\x15ListWebhookDeliveries\x120.flagforge.admin.v1.ListWebhookDeliveriesRequest\x1a1.flagforge.admin.v1.ListWebhookDeliveriesResponse\x12j\n" +
+	"\x0fSendTestWebhook\x12*.flagforge.admin.v1.SendTestWebhookRequest\x1a+.flagforge.admin.v1.SendTestWebhookResponse\x12\x85\x01\n" +
+	"\x18RedeliverWebhookDelivery\x123.flagforge.admin.v1.RedeliverWebhookDeliveryRequest\x1a4.flagforge.admin.v1.RedeliverWebhookDeliveryResponseB\xd3\x01\n" +
 	"\x16com.flagforge.admin.v1B\fWebhookProtoP\x01ZAgithub.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1;adminv1\xa2\x02\x03FAX\xaa\x02\x12Flagforge.Admin.V1\xca\x02\x12Flagforge\\Admin\\V1\xe2\x02\x1eFlagforge\\Admin\\V1\\GPBMetadata\xea\x02\x14Flagforge::Admin::V1b\x06proto3"
 
 var (
@@ -1247,33 +1481,37 @@ func file_flagforge_admin_v1_webhook_proto_rawDescGZIP() []byte {
 }
 
 var file_flagforge_admin_v1_webhook_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_flagforge_admin_v1_webhook_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_flagforge_admin_v1_webhook_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_flagforge_admin_v1_webhook_proto_goTypes = []any{
-	(WebhookDeliveryState)(0),             // 0: flagforge.admin.v1.WebhookDeliveryState
-	(*Webhook)(nil),                       // 1: flagforge.admin.v1.Webhook
-	(*WebhookDelivery)(nil),               // 2: flagforge.admin.v1.WebhookDelivery
-	(*CreateWebhookRequest)(nil),          // 3: flagforge.admin.v1.CreateWebhookRequest
-	(*CreateWebhookResponse)(nil),         // 4: flagforge.admin.v1.CreateWebhookResponse
-	(*GetWebhookRequest)(nil),             // 5: flagforge.admin.v1.GetWebhookRequest
-	(*GetWebhookResponse)(nil),            // 6: flagforge.admin.v1.GetWebhookResponse
-	(*ListWebhooksRequest)(nil),           // 7: flagforge.admin.v1.ListWebhooksRequest
-	(*ListWebhooksResponse)(nil),          // 8: flagforge.admin.v1.ListWebhooksResponse
-	(*UpdateWebhookRequest)(nil),          // 9: flagforge.admin.v1.UpdateWebhookRequest
-	(*UpdateWebhookResponse)(nil),         // 10: flagforge.admin.v1.UpdateWebhookResponse
-	(*DeleteWebhookRequest)(nil),          // 11: flagforge.admin.v1.DeleteWebhookRequest
-	(*DeleteWebhookResponse)(nil),         // 12: flagforge.admin.v1.DeleteWebhookResponse
-	(*EnableWebhookRequest)(nil),          // 13: flagforge.admin.v1.EnableWebhookRequest
-	(*EnableWebhookResponse)(nil),         // 14: flagforge.admin.v1.EnableWebhookResponse
-	(*ListWebhookDeliveriesRequest)(nil),  // 15: flagforge.admin.v1.ListWebhookDeliveriesRequest
-	(*ListWebhookDeliveriesResponse)(nil), // 16: flagforge.admin.v1.ListWebhookDeliveriesResponse
-	(*timestamppb.Timestamp)(nil),         // 17: google.protobuf.Timestamp
+	(WebhookDeliveryState)(0),                // 0: flagforge.admin.v1.WebhookDeliveryState
+	(*Webhook)(nil),                          // 1: flagforge.admin.v1.Webhook
+	(*WebhookDelivery)(nil),                  // 2: flagforge.admin.v1.WebhookDelivery
+	(*CreateWebhookRequest)(nil),             // 3: flagforge.admin.v1.CreateWebhookRequest
+	(*CreateWebhookResponse)(nil),            // 4: flagforge.admin.v1.CreateWebhookResponse
+	(*GetWebhookRequest)(nil),                // 5: flagforge.admin.v1.GetWebhookRequest
+	(*GetWebhookResponse)(nil),               // 6: flagforge.admin.v1.GetWebhookResponse
+	(*ListWebhooksRequest)(nil),              // 7: flagforge.admin.v1.ListWebhooksRequest
+	(*ListWebhooksResponse)(nil),             // 8: flagforge.admin.v1.ListWebhooksResponse
+	(*UpdateWebhookRequest)(nil),             // 9: flagforge.admin.v1.UpdateWebhookRequest
+	(*UpdateWebhookResponse)(nil),            // 10: flagforge.admin.v1.UpdateWebhookResponse
+	(*DeleteWebhookRequest)(nil),             // 11: flagforge.admin.v1.DeleteWebhookRequest
+	(*DeleteWebhookResponse)(nil),            // 12: flagforge.admin.v1.DeleteWebhookResponse
+	(*EnableWebhookRequest)(nil),             // 13: flagforge.admin.v1.EnableWebhookRequest
+	(*EnableWebhookResponse)(nil),            // 14: flagforge.admin.v1.EnableWebhookResponse
+	(*ListWebhookDeliveriesRequest)(nil),     // 15: flagforge.admin.v1.ListWebhookDeliveriesRequest
+	(*ListWebhookDeliveriesResponse)(nil),    // 16: flagforge.admin.v1.ListWebhookDeliveriesResponse
+	(*SendTestWebhookRequest)(nil),           // 17: flagforge.admin.v1.SendTestWebhookRequest
+	(*SendTestWebhookResponse)(nil),          // 18: flagforge.admin.v1.SendTestWebhookResponse
+	(*RedeliverWebhookDeliveryRequest)(nil),  // 19: flagforge.admin.v1.RedeliverWebhookDeliveryRequest
+	(*RedeliverWebhookDeliveryResponse)(nil), // 20: flagforge.admin.v1.RedeliverWebhookDeliveryResponse
+	(*timestamppb.Timestamp)(nil),            // 21: google.protobuf.Timestamp
 }
 var file_flagforge_admin_v1_webhook_proto_depIdxs = []int32{
-	17, // 0: flagforge.admin.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
+	21, // 0: flagforge.admin.v1.Webhook.create_time:type_name -> google.protobuf.Timestamp
 	0,  // 1: flagforge.admin.v1.WebhookDelivery.state:type_name -> flagforge.admin.v1.WebhookDeliveryState
-	17, // 2: flagforge.admin.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
-	17, // 3: flagforge.admin.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
-	17, // 4: flagforge.admin.v1.WebhookDelivery.delivered_time:type_name -> google.protobuf.Timestamp
+	21, // 2: flagforge.admin.v1.WebhookDelivery.create_time:type_name -> google.protobuf.Timestamp
+	21, // 3: flagforge.admin.v1.WebhookDelivery.next_attempt_time:type_name -> google.protobuf.Timestamp
+	21, // 4: flagforge.admin.v1.WebhookDelivery.delivered_time:type_name -> google.protobuf.Timestamp
 	1,  // 5: flagforge.admin.v1.CreateWebhookRequest.webhook:type_name -> flagforge.admin.v1.Webhook
 	1,  // 6: flagforge.admin.v1.CreateWebhookResponse.webhook:type_name -> flagforge.admin.v1.Webhook
 	1,  // 7: flagforge.admin.v1.GetWebhookResponse.webhook:type_name -> flagforge.admin.v1.Webhook
@@ -1281,25 +1519,31 @@ var file_flagforge_admin_v1_webhook_proto_depIdxs = []int32{
 	1,  // 9: flagforge.admin.v1.UpdateWebhookResponse.webhook:type_name -> flagforge.admin.v1.Webhook
 	1,  // 10: flagforge.admin.v1.EnableWebhookResponse.webhook:type_name -> flagforge.admin.v1.Webhook
 	2,  // 11: flagforge.admin.v1.ListWebhookDeliveriesResponse.deliveries:type_name -> flagforge.admin.v1.WebhookDelivery
-	3,  // 12: flagforge.admin.v1.WebhookService.CreateWebhook:input_type -> flagforge.admin.v1.CreateWebhookRequest
-	5,  // 13: flagforge.admin.v1.WebhookService.GetWebhook:input_type -> flagforge.admin.v1.GetWebhookRequest
-	7,  // 14: flagforge.admin.v1.WebhookService.ListWebhooks:input_type -> flagforge.admin.v1.ListWebhooksRequest
-	9,  // 15: flagforge.admin.v1.WebhookService.UpdateWebhook:input_type -> flagforge.admin.v1.UpdateWebhookRequest
-	11, // 16: flagforge.admin.v1.WebhookService.DeleteWebhook:input_type -> flagforge.admin.v1.DeleteWebhookRequest
-	13, // 17: flagforge.admin.v1.WebhookService.EnableWebhook:input_type -> flagforge.admin.v1.EnableWebhookRequest
-	15, // 18: flagforge.admin.v1.WebhookService.ListWebhookDeliveries:input_type -> flagforge.admin.v1.ListWebhookDeliveriesRequest
-	4,  // 19: flagforge.admin.v1.WebhookService.CreateWebhook:output_type -> flagforge.admin.v1.CreateWebhookResponse
-	6,  // 20: flagforge.admin.v1.WebhookService.GetWebhook:output_type -> flagforge.admin.v1.GetWebhookResponse
-	8,  // 21: flagforge.admin.v1.WebhookService.ListWebhooks:output_type -> flagforge.admin.v1.ListWebhooksResponse
-	10, // 22: flagforge.admin.v1.WebhookService.UpdateWebhook:output_type -> flagforge.admin.v1.UpdateWebhookResponse
-	12, // 23: flagforge.admin.v1.WebhookService.DeleteWebhook:output_type -> flagforge.admin.v1.DeleteWebhookResponse
-	14, // 24: flagforge.admin.v1.WebhookService.EnableWebhook:output_type -> flagforge.admin.v1.EnableWebhookResponse
-	16, // 25: flagforge.admin.v1.WebhookService.ListWebhookDeliveries:output_type -> flagforge.admin.v1.ListWebhookDeliveriesResponse
-	19, // [19:26] is the sub-list for method output_type
-	12, // [12:19] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	2,  // 12: flagforge.admin.v1.SendTestWebhookResponse.delivery:type_name -> flagforge.admin.v1.WebhookDelivery
+	2,  // 13: flagforge.admin.v1.RedeliverWebhookDeliveryResponse.delivery:type_name -> flagforge.admin.v1.WebhookDelivery
+	3,  // 14: flagforge.admin.v1.WebhookService.CreateWebhook:input_type -> flagforge.admin.v1.CreateWebhookRequest
+	5,  // 15: flagforge.admin.v1.WebhookService.GetWebhook:input_type -> flagforge.admin.v1.GetWebhookRequest
+	7,  // 16: flagforge.admin.v1.WebhookService.ListWebhooks:input_type -> flagforge.admin.v1.ListWebhooksRequest
+	9,  // 17: flagforge.admin.v1.WebhookService.UpdateWebhook:input_type -> flagforge.admin.v1.UpdateWebhookRequest
+	11, // 18: flagforge.admin.v1.WebhookService.DeleteWebhook:input_type -> flagforge.admin.v1.DeleteWebhookRequest
+	13, // 19: flagforge.admin.v1.WebhookService.EnableWebhook:input_type -> flagforge.admin.v1.EnableWebhookRequest
+	15, // 20: flagforge.admin.v1.WebhookService.ListWebhookDeliveries:input_type -> flagforge.admin.v1.ListWebhookDeliveriesRequest
+	17, // 21: flagforge.admin.v1.WebhookService.SendTestWebhook:input_type -> flagforge.admin.v1.SendTestWebhookRequest
+	19, // 22: flagforge.admin.v1.WebhookService.RedeliverWebhookDelivery:input_type -> flagforge.admin.v1.RedeliverWebhookDeliveryRequest
+	4,  // 23: flagforge.admin.v1.WebhookService.CreateWebhook:output_type -> flagforge.admin.v1.CreateWebhookResponse
+	6,  // 24: flagforge.admin.v1.WebhookService.GetWebhook:output_type -> flagforge.admin.v1.GetWebhookResponse
+	8,  // 25: flagforge.admin.v1.WebhookService.ListWebhooks:output_type -> flagforge.admin.v1.ListWebhooksResponse
+	10, // 26: flagforge.admin.v1.WebhookService.UpdateWebhook:output_type -> flagforge.admin.v1.UpdateWebhookResponse
+	12, // 27: flagforge.admin.v1.WebhookService.DeleteWebhook:output_type -> flagforge.admin.v1.DeleteWebhookResponse
+	14, // 28: flagforge.admin.v1.WebhookService.EnableWebhook:output_type -> flagforge.admin.v1.EnableWebhookResponse
+	16, // 29: flagforge.admin.v1.WebhookService.ListWebhookDeliveries:output_type -> flagforge.admin.v1.ListWebhookDeliveriesResponse
+	18, // 30: flagforge.admin.v1.WebhookService.SendTestWebhook:output_type -> flagforge.admin.v1.SendTestWebhookResponse
+	20, // 31: flagforge.admin.v1.WebhookService.RedeliverWebhookDelivery:output_type -> flagforge.admin.v1.RedeliverWebhookDeliveryResponse
+	23, // [23:32] is the sub-list for method output_type
+	14, // [14:23] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_admin_v1_webhook_proto_init() }
@@ -1313,7 +1557,7 @@ func file_flagforge_admin_v1_webhook_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flagforge_admin_v1_webhook_proto_rawDesc), len(file_flagforge_admin_v1_webhook_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

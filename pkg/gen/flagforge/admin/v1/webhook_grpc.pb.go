@@ -19,13 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	WebhookService_CreateWebhook_FullMethodName         = "/flagforge.admin.v1.WebhookService/CreateWebhook"
-	WebhookService_GetWebhook_FullMethodName            = "/flagforge.admin.v1.WebhookService/GetWebhook"
-	WebhookService_ListWebhooks_FullMethodName          = "/flagforge.admin.v1.WebhookService/ListWebhooks"
-	WebhookService_UpdateWebhook_FullMethodName         = "/flagforge.admin.v1.WebhookService/UpdateWebhook"
-	WebhookService_DeleteWebhook_FullMethodName         = "/flagforge.admin.v1.WebhookService/DeleteWebhook"
-	WebhookService_EnableWebhook_FullMethodName         = "/flagforge.admin.v1.WebhookService/EnableWebhook"
-	WebhookService_ListWebhookDeliveries_FullMethodName = "/flagforge.admin.v1.WebhookService/ListWebhookDeliveries"
+	WebhookService_CreateWebhook_FullMethodName            = "/flagforge.admin.v1.WebhookService/CreateWebhook"
+	WebhookService_GetWebhook_FullMethodName               = "/flagforge.admin.v1.WebhookService/GetWebhook"
+	WebhookService_ListWebhooks_FullMethodName             = "/flagforge.admin.v1.WebhookService/ListWebhooks"
+	WebhookService_UpdateWebhook_FullMethodName            = "/flagforge.admin.v1.WebhookService/UpdateWebhook"
+	WebhookService_DeleteWebhook_FullMethodName            = "/flagforge.admin.v1.WebhookService/DeleteWebhook"
+	WebhookService_EnableWebhook_FullMethodName            = "/flagforge.admin.v1.WebhookService/EnableWebhook"
+	WebhookService_ListWebhookDeliveries_FullMethodName    = "/flagforge.admin.v1.WebhookService/ListWebhookDeliveries"
+	WebhookService_SendTestWebhook_FullMethodName          = "/flagforge.admin.v1.WebhookService/SendTestWebhook"
+	WebhookService_RedeliverWebhookDelivery_FullMethodName = "/flagforge.admin.v1.WebhookService/RedeliverWebhookDelivery"
 )
 
 // WebhookServiceClient is the client API for WebhookService service.
@@ -45,6 +47,16 @@ type WebhookServiceClient interface {
 	// EnableWebhook re-enables a webhook disabled after repeated failures.
 	EnableWebhook(ctx context.Context, in *EnableWebhookRequest, opts ...grpc.CallOption) (*EnableWebhookResponse, error)
 	ListWebhookDeliveries(ctx context.Context, in *ListWebhookDeliveriesRequest, opts ...grpc.CallOption) (*ListWebhookDeliveriesResponse, error)
+	// SendTestWebhook queues a "webhook.test" delivery (a body naming no change,
+	// signed like any other) to be sent at once; the delivery log shows its result.
+	// Refused (FAILED_PRECONDITION) while the webhook is disabled.
+	SendTestWebhook(ctx context.Context, in *SendTestWebhookRequest, opts ...grpc.CallOption) (*SendTestWebhookResponse, error)
+	// RedeliverWebhookDelivery sends a delivery's event again, now, with the same
+	// event id and body (receivers deduplicate by id): the delivery goes back to
+	// pending, outside its flag's ordering queue, and the log shows the new
+	// attempt. Refused (FAILED_PRECONDITION) while the webhook is disabled or the
+	// delivery is pending or being attempted.
+	RedeliverWebhookDelivery(ctx context.Context, in *RedeliverWebhookDeliveryRequest, opts ...grpc.CallOption) (*RedeliverWebhookDeliveryResponse, error)
 }
 
 type webhookServiceClient struct {
@@ -125,6 +137,26 @@ func (c *webhookServiceClient) ListWebhookDeliveries(ctx context.Context, in *Li
 	return out, nil
 }
 
+func (c *webhookServiceClient) SendTestWebhook(ctx context.Context, in *SendTestWebhookRequest, opts ...grpc.CallOption) (*SendTestWebhookResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SendTestWebhookResponse)
+	err := c.cc.Invoke(ctx, WebhookService_SendTestWebhook_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *webhookServiceClient) RedeliverWebhookDelivery(ctx context.Context, in *RedeliverWebhookDeliveryRequest, opts ...grpc.CallOption) (*RedeliverWebhookDeliveryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RedeliverWebhookDeliveryResponse)
+	err := c.cc.Invoke(ctx, WebhookService_RedeliverWebhookDelivery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // WebhookServiceServer is the server API for WebhookService service.
 // All implementations must embed UnimplementedWebhookServiceServer
 // for forward compatibility.
@@ -142,6 +174,16 @@ type WebhookServiceServer interface {
 	// EnableWebhook re-enables a webhook disabled after repeated failures.
 	EnableWebhook(context.Context, *EnableWebhookRequest) (*EnableWebhookResponse, error)
 	ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error)
+	// SendTestWebhook queues a "webhook.test" delivery (a body naming no change,
+	// signed like any other) to be sent at once; the delivery log shows its result.
+	// Refused (FAILED_PRECONDITION) while the webhook is disabled.
+	SendTestWebhook(context.Context, *SendTestWebhookRequest) (*SendTestWebhookResponse, error)
+	// RedeliverWebhookDelivery sends a delivery's event again, now, with the same
+	// event id and body (receivers deduplicate by id): the delivery goes back to
+	// pending, outside its flag's ordering queue, and the log shows the new
+	// attempt. Refused (FAILED_PRECONDITION) while the webhook is disabled or the
+	// delivery is pending or being attempted.
+	RedeliverWebhookDelivery(context.Context, *RedeliverWebhookDeliveryRequest) (*RedeliverWebhookDeliveryResponse, error)
 	mustEmbedUnimplementedWebhookServiceServer()
 }
 
@@ -172,6 +214,12 @@ func (UnimplementedWebhookServiceServer) EnableWebhook(context.Context, *EnableW
 }
 func (UnimplementedWebhookServiceServer) ListWebhookDeliveries(context.Context, *ListWebhookDeliveriesRequest) (*ListWebhookDeliveriesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListWebhookDeliveries not implemented")
+}
+func (UnimplementedWebhookServiceServer) SendTestWebhook(context.Context, *SendTestWebhookRequest) (*SendTestWebhookResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SendTestWebhook not implemented")
+}
+func (UnimplementedWebhookServiceServer) RedeliverWebhookDelivery(context.Context, *RedeliverWebhookDeliveryRequest) (*RedeliverWebhookDeliveryResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RedeliverWebhookDelivery not implemented")
 }
 func (UnimplementedWebhookServiceServer) mustEmbedUnimplementedWebhookServiceServer() {}
 func (UnimplementedWebhookServiceServer) testEmbeddedByValue()                        {}
@@ -320,6 +368,42 @@ func _WebhookService_ListWebhookDeliveries_Handler(srv interface{}, ctx context.
 	return interceptor(ctx, in, info, handler)
 }
 
+func _WebhookService_SendTestWebhook_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SendTestWebhookRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).SendTestWebhook(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_SendTestWebhook_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).SendTestWebhook(ctx, req.(*SendTestWebhookRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _WebhookService_RedeliverWebhookDelivery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RedeliverWebhookDeliveryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(WebhookServiceServer).RedeliverWebhookDelivery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: WebhookService_RedeliverWebhookDelivery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(WebhookServiceServer).RedeliverWebhookDelivery(ctx, req.(*RedeliverWebhookDeliveryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // WebhookService_ServiceDesc is the grpc.ServiceDesc for WebhookService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -354,6 +438,14 @@ var WebhookService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListWebhookDeliveries",
 			Handler:    _WebhookService_ListWebhookDeliveries_Handler,
+		},
+		{
+			MethodName: "SendTestWebhook",
+			Handler:    _WebhookService_SendTestWebhook_Handler,
+		},
+		{
+			MethodName: "RedeliverWebhookDelivery",
+			Handler:    _WebhookService_RedeliverWebhookDelivery_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/flagforge/flagforge/pkg/errs"
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
 	"github.com/flagforge/flagforge/services/controlplane/internal/store"
 )
@@ -437,4 +438,90 @@ func (s *Store) CompleteWebhookDelivery(ctx context.Context, r store.DeliveryRes
 // every webhook of the organization (webhook.Membership is the same rule).
 func orgWide(resource string) bool {
 	return strings.HasPrefix(resource, "members/") || strings.HasPrefix(resource, "api_tokens/")
+}
+
+func (s *Store) loadDelivery(ctx context.Context, x q, webhookID, id string) (*adminv1.WebhookDelivery, error) {
+	d, err := scanDelivery(x.row(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries WHERE webhook_id = ? AND id = ?`, webhookID, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound("delivery", id)
+	}
+	return d, err
+}
+
+func enabledHook(w *adminv1.Webhook) error {
+	if !w.GetEnabled() {
+		return errs.E(errs.FailedPrecondition, "webhook %q is disabled (%s): enable it first", w.GetId(), w.GetDisabledReason())
+	}
+	return nil
+}
+
+// EnqueueTestDelivery queues a delivery of payload, due now, outside any ordering
+// queue (its order key is its own). It is not audited: it changes nothing but
+// the delivery log.
+func (s *Store) EnqueueTestDelivery(ctx context.Context, ref store.ProjectRef, webhookID, eventType, eventID string, payload []byte) (*adminv1.WebhookDelivery, error) {
+	var out *adminv1.WebhookDelivery
+	err := s.inTx(ctx, func(t *Tx) error {
+		w, err := s.loadWebhook(ctx, t.q(), ref, webhookID, true)
+		if err != nil {
+			return err
+		}
+		if err := enabledHook(w); err != nil {
+			return err
+		}
+		id, err := newID()
+		if err != nil {
+			return err
+		}
+		var head int64
+		if err := t.q().row(ctx, `SELECT COALESCE(MAX(seq), 0) FROM audit_entries WHERE org = ?`, ref.Org).Scan(&head); err != nil {
+			return err
+		}
+		if _, err := t.q().exec(ctx, `INSERT INTO webhook_deliveries (id, webhook_id, org, seq, order_key, event_type,
+			event_id, payload, state, attempts, last_status_code, last_error, next_attempt_at, lease_until,
+			delivered_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, '', 0, 0, 0, ?)`,
+			id, webhookID, ref.Org, head, "test:"+id, eventType, eventID, string(payload),
+			int32(adminv1.WebhookDeliveryState_WEBHOOK_DELIVERY_STATE_PENDING), micros(t.now)); err != nil {
+			return err
+		}
+		out, err = s.loadDelivery(ctx, t.q(), webhookID, id)
+		return err
+	})
+	return out, s.translate(err)
+}
+
+// RedeliverWebhookDelivery puts a finished (or retrying, not in flight)
+// delivery back to pending, due now, with its own order key so it neither
+// waits for nor holds up its flag's later deliveries. Not audited, like a retry.
+func (s *Store) RedeliverWebhookDelivery(ctx context.Context, ref store.ProjectRef, webhookID, deliveryID string, now time.Time) (*adminv1.WebhookDelivery, error) {
+	var out *adminv1.WebhookDelivery
+	err := s.inTx(ctx, func(t *Tx) error {
+		w, err := s.loadWebhook(ctx, t.q(), ref, webhookID, true)
+		if err != nil {
+			return err
+		}
+		if err := enabledHook(w); err != nil {
+			return err
+		}
+		d, err := s.loadDelivery(ctx, t.q(), webhookID, deliveryID)
+		if err != nil {
+			return err
+		}
+		if d.GetState() == adminv1.WebhookDeliveryState_WEBHOOK_DELIVERY_STATE_PENDING {
+			return errs.E(errs.FailedPrecondition, "delivery %q is pending: it has not been attempted yet", deliveryID)
+		}
+		res, err := t.q().exec(ctx, `UPDATE webhook_deliveries SET state = ?, order_key = ?, next_attempt_at = ?, lease_until = 0
+			WHERE id = ? AND lease_until <= ?`, int32(adminv1.WebhookDeliveryState_WEBHOOK_DELIVERY_STATE_PENDING),
+			"redelivery:"+deliveryID, micros(now), deliveryID, micros(now))
+		if err != nil {
+			return err
+		}
+		if n, err := affected(res); err != nil {
+			return err
+		} else if n != 1 {
+			return errs.E(errs.FailedPrecondition, "delivery %q is being attempted right now: look at the log again in a moment", deliveryID)
+		}
+		out, err = s.loadDelivery(ctx, t.q(), webhookID, deliveryID)
+		return err
+	})
+	return out, s.translate(err)
 }

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flagforge/admin/v1/webhook.proto.
  */
 export const file_flagforge_admin_v1_webhook: GenFile = /*@__PURE__*/
-  fileDesc("CiBmbGFnZm9yZ2UvYWRtaW4vdjEvd2ViaG9vay5wcm90bxISZmxhZ2ZvcmdlLmFkbWluLnYxItEBCgdXZWJob29rEgoKAmlkGAEgASgJEgsKA3VybBgCIAEoCRITCgtldmVudF90eXBlcxgDIAMoCRIPCgdlbmFibGVkGAQgASgIEhUKDWZhaWx1cmVfY291bnQYBSABKAUSFAoMbWF4X2ZhaWx1cmVzGAYgASgFEhcKD2Rpc2FibGVkX3JlYXNvbhgHIAEoCRIQCghyZXZpc2lvbhgIIAEoAxIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi7AIKD1dlYmhvb2tEZWxpdmVyeRIKCgJpZBgBIAEoCRISCgp3ZWJob29rX2lkGAIgASgJEhIKCmV2ZW50X3R5cGUYAyABKAkSEAoIZXZlbnRfaWQYBCABKAkSNwoFc3RhdGUYBSABKA4yKC5mbGFnZm9yZ2UuYWRtaW4udjEuV2ViaG9va0RlbGl2ZXJ5U3RhdGUSEAoIYXR0ZW1wdHMYBiABKAUSGAoQbGFzdF9zdGF0dXNfY29kZRgHIAEoBRISCgpsYXN0X2Vycm9yGAggASgJEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFuZXh0X2F0dGVtcHRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOZGVsaXZlcmVkX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInsKFENyZWF0ZVdlYmhvb2tSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEiwKB3dlYmhvb2sYAyABKAsyGy5mbGFnZm9yZ2UuYWRtaW4udjEuV2ViaG9vaxIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAkiVQoVQ3JlYXRlV2ViaG9va1Jlc3BvbnNlEiwKB3dlYmhvb2sYASABKAsyGy5mbGFnZm9yZ2UuYWRtaW4udjEuV2ViaG9vaxIOCgZzZWNyZXQYAiABKAkiPQoRR2V0V2ViaG9va1JlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSCgoCaWQYAyABKAkiQgoSR2V0V2ViaG9va1Jlc3BvbnNlEiwKB3dlYmhvb2sYASABKAsyGy5mbGFnZm9yZ2UuYWRtaW4udjEuV2ViaG9vayJaChNMaXN0V2ViaG9va3NSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIl4KFExpc3RXZWJob29rc1Jlc3BvbnNlEi0KCHdlYmhvb2tzGAEgAygLMhsuZmxhZ2ZvcmdlLmFkbWluLnYxLldlYmhvb2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIooBChRVcGRhdGVXZWJob29rUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIKCgJpZBgDIAEoCRILCgN1cmwYBCABKAkSEwoLZXZlbnRfdHlwZXMYBSADKAkSFAoMbWF4X2ZhaWx1cmVzGAYgASgFEhAKCHJldmlzaW9uGAcgASgDIkUKFVVwZGF0ZVdlYmhvb2tSZXNwb25zZRIsCgd3ZWJob29rGAEgASgLMhsuZmxhZ2ZvcmdlLmFkbWluLnYxLldlYmhvb2siQAoURGVsZXRlV2ViaG9va1JlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSCgoCaWQYAyABKAkiFwoVRGVsZXRlV2ViaG9va1Jlc3BvbnNlIkAKFEVuYWJsZVdlYmhvb2tSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEgoKAmlkGAMgASgJIkUKFUVuYWJsZVdlYmhvb2tSZXNwb25zZRIsCgd3ZWJob29rGAEgASgLMhsuZmxhZ2ZvcmdlLmFkbWluLnYxLldlYmhvb2sibwocTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIKCgJpZBgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJxCh1MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZRI3CgpkZWxpdmVyaWVzGAEgAygLMiMuZmxhZ2ZvcmdlLmFkbWluLnYxLldlYmhvb2tEZWxpdmVyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkq0AEKFFdlYmhvb2tEZWxpdmVyeVN0YXRlEiYKIldFQkhPT0tfREVMSVZFUllfU1RBVEVfVU5TUEVDSUZJRUQQABIiCh5XRUJIT09LX0RFTElWRVJZX1NUQVRFX1BFTkRJTkcQARIkCiBXRUJIT09LX0RFTElWRVJZX1NUQVRFX1NVQ0NFRURFRBACEiMKH1dFQkhPT0tfREVMSVZFUllfU1RBVEVfUkVUUllJTkcQAxIhCh1XRUJIT09LX0RFTElWRVJZX1NUQVRFX0ZBSUxFRBAEMuYFCg5XZWJob29rU2VydmljZRJkCg1DcmVhdGVXZWJob29rEiguZmxhZ2ZvcmdlLmFkbWluLnYxLkNyZWF0ZVdlYmhvb2tSZXF1ZXN0GikuZmxhZ2ZvcmdlLmFkbWluLnYxLkNyZWF0ZVdlYmhvb2tSZXNwb25zZRJbCgpHZXRXZWJob29rEiUuZmxhZ2ZvcmdlLmFkbWluLnYxLkdldFdlYmhvb2tSZXF1ZXN0GiYuZmxhZ2ZvcmdlLmFkbWluLnYxLkdldFdlYmhvb2tSZXNwb25zZRJhCgxMaXN0V2ViaG9va3MSJy5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdFdlYmhvb2tzUmVxdWVzdBooLmZsYWdmb3JnZS5hZG1pbi52MS5MaXN0V2ViaG9va3NSZXNwb25zZRJkCg1VcGRhdGVXZWJob29rEiguZmxhZ2ZvcmdlLmFkbWluLnYxLlVwZGF0ZVdlYmhvb2tSZXF1ZXN0GikuZmxhZ2ZvcmdlLmFkbWluLnYxLlVwZGF0ZVdlYmhvb2tSZXNwb25zZRJkCg1EZWxldGVXZWJob29rEiguZmxhZ2ZvcmdlLmFkbWluLnYxLkRlbGV0ZVdlYmhvb2tSZXF1ZXN0GikuZmxhZ2ZvcmdlLmFkbWluLnYxLkRlbGV0ZVdlYmhvb2tSZXNwb25zZRJkCg1FbmFibGVXZWJob29rEiguZmxhZ2ZvcmdlLmFkbWluLnYxLkVuYWJsZVdlYmhvb2tSZXF1ZXN0GikuZmxhZ2ZvcmdlLmFkbWluLnYxLkVuYWJsZVdlYmhvb2tSZXNwb25zZRJ8ChVMaXN0V2ViaG9va0RlbGl2ZXJpZXMSMC5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBoxLmZsYWdmb3JnZS5hZG1pbi52MS5MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("CiBmbGFnZm9yZ2UvYWRtaW4vdjEvd2ViaG9vay5wcm90bxISZmxhZ2ZvcmdlLmFkbWluLnYxItEBCgdXZWJob29rEgoKAmlkGAEgASgJEgsKA3VybBgCIAEoCRITCgtldmVudF90eXBlcxgDIAMoCRIPCgdlbmFibGVkGAQgASgIEhUKDWZhaWx1cmVfY291bnQYBSABKAUSFAoMbWF4X2ZhaWx1cmVzGAYgASgFEhcKD2Rpc2FibGVkX3JlYXNvbhgHIAEoCRIQCghyZXZpc2lvbhgIIAEoAxIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi7AIKD1dlYmhvb2tEZWxpdmVyeRIKCgJpZBgBIAEoCRISCgp3ZWJob29rX2lkGAIgASgJEhIKCmV2ZW50X3R5cGUYAyABKAkSEAoIZXZlbnRfaWQYBCABKAkSNwoFc3RhdGUYBSABKA4yKC5mbGFnZm9yZ2UuYWRtaW4udjEuV2ViaG9va0RlbGl2ZXJ5U3RhdGUSEAoIYXR0ZW1wdHMYBiABKAUSGAoQbGFzdF9zdGF0dXNfY29kZRgHIAEoBRISCgpsYXN0X2Vycm9yGAggASgJEi8KC2NyZWF0ZV90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1ChFuZXh0X2F0dGVtcHRfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOZGVsaXZlcmVkX3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wInsKFENyZWF0ZVdlYmhvb2tSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEiwKB3dlYmhvb2sYAyABKAsyGy5mbGFnZm9yZ2UuYWRtaW4udjEuV2ViaG9vaxIXCg9pZGVtcG90ZW5jeV9rZXkYBCABKAkiVQoVQ3JlYXRlV2ViaG9va1Jlc3BvbnNlEiwKB3dlYmhvb2sYASABKAsyGy5mbGFnZm9yZ2UuYWRtaW4udjEuV2ViaG9vaxIOCgZzZWNyZXQYAiABKAkiPQoRR2V0V2ViaG9va1JlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSCgoCaWQYAyABKAkiQgoSR2V0V2ViaG9va1Jlc3BvbnNlEiwKB3dlYmhvb2sYASABKAsyGy5mbGFnZm9yZ2UuYWRtaW4udjEuV2ViaG9vayJaChNMaXN0V2ViaG9va3NSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhEKCXBhZ2Vfc2l6ZRgDIAEoBRISCgpwYWdlX3Rva2VuGAQgASgJIl4KFExpc3RXZWJob29rc1Jlc3BvbnNlEi0KCHdlYmhvb2tzGAEgAygLMhsuZmxhZ2ZvcmdlLmFkbWluLnYxLldlYmhvb2sSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIooBChRVcGRhdGVXZWJob29rUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIKCgJpZBgDIAEoCRILCgN1cmwYBCABKAkSEwoLZXZlbnRfdHlwZXMYBSADKAkSFAoMbWF4X2ZhaWx1cmVzGAYgASgFEhAKCHJldmlzaW9uGAcgASgDIkUKFVVwZGF0ZVdlYmhvb2tSZXNwb25zZRIsCgd3ZWJob29rGAEgASgLMhsuZmxhZ2ZvcmdlLmFkbWluLnYxLldlYmhvb2siQAoURGVsZXRlV2ViaG9va1JlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSCgoCaWQYAyABKAkiFwoVRGVsZXRlV2ViaG9va1Jlc3BvbnNlIkAKFEVuYWJsZVdlYmhvb2tSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEgoKAmlkGAMgASgJIkUKFUVuYWJsZVdlYmhvb2tSZXNwb25zZRIsCgd3ZWJob29rGAEgASgLMhsuZmxhZ2ZvcmdlLmFkbWluLnYxLldlYmhvb2sibwocTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIKCgJpZBgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJxCh1MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZRI3CgpkZWxpdmVyaWVzGAEgAygLMiMuZmxhZ2ZvcmdlLmFkbWluLnYxLldlYmhvb2tEZWxpdmVyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiQgoWU2VuZFRlc3RXZWJob29rUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIKCgJpZBgDIAEoCSJQChdTZW5kVGVzdFdlYmhvb2tSZXNwb25zZRI1CghkZWxpdmVyeRgBIAEoCzIjLmZsYWdmb3JnZS5hZG1pbi52MS5XZWJob29rRGVsaXZlcnkiYAofUmVkZWxpdmVyV2ViaG9va0RlbGl2ZXJ5UmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIKCgJpZBgDIAEoCRITCgtkZWxpdmVyeV9pZBgEIAEoCSJZCiBSZWRlbGl2ZXJXZWJob29rRGVsaXZlcnlSZXNwb25zZRI1CghkZWxpdmVyeRgBIAEoCzIjLmZsYWdmb3JnZS5hZG1pbi52MS5XZWJob29rRGVsaXZlcnkq0AEKFFdlYmhvb2tEZWxpdmVyeVN0YXRlEiYKIldFQkhPT0tfREVMSVZFUllfU1RBVEVfVU5TUEVDSUZJRUQQABIiCh5XRUJIT09LX0RFTElWRVJZX1NUQVRFX1BFTkRJTkcQARIkCiBXRUJIT09LX0RFTElWRVJZX1NUQVRFX1NVQ0NFRURFRBACEiMKH1dFQkhPT0tfREVMSVZFUllfU1RBVEVfUkVUUllJTkcQAxIhCh1XRUJIT09LX0RFTElWRVJZX1NUQVRFX0ZBSUxFRBAEMtoHCg5XZWJob29rU2VydmljZRJkCg1DcmVhdGVXZWJob29rEiguZmxhZ2ZvcmdlLmFkbWluLnYxLkNyZWF0ZVdlYmhvb2tSZXF1ZXN0GikuZmxhZ2ZvcmdlLmFkbWluLnYxLkNyZWF0ZVdlYmhvb2tSZXNwb25zZRJbCgpHZXRXZWJob29rEiUuZmxhZ2ZvcmdlLmFkbWluLnYxLkdldFdlYmhvb2tSZXF1ZXN0GiYuZmxhZ2ZvcmdlLmFkbWluLnYxLkdldFdlYmhvb2tSZXNwb25zZRJhCgxMaXN0V2ViaG9va3MSJy5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdFdlYmhvb2tzUmVxdWVzdBooLmZsYWdmb3JnZS5hZG1pbi52MS5MaXN0V2ViaG9va3NSZXNwb25zZRJkCg1VcGRhdGVXZWJob29rEiguZmxhZ2ZvcmdlLmFkbWluLnYxLlVwZGF0ZVdlYmhvb2tSZXF1ZXN0GikuZmxhZ2ZvcmdlLmFkbWluLnYxLlVwZGF0ZVdlYmhvb2tSZXNwb25zZRJkCg1EZWxldGVXZWJob29rEiguZmxhZ2ZvcmdlLmFkbWluLnYxLkRlbGV0ZVdlYmhvb2tSZXF1ZXN0GikuZmxhZ2ZvcmdlLmFkbWluLnYxLkRlbGV0ZVdlYmhvb2tSZXNwb25zZRJkCg1FbmFibGVXZWJob29rEiguZmxhZ2ZvcmdlLmFkbWluLnYxLkVuYWJsZVdlYmhvb2tSZXF1ZXN0GikuZmxhZ2ZvcmdlLmFkbWluLnYxLkVuYWJsZVdlYmhvb2tSZXNwb25zZRJ8ChVMaXN0V2ViaG9va0RlbGl2ZXJpZXMSMC5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBoxLmZsYWdmb3JnZS5hZG1pbi52MS5MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXNwb25zZRJqCg9TZW5kVGVzdFdlYmhvb2sSKi5mbGFnZm9yZ2UuYWRtaW4udjEuU2VuZFRlc3RXZWJob29rUmVxdWVzdBorLmZsYWdmb3JnZS5hZG1pbi52MS5TZW5kVGVzdFdlYmhvb2tSZXNwb25zZRKFAQoYUmVkZWxpdmVyV2ViaG9va0RlbGl2ZXJ5EjMuZmxhZ2ZvcmdlLmFkbWluLnYxLlJlZGVsaXZlcldlYmhvb2tEZWxpdmVyeVJlcXVlc3QaNC5mbGFnZm9yZ2UuYWRtaW4udjEuUmVkZWxpdmVyV2ViaG9va0RlbGl2ZXJ5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * Webhook is a subscription of an HTTPS endpoint to change types.
@@ -891,6 +891,172 @@ export const ListWebhookDeliveriesResponseSchema: GenMessage<ListWebhookDeliveri
   messageDesc(file_flagforge_admin_v1_webhook, 15);
 
 /**
+ * @generated from message flagforge.admin.v1.SendTestWebhookRequest
+ */
+export type SendTestWebhookRequest = Message<"flagforge.admin.v1.SendTestWebhookRequest"> & {
+  /**
+   * @generated from field: string org = 1;
+   */
+  org: string;
+
+  /**
+   * @generated from field: string project = 2;
+   */
+  project: string;
+
+  /**
+   * @generated from field: string id = 3;
+   */
+  id: string;
+};
+
+/**
+ * @generated from message flagforge.admin.v1.SendTestWebhookRequest
+ */
+export type SendTestWebhookRequestJson = {
+  /**
+   * @generated from field: string org = 1;
+   */
+  org?: string;
+
+  /**
+   * @generated from field: string project = 2;
+   */
+  project?: string;
+
+  /**
+   * @generated from field: string id = 3;
+   */
+  id?: string;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.SendTestWebhookRequest.
+ * Use `create(SendTestWebhookRequestSchema)` to create a new message.
+ */
+export const SendTestWebhookRequestSchema: GenMessage<SendTestWebhookRequest, {jsonType: SendTestWebhookRequestJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_webhook, 16);
+
+/**
+ * @generated from message flagforge.admin.v1.SendTestWebhookResponse
+ */
+export type SendTestWebhookResponse = Message<"flagforge.admin.v1.SendTestWebhookResponse"> & {
+  /**
+   * The queued delivery (event type "webhook.test").
+   *
+   * @generated from field: flagforge.admin.v1.WebhookDelivery delivery = 1;
+   */
+  delivery?: WebhookDelivery | undefined;
+};
+
+/**
+ * @generated from message flagforge.admin.v1.SendTestWebhookResponse
+ */
+export type SendTestWebhookResponseJson = {
+  /**
+   * The queued delivery (event type "webhook.test").
+   *
+   * @generated from field: flagforge.admin.v1.WebhookDelivery delivery = 1;
+   */
+  delivery?: WebhookDeliveryJson;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.SendTestWebhookResponse.
+ * Use `create(SendTestWebhookResponseSchema)` to create a new message.
+ */
+export const SendTestWebhookResponseSchema: GenMessage<SendTestWebhookResponse, {jsonType: SendTestWebhookResponseJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_webhook, 17);
+
+/**
+ * @generated from message flagforge.admin.v1.RedeliverWebhookDeliveryRequest
+ */
+export type RedeliverWebhookDeliveryRequest = Message<"flagforge.admin.v1.RedeliverWebhookDeliveryRequest"> & {
+  /**
+   * @generated from field: string org = 1;
+   */
+  org: string;
+
+  /**
+   * @generated from field: string project = 2;
+   */
+  project: string;
+
+  /**
+   * The webhook's id.
+   *
+   * @generated from field: string id = 3;
+   */
+  id: string;
+
+  /**
+   * @generated from field: string delivery_id = 4;
+   */
+  deliveryId: string;
+};
+
+/**
+ * @generated from message flagforge.admin.v1.RedeliverWebhookDeliveryRequest
+ */
+export type RedeliverWebhookDeliveryRequestJson = {
+  /**
+   * @generated from field: string org = 1;
+   */
+  org?: string;
+
+  /**
+   * @generated from field: string project = 2;
+   */
+  project?: string;
+
+  /**
+   * The webhook's id.
+   *
+   * @generated from field: string id = 3;
+   */
+  id?: string;
+
+  /**
+   * @generated from field: string delivery_id = 4;
+   */
+  deliveryId?: string;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.RedeliverWebhookDeliveryRequest.
+ * Use `create(RedeliverWebhookDeliveryRequestSchema)` to create a new message.
+ */
+export const RedeliverWebhookDeliveryRequestSchema: GenMessage<RedeliverWebhookDeliveryRequest, {jsonType: RedeliverWebhookDeliveryRequestJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_webhook, 18);
+
+/**
+ * @generated from message flagforge.admin.v1.RedeliverWebhookDeliveryResponse
+ */
+export type RedeliverWebhookDeliveryResponse = Message<"flagforge.admin.v1.RedeliverWebhookDeliveryResponse"> & {
+  /**
+   * @generated from field: flagforge.admin.v1.WebhookDelivery delivery = 1;
+   */
+  delivery?: WebhookDelivery | undefined;
+};
+
+/**
+ * @generated from message flagforge.admin.v1.RedeliverWebhookDeliveryResponse
+ */
+export type RedeliverWebhookDeliveryResponseJson = {
+  /**
+   * @generated from field: flagforge.admin.v1.WebhookDelivery delivery = 1;
+   */
+  delivery?: WebhookDeliveryJson;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.RedeliverWebhookDeliveryResponse.
+ * Use `create(RedeliverWebhookDeliveryResponseSchema)` to create a new message.
+ */
+export const RedeliverWebhookDeliveryResponseSchema: GenMessage<RedeliverWebhookDeliveryResponse, {jsonType: RedeliverWebhookDeliveryResponseJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_webhook, 19);
+
+/**
  * WebhookDeliveryState is where a delivery is.
  *
  * @generated from enum flagforge.admin.v1.WebhookDeliveryState
@@ -1005,6 +1171,32 @@ export const WebhookService: GenService<{
     methodKind: "unary";
     input: typeof ListWebhookDeliveriesRequestSchema;
     output: typeof ListWebhookDeliveriesResponseSchema;
+  },
+  /**
+   * SendTestWebhook queues a "webhook.test" delivery (a body naming no change,
+   * signed like any other) to be sent at once; the delivery log shows its result.
+   * Refused (FAILED_PRECONDITION) while the webhook is disabled.
+   *
+   * @generated from rpc flagforge.admin.v1.WebhookService.SendTestWebhook
+   */
+  sendTestWebhook: {
+    methodKind: "unary";
+    input: typeof SendTestWebhookRequestSchema;
+    output: typeof SendTestWebhookResponseSchema;
+  },
+  /**
+   * RedeliverWebhookDelivery sends a delivery's event again, now, with the same
+   * event id and body (receivers deduplicate by id): the delivery goes back to
+   * pending, outside its flag's ordering queue, and the log shows the new
+   * attempt. Refused (FAILED_PRECONDITION) while the webhook is disabled or the
+   * delivery is pending or being attempted.
+   *
+   * @generated from rpc flagforge.admin.v1.WebhookService.RedeliverWebhookDelivery
+   */
+  redeliverWebhookDelivery: {
+    methodKind: "unary";
+    input: typeof RedeliverWebhookDeliveryRequestSchema;
+    output: typeof RedeliverWebhookDeliveryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_flagforge_admin_v1_webhook, 0);
