@@ -173,6 +173,7 @@ func (c *Client) report(ctx context.Context) {
 		if err := c.usage.flush(ctx, c.sendUsage); err != nil {
 			c.log.Warn("evaluation counts not reported; retrying later", "error", err)
 		}
+		c.usage.env.Reopen()
 		if err := c.sendContexts(ctx); err != nil {
 			c.log.Warn("sampled contexts not reported (dropped: they are a best-effort sample)", "error", err)
 		}
@@ -200,10 +201,12 @@ func (c *Client) sendUsage(ctx context.Context, counts []*evaluationv1.Evaluatio
 // sampleEnv is the sampler's key: a client serves one environment.
 const sampleEnv = ""
 
-// sample offers ctx to the seen-context sample. Once the minute's reservoir is
-// full it costs a clock read and two atomic loads.
+// sample offers ctx to the seen-context sample. Once the sample is full it costs
+// one atomic load (no clock read): the report loop reopens it every
+// UsageInterval, so a minute's bound holds and sampling resumes at the next
+// report after the minute ends.
 func (u *usage) sample(m *manifestv1.Manifest, ctx *Context, clock func() time.Time) {
-	if u.env == nil || ctx == nil {
+	if u.env.Closed() || ctx == nil {
 		return
 	}
 	now := clock()

@@ -124,6 +124,22 @@ func (s *Sampler) Env(env string) *Env {
 // Want is Sampler.Want for this environment.
 func (h *Env) Want(minute int64) bool { return h != nil && h.e.want(minute) }
 
+// Closed reports whether the sample was closed (full, or offered ten times the
+// bound) in the last minute it saw: one atomic load and no clock read, for
+// callers on a hot path that reopen it periodically (Reopen).
+func (h *Env) Closed() bool { return h == nil || h.e.closed.Load() }
+
+// Reopen lets the next Add look at its minute again: the bound of a minute still
+// holds (a full minute closes again at once), a new minute starts empty.
+func (h *Env) Reopen() {
+	if h == nil {
+		return
+	}
+	h.e.mu.Lock()
+	h.e.closed.Store(false)
+	h.e.mu.Unlock()
+}
+
 // Add is Sampler.Add for this environment.
 func (h *Env) Add(minute int64, now time.Time, private []string, attrs map[string]any) {
 	if h != nil && len(attrs) > 0 {

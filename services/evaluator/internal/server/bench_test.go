@@ -23,12 +23,16 @@ import (
 	"github.com/flagforge/flagforge/services/evaluator/internal/fixture"
 	"github.com/flagforge/flagforge/services/evaluator/internal/holder"
 	"github.com/flagforge/flagforge/services/evaluator/internal/server"
+	"github.com/flagforge/flagforge/services/evaluator/internal/usage"
 )
 
 const env = "acme/web/production"
 
 // newService returns the service over a holder holding one manifest of env.
-func newService(tb testing.TB) *server.Service {
+func newService(tb testing.TB) *server.Service { return newCountingService(tb, nil) }
+
+// newCountingService is newService counting usage with c (nil: none).
+func newCountingService(tb testing.TB, c *usage.Counter) *server.Service {
 	tb.Helper()
 	s := fixture.NewSigner()
 	v, err := manifest.NewVerifier(nil, s.PublicKey())
@@ -46,7 +50,7 @@ func newService(tb testing.TB) *server.Service {
 	if err := h.Offer(env, sm); err != nil {
 		tb.Fatal(err)
 	}
-	svc, err := server.New(server.Config{Registerer: prometheus.NewRegistry()}, h)
+	svc, err := server.New(server.Config{Registerer: prometheus.NewRegistry(), Usage: c}, h)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -104,8 +108,25 @@ func benchGRPC(b *testing.B, svc evaluationv1.EvaluationServiceServer) {
 
 // BenchmarkEvaluateHandler is the service method alone (authentication, context,
 // evaluation, response), without a transport.
-func BenchmarkEvaluateHandler(b *testing.B) {
-	svc := newService(b)
+func BenchmarkEvaluateHandler(b *testing.B) { benchmarkHandler(b, newService(b)) }
+
+// BenchmarkEvaluateHandlerCounted is BenchmarkEvaluateHandler with usage counting,
+// as an evaluator with a control plane runs, without context sampling.
+func BenchmarkEvaluateHandlerCounted(b *testing.B) {
+	c, _ := usage.NewCounter(0, nil)
+	benchmarkHandler(b, newCountingService(b, c))
+}
+
+// BenchmarkEvaluateHandlerSampled adds context sampling (the default 100 a
+// minute): after the first request the minute's sample is closed (the same
+// context repeats), which is the steady state of a busy environment.
+func BenchmarkEvaluateHandlerSampled(b *testing.B) {
+	c, _ := usage.NewCounter(0, nil)
+	c.SampleContexts(100)
+	benchmarkHandler(b, newCountingService(b, c))
+}
+
+func benchmarkHandler(b *testing.B, svc *server.Service) {
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs("authorization", "Bearer "+fixture.ServerKey(env)))
 	c, _ := structpb.NewStruct(map[string]any{"targetingKey": "123", "region": "us-east-1"})
 	req := &evaluationv1.EvaluateRequest{FlagKey: "new-ui", Context: c}
