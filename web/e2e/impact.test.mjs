@@ -66,6 +66,15 @@ describe("impact preview", () => {
     assert.doesNotMatch(await preview.innerText(), /example\.com/);
     await checkA11y(page, "change request impact preview");
     await screenshot(page, "change-request-impact");
+
+    // The seen contexts themselves, as the control plane holds them.
+    await page.getByRole("link", { name: "Seen contexts" }).click();
+    const table = page.getByRole("table", { name: /30 contexts seen in production/ });
+    await table.waitFor();
+    await table.getByText('"targetingKey":"user-29"').waitFor();
+    await page.getByText("Private attributes (removed before a context leaves the evaluator or SDK): email.").waitFor();
+    assert.doesNotMatch(await table.innerText(), /example\.com/);
+    await checkA11y(page, "seen contexts");
   });
 
   it("a preview of a flag the environment does not have is refused naming the field", async () => {

@@ -10,6 +10,7 @@ const FlagsList = lazy(() => import("../features/flags/components/FlagsList"));
 const FlagPage = lazy(() => import("../features/flags/components/FlagPage"));
 const Playground = lazy(() => import("../features/playground/components/Playground"));
 const AuditLog = lazy(() => import("../features/audit/components/AuditLog"));
+const SeenContexts = lazy(() => import("../features/contexts/components/SeenContexts"));
 const Settings = lazy(() => import("../features/admin/components/Settings"));
 const Segments = lazy(() => import("../features/segments/components/Segments"));
 const Webhooks = lazy(() => import("../features/webhooks/components/Webhooks"));
@@ -40,6 +41,7 @@ export function App() {
   else if ((m = match("/o/:org/p/:project/webhooks", path))) page = <Webhooks org={m.org} project={m.project} />;
   else if ((m = match("/o/:org/p/:project/schedules", path))) page = <Schedules org={m.org} project={m.project} />;
   else if ((m = match("/o/:org/p/:project/keys", path))) page = <SdkKeys org={m.org} project={m.project} />;
+  else if ((m = match("/o/:org/p/:project/contexts", path))) page = <SeenContexts org={m.org} project={m.project} />;
   else if ((m = match("/o/:org/p/:project/changes", path))) page = <ChangeRequests org={m.org} project={m.project} />;
   else if ((m = match("/o/:org/p/:project/changes/:env/:id", path)))
     page = <ChangeRequestPage key={m.id} org={m.org} project={m.project} env={m.env} id={m.id} />;

@@ -17,6 +17,7 @@ export function Layout({ org, project, children }: { org: string; project: strin
     { to: `${base}/changes`, label: "Change requests" },
     { to: `${base}/schedules`, label: "Schedules" },
     { to: `${base}/playground`, label: "Playground" },
+    { to: `${base}/contexts`, label: "Seen contexts" },
     { to: `${base}/audit`, label: "Audit log" },
     { to: `${base}/keys`, label: "SDK keys" },
     { to: `${base}/webhooks`, label: "Webhooks" },
