@@ -187,7 +187,9 @@ func checkConsoleStage(t *testing.T, root string, stages [][]instruction, buildS
 func checkStaticBinary(t *testing.T, root, svc string) {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "flagforge-"+svc)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// Generous: a cold CGO-off build of a service on a loaded 2-core machine took
+	// over 5 minutes; the package timeout (make test-deploy, 10m) still bounds it.
+	ctx, cancel := context.WithTimeout(context.Background(), 9*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "./cmd/"+svc)
 	cmd.Dir = filepath.Join(root, "services", svc)
