@@ -18,6 +18,8 @@
 //   - HTTP/2 and gRPC connections that send nothing are pinged every PingInterval;
 //     a peer that does not answer within PingTimeout is disconnected, so a frozen
 //     streaming client is found within PingInterval+PingTimeout.
+//   - A stream or long poll served over HTTP/1.x (no pings) ends after at most
+//     HTTP1StreamMaxAge (MaxAge), so a frozen HTTP/1.1 client is dropped then.
 //   - On gRPC (GRPCGuard), a call's request message must arrive within
 //     ReadTimeout of its headers, and every server-stream message must be taken
 //     by the peer within StreamWriteTimeout; else the connection is closed.
@@ -25,9 +27,11 @@ package limits
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"time"
@@ -50,6 +54,11 @@ type Config struct {
 	// StreamWriteTimeout bounds one write (a frame, an event, a heartbeat) of a
 	// long-lived stream.
 	StreamWriteTimeout time.Duration `env:"STREAM_WRITE_TIMEOUT, default=10s"`
+	// HTTP1StreamMaxAge bounds how long a stream or long poll served over
+	// HTTP/1.x lasts (HTTP/1.x has no ping: a frozen client is found only by
+	// ending its stream). Each stream lasts a random 3/4 to all of it, then ends
+	// cleanly and its connection closes; clients resume from their version.
+	HTTP1StreamMaxAge time.Duration `env:"HTTP1_STREAM_MAX_AGE, default=30s"`
 	// PingInterval is how long an HTTP/2 or gRPC connection may be silent before
 	// the server pings it.
 	PingInterval time.Duration `env:"PING_INTERVAL, default=20s"`
@@ -62,7 +71,7 @@ type Config struct {
 func Defaults() Config {
 	return Config{
 		MaxBodyBytes: 1 << 20, MaxMessageBytes: 4 << 20, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		IdleTimeout: 2 * time.Minute, StreamWriteTimeout: 10 * time.Second,
+		IdleTimeout: 2 * time.Minute, StreamWriteTimeout: 10 * time.Second, HTTP1StreamMaxAge: 30 * time.Second,
 		PingInterval: 20 * time.Second, PingTimeout: 10 * time.Second,
 	}
 }
@@ -85,6 +94,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.ReadTimeout, d.ReadTimeout)
 	def(&c.IdleTimeout, d.IdleTimeout)
 	def(&c.StreamWriteTimeout, d.StreamWriteTimeout)
+	def(&c.HTTP1StreamMaxAge, d.HTTP1StreamMaxAge)
 	def(&c.PingInterval, d.PingInterval)
 	def(&c.PingTimeout, d.PingTimeout)
 	return c
@@ -111,6 +121,11 @@ func (c Config) Validate() error {
 	// gRPC refuses keepalive pings more often than every 10 s anyway.
 	if c.PingInterval < 10*time.Second {
 		problems = append(problems, fmt.Errorf("FLAGFORGE_PING_INTERVAL: %s is below 10s", c.PingInterval))
+	}
+	// Beyond 43 s (the backstop adds 2 s) a frozen HTTP/1.1 client may outlive
+	// the 45 s the servers promise.
+	if c.HTTP1StreamMaxAge < time.Second || c.HTTP1StreamMaxAge > 43*time.Second {
+		problems = append(problems, fmt.Errorf("FLAGFORGE_HTTP1_STREAM_MAX_AGE: %s is not between 1s and 43s", c.HTTP1StreamMaxAge))
 	}
 	if c.ReadHeaderTimeout > c.ReadTimeout {
 		problems = append(problems, errors.New("FLAGFORGE_READ_HEADER_TIMEOUT: must not exceed FLAGFORGE_READ_TIMEOUT"))
@@ -257,3 +272,41 @@ func (s *streamWriter) FlushError() error {
 
 // Unwrap lets http.ResponseController reach the server's writer.
 func (s *streamWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// MaxAgeHeader is the request header through which MaxAge tells a REST gateway's
+// stream how long it may last, in milliseconds: grpc-gateway forwards it to the
+// gRPC call as the metadata "flagforge-stream-max-age-ms". A client's own value
+// is removed.
+const MaxAgeHeader = "Grpc-Metadata-Flagforge-Stream-Max-Age-Ms"
+
+// MaxAgeMetadata is MaxAgeHeader as gRPC metadata.
+const MaxAgeMetadata = "flagforge-stream-max-age-ms"
+
+// maxAgeGrace is how long after its announced age a stream's context ends:
+// a stream that ends itself (with a closing message) does so first.
+const maxAgeGrace = 2 * time.Second
+
+// MaxAge wraps a handler of streams and long polls: over HTTP/1.x, the response
+// closes its connection (Connection: close) and the stream lasts a random 3/4
+// to all of maxAge: MaxAgeHeader announces that age to a gateway's gRPC
+// stream, which ends itself; the request's context ends maxAgeGrace later in
+// any case (a handler that returns on it ends the stream cleanly). HTTP/2
+// requests pass unchanged: pings find dead peers there.
+func MaxAge(maxAge time.Duration, h http.Handler) http.Handler {
+	if maxAge <= 0 {
+		maxAge = Defaults().HTTP1StreamMaxAge
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Del(MaxAgeHeader)
+		if r.ProtoMajor != 1 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		age := maxAge - time.Duration(rand.Int64N(int64(maxAge/4)+1))
+		w.Header().Set("Connection", "close")
+		r.Header.Set(MaxAgeHeader, strconv.FormatInt(age.Milliseconds(), 10))
+		ctx, cancel := context.WithTimeout(r.Context(), age+maxAgeGrace)
+		defer cancel()
+		h.ServeHTTP(w, r.WithContext(ctx))
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +104,56 @@ func TestAStreamWriteToAClientThatStoppedReadingFailsWithinTheDeadline(t *testin
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the stream kept writing to a client that does not read")
+	}
+}
+
+func TestHTTP1StreamsEndAtTheirMaxAgeAndHTTP2StreamsDoNot(t *testing.T) {
+	t.Parallel()
+	const maxAge = 2 * time.Second
+	type seen struct {
+		announced string
+		lasted    time.Duration
+	}
+	got := make(chan seen, 2)
+	h := limits.MaxAge(maxAge, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		select {
+		case <-r.Context().Done():
+		case <-time.After(3 * maxAge):
+		}
+		got <- seen{r.Header.Get(limits.MaxAgeHeader), time.Since(start)}
+	}))
+	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	for _, h2 := range []bool{false, true} {
+		tr := srv.Client().Transport.(*http.Transport).Clone()
+		tr.ForceAttemptHTTP2 = h2
+		if !h2 {
+			tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+		}
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL, nil)
+		req.Header.Set(limits.MaxAgeHeader, "999999") // a client's own value is dropped
+		resp, err := (&http.Client{Transport: tr}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		s := <-got
+		switch {
+		case !h2 && (resp.ProtoMajor != 1 || !resp.Close):
+			t.Errorf("HTTP/1.1: %s, close %v; want the connection closed after the stream", resp.Proto, resp.Close)
+		case !h2:
+			ms, err := strconv.Atoi(s.announced)
+			if err != nil || ms < int(maxAge.Milliseconds())*3/4 || ms > int(maxAge.Milliseconds()) {
+				t.Errorf("HTTP/1.1: announced age %q, want 3/4 to all of %s", s.announced, maxAge)
+			}
+			if s.lasted > maxAge+3*time.Second {
+				t.Errorf("HTTP/1.1: the stream lasted %s, want at most %s plus the 2 s backstop", s.lasted, maxAge)
+			}
+		case resp.ProtoMajor != 2 || s.announced != "" || s.lasted < 3*maxAge:
+			t.Errorf("HTTP/2: %s, announced %q, lasted %s; want no age", resp.Proto, s.announced, s.lasted)
+		}
 	}
 }

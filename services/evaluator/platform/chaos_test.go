@@ -43,10 +43,14 @@ func chaos(t *testing.T) {
 // Stream client modes of this test binary run as a child process
 // (FLAGFORGE_CHAOS_CLIENT=<mode>), so a test can freeze it with SIGSTOP.
 const (
-	clientGRPC   = "grpc"   // StreamManifest over gRPC
-	clientNDJSON = "ndjson" // GET /v1/stream over HTTP/2 (h2c)
-	clientSSE    = "sse"    // GET /v1/sse over HTTP/2 (h2c)
-	clientSync   = "sync"   // the control plane's SyncManifests over gRPC
+	clientGRPC    = "grpc"         // StreamManifest over gRPC (the Go SDK)
+	clientNDJSON  = "ndjson"       // GET /v1/stream over HTTP/2 (h2c: curl --http2-prior-knowledge)
+	clientNDJSON1 = "ndjson-http1" // GET /v1/stream over HTTP/1.1 (curl)
+	clientSSE     = "sse"          // GET /v1/sse over HTTP/2 (h2c; browsers under TLS get h2)
+	clientSSE1    = "sse-http1"    // GET /v1/sse over HTTP/1.1 (browsers on plain http)
+	clientSync    = "sync"         // the control plane's SyncManifests over gRPC (evaluators)
+	clientEvents  = "events"       // the control plane's GET /v1/orgs/{org}/events over HTTP/2 (h2c)
+	clientEvents1 = "events-http1" // the same over HTTP/1.1 (the console on plain http)
 )
 
 // runStreamClient is the child process: it opens one stream of its mode to
@@ -76,13 +80,18 @@ func runStreamClient(mode string) int {
 				connected()
 			}
 		}
-	case clientNDJSON, clientSSE:
+	case clientNDJSON, clientSSE, clientEvents, clientNDJSON1, clientSSE1, clientEvents1:
+		h2 := mode == clientNDJSON || mode == clientSSE || mode == clientEvents
 		var p http.Protocols
-		p.SetUnencryptedHTTP2(true)
+		p.SetUnencryptedHTTP2(h2)
+		p.SetHTTP1(!h2)
 		client := &http.Client{Transport: &http.Transport{Protocols: &p}}
 		u := "http://" + addr + "/v1/stream"
-		if mode == clientSSE {
+		switch mode {
+		case clientSSE, clientSSE1:
 			u = "http://" + addr + "/v1/sse?key=" + url.QueryEscape(key)
+		case clientEvents, clientEvents1:
+			u = "http://" + addr + "/v1/orgs/" + org + "/events"
 		}
 		var req *http.Request
 		if req, err = http.NewRequestWithContext(ctx, http.MethodGet, u, nil); err != nil {
@@ -94,7 +103,7 @@ func runStreamClient(mode string) int {
 			break
 		}
 		defer func() { _ = resp.Body.Close() }()
-		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
+		if want := map[bool]int{true: 2, false: 1}[h2]; resp.StatusCode != http.StatusOK || resp.ProtoMajor != want {
 			err = fmt.Errorf("%s: %s over %s", u, resp.Status, resp.Proto)
 			break
 		}
@@ -206,10 +215,13 @@ func streamsOpen(t *testing.T, httpAddr string) float64 {
 }
 
 // TestChaosFrozenStreamClientsAreDropped freezes (SIGSTOP) a client process of
-// each stream transport: gRPC StreamManifest, GET /v1/stream and GET /v1/sse
-// (HTTP/2) on the evaluator, and the control plane's sync stream. Each server
-// closes its connection within 45 s, and the evaluator's open stream count
-// returns to zero.
+// each stream transport, the way real clients use it: gRPC StreamManifest (the
+// Go SDK), GET /v1/stream over HTTP/1.1 (curl) and h2c, GET /v1/sse over
+// HTTP/1.1 (browsers on plain http) and h2c (browsers get h2 under TLS), the
+// control plane's sync stream (evaluators) and its events stream over HTTP/1.1
+// and h2c (the console). Each server closes its connection within 45 s
+// (HTTP/2 and gRPC: pings; HTTP/1.1: FLAGFORGE_HTTP1_STREAM_MAX_AGE, default
+// 30 s), and the evaluator's open stream count returns to zero.
 func TestChaosFrozenStreamClientsAreDropped(t *testing.T) {
 	chaos(t)
 	em := newEmbedded(t)
@@ -224,6 +236,10 @@ func TestChaosFrozenStreamClientsAreDropped(t *testing.T) {
 		{clientNDJSON, em.eval.httpAddr, em.sdkKey},
 		{clientSSE, em.eval.httpAddr, em.clientKey},
 		{clientSync, em.cpGRPC, em.syncToken},
+		{clientNDJSON1, em.eval.httpAddr, em.sdkKey},
+		{clientSSE1, em.eval.httpAddr, em.clientKey},
+		{clientEvents, em.cpHTTP, em.adminToken},
+		{clientEvents1, em.cpHTTP, em.adminToken},
 	}
 	var mu sync.Mutex
 	var report []string

@@ -230,7 +230,7 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, e
 	a.close = append(a.close, a.conn.Close)
 	// The handlers' context is only used for registration bookkeeping; the
 	// connection is closed explicitly at shutdown.
-	h, err := httpapi.NewHandler(context.WithoutCancel(ctx), a.conn, st, reg, log, cfg.Limits.WithDefaults().StreamWriteTimeout)
+	h, err := httpapi.NewHandler(context.WithoutCancel(ctx), a.conn, st, reg, log, cfg.Limits)
 	if err != nil {
 		return nil, err
 	}

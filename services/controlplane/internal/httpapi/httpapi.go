@@ -95,11 +95,11 @@ func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshale
 type Routes func(mux *http.ServeMux)
 
 // NewHandler returns the HTTP handler. conn is a client connection to the admin
-// gRPC server; gatherer is exposed at /metrics; streamWrite bounds each write of
-// a stream (the live events), so a client that stopped reading is cut; extra
-// adds handlers.
-
-func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer prometheus.Gatherer, log *slog.Logger, streamWrite time.Duration, extra ...Routes) (http.Handler, error) {
+// gRPC server; gatherer is exposed at /metrics; lim bounds each write of the live
+// events stream (a client that stopped reading is cut) and, over HTTP/1.x, its
+// lifetime (a frozen client is dropped); extra adds handlers.
+func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer prometheus.Gatherer, log *slog.Logger, lim limits.Config, extra ...Routes) (http.Handler, error) {
+	lim = lim.WithDefaults()
 	gw := runtime.NewServeMux(
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
@@ -159,7 +159,10 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer 
 		_, _ = w.Write(openapi.Admin)
 	})
 	// Live changes for the console, as server-sent events (package events).
-	mux.Handle("GET /v1/orgs/{org}/events", limits.Stream(streamWrite, events.New(adminv1.NewAuditServiceClient(conn), events.Config{}, log)))
+	// Over HTTP/1.1 (no pings) the stream ends after FLAGFORGE_HTTP1_STREAM_MAX_AGE;
+	// the console resumes with Last-Event-ID.
+	mux.Handle("GET /v1/orgs/{org}/events", limits.MaxAge(lim.HTTP1StreamMaxAge,
+		limits.Stream(lim.StreamWriteTimeout, events.New(adminv1.NewAuditServiceClient(conn), events.Config{}, log))))
 	for _, r := range extra {
 		r(mux)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flagforge/flagforge/pkg/errs"
+	"github.com/flagforge/flagforge/pkg/limits"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -28,7 +29,7 @@ func handler(t *testing.T, db Pinger) http.Handler {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
-	h, err := NewHandler(context.Background(), conn, db, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), 10*time.Second)
+	h, err := NewHandler(context.Background(), conn, db, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), limits.Defaults())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -217,6 +217,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 	a.http = cfg.Limits.Server(server.NewHTTP(server.HTTPConfig{
 		Gateway: gw, Stream: sgw, Service: svc, Ready: a.Holder.Ready, Freshness: a.Holder.Freshness, Gatherer: a.Registry,
 		CORSOrigins: cfg.CORSOriginList(), StreamWriteTimeout: cfg.Limits.StreamWriteTimeout,
+		HTTP1StreamMaxAge: cfg.Limits.HTTP1StreamMaxAge,
 	}))
 	a.http.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	if listenerTLS != nil {

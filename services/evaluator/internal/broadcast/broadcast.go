@@ -45,6 +45,9 @@ const (
 	ReasonSlowConsumer = "slow_consumer"
 	ReasonKeyRevoked   = "key_revoked"
 	ReasonDraining     = "draining"
+	// ReasonMaxAge ends a stream that reached the age its caller announced
+	// (an HTTP/1.1 /v1/stream: limits.MaxAge).
+	ReasonMaxAge = "max_age"
 )
 
 // Stream kinds (the "kind" label of the open-streams gauge).

@@ -1,17 +1,20 @@
 package server
 
 import (
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
 
 	// Registers the proto codec that frameCodec delegates to.
 	_ "google.golang.org/grpc/encoding/proto"
 
 	"github.com/flagforge/flagforge/pkg/errs"
 	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
+	"github.com/flagforge/flagforge/pkg/limits"
 	"github.com/flagforge/flagforge/services/evaluator/internal/auth"
 	"github.com/flagforge/flagforge/services/evaluator/internal/broadcast"
 )
@@ -44,8 +47,18 @@ func (s *Service) StreamManifest(req *evaluationv1.StreamManifestRequest, stream
 		return err
 	}
 	defer sub.Close()
+	// A stream served to an HTTP/1.1 client through the gateway ends at the age
+	// the gateway announces (limits.MaxAge), with a closing message.
+	var expire <-chan time.Time
+	if v := metadata.ValueFromIncomingContext(ctx, limits.MaxAgeMetadata); len(v) == 1 {
+		if ms, err := strconv.ParseInt(v[0], 10, 64); err == nil && ms > 0 {
+			t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+			defer t.Stop()
+			expire = t.C
+		}
+	}
 	sent := make(chan error, 1)
-	go func() { sent <- pump(stream, sub, initial) }()
+	go func() { sent <- pump(stream, sub, initial, expire) }()
 	select {
 	case err := <-sent:
 		return err
@@ -62,8 +75,9 @@ func (s *Service) StreamManifest(req *evaluationv1.StreamManifestRequest, stream
 }
 
 // pump sends initial, then the subscriber's frames, until the stream fails or the
-// server ends it (then it sends the closing message, best effort).
-func pump(stream grpc.ServerStream, sub *broadcast.Sub, initial []*broadcast.Frame) error {
+// server ends it (then it sends the closing message, best effort), or expire
+// fires (closing message max_age, then the stream ends without error).
+func pump(stream grpc.ServerStream, sub *broadcast.Sub, initial []*broadcast.Frame, expire <-chan time.Time) error {
 	for _, f := range initial {
 		if err := stream.SendMsg(f); err != nil {
 			return err
@@ -80,6 +94,8 @@ func pump(stream grpc.ServerStream, sub *broadcast.Sub, initial []*broadcast.Fra
 			reason := sub.Reason()
 			_ = stream.SendMsg(broadcast.Closing(reason, closingMessage(reason)))
 			return sub.Err()
+		case <-expire:
+			return stream.SendMsg(broadcast.Closing(broadcast.ReasonMaxAge, closingMessage(broadcast.ReasonMaxAge)))
 		case <-stream.Context().Done():
 			return stream.Context().Err()
 		}
@@ -94,6 +110,8 @@ func closingMessage(reason string) string {
 		return "the SDK key was revoked or expired"
 	case broadcast.ReasonDraining:
 		return "the evaluator is shutting down; reconnect with from_version"
+	case broadcast.ReasonMaxAge:
+		return "an HTTP/1.1 stream lasts at most FLAGFORGE_HTTP1_STREAM_MAX_AGE; reconnect with from_version"
 	}
 	return ""
 }

@@ -117,6 +117,10 @@ type HTTPConfig struct {
 	// /v1/manifest long poll (0: 10 s); a write that cannot complete ends the
 	// stream and frees its subscription.
 	StreamWriteTimeout time.Duration
+	// HTTP1StreamMaxAge bounds /v1/stream, /v1/sse and /ofrep/v1/events served
+	// over HTTP/1.x (0: 30 s; limits.MaxAge): HTTP/1.1 has no ping, so a
+	// frozen client is dropped when its stream ends.
+	HTTP1StreamMaxAge time.Duration
 }
 
 // NewHTTP returns the HTTP handler: the REST gateway, GET /v1/stream (NDJSON),
@@ -132,6 +136,7 @@ func NewHTTP(cfg HTTPConfig) http.Handler {
 	// Streams and long polls outlive the server's read timeout and must not block
 	// on a peer that stopped reading.
 	long := func(h http.Handler) http.Handler { return limits.Stream(cfg.StreamWriteTimeout, h) }
+	stream := func(h http.Handler) http.Handler { return limits.MaxAge(cfg.HTTP1StreamMaxAge, long(h)) }
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
@@ -168,10 +173,10 @@ func NewHTTP(cfg HTTPConfig) http.Handler {
 	mux.Handle("/v1/evaluate", cors.wrap(evaluate))
 	mux.Handle("/v1/evaluate/all", cors.wrap(gateway))
 	if cfg.Stream != nil {
-		mux.Handle("GET /v1/stream", long(cfg.Stream))
+		mux.Handle("GET /v1/stream", stream(cfg.Stream))
 	}
 	if cfg.Service != nil {
-		mux.Handle("/v1/sse", cors.wrap(long(http.HandlerFunc(cfg.Service.ServeSSE))))
+		mux.Handle("/v1/sse", cors.wrap(stream(http.HandlerFunc(cfg.Service.ServeSSE))))
 		mux.Handle("GET /v1/manifest", long(http.HandlerFunc(cfg.Service.ServeManifest)))
 		ofrep := func(h http.HandlerFunc) http.Handler { return cors.wrap(h) }
 		mux.Handle("POST /ofrep/v1/evaluate/flags/{key}", ofrep(cfg.Service.ServeOFREPFlag))
@@ -184,7 +189,7 @@ func NewHTTP(cfg HTTPConfig) http.Handler {
 				http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 				return
 			}
-			long(http.HandlerFunc(cfg.Service.ServeOFREPEvents)).ServeHTTP(w, r)
+			stream(http.HandlerFunc(cfg.Service.ServeOFREPEvents)).ServeHTTP(w, r)
 		})))
 	}
 	return mux
