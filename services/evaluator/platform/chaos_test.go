@@ -294,63 +294,87 @@ func TestChaosFrozenStreamClientsAreDropped(t *testing.T) {
 	}
 }
 
-// countingProxy forwards TCP connections from its own address to upstream and
-// records when each one reached the upstream (a reconnection the server saw).
+// runCountingProxy is a child process: it forwards TCP connections from its
+// own loopback address to upstream, prints "listening <addr>", and for each
+// connection that reached upstream "arrived <unix nanoseconds>", taken when the
+// connection was accepted. It runs apart from the test process so that its
+// timestamps stay accurate while the test's 2,000 clients starve that process
+// on a loaded machine.
+func runCountingProxy(upstream string) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println("listen:", err)
+		return 1
+	}
+	var out sync.Mutex
+	say := func(format string, args ...any) {
+		out.Lock()
+		defer out.Unlock()
+		fmt.Printf(format+"\n", args...)
+	}
+	say("listening %s", l.Addr())
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return 1
+		}
+		at := time.Now()
+		go func() {
+			defer func() { _ = c.Close() }()
+			u, err := net.DialTimeout("tcp", upstream, 5*time.Second)
+			if err != nil {
+				return // the server is down: a failed attempt
+			}
+			defer func() { _ = u.Close() }()
+			say("arrived %d", at.UnixNano())
+			done := make(chan struct{}, 2)
+			go func() { _, _ = io.Copy(u, c); done <- struct{}{} }()
+			go func() { _, _ = io.Copy(c, u); done <- struct{}{} }()
+			<-done
+		}()
+	}
+}
+
+// countingProxy is the test's handle on a runCountingProxy child process.
 type countingProxy struct {
-	t        *testing.T
-	addr     string
-	upstream string
-	mu       sync.Mutex
-	arrived  []time.Time
+	t    *testing.T
+	p    *proc
+	addr string
 }
 
 func startProxy(t *testing.T, upstream string) *countingProxy {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &countingProxy{t: t, addr: l.Addr().String(), upstream: upstream}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { _ = l.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
+	p := &countingProxy{t: t, p: start(t, "counting proxy", self, []string{"FLAGFORGE_CHAOS_PROXY=" + upstream})}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.addr == "" {
+		for _, l := range strings.Split(p.p.logs.String(), "\n") {
+			if a, ok := strings.CutPrefix(l, "listening "); ok {
+				p.addr = strings.TrimSpace(a)
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { _ = c.Close() }()
-				u, err := net.DialTimeout("tcp", upstream, 5*time.Second)
-				if err != nil {
-					return // the server is down: a failed attempt
-				}
-				defer func() { _ = u.Close() }()
-				p.mu.Lock()
-				p.arrived = append(p.arrived, time.Now())
-				p.mu.Unlock()
-				done := make(chan struct{}, 2)
-				go func() { _, _ = io.Copy(u, c); done <- struct{}{} }()
-				go func() { _, _ = io.Copy(c, u); done <- struct{}{} }()
-				<-done
-			}()
 		}
-	}()
+		if p.addr == "" {
+			if p.p.Exited() || time.Now().After(deadline) {
+				t.Fatalf("the proxy did not start: %s", p.p.logs.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	return p
 }
 
 // since returns the arrival times after t0.
 func (p *countingProxy) since(t0 time.Time) []time.Time {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	var out []time.Time
-	for _, a := range p.arrived {
-		if a.After(t0) {
-			out = append(out, a)
+	for _, l := range strings.Split(p.p.logs.String(), "\n") {
+		if v, ok := strings.CutPrefix(l, "arrived "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if a := time.Unix(0, n); err == nil && a.After(t0) {
+				out = append(out, a)
+			}
 		}
 	}
 	return out
@@ -358,7 +382,8 @@ func (p *countingProxy) since(t0 time.Time) []time.Time {
 
 // TestChaosAFleetReconnectsToARestartedEvaluatorOverSeveralSeconds connects
 // 2,000 Go SDK clients (pkg/sdk, streaming) to an evaluator through a counting
-// proxy, kills the evaluator (SIGKILL) and starts it again at once on the same
+// proxy (its own process, so its timestamps hold when the test process is
+// starved), kills the evaluator (SIGKILL) and starts it again at once on the same
 // ports: every client reconnects, and no single second holds more than 25 % of
 // the reconnections.
 func TestChaosAFleetReconnectsToARestartedEvaluatorOverSeveralSeconds(t *testing.T) {

@@ -35,6 +35,9 @@ func runTests(m *testing.M) int {
 	if mode := os.Getenv("FLAGFORGE_CHAOS_CLIENT"); mode != "" {
 		return runStreamClient(mode) // a child process of a fault test
 	}
+	if upstream := os.Getenv("FLAGFORGE_CHAOS_PROXY"); upstream != "" {
+		return runCountingProxy(upstream) // a child process of a fault test
+	}
 	dir, err := os.MkdirTemp("", "flagforge-platform-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
