@@ -47,4 +47,9 @@ if [ -z "${FLAGFORGE_TEST_REDIS_URL:-}" ]; then
   fi
   redis_up || { log "Redis is not reachable on 127.0.0.1:6379"; exit 1; }
 fi
+# redis-server and redis-cli themselves, whichever Redis the tests use: the Sentinel
+# and Redis Cluster tests start their own nodes from them.
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+  apt_install redis-server redis-tools
+fi
 log "PostgreSQL and Redis are up"

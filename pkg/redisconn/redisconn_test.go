@@ -40,6 +40,45 @@ func TestParseSentinel(t *testing.T) {
 	}
 }
 
+func TestParseCluster(t *testing.T) {
+	co, err := redisconn.ParseCluster("redis-cluster://u:secret@n1:7000,n2,n3:7002?dial_timeout=3s&state_reload_interval=5s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(co.Addrs, ",") != "n1:7000,n2:6379,n3:7002" || co.Username != "u" || co.Password != "secret" ||
+		co.DialTimeout != 3*time.Second || co.ClusterStateReloadInterval != 5*time.Second || co.TLSConfig != nil {
+		t.Fatalf("parsed %+v", co)
+	}
+	co, err = redisconn.ParseCluster("rediss-cluster://n1:7000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if co.TLSConfig == nil || co.ClusterStateReloadInterval != redisconn.DefaultClusterReload {
+		t.Fatalf("rediss-cluster: TLS %v, reload %v", co.TLSConfig, co.ClusterStateReloadInterval)
+	}
+	for name, bad := range map[string]string{
+		"no seed":           "redis-cluster://",
+		"a database":        "redis-cluster://n1:7000/2",
+		"unknown parameter": "redis-cluster://n1:7000?dbb=1",
+		"bad reload":        "redis-cluster://n1:7000?state_reload_interval=soon",
+	} {
+		if err := redisconn.Validate(bad); err == nil {
+			t.Errorf("%s: %q accepted", name, bad)
+		}
+	}
+	c, err := redisconn.Open("redis-cluster://127.0.0.1:7000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	if _, ok := c.(*redis.ClusterClient); !ok {
+		t.Fatalf("Open(redis-cluster://) = %T, want a cluster client", c)
+	}
+	if got := redisconn.Redacted("redis-sentinel://:pw@s1/m?sentinel_password=sp"); strings.Contains(got, "pw") || strings.Contains(got, "sp&") || strings.HasSuffix(got, "=sp") {
+		t.Errorf("Redacted left a password: %s", got)
+	}
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -44,8 +44,10 @@ type platform struct {
 	dbURL string
 	// pg is the private PostgreSQL cluster (nil: a fresh database on the shared
 	// server, which the test cannot stop).
-	pg         *privatePostgres
-	redis      *redisServer
+	pg    *privatePostgres
+	redis *redisServer
+	// cluster, when set, replaces redis: everything uses the Redis Cluster.
+	cluster    *redisCluster
 	keyPath    string
 	pubPath    string
 	syncToken  string
@@ -61,13 +63,21 @@ type platform struct {
 // be run; else a fresh database on the shared server), Redis and the control plane.
 func newPlatform(t *testing.T, private bool) *platform {
 	t.Helper()
-	pl := &platform{t: t, dir: t.TempDir(), syncToken: "sync-" + randomHex(16), adminToken: "ffat_" + randomHex(20)}
+	return newPlatformOn(t, private, nil)
+}
+
+// newPlatformOn is newPlatform on cluster (nil: the test's own redis-server).
+func newPlatformOn(t *testing.T, private bool, cluster *redisCluster) *platform {
+	t.Helper()
+	pl := &platform{t: t, dir: t.TempDir(), syncToken: "sync-" + randomHex(16), adminToken: "ffat_" + randomHex(20), cluster: cluster}
 	if pg, ok := startPrivatePostgresIf(t, private); ok {
 		pl.pg, pl.dbURL = pg, pg.url
 	} else {
 		pl.dbURL = freshPostgres(t)
 	}
-	pl.redis = startRedis(t)
+	if cluster == nil {
+		pl.redis = startRedis(t)
+	}
 	out, err := exec.Command(controlPlaneBin, "keys", "generate", "-dir", pl.dir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("keys generate: %v\n%s", err, out)
@@ -89,6 +99,14 @@ func newPlatform(t *testing.T, private bool) *platform {
 	return pl
 }
 
+// redisURL is the FLAGFORGE_REDIS_URL of the platform's Redis.
+func (pl *platform) redisURL() string {
+	if pl.cluster != nil {
+		return pl.cluster.URL()
+	}
+	return pl.redis.URL()
+}
+
 // startControlPlane starts the control plane on PostgreSQL + Redis and waits for
 // /readyz. The first start bootstraps organization acme with the admin token.
 func (pl *platform) startControlPlane() {
@@ -98,7 +116,7 @@ func (pl *platform) startControlPlane() {
 		"FLAGFORGE_DATA_DIR=" + filepath.Join(pl.dir, "controlplane"),
 		"FLAGFORGE_SIGNING_KEY=" + pl.keyPath,
 		"FLAGFORGE_SYNC_TOKEN=" + pl.syncToken,
-		"FLAGFORGE_REDIS_URL=" + pl.redis.URL(),
+		"FLAGFORGE_REDIS_URL=" + pl.redisURL(),
 		"FLAGFORGE_GRPC_ADDR=" + pl.cpGRPC,
 		"FLAGFORGE_HTTP_ADDR=" + pl.cpHTTP,
 		"FLAGFORGE_BOOTSTRAP_ORG=" + org,
@@ -122,9 +140,16 @@ type evaluator struct {
 // ready, it waits for /readyz (a verified manifest of acme/web/production held).
 func (pl *platform) startEvaluator(name, dataDir string) *evaluator {
 	pl.t.Helper()
+	return pl.startEvaluatorWith(name, dataDir)
+}
+
+// startEvaluatorWith is startEvaluator with extra environment variables, which
+// override the defaults.
+func (pl *platform) startEvaluatorWith(name, dataDir string, extra ...string) *evaluator {
+	pl.t.Helper()
 	e := &evaluator{dataDir: dataDir, httpAddr: freeAddr(pl.t), grpcAddr: freeAddr(pl.t)}
-	e.p = start(pl.t, name, evaluatorBin, []string{
-		"FLAGFORGE_REDIS_URL=" + pl.redis.URL(),
+	e.p = start(pl.t, name, evaluatorBin, append([]string{
+		"FLAGFORGE_REDIS_URL=" + pl.redisURL(),
 		"FLAGFORGE_TRUSTED_KEYS=" + pl.pubPath,
 		"FLAGFORGE_ENVIRONMENTS=" + org + "/" + project + "/" + environment,
 		"FLAGFORGE_DATA_DIR=" + dataDir,
@@ -136,7 +161,7 @@ func (pl *platform) startEvaluator(name, dataDir string) *evaluator {
 		"FLAGFORGE_RESYNC_INTERVAL=2s",
 		"FLAGFORGE_RATE_LIMIT=0",
 		"FLAGFORGE_LOG_LEVEL=warn",
-	})
+	}, extra...))
 	e.p.waitReady("http://"+e.httpAddr+"/readyz", 30*time.Second)
 	return e
 }

@@ -71,14 +71,14 @@ func distribution(ctx context.Context, cfg *config.Config, log *slog.Logger) (m 
 		log.InfoContext(ctx, "manifest snapshots go to a directory", slog.String("dir", cfg.SnapshotDir))
 	}
 	if cfg.RedisURL != "" {
-		// One node, or a Sentinel-managed primary (redis-sentinel://).
+		// One node, a Sentinel-managed primary or a cluster (pkg/redisconn).
 		rc, err := redisconn.Open(cfg.RedisURL)
 		if err != nil {
 			return m, sync, close, fmt.Errorf("redis: %w", err)
 		}
 		m.Redis = rc
 		close = func() { _ = rc.Close() }
-		log.InfoContext(ctx, "manifests are also written to Redis", slog.String("addr", rc.Options().Addr), slog.String("key_prefix", cfg.Publisher.RedisPrefix))
+		log.InfoContext(ctx, "manifests are also written to Redis", slog.String("redis", redisconn.Redacted(cfg.RedisURL)), slog.String("key_prefix", cfg.Publisher.RedisPrefix))
 	}
 	return m, sync, close, nil
 }

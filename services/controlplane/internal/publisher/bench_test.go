@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
+	"github.com/flagforge/flagforge/pkg/rediskeys"
 	"github.com/flagforge/flagforge/services/controlplane/internal/fanout"
 	"github.com/flagforge/flagforge/services/controlplane/internal/publisher"
 	"github.com/flagforge/flagforge/services/controlplane/internal/store"
@@ -29,7 +30,7 @@ func BenchmarkCommitToPublishedIdle(b *testing.B) {
 	ctx := context.Background()
 	sub := hub.Subscribe()
 	defer sub.Close()
-	events := rc.Subscribe(ctx, publisher.RedisKeys{Prefix: prefix}.Channel())
+	events := rc.Subscribe(ctx, rediskeys.Keys{Prefix: prefix}.Channel())
 	defer func() { _ = events.Close() }()
 	if _, err := events.Receive(ctx); err != nil {
 		b.Fatal(err)

@@ -26,6 +26,7 @@ import (
 
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
 	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/pkg/rediskeys"
 	"github.com/flagforge/flagforge/services/controlplane/internal/publisher"
 	"github.com/flagforge/flagforge/services/controlplane/internal/snapshot"
 	"github.com/flagforge/flagforge/services/controlplane/internal/store"
@@ -113,13 +114,13 @@ func (r *privateRedis) client(password string) *redis.Client {
 // each environment of ff:envs, the verified manifest of its hash, checked
 // against the hash's version and delta.
 func redisView(ctx context.Context, c *redis.Client, v *manifest.Verifier) (map[string]*manifestv1.Manifest, error) {
-	targets, err := c.SMembers(ctx, "ff:envs").Result()
+	targets, err := c.SMembers(ctx, rediskeys.Keys{}.Envs()).Result()
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]*manifestv1.Manifest{}
 	for _, target := range targets {
-		h, err := c.HGetAll(ctx, "ff:env:"+target).Result()
+		h, err := c.HGetAll(ctx, rediskeys.Keys{}.Env(target)).Result()
 		if err != nil {
 			return nil, err
 		}

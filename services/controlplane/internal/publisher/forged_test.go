@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flagforge/flagforge/pkg/rediskeys"
 	"github.com/flagforge/flagforge/services/controlplane/internal/publisher"
 	"github.com/flagforge/flagforge/services/controlplane/internal/store/sqlite"
 )
@@ -32,11 +33,11 @@ func TestAForgedRedisVersionFieldIsRepairedByTheNextPublish(t *testing.T) {
 	waitFor(t, 10*time.Second, "every environment in Redis", func() (bool, error) {
 		return redisHoldsLatest(t.Context(), reader, v, st)
 	})
-	key := publisher.RedisKeys{}.Env("acme/web/production")
+	key := rediskeys.Keys{}.Env("acme/web/production")
 	if err := reader.HSet(t.Context(), key, "version", "12").Err(); err != nil {
 		t.Fatal(err)
 	}
-	sub := reader.Subscribe(t.Context(), publisher.RedisKeys{}.Channel())
+	sub := reader.Subscribe(t.Context(), rediskeys.Keys{}.Channel())
 	t.Cleanup(func() { _ = sub.Close() })
 	if _, err := sub.Receive(t.Context()); err != nil { // the subscription confirmation
 		t.Fatal(err)

@@ -23,6 +23,7 @@ import (
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
 	syncv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/sync/v1"
 	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/pkg/rediskeys"
 	"github.com/flagforge/flagforge/services/controlplane/internal/fanout"
 	"github.com/flagforge/flagforge/services/controlplane/internal/publisher"
 	"github.com/flagforge/flagforge/services/controlplane/internal/store"
@@ -251,7 +252,7 @@ func flagOn(m *manifestv1.Manifest, key string) (on, found bool) {
 
 // readRedis reads and decodes the hash of target.
 func readRedis(ctx context.Context, c *redis.Client, prefix, target string) (uint64, *manifestv1.SignedManifest, []byte, error) {
-	h, err := c.HGetAll(ctx, publisher.RedisKeys{Prefix: prefix}.Env(target)).Result()
+	h, err := c.HGetAll(ctx, rediskeys.Keys{Prefix: prefix}.Env(target)).Result()
 	if err != nil {
 		return 0, nil, nil, err
 	}

@@ -40,6 +40,7 @@ import (
 	"github.com/flagforge/flagforge/pkg/errs"
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
 	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/pkg/rediskeys"
 	"github.com/flagforge/flagforge/services/controlplane/internal/fanout"
 	"github.com/flagforge/flagforge/services/controlplane/internal/snapshot"
 	"github.com/flagforge/flagforge/services/controlplane/internal/store"
@@ -117,7 +118,7 @@ func New(cfg Config, d Deps) (*Publisher, error) {
 	}
 	p.m = m
 	if d.Redis != nil {
-		p.redis = &redisSink{c: d.Redis, keys: RedisKeys{Prefix: cfg.RedisPrefix}, reload: p.latestForRedis,
+		p.redis = &redisSink{c: d.Redis, keys: rediskeys.Keys{Prefix: cfg.RedisPrefix}, reload: p.latestForRedis,
 			stored: p.storedForRedis, latest: p.latestItemForRedis, m: m,
 			log: p.log, min: cfg.RetryMin, max: cfg.RetryMax, pending: map[string]redisItem{}, kick: make(chan struct{}, 1)}
 	}

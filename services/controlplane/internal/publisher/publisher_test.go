@@ -21,6 +21,7 @@ import (
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
 	syncv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/sync/v1"
 	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/pkg/rediskeys"
 	"github.com/flagforge/flagforge/services/controlplane/internal/fanout"
 	"github.com/flagforge/flagforge/services/controlplane/internal/manifestsvc"
 	"github.com/flagforge/flagforge/services/controlplane/internal/publisher"
@@ -62,7 +63,7 @@ func TestCommittedChangeAppearsVerifiedInRedisAndOnTheSyncStream(t *testing.T) {
 		t.Fatal("stream without a token accepted")
 	}
 
-	events := rc.Subscribe(t.Context(), publisher.RedisKeys{Prefix: prefix}.Channel())
+	events := rc.Subscribe(t.Context(), rediskeys.Keys{Prefix: prefix}.Channel())
 	defer func() { _ = events.Close() }()
 	if _, err := events.Receive(t.Context()); err != nil { // subscription confirmation
 		t.Fatal(err)
@@ -139,7 +140,7 @@ func TestCommittedChangeAppearsVerifiedInRedisAndOnTheSyncStream(t *testing.T) {
 	if err != nil || version < 2 || len(delta) == 0 {
 		t.Fatalf("Redis hash: version %d, delta %d bytes, %v", version, len(delta), err)
 	}
-	isMember, err := rc.SIsMember(t.Context(), publisher.RedisKeys{Prefix: prefix}.Envs(), "acme/web/production").Result()
+	isMember, err := rc.SIsMember(t.Context(), rediskeys.Keys{Prefix: prefix}.Envs(), "acme/web/production").Result()
 	if err != nil || !isMember {
 		t.Fatalf("ff:envs does not list the environment: %v %v", isMember, err)
 	}

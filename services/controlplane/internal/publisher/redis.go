@@ -13,80 +13,49 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/flagforge/flagforge/pkg/errs"
-)
-
-// Redis layout (docs/manifest-distribution.md), each name preceded by the
-// configured prefix (DefaultRedisPrefix unless set).
-const (
-	redisEnvKey   = "env:"
-	redisEnvsKey  = "envs"
-	redisChannel  = "manifests"
-	redisSetField = "manifest"
-	redisSynced   = "publisher:synced"
+	"github.com/flagforge/flagforge/pkg/rediskeys"
 )
 
 // DefaultRedisPrefix starts every Redis key and the channel unless configured
 // otherwise; the evaluator's FLAGFORGE_REDIS_KEY_PREFIX has the same meaning and
-// default, so both sides agree on names.
-const DefaultRedisPrefix = "ff:"
+// default, so both sides agree on names (pkg/rediskeys).
+const DefaultRedisPrefix = rediskeys.DefaultPrefix
 
-// RedisKeys names the Redis keys and channel for a prefix ("": DefaultRedisPrefix).
-type RedisKeys struct{ Prefix string }
-
-func (k RedisKeys) prefix() string {
-	if k.Prefix == "" {
-		return DefaultRedisPrefix
-	}
-	return k.Prefix
-}
-
-// Env is the hash of target ("org/project/environment").
-func (k RedisKeys) Env(target string) string { return k.prefix() + redisEnvKey + target }
-
-// Envs is the set of targets.
-func (k RedisKeys) Envs() string { return k.prefix() + redisEnvsKey }
-
-// Channel is the pub/sub channel of change events.
-func (k RedisKeys) Channel() string { return k.prefix() + redisChannel }
-
-// Synced is the marker a publisher sets when it starts re-writing every
-// environment: a Redis without it has lost (or never had) the full set, so the
-// publisher re-writes everything.
-func (k RedisKeys) Synced() string { return k.prefix() + redisSynced }
-
-// publishScript writes the hash and the set and publishes the event, atomically and
-// only when the version is newer than the one in Redis: a fenced-off publisher
-// finishing late can never move Redis back.
+// publishScript writes the hash and publishes the event, atomically and only when
+// the version is newer than the one in Redis: a fenced-off publisher finishing
+// late can never move Redis back. Its only key is the environment's hash, so on a
+// Redis Cluster it runs on that environment's slot (the set and the synced
+// marker, single keys elsewhere, are written by separate commands).
 //
-// KEYS: hash, set, synced marker. ARGV: version, manifest, delta ("" = none),
-// target, channel. Returns 1 when written, 0 when Redis held the same or a newer
-// version, plus 2 when the synced marker is missing (Redis lost the data).
+// KEYS: hash. ARGV: version, manifest, delta ("" = none), target, channel.
+// Returns 1 when written, 0 when Redis held the same or a newer version, plus 4
+// when the hash had no version (new, or lost by Redis).
 //
 // The hash's version field is not signed, so a skip is never taken on its word:
 // the caller checks a skipped write against the database (redisSink.verifySkip)
 // and repairs a hash whose index or manifest the database does not back.
 var publishScript = redis.NewScript(`
-local unsynced = 0
-if redis.call('EXISTS', KEYS[3]) == 0 then unsynced = 2 end
-local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-if cur >= tonumber(ARGV[1]) then return unsynced end
+local v = redis.call('HGET', KEYS[1], 'version')
+local absent = 0
+if not v then absent = 4 end
+local cur = tonumber(v or '0')
+if cur >= tonumber(ARGV[1]) then return absent end
 if ARGV[3] == '' then
   redis.call('HDEL', KEYS[1], 'delta')
   redis.call('HSET', KEYS[1], 'version', ARGV[1], 'manifest', ARGV[2])
 else
   redis.call('HSET', KEYS[1], 'version', ARGV[1], 'manifest', ARGV[2], 'delta', ARGV[3])
 end
-redis.call('SADD', KEYS[2], ARGV[4])
 redis.call('PUBLISH', ARGV[5], ARGV[4] .. ' ' .. ARGV[1])
-return 1 + unsynced
+return 1 + absent
 `)
 
 // repairScript re-writes a hash found inconsistent with the database, only when the
 // manifest field still has the SHA-1 the caller inspected (compare-and-set: a
 // publisher that wrote meanwhile is never moved back), then announces it.
 //
-// KEYS: hash, set. ARGV: expected SHA-1 of the manifest field ("" = absent),
-// version, manifest, delta ("" = none), target, channel. Returns 1 when written.
+// KEYS: hash. ARGV: expected SHA-1 of the manifest field ("" = absent), version,
+// manifest, delta ("" = none), target, channel. Returns 1 when written.
 var repairScript = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'manifest')
 local sha = ''
@@ -98,7 +67,6 @@ if ARGV[4] == '' then
 else
   redis.call('HSET', KEYS[1], 'version', ARGV[2], 'manifest', ARGV[3], 'delta', ARGV[4])
 end
-redis.call('SADD', KEYS[2], ARGV[5])
 redis.call('PUBLISH', ARGV[6], ARGV[5] .. ' ' .. ARGV[2])
 return 1
 `)
@@ -118,12 +86,18 @@ type redisItem struct {
 // outage therefore never blocks publishing to the database.
 //
 // A Redis that loses the data without any write failing (restarted empty or
-// flushed) is noticed through the synced marker, set before each full re-write:
-// every write reports a missing marker, and a probe checks it every max interval
-// while idle. Either way everything is reloaded and re-written.
+// flushed) is noticed through the synced marker, set before each full re-write
+// (checked after every batch of writes, and by a probe every max interval while
+// idle), and, on a cluster where only some masters lost theirs, through a write
+// that finds no hash for an environment this process has written before. Either
+// way everything is reloaded and re-written.
+//
+// Each full re-write also finishes the migration from layout 1 (pkg/rediskeys):
+// it deletes the layout-1 marker, and the first write of each environment after
+// it deletes that environment's layout-1 hash (once the layout-2 one is written).
 type redisSink struct {
 	c      redis.UniversalClient
-	keys   RedisKeys
+	keys   rediskeys.Keys
 	reload func(ctx context.Context) ([]redisItem, error)
 	// stored returns the encoded signed manifest the database holds for target at
 	// version (errs.NotFound: none); latest the newest version of target as an item.
@@ -138,6 +112,9 @@ type redisSink struct {
 	pending map[string]redisItem
 	resync  bool
 	kick    chan struct{}
+	// written holds the environments written since the last full re-write:
+	// finding one of them absent means data loss.
+	written map[string]bool
 }
 
 func (s *redisSink) enqueue(it redisItem) {
@@ -229,17 +206,22 @@ func (s *redisSink) flush(ctx context.Context) error {
 			return err
 		}
 		// Marker first: a Redis that loses it while the items are being written
-		// reports it on the next write.
+		// reports it after the next write.
 		if err := s.c.Set(ctx, s.keys.Synced(), "1", 0).Err(); err != nil {
+			return err
+		}
+		if err := s.c.Del(ctx, s.keys.LegacySynced()).Err(); err != nil {
 			return err
 		}
 		s.mu.Lock()
 		s.resync = false
+		s.written = map[string]bool{}
 		s.mu.Unlock()
 		for _, it := range items {
 			s.enqueue(it)
 		}
 	}
+	wrote := false
 	for {
 		s.mu.Lock()
 		var it redisItem
@@ -251,28 +233,71 @@ func (s *redisSink) flush(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 		if !found {
-			return nil
+			break
 		}
-		res, err := publishScript.Run(ctx, s.c, []string{s.keys.Env(it.target), s.keys.Envs(), s.keys.Synced()},
-			strconv.FormatUint(it.version, 10), it.manifest, it.delta, it.target, s.keys.Channel()).Int()
-		if err != nil {
+		if err := s.write(ctx, it); err != nil {
 			s.enqueue(it)
 			s.mu.Lock()
 			s.resync = true
 			s.mu.Unlock()
 			return err
 		}
-		if res&2 != 0 {
-			s.log.WarnContext(ctx, "redis lost the manifests (restarted empty or flushed); re-writing every environment")
-			s.requestResync()
-		}
-		if res&1 == 0 && s.stored != nil {
-			if err := s.verifySkip(ctx, it); err != nil {
-				s.enqueue(it)
-				return err
-			}
+		wrote = true
+	}
+	if !wrote {
+		return nil
+	}
+	n, err := s.c.Exists(ctx, s.keys.Synced()).Result()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		s.log.WarnContext(ctx, "redis lost the manifests (restarted empty or flushed); re-writing every environment")
+		s.requestResync()
+	}
+	return nil
+}
+
+// write writes one item: the set member first (an evaluator that finds a member
+// without a hash waits for it), then the hash and the event in one script, then,
+// on the environment's first write since the full re-write, the deletion of its
+// layout-1 hash.
+func (s *redisSink) write(ctx context.Context, it redisItem) error {
+	if err := s.c.SAdd(ctx, s.keys.Envs(), it.target).Err(); err != nil {
+		return err
+	}
+	res, err := publishScript.Run(ctx, s.c, []string{s.keys.Env(it.target)},
+		strconv.FormatUint(it.version, 10), it.manifest, it.delta, it.target, s.keys.Channel()).Int()
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	first := !s.written[it.target]
+	lost := res&4 != 0 && !first
+	if s.written == nil {
+		s.written = map[string]bool{}
+	}
+	s.written[it.target] = true
+	s.mu.Unlock()
+	if lost {
+		s.log.WarnContext(ctx, "redis lost an environment's manifest (a node restarted empty or was flushed); re-writing every environment",
+			"environment", it.target)
+		s.requestResync()
+	}
+	if res&1 == 0 && s.stored != nil {
+		if err := s.verifySkip(ctx, it); err != nil {
+			return err
 		}
 	}
+	if first {
+		if err := s.c.Unlink(ctx, s.keys.LegacyEnv(it.target)).Err(); err != nil {
+			s.mu.Lock()
+			delete(s.written, it.target) // deleted by the retry
+			s.mu.Unlock()
+			return err
+		}
+	}
+	return nil
 }
 
 // verifySkip checks a write the script skipped because the hash's version field
@@ -308,7 +333,7 @@ func (s *redisSink) verifySkip(ctx context.Context, it redisItem) error {
 		sum := sha1.Sum([]byte(cur)) //nolint:gosec // compare-and-set token matching Redis's redis.sha1hex, not a security digest
 		sha = hex.EncodeToString(sum[:])
 	}
-	n, err := repairScript.Run(ctx, s.c, []string{key, s.keys.Envs()}, sha,
+	n, err := repairScript.Run(ctx, s.c, []string{key}, sha,
 		strconv.FormatUint(latest.version, 10), latest.manifest, latest.delta, latest.target, s.keys.Channel()).Int()
 	if err != nil {
 		return err

@@ -117,7 +117,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 	var usageConn *grpc.ClientConn
 	switch {
 	case cfg.RedisURL != "":
-		// One node, or a Sentinel-managed primary (redis-sentinel://).
+		// One node, a Sentinel-managed primary or a cluster (pkg/redisconn).
 		client, err := redisconn.Open(cfg.RedisURL)
 		if err != nil {
 			return nil, fmt.Errorf("FLAGFORGE_REDIS_URL: %w", err)

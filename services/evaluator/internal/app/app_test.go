@@ -31,6 +31,7 @@ import (
 
 	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
+	"github.com/flagforge/flagforge/pkg/rediskeys"
 	"github.com/flagforge/flagforge/services/evaluator/internal/app"
 	"github.com/flagforge/flagforge/services/evaluator/internal/config"
 	"github.com/flagforge/flagforge/services/evaluator/internal/fixture"
@@ -239,8 +240,8 @@ func (r *rig) publish(t *testing.T, m *manifestv1.Manifest) fixture.Published {
 func subscribed(t *testing.T, r *rig) {
 	t.Helper()
 	eventually(t, "the evaluator subscribes", func() bool {
-		n, err := r.pub.Client.PubSubNumSub(context.Background(), r.pub.Prefix+"manifests").Result()
-		return err == nil && n[r.pub.Prefix+"manifests"] > 0
+		n, err := r.pub.Client.PubSubNumSub(context.Background(), rediskeys.Keys{Prefix: r.pub.Prefix}.Channel()).Result()
+		return err == nil && n[rediskeys.Keys{Prefix: r.pub.Prefix}.Channel()] > 0
 	})
 	time.Sleep(300 * time.Millisecond)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/flagforge/flagforge/pkg/rediskeys"
 	"github.com/flagforge/flagforge/services/evaluator/internal/config"
 	"github.com/flagforge/flagforge/services/evaluator/internal/fixture"
 )
@@ -68,7 +69,7 @@ func TestAForgedVersionFieldInRedisDecidesNothing(t *testing.T) {
 	e := start(t, cfg)
 	eventually(t, "version 1 is loaded", func() bool { return e.app.Holder.Version(env) == 1 })
 	ctx := context.Background()
-	key := r.pub.Prefix + "env:" + env
+	key := rediskeys.Keys{Prefix: r.pub.Prefix}.Env(env)
 	if err := r.pub.Client.HSet(ctx, key, "version", "99").Err(); err != nil {
 		t.Fatal(err)
 	}

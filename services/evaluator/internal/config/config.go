@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -249,8 +250,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.RedisURL != "" {
-		if u, err := url.Parse(c.RedisURL); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix" && u.Scheme != redisconn.SentinelScheme) {
-			problems = append(problems, fmt.Errorf("FLAGFORGE_REDIS_URL: %q is not a redis://, rediss://, unix:// or redis-sentinel:// URL", c.RedisURL))
+		if u, err := url.Parse(c.RedisURL); err != nil || !slices.Contains(redisconn.Schemes, u.Scheme) {
+			problems = append(problems, fmt.Errorf("FLAGFORGE_REDIS_URL: %q is not a redis://, rediss://, unix://, redis-sentinel://, redis-cluster:// or rediss-cluster:// URL", redisconn.Redacted(c.RedisURL)))
 		} else if err := redisconn.Validate(c.RedisURL); err != nil {
 			problems = append(problems, fmt.Errorf("FLAGFORGE_REDIS_URL: %w", err))
 		}

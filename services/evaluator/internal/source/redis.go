@@ -17,13 +17,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
+	"github.com/flagforge/flagforge/pkg/rediskeys"
 )
 
 // RedisConfig configures the Redis source.
 type RedisConfig struct {
 	// Client talks to the Redis the publisher writes to (required).
 	Client redis.UniversalClient
-	// Prefix starts every key and the channel (default "ff:").
+	// Prefix starts every key and the channel (default "ff:"; names: pkg/rediskeys).
 	Prefix string
 	// Environments to read; empty: every one in {prefix}envs.
 	Environments []string
@@ -33,8 +34,13 @@ type RedisConfig struct {
 	Logger *slog.Logger
 }
 
-// Redis reads manifests from the {prefix}env:{target} hashes and follows the
-// {prefix}manifests channel (docs/manifest-distribution.md). Every (re)subscription
+// Redis reads manifests from the environments' hashes and follows the change
+// channel (names: pkg/rediskeys; docs/manifest-distribution.md). It works on one
+// node, through Sentinel and on a Redis Cluster: each read touches one
+// environment's hash (one slot), and the channel is a classic pub/sub channel,
+// which a cluster delivers to subscribers on every node. While an environment has
+// no layout-2 hash it reads the layout-1 one (an upgrade in progress: the
+// evaluators go first). Every (re)subscription
 // and every Resync period triggers a full re-read; an event applies the hash's
 // delta when it starts at the version held and re-reads the manifest otherwise.
 // All reads happen on one goroutine, so the holder sees updates in order.
@@ -45,6 +51,7 @@ type RedisConfig struct {
 // version inside it decides, through the holder's verification.
 type Redis struct {
 	cfg  RedisConfig
+	keys rediskeys.Keys
 	sink Sink
 	log  *slog.Logger
 	// held caches the SHA-1 of the encoded signed manifest held per environment.
@@ -81,7 +88,7 @@ func NewRedis(cfg RedisConfig, sink Sink) (*Redis, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Redis{cfg: cfg, sink: sink, log: cfg.Logger.With("source", "redis"), held: map[string]heldDigest{}}, nil
+	return &Redis{cfg: cfg, keys: rediskeys.Keys{Prefix: cfg.Prefix}, sink: sink, log: cfg.Logger.With("source", "redis"), held: map[string]heldDigest{}}, nil
 }
 
 // event is one change notification: target is at version.
@@ -100,13 +107,11 @@ func (r *Redis) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-func (r *Redis) key(target string) string { return r.cfg.Prefix + "env:" + target }
-
 // subscribe follows the channel, turning each (re)subscription into a resync
 // request and each message into an event. go-redis redials and resubscribes after
 // a failure; we back off between failed attempts.
 func (r *Redis) subscribe(ctx context.Context, events chan<- event, resync chan<- struct{}) {
-	ps := r.cfg.Client.Subscribe(ctx, r.cfg.Prefix+"manifests")
+	ps := r.cfg.Client.Subscribe(ctx, r.keys.Channel())
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() }) // unblocks Receive
 	defer stop()
 	bo := Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second}
@@ -229,7 +234,7 @@ func (r *Redis) process(ctx context.Context, events <-chan event, resync <-chan 
 func (r *Redis) readAll(ctx context.Context) error {
 	targets := r.cfg.Environments
 	if len(targets) == 0 {
-		all, err := r.cfg.Client.SMembers(ctx, r.cfg.Prefix+"envs").Result()
+		all, err := r.cfg.Client.SMembers(ctx, r.keys.Envs()).Result()
 		if err != nil {
 			return err
 		}
@@ -268,9 +273,13 @@ func (r *Redis) digest(target string) string {
 // readEnv re-reads target: when the manifest field differs from the signed
 // manifest held it is offered (verified; its signed version decides), otherwise
 // the source has just confirmed what is held. Either way the version then held is
-// the source's head.
+// the source's head. Without a layout-2 hash the layout-1 one is read.
 func (r *Redis) readEnv(ctx context.Context, target string) error {
-	res, err := readScript.Run(ctx, r.cfg.Client, []string{r.key(target)}, r.digest(target)).Result()
+	digest := r.digest(target)
+	res, err := readScript.Run(ctx, r.cfg.Client, []string{r.keys.Env(target)}, digest).Result()
+	if errors.Is(err, redis.Nil) {
+		res, err = readScript.Run(ctx, r.cfg.Client, []string{r.keys.LegacyEnv(target)}, digest).Result()
+	}
 	if errors.Is(err, redis.Nil) {
 		return nil // not published yet
 	}
@@ -303,7 +312,10 @@ func (r *Redis) handle(ctx context.Context, ev event) error {
 		return nil
 	}
 	if r.sink.Version(ev.target) > 0 {
-		b, err := r.cfg.Client.HGet(ctx, r.key(ev.target), "delta").Bytes()
+		b, err := r.cfg.Client.HGet(ctx, r.keys.Env(ev.target), "delta").Bytes()
+		if errors.Is(err, redis.Nil) {
+			b, err = r.cfg.Client.HGet(ctx, r.keys.LegacyEnv(ev.target), "delta").Bytes()
+		}
 		switch {
 		case errors.Is(err, redis.Nil):
 		case err != nil:
