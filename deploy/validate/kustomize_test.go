@@ -164,7 +164,8 @@ func TestOverlaysBuildAndObeyTheDeploymentRules(t *testing.T) {
 	}{
 		{dir: "kubernetes/base", external: []string{"flagforge-controlplane", "flagforge-evaluator", "flagforge-backup", "flagforge-trusted-keys"}},
 		{dir: "kubernetes/overlays/dev", namespace: "flagforge-dev"},
-		{dir: "kubernetes/overlays/prod", namespace: "flagforge", external: []string{"flagforge-controlplane", "flagforge-evaluator", "flagforge-backup"}},
+		{dir: "kubernetes/overlays/prod", namespace: "flagforge", external: []string{"flagforge-controlplane", "flagforge-evaluator", "flagforge-backup",
+			"flagforge-controlplane-tls", "flagforge-evaluator-tls"}},
 	} {
 		t.Run(tc.dir, func(t *testing.T) {
 			t.Parallel()
@@ -173,6 +174,7 @@ func TestOverlaysBuildAndObeyTheDeploymentRules(t *testing.T) {
 			checkFlagForgeWorkloads(t, b)
 			checkSelectors(t, b)
 			checkNetworkPolicies(t, b)
+			checkTLSWiring(t, b)
 			if cm, ok := b.configMaps["flagforge-controlplane"]; ok {
 				checkS3Endpoint(t, tc.dir, cm.Data["FLAGFORGE_SNAPSHOT_S3_ENDPOINT"])
 			}
@@ -188,6 +190,7 @@ func TestOverlaysBuildAndObeyTheDeploymentRules(t *testing.T) {
 				}
 			}
 			if tc.dir == "kubernetes/overlays/prod" {
+				checkProdTLS(t, b)
 				for _, d := range b.deployments {
 					for _, c := range d.Spec.Template.Spec.Containers {
 						if strings.HasSuffix(c.Image, ":dev") {
@@ -478,5 +481,86 @@ func checkNetworkPolicies(t *testing.T, b *built) {
 	slices.Sort(postgresFrom)
 	if !slices.Equal(postgresFrom, []string{"flagforge-backup", "flagforge-controlplane"}) {
 		t.Errorf("PostgreSQL admits %v, want only the control plane and the backup job", postgresFrom)
+	}
+}
+
+// tlsSecretKeys are the keys of a kubernetes.io/tls Secret as cert-manager writes it.
+var tlsSecretKeys = []string{"tls.crt", "tls.key", "ca.crt"}
+
+// checkTLSWiring: every FLAGFORGE_*TLS*_FILE a container is given lies under one of
+// its volume mounts, whose volume exists in the pod (and, for a Secret without an
+// items list, is one of the TLS Secret's keys); a container serving TLS is probed
+// over HTTPS.
+func checkTLSWiring(t *testing.T, b *built) {
+	t.Helper()
+	for owner, tpl := range b.podSpecs() {
+		spec := &tpl.Spec
+		volumes := map[string]corev1.Volume{}
+		for _, v := range spec.Volumes {
+			volumes[v.Name] = v
+		}
+		for _, c := range slices.Concat(spec.InitContainers, spec.Containers) {
+			where := owner + " container " + c.Name
+			for _, e := range c.Env {
+				if !strings.HasPrefix(e.Name, "FLAGFORGE_") || !strings.Contains(e.Name, "TLS") || !strings.HasSuffix(e.Name, "_FILE") {
+					continue
+				}
+				var mount *corev1.VolumeMount
+				for i, m := range c.VolumeMounts {
+					if strings.HasPrefix(e.Value, strings.TrimSuffix(m.MountPath, "/")+"/") {
+						mount = &c.VolumeMounts[i]
+					}
+				}
+				if mount == nil {
+					t.Errorf("%s: %s=%s is under none of the container's volume mounts", where, e.Name, e.Value)
+					continue
+				}
+				v, ok := volumes[mount.Name]
+				if !ok {
+					t.Errorf("%s: %s is on mount %s, whose volume the pod does not have", where, e.Name, mount.Name)
+					continue
+				}
+				file := strings.TrimPrefix(e.Value, strings.TrimSuffix(mount.MountPath, "/")+"/")
+				if v.Secret != nil && len(v.Secret.Items) == 0 && !slices.Contains(tlsSecretKeys, file) {
+					t.Errorf("%s: %s names %s, not a key of TLS Secret %s (%v)", where, e.Name, file, v.Secret.SecretName, tlsSecretKeys)
+				}
+			}
+			if envValue(b, &c, "FLAGFORGE_TLS_CERT_FILE", "") == "" {
+				continue
+			}
+			for name, p := range map[string]*corev1.Probe{"startup": c.StartupProbe, "liveness": c.LivenessProbe, "readiness": c.ReadinessProbe} {
+				if p != nil && p.HTTPGet != nil && p.HTTPGet.Scheme != corev1.URISchemeHTTPS {
+					t.Errorf("%s serves TLS but its %s probe uses %q", where, name, p.HTTPGet.Scheme)
+				}
+			}
+		}
+	}
+}
+
+// checkProdTLS: in prod both services serve TLS, the control plane requires
+// client certificates on the sync service, and evaluators present one, checking
+// the control plane's certificate against a CA under the name it is reached by.
+func checkProdTLS(t *testing.T, b *built) {
+	t.Helper()
+	cp := b.deployment(t, "flagforge-controlplane").Spec.Template.Spec.Containers[0]
+	ev := b.deployment(t, "flagforge-evaluator").Spec.Template.Spec.Containers[0]
+	for _, need := range []struct {
+		c    *corev1.Container
+		vars []string
+	}{
+		{&cp, []string{"FLAGFORGE_TLS_CERT_FILE", "FLAGFORGE_TLS_KEY_FILE", "FLAGFORGE_TLS_CLIENT_CA_FILE"}},
+		{&ev, []string{"FLAGFORGE_TLS_CERT_FILE", "FLAGFORGE_TLS_KEY_FILE", "FLAGFORGE_SYNC_TLS_CA_FILE",
+			"FLAGFORGE_SYNC_TLS_CERT_FILE", "FLAGFORGE_SYNC_TLS_KEY_FILE", "FLAGFORGE_SYNC_TLS_SERVER_NAME"}},
+	} {
+		for _, v := range need.vars {
+			if envValue(b, need.c, v, "") == "" {
+				t.Errorf("prod container %s: %s is not set (TLS / mTLS)", need.c.Name, v)
+			}
+		}
+	}
+	usage := envValue(b, &ev, "FLAGFORGE_USAGE_ADDR", "")
+	host, _, _ := strings.Cut(usage, ":")
+	if name := envValue(b, &ev, "FLAGFORGE_SYNC_TLS_SERVER_NAME", ""); name != host {
+		t.Errorf("prod evaluator verifies the control plane as %q but reaches it at %q", name, usage)
 	}
 }
