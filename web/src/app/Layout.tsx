@@ -1,6 +1,8 @@
 import type { ReactNode } from "react";
 import { btn } from "../components/ui";
+import { permissionsOptions, roleName } from "../features/permissions/api/permissions";
 import { useProjects } from "../features/projects/api/list-projects";
+import { useQuery } from "@tanstack/react-query";
 import { useLiveChanges } from "../lib/live";
 import { Link, navigate, useLocation } from "../lib/router";
 import { clearToken } from "../lib/session";
@@ -10,6 +12,7 @@ export function Layout({ org, project, children }: { org: string; project: strin
   const projects = useProjects(org);
   const loc = useLocation();
   const live = useLiveChanges(org);
+  const me = useQuery(permissionsOptions(org, project));
   const base = `/o/${encodeURIComponent(org)}/p/${encodeURIComponent(project)}`;
   const nav = [
     { to: `${base}/flags`, label: "Flags" },
@@ -60,7 +63,9 @@ export function Layout({ org, project, children }: { org: string; project: strin
               );
             })}
           </nav>
-          <span className="ml-auto text-sm text-slate-700 dark:text-slate-300">org {org}</span>
+          <span className="ml-auto text-sm text-slate-700 dark:text-slate-300" data-testid="whoami">
+            {me.data ? `${me.data.email || "signed in"} · ${roleName(me.data.role)} in ${project} · ` : ""}org {org}
+          </span>
           <button type="button" className={btn} onClick={() => clearToken()}>
             Sign out
           </button>

@@ -8,7 +8,7 @@ export const createApiToken = (org: string, name: string, memberId: string) =>
 export const revokeApiToken = (org: string, id: string) => api<unknown>("POST", `/v1/orgs/${enc(org)}/api-tokens/${enc(id)}:revoke`, {});
 
 export const listApiTokensOptions = (org: string) => queryOptions({ queryKey: ["api-tokens", org], queryFn: () => listApiTokens(org) });
-export const useApiTokens = (org: string) => useQuery(listApiTokensOptions(org));
+export const useApiTokens = (org: string, enabled = true) => useQuery({ ...listApiTokensOptions(org), enabled });
 
 export function useCreateApiToken(org: string) {
   const qc = useQueryClient();

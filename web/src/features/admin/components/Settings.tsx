@@ -3,20 +3,14 @@ import { ErrorMessage } from "../../../components/ErrorMessage";
 import { Secret } from "../../../components/Secret";
 import { btn, btnDanger, btnPrimary, card, input, label } from "../../../components/ui";
 import type { EnvironmentJson } from "../../../gen/flagforge/admin/v1/environment_pb";
-import type { RoleJson } from "../../../gen/flagforge/admin/v1/member_pb";
 import { ApiError } from "../../../lib/api";
 import { useEnvironments } from "../../projects/api/list-environments";
 import { useCreateApiToken, useApiTokens, useRevokeApiToken } from "../api/api-tokens";
-import { useCreateMember } from "../api/create-member";
-import { useMembers, useRoleBindings } from "../api/list-members";
+import { useMembers } from "../api/list-members";
+import { Members } from "./Members";
 import { useUpdateEnvironment } from "../api/update-environment";
-
-const roles: Record<string, string> = {
-  ROLE_OWNER: "Owner",
-  ROLE_ADMIN: "Admin",
-  ROLE_EDITOR: "Editor",
-  ROLE_VIEWER: "Viewer",
-};
+import { useCan } from "../../permissions/api/permissions";
+import { Denied, deniedProps } from "../../permissions/components/Denied";
 
 function EnvironmentSettings({ org, project, env }: { org: string; project: string; env: EnvironmentJson }) {
   const update = useUpdateEnvironment(org, project);
@@ -26,6 +20,7 @@ function EnvironmentSettings({ org, project, env }: { org: string; project: stri
   const [emergency, setEmergency] = useState(s.emergencyOffAllowed ?? true);
   const [notice, setNotice] = useState("");
   const key = env.key ?? "";
+  const can = useCan(org, "environment", "write", project, key);
   const field = update.error instanceof ApiError ? update.error.field ?? "" : "";
   async function submit(e: FormEvent) {
     e.preventDefault();
@@ -33,7 +28,9 @@ function EnvironmentSettings({ org, project, env }: { org: string; project: stri
     setNotice(r.changeRequest ? `Loosening ${key}'s approvals needs review: change request ${r.changeRequest.id} was created.` : `Saved ${key}.`);
   }
   return (
-    <form onSubmit={(e) => void submit(e).catch(() => {})} className="flex flex-wrap items-center gap-4 border-t border-slate-200 py-3 dark:border-slate-800" aria-label={`Settings of ${key}`}>
+    <form onSubmit={(e) => void submit(e).catch(() => {})} className="border-t border-slate-200 py-3 dark:border-slate-800" aria-label={`Settings of ${key}`}>
+      <fieldset className="flex flex-wrap items-center gap-4" {...deniedProps(can, `env-denied-${key}`)}>
+      <legend className="sr-only">Approval settings of {key}</legend>
       <span className="w-28 font-semibold">{env.name || key}</span>
       <label className="flex items-center gap-2 text-sm">
         <input type="checkbox" checked={approvals} onChange={(e) => setApprovals(e.target.checked)} />
@@ -47,10 +44,12 @@ function EnvironmentSettings({ org, project, env }: { org: string; project: stri
         <input type="checkbox" checked={emergency} onChange={(e) => setEmergency(e.target.checked)} />
         {`Emergency off allowed in ${key}`}
       </label>
-      <button type="submit" className={btn} disabled={update.isPending}>
+      <button type="submit" className={btn} disabled={update.isPending || !can.allowed}>
         Save {key}
       </button>
       <span role="status" className="text-sm">{notice}</span>
+      <Denied can={can} id={`env-denied-${key}`} />
+      </fieldset>
       <ErrorMessage error={update.error} />
     </form>
   );
@@ -61,23 +60,16 @@ function EnvironmentSettings({ org, project, env }: { org: string; project: stri
 export default function Settings({ org, project }: { org: string; project: string }) {
   const envs = useEnvironments(org, project);
   const members = useMembers(org);
-  const bindings = useRoleBindings(org);
-  const tokens = useApiTokens(org);
-  const createMember = useCreateMember(org);
+  const canTokens = useCan(org, "api_token", "write");
+  const canReadTokens = useCan(org, "api_token", "read");
+  const tokens = useApiTokens(org, canReadTokens.allowed);
   const createToken = useCreateApiToken(org);
   const revokeToken = useRevokeApiToken(org);
-  const [email, setEmail] = useState("");
-  const [role, setRole] = useState<RoleJson>("ROLE_VIEWER");
   const [tokenName, setTokenName] = useState("");
   const [tokenMember, setTokenMember] = useState("");
   const [shown, setShown] = useState<{ title: string; secret: string } | null>(null);
   const [confirming, setConfirming] = useState("");
   const emailOf = (id?: string) => members.data?.members?.find((m) => m.id === id)?.email ?? id ?? "";
-  const rolesOf = (id?: string) =>
-    (bindings.data?.bindings ?? [])
-      .filter((b) => b.memberId === id)
-      .map((b) => `${roles[String(b.role)] ?? b.role}${b.scope?.project ? ` of ${b.scope.project}${b.scope.environment ? `/${b.scope.environment}` : ""}` : " (organization)"}`)
-      .join(", ");
   return (
     <div className="flex flex-col gap-6">
       <h1 className="text-2xl font-bold">Settings</h1>
@@ -91,65 +83,22 @@ export default function Settings({ org, project }: { org: string; project: strin
           <EnvironmentSettings key={e.key} org={org} project={project} env={e} />
         ))}
       </section>
-      <section className={card} aria-labelledby="members-title">
-        <h2 id="members-title" className="mb-2 text-lg font-semibold">
-          Members of {org}
-        </h2>
-        <table className="w-full text-sm">
-          <caption className="sr-only">Members and their roles</caption>
-          <thead>
-            <tr className="text-left">
-              <th scope="col">Email</th>
-              <th scope="col">Roles</th>
-            </tr>
-          </thead>
-          <tbody>
-            {(members.data?.members ?? []).map((m) => (
-              <tr key={m.id} className="border-t border-slate-200 dark:border-slate-800">
-                <th scope="row" className="py-1 text-left font-normal">{m.email || m.name}</th>
-                <td>{rolesOf(m.id)}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-        <form
-          className="mt-3 flex flex-wrap items-end gap-3"
-          aria-label="Add a member"
-          onSubmit={(e) => { e.preventDefault(); createMember.mutate({ email, role }, { onSuccess: () => setEmail("") }); }}
-        >
-          <label className="flex flex-col gap-1">
-            <span className={label}>Email</span>
-            <input className={input} type="email" required value={email} onChange={(e) => setEmail(e.target.value)} aria-invalid={createMember.error instanceof ApiError && !!createMember.error.field || undefined} />
-          </label>
-          <label className="flex flex-col gap-1">
-            <span className={label}>Role in the organization</span>
-            <select className={input} value={role} onChange={(e) => setRole(e.target.value as RoleJson)}>
-              {Object.entries(roles).map(([k, v]) => (
-                <option key={k} value={k}>
-                  {v}
-                </option>
-              ))}
-            </select>
-          </label>
-          <button type="submit" className={btnPrimary} disabled={createMember.isPending}>
-            Add member
-          </button>
-        </form>
-        <ErrorMessage error={members.error ?? bindings.error ?? createMember.error} />
-      </section>
+      <Members org={org} project={project} />
       <section className={card} aria-labelledby="tokens-title">
         <h2 id="tokens-title" className="mb-2 text-lg font-semibold">
           API tokens
         </h2>
         {shown && <Secret title={shown.title} secret={shown.secret} onDone={() => setShown(null)} />}
         <form
-          className="my-3 flex flex-wrap items-end gap-3"
+          className="my-3"
           aria-label="New API token"
           onSubmit={(e) => {
             e.preventDefault();
             createToken.mutate({ name: tokenName, memberId: tokenMember }, { onSuccess: (r) => { setShown({ title: `New API token “${r.token?.name ?? tokenName}”`, secret: r.secret ?? "" }); setTokenName(""); } });
           }}
         >
+          <fieldset className="flex flex-wrap items-end gap-3" {...deniedProps(canTokens, "token-denied")}>
+          <legend className="sr-only">New API token</legend>
           <label className="flex flex-col gap-1">
             <span className={label}>Token name</span>
             <input className={input} required value={tokenName} onChange={(e) => setTokenName(e.target.value)} />
@@ -165,11 +114,18 @@ export default function Settings({ org, project }: { org: string; project: strin
               ))}
             </select>
           </label>
-          <button type="submit" className={btnPrimary} disabled={createToken.isPending}>
+          <button type="submit" className={btnPrimary} disabled={createToken.isPending || !canTokens.allowed}>
             Create API token
           </button>
+          <Denied can={canTokens} id="token-denied" />
+          </fieldset>
         </form>
-        <ErrorMessage error={tokens.error ?? createToken.error ?? revokeToken.error} />
+        {!canReadTokens.allowed && (
+          <p className="text-sm" data-testid="denied-reason">
+            <span aria-hidden="true">🔒 </span>The API tokens are not listed: {canReadTokens.reason}
+          </p>
+        )}
+        <ErrorMessage error={(canReadTokens.allowed ? tokens.error : null) ?? createToken.error ?? revokeToken.error} />
         <table className="w-full text-sm">
           <caption className="sr-only">API tokens</caption>
           <thead>

@@ -10,4 +10,4 @@ export const listAudit = (org: string, f: AuditFilter) =>
 export const listAuditOptions = (org: string, f: AuditFilter) =>
   queryOptions({ queryKey: ["audit", org, f], queryFn: () => listAudit(org, f) });
 
-export const useAudit = (org: string, f: AuditFilter) => useQuery(listAuditOptions(org, f));
+export const useAudit = (org: string, f: AuditFilter, enabled = true) => useQuery({ ...listAuditOptions(org, f), enabled });

@@ -7,6 +7,8 @@ import { DiffTable } from "../../../components/DiffTable";
 import { useAudit } from "../api/list-audit";
 import { useVerifyAudit } from "../api/verify-audit";
 import { btn } from "../../../components/ui";
+import { useCan } from "../../permissions/api/permissions";
+import { Denied, deniedProps } from "../../permissions/components/Denied";
 
 // toRFC3339 turns a datetime-local value (the user's local time) into UTC.
 const toRFC3339 = (v: string) => (v ? new Date(v).toISOString() : undefined);
@@ -26,7 +28,8 @@ export default function AuditLog({ org }: { org: string; project: string }) {
   const [start, setStart] = useSearchParam("from");
   const [end, setEnd] = useSearchParam("to");
   const [text, setText] = useSearchParam("q");
-  const audit = useAudit(org, { resource, actorId, action, startTime: toRFC3339(start), endTime: toRFC3339(end) });
+  const can = useCan(org, "audit", "read");
+  const audit = useAudit(org, { resource, actorId, action, startTime: toRFC3339(start), endTime: toRFC3339(end) }, can.allowed);
   const [open, setOpen] = useState<string | null>(null);
   const verify = useVerifyAudit(org);
   const v = verify.data;
@@ -50,9 +53,10 @@ export default function AuditLog({ org }: { org: string; project: string }) {
               : `Chain broken at entry ${v.firstBroken?.sequence ?? "?"}: ${v.problem ?? ""}`
             : ""}
         </p>
-        <button type="button" className={btn} disabled={verify.isPending} onClick={() => verify.mutate()}>
+        <button type="button" className={btn} disabled={verify.isPending} {...deniedProps(can, "audit-denied")} onClick={() => verify.mutate()}>
           Verify chain now
         </button>
+        <Denied can={can} id="audit-denied" />
       </div>
       <ErrorMessage error={verify.error} />
       <form className="mb-4 flex flex-wrap items-end gap-3" role="search" aria-label="Filter the audit log" onSubmit={(e) => e.preventDefault()}>

@@ -8,4 +8,4 @@ export const listSdkKeys = (org: string, project: string, env: string) =>
 export const listSdkKeysOptions = (org: string, project: string, env: string) =>
   queryOptions({ queryKey: ["sdk-keys", org, project, env], queryFn: () => listSdkKeys(org, project, env) });
 
-export const useSdkKeys = (org: string, project: string, env: string) => useQuery(listSdkKeysOptions(org, project, env));
+export const useSdkKeys = (org: string, project: string, env: string, enabled = true) => useQuery({ ...listSdkKeysOptions(org, project, env), enabled });

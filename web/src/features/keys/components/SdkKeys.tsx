@@ -6,6 +6,8 @@ import type { SdkKeyKindJson } from "../../../gen/flagforge/manifest/v1/manifest
 import { useSearchParam } from "../../../lib/router";
 import { useEnvironments } from "../../projects/api/list-environments";
 import { useSdkKeys } from "../api/list-sdk-keys";
+import { useCan } from "../../permissions/api/permissions";
+import { Denied, deniedProps } from "../../permissions/components/Denied";
 import { useCreateSdkKey, useRevokeSdkKey, useRotateSdkKey } from "../api/manage-sdk-key";
 
 const kinds: Record<string, string> = {
@@ -19,7 +21,9 @@ export default function SdkKeys({ org, project }: { org: string; project: string
   const envs = useEnvironments(org, project);
   const [envParam, setEnv] = useSearchParam("env");
   const env = envParam || "production";
-  const keys = useSdkKeys(org, project, env);
+  const canRead = useCan(org, "sdk_key", "read", project, env);
+  const can = useCan(org, "sdk_key", "write", project, env);
+  const keys = useSdkKeys(org, project, env, canRead.allowed);
   const create = useCreateSdkKey(org, project, env);
   const rotate = useRotateSdkKey(org, project, env);
   const revoke = useRevokeSdkKey(org, project, env);
@@ -36,7 +40,7 @@ export default function SdkKeys({ org, project }: { org: string; project: string
     setShown({ title: `New SDK key “${r.key?.name ?? name}”`, secret: r.secret ?? "" });
     setName("");
   }
-  const error = keys.error ?? create.error ?? rotate.error ?? revoke.error;
+  const error = (canRead.allowed ? keys.error : null) ?? create.error ?? rotate.error ?? revoke.error;
   return (
     <section aria-labelledby="keys-title" className="flex flex-col gap-4">
       <div className="flex flex-wrap items-end gap-3">
@@ -55,7 +59,9 @@ export default function SdkKeys({ org, project }: { org: string; project: string
         </label>
       </div>
       {shown && <Secret title={shown.title} secret={shown.secret} onDone={() => setShown(null)} />}
-      <form onSubmit={(e) => void submit(e).catch(() => {})} className={`${card} flex flex-wrap items-end gap-3`} aria-label="New SDK key">
+      <form onSubmit={(e) => void submit(e).catch(() => {})} className={card} aria-label="New SDK key">
+        <fieldset className="flex flex-wrap items-end gap-3" {...deniedProps(can, "key-denied")}>
+        <legend className="sr-only">New SDK key in {env}</legend>
         <label className="flex flex-col gap-1">
           <span className={label}>Key name</span>
           <input className={input} required value={name} onChange={(e) => setName(e.target.value)} placeholder="checkout service" />
@@ -70,10 +76,17 @@ export default function SdkKeys({ org, project }: { org: string; project: string
             ))}
           </select>
         </label>
-        <button type="submit" className={btnPrimary} disabled={create.isPending}>
+        <button type="submit" className={btnPrimary} disabled={create.isPending || !can.allowed}>
           Create SDK key
         </button>
+        <Denied can={can} id="key-denied" />
+        </fieldset>
       </form>
+      {!canRead.allowed && (
+        <p className="text-sm" data-testid="denied-reason">
+          <span aria-hidden="true">🔒 </span>The SDK keys of {env} are not listed: {canRead.reason}
+        </p>
+      )}
       <ErrorMessage error={error} />
       <p role="status" className="text-sm">{notice}</p>
       <table className="w-full border-collapse text-sm">

@@ -4,6 +4,8 @@ import { btn, btnDanger, input, label } from "../../../components/ui";
 import { useSearchParam } from "../../../lib/router";
 import { useEnvironments } from "../../projects/api/list-environments";
 import { cancelSchedule, useScheduleMutation, useSchedules } from "../api/schedules";
+import { useCan } from "../../permissions/api/permissions";
+import { Denied, deniedProps } from "../../permissions/components/Denied";
 
 export const scheduleState: Record<string, string> = {
   SCHEDULED_CHANGE_STATE_AWAITING_APPROVAL: "awaiting approval",
@@ -26,6 +28,7 @@ export default function Schedules({ org, project }: { org: string; project: stri
   const list = useSchedules(org, project, env);
   const cancel = useScheduleMutation(org, project, env, (id: string) => cancelSchedule(org, project, env, id));
   const [confirming, setConfirming] = useState("");
+  const can = useCan(org, "schedule", "write", project, env);
   return (
     <section aria-labelledby="sch-title" className="flex flex-col gap-4">
       <div className="flex flex-wrap items-end gap-3">
@@ -73,7 +76,7 @@ export default function Schedules({ org, project }: { org: string; project: stri
                       Confirm cancel<span className="sr-only"> schedule of {c.flag}</span>
                     </button>
                   ) : (
-                    <button type="button" className={btn} onClick={() => setConfirming(c.id ?? "")}>
+                    <button type="button" className={btn} {...deniedProps(can, "sch-denied")} onClick={() => setConfirming(c.id ?? "")}>
                       Cancel<span className="sr-only"> schedule of {c.flag}</span>
                     </button>
                   ))}
@@ -82,6 +85,7 @@ export default function Schedules({ org, project }: { org: string; project: stri
           ))}
         </tbody>
       </table>
+      <Denied can={can} id="sch-denied" />
       {list.data && (list.data.scheduledChanges ?? []).length === 0 && <p>Nothing scheduled in {env}.</p>}
     </section>
   );

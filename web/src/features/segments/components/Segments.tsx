@@ -7,6 +7,8 @@ import { useSearchParam } from "../../../lib/router";
 import { ListInput } from "../../flags/components/RuleBuilder";
 import { clauseSummary } from "../../flags/components/summary";
 import { useEnvironments } from "../../projects/api/list-environments";
+import { useCan } from "../../permissions/api/permissions";
+import { Denied, deniedProps } from "../../permissions/components/Denied";
 import { createSegment, deleteSegment, updateSegment, useSegmentMutation, useSegments } from "../api/segments";
 
 function SegmentEditor({ org, project, env, segment, onDone }: { org: string; project: string; env: string; segment: SegmentJson | null; onDone: (msg: string) => void }) {
@@ -74,6 +76,7 @@ export default function Segments({ org, project }: { org: string; project: strin
   const [envParam, setEnv] = useSearchParam("env");
   const env = envParam || "production";
   const segs = useSegments(org, project, env);
+  const can = useCan(org, "segment", "write", project, env);
   const [editing, setEditing] = useState<SegmentJson | "new" | null>(null);
   const [notice, setNotice] = useState("");
   const [confirming, setConfirming] = useState("");
@@ -94,9 +97,10 @@ export default function Segments({ org, project }: { org: string; project: strin
             ))}
           </select>
         </label>
-        <button type="button" className={btnPrimary} onClick={() => setEditing("new")}>
+        <button type="button" className={btnPrimary} {...deniedProps(can, "seg-denied")} onClick={() => setEditing("new")}>
           New segment
         </button>
+        <Denied can={can} id="seg-denied" />
       </div>
       <p role="status" className="text-sm">{notice}</p>
       {editing && (
@@ -131,7 +135,7 @@ export default function Segments({ org, project }: { org: string; project: strin
               <td className="py-2 pr-3">{(s.excluded ?? []).length}</td>
               <td className="py-2 pr-3">{(s.rules ?? []).length}</td>
               <td className="flex gap-1 py-2 pr-3">
-                <button type="button" className={btn} onClick={() => setEditing(s)}>
+                <button type="button" className={btn} {...deniedProps(can, "seg-denied")} onClick={() => setEditing(s)}>
                   Edit<span className="sr-only"> {s.key}</span>
                 </button>
                 {confirming === s.key ? (
@@ -139,7 +143,7 @@ export default function Segments({ org, project }: { org: string; project: strin
                     Confirm delete<span className="sr-only"> {s.key}</span>
                   </button>
                 ) : (
-                  <button type="button" className={btn} onClick={() => setConfirming(s.key ?? "")}>
+                  <button type="button" className={btn} {...deniedProps(can, "seg-denied")} onClick={() => setConfirming(s.key ?? "")}>
                     Delete<span className="sr-only"> {s.key}</span>
                   </button>
                 )}

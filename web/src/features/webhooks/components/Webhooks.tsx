@@ -4,7 +4,19 @@ import { Secret } from "../../../components/Secret";
 import { btn, btnDanger, btnPrimary, card, input, label } from "../../../components/ui";
 import type { WebhookJson } from "../../../gen/flagforge/admin/v1/webhook_pb";
 import { ApiError } from "../../../lib/api";
-import { createWebhook, deleteWebhook, enableWebhook, useDeliveries, useWebhookMutation, useWebhooks } from "../api/webhooks";
+import { useCan, type Can } from "../../permissions/api/permissions";
+import { Denied, deniedProps } from "../../permissions/components/Denied";
+import {
+  createWebhook,
+  deleteWebhook,
+  enableWebhook,
+  redeliver,
+  sendTestWebhook,
+  useDeliveries,
+  useDeliveryMutation,
+  useWebhookMutation,
+  useWebhooks,
+} from "../api/webhooks";
 
 const deliveryState: Record<string, string> = {
   WEBHOOK_DELIVERY_STATE_PENDING: "pending",
@@ -13,11 +25,19 @@ const deliveryState: Record<string, string> = {
   WEBHOOK_DELIVERY_STATE_FAILED: "failed",
 };
 
-function Deliveries({ org, project, hook }: { org: string; project: string; hook: WebhookJson }) {
-  const d = useDeliveries(org, project, hook.id ?? "");
+const stateName = (s?: string) => deliveryState[String(s)] ?? String(s ?? "").replace("WEBHOOK_DELIVERY_STATE_", "").toLowerCase();
+
+function Deliveries({ org, project, hook, canWrite }: { org: string; project: string; hook: WebhookJson; canWrite: Can }) {
+  const id = hook.id ?? "";
+  const d = useDeliveries(org, project, id);
+  const again = useDeliveryMutation(org, project, id, (deliveryId: string) => redeliver(org, project, id, deliveryId));
+  const [notice, setNotice] = useState("");
+  const reasonId = `wh-denied-redeliver-${id}`;
   return (
-    <div className="mt-2">
-      <ErrorMessage error={d.error} />
+    <div className="mt-2 overflow-x-auto">
+      <ErrorMessage error={d.error ?? again.error} />
+      <p role="status" className="text-sm">{notice}</p>
+      <Denied can={canWrite} id={reasonId} />
       <table className="w-full text-xs">
         <caption className="text-left font-semibold">Deliveries of {hook.url}</caption>
         <thead>
@@ -28,6 +48,7 @@ function Deliveries({ org, project, hook }: { org: string; project: string; hook
             <th scope="col">Attempts</th>
             <th scope="col">HTTP status</th>
             <th scope="col">Error</th>
+            <th scope="col">Actions</th>
           </tr>
         </thead>
         <tbody>
@@ -35,10 +56,25 @@ function Deliveries({ org, project, hook }: { org: string; project: string; hook
             <tr key={x.id} className="border-t border-slate-200 dark:border-slate-800">
               <td>{(x.createTime ?? "").slice(0, 19).replace("T", " ")}</td>
               <td className="font-mono">{x.eventType}</td>
-              <td>{deliveryState[String(x.state)] ?? String(x.state ?? "").replace("WEBHOOK_DELIVERY_STATE_", "").toLowerCase()}</td>
+              <td>{stateName(x.state)}</td>
               <td>{x.attempts ?? 0}</td>
               <td>{x.lastStatusCode ?? ""}</td>
               <td>{x.lastError}</td>
+              <td>
+                {x.state !== "WEBHOOK_DELIVERY_STATE_PENDING" && (
+                  <button
+                    type="button"
+                    className={btn}
+                    disabled={again.isPending}
+                    {...deniedProps(canWrite, reasonId)}
+                    onClick={() =>
+                      again.mutate(x.id ?? "", { onSuccess: () => setNotice(`Delivery of ${x.eventType} queued again: its row shows the new attempt.`) })
+                    }
+                  >
+                    Redeliver<span className="sr-only"> {x.eventType} of {(x.createTime ?? "").slice(0, 19)}</span>
+                  </button>
+                )}
+              </td>
             </tr>
           ))}
         </tbody>
@@ -48,19 +84,71 @@ function Deliveries({ org, project, hook }: { org: string; project: string; hook
   );
 }
 
+function Hook({ org, project, h, canWrite }: { org: string; project: string; h: WebhookJson; canWrite: Can }) {
+  const id = h.id ?? "";
+  const [open, setOpen] = useState(false);
+  const [confirming, setConfirming] = useState(false);
+  const [notice, setNotice] = useState("");
+  const enable = useWebhookMutation(org, project, () => enableWebhook(org, project, id));
+  const del = useWebhookMutation(org, project, () => deleteWebhook(org, project, id));
+  const test = useDeliveryMutation(org, project, id, () => sendTestWebhook(org, project, id));
+  const reasonId = `wh-denied-${id}`;
+  return (
+    <li className={card}>
+      <div className="flex flex-wrap items-center gap-2">
+        <span className="break-all font-mono font-semibold">{h.url}</span>
+        <span className="text-sm">
+          {h.enabled ? "enabled" : `disabled${h.disabledReason ? `: ${h.disabledReason}` : ""}`} · events {(h.eventTypes ?? []).join(", ") || "all"} · {h.failureCount ?? 0} consecutive failures (disabled at {h.maxFailures})
+        </span>
+        <span className="ml-auto flex flex-wrap gap-1">
+          <button type="button" className={btn} aria-expanded={open} onClick={() => setOpen(!open)}>
+            Deliveries<span className="sr-only"> of {h.url}</span>
+          </button>
+          <button
+            type="button"
+            className={btn}
+            disabled={test.isPending || !h.enabled}
+            {...deniedProps(canWrite, reasonId)}
+            onClick={() => test.mutate(undefined, { onSuccess: () => { setOpen(true); setNotice(`Test delivery sent to ${h.url}: its result shows in the delivery log.`); } })}
+          >
+            Send test<span className="sr-only"> to {h.url}</span>
+          </button>
+          {!h.enabled && (
+            <button type="button" className={btn} {...deniedProps(canWrite, reasonId)} onClick={() => enable.mutate(undefined)}>
+              Enable<span className="sr-only"> {h.url}</span>
+            </button>
+          )}
+          {confirming ? (
+            <button type="button" className={btnDanger} onClick={() => del.mutate(undefined, { onSuccess: () => setConfirming(false) })}>
+              Confirm delete<span className="sr-only"> {h.url}</span>
+            </button>
+          ) : (
+            <button type="button" className={btn} {...deniedProps(canWrite, reasonId)} onClick={() => setConfirming(true)}>
+              Delete<span className="sr-only"> {h.url}</span>
+            </button>
+          )}
+        </span>
+        <Denied can={canWrite} id={reasonId} />
+      </div>
+      <p role="status" className="text-sm">{notice}</p>
+      <ErrorMessage error={test.error ?? enable.error ?? del.error} />
+      {open && <Deliveries org={org} project={project} hook={h} canWrite={canWrite} />}
+    </li>
+  );
+}
+
 // Webhooks manages the project's webhooks: URL, event types, the signing secret
 // (shown once), state (disabled after too many failures, with the reason; Enable),
-// and each webhook's delivery log.
+// Send test, and each webhook's delivery log with Redeliver. What the caller's
+// role may not do is disabled with the reason (the server refuses it anyway).
 export default function Webhooks({ org, project }: { org: string; project: string }) {
-  const hooks = useWebhooks(org, project);
+  const canRead = useCan(org, "webhook", "read", project);
+  const canWrite = useCan(org, "webhook", "write", project);
+  const hooks = useWebhooks(org, project, canRead.allowed);
   const [url, setUrl] = useState("");
   const [events, setEvents] = useState("");
   const [shown, setShown] = useState<{ title: string; secret: string } | null>(null);
-  const [open, setOpen] = useState("");
-  const [confirming, setConfirming] = useState("");
   const create = useWebhookMutation(org, project, (i: { url: string; eventTypes: string[] }) => createWebhook(org, project, i.url, i.eventTypes));
-  const enable = useWebhookMutation(org, project, (id: string) => enableWebhook(org, project, id));
-  const del = useWebhookMutation(org, project, (id: string) => deleteWebhook(org, project, id));
   const field = create.error instanceof ApiError ? create.error.field ?? "" : "";
   function submit(e: FormEvent) {
     e.preventDefault();
@@ -73,50 +161,34 @@ export default function Webhooks({ org, project }: { org: string; project: strin
         Webhooks
       </h1>
       {shown && <Secret title={shown.title} secret={shown.secret} onDone={() => setShown(null)} />}
-      <form onSubmit={submit} className={`${card} flex flex-wrap items-end gap-3`} aria-label="New webhook">
-        <label className="flex flex-col gap-1">
-          <span className={label}>Webhook URL</span>
-          <input className={`${input} w-96`} type="url" required value={url} onChange={(e) => setUrl(e.target.value)} aria-invalid={field.includes("url") || undefined} />
-        </label>
-        <label className="flex flex-col gap-1">
-          <span className={label}>Event types (comma separated; empty: all)</span>
-          <input className={`${input} w-72`} value={events} onChange={(e) => setEvents(e.target.value)} aria-invalid={field.includes("event_types") || undefined} placeholder="flag.config.updated" />
-        </label>
-        <button type="submit" className={btnPrimary} disabled={create.isPending}>
-          Create webhook
-        </button>
+      <form onSubmit={submit} className={card} aria-label="New webhook">
+        <fieldset className="flex flex-wrap items-end gap-3" {...deniedProps(canWrite, "wh-denied-create")}>
+          <legend className="sr-only">New webhook</legend>
+          <label className="flex flex-col gap-1">
+            <span className={label}>Webhook URL</span>
+            <input className={`${input} w-full sm:w-96`} type="url" required value={url} onChange={(e) => setUrl(e.target.value)} aria-invalid={field.includes("url") || undefined} />
+          </label>
+          <label className="flex flex-col gap-1">
+            <span className={label}>Event types (comma separated; empty: all)</span>
+            <input className={`${input} w-full sm:w-72`} value={events} onChange={(e) => setEvents(e.target.value)} aria-invalid={field.includes("event_types") || field.includes("eventTypes") || undefined} placeholder="flag.config.updated" />
+          </label>
+          <button type="submit" className={btnPrimary} disabled={create.isPending || !canWrite.allowed}>
+            Create webhook
+          </button>
+          <Denied can={canWrite} id="wh-denied-create" />
+        </fieldset>
+        <ErrorMessage error={create.error} />
       </form>
-      <ErrorMessage error={hooks.error ?? create.error ?? enable.error ?? del.error} />
+      {!canRead.allowed ? (
+        <p className="text-sm" data-testid="denied-reason">
+          <span aria-hidden="true">🔒 </span>The webhooks are not listed: {canRead.reason}
+        </p>
+      ) : (
+        <ErrorMessage error={hooks.error} />
+      )}
       <ul className="flex flex-col gap-3">
         {(hooks.data?.webhooks ?? []).map((h) => (
-          <li key={h.id} className={card}>
-            <div className="flex flex-wrap items-center gap-2">
-              <span className="font-mono font-semibold">{h.url}</span>
-              <span className="text-sm">
-                {h.enabled ? "enabled" : `disabled${h.disabledReason ? `: ${h.disabledReason}` : ""}`} · events {(h.eventTypes ?? []).join(", ") || "all"} · {h.failureCount ?? 0} consecutive failures (disabled at {h.maxFailures})
-              </span>
-              <span className="ml-auto flex gap-1">
-                <button type="button" className={btn} aria-expanded={open === h.id} onClick={() => setOpen(open === h.id ? "" : h.id ?? "")}>
-                  Deliveries<span className="sr-only"> of {h.url}</span>
-                </button>
-                {!h.enabled && (
-                  <button type="button" className={btn} onClick={() => enable.mutate(h.id ?? "")}>
-                    Enable<span className="sr-only"> {h.url}</span>
-                  </button>
-                )}
-                {confirming === h.id ? (
-                  <button type="button" className={btnDanger} onClick={() => del.mutate(h.id ?? "", { onSuccess: () => setConfirming("") })}>
-                    Confirm delete<span className="sr-only"> {h.url}</span>
-                  </button>
-                ) : (
-                  <button type="button" className={btn} onClick={() => setConfirming(h.id ?? "")}>
-                    Delete<span className="sr-only"> {h.url}</span>
-                  </button>
-                )}
-              </span>
-            </div>
-            {open === h.id && <Deliveries org={org} project={project} hook={h} />}
-          </li>
+          <Hook key={h.id} org={org} project={project} h={h} canWrite={canWrite} />
         ))}
       </ul>
     </section>
