@@ -108,6 +108,7 @@ chaos: services
 ## plane and evaluator, the bundle-size budget, and the accessibility checks
 test-web: build
 	bash scripts/ensure-browser.sh >/dev/null
+	$(GO) build -o $(BIN)/flagforge-testidp ./services/controlplane/internal/oidclogin/testidp/flagforge-testidp
 	cd web && npm run test:e2e
 
 ## bench-web: time to interactive of the flags list with 1,000 flags (Chromium)

@@ -66,15 +66,32 @@ async function waitReady(url, proc, what) {
 
 // startPlatform starts a control plane (organization "acme", project "web" with
 // development, staging and production) and an evaluator following it, and server
-// SDK keys for staging and production.
-export async function startPlatform() {
+// SDK keys for staging and production. With opts.oidc ({ tokenTTL: "20s" }) it
+// first starts the test OIDC provider (bin/flagforge-testidp) and configures the
+// control plane for it (client "flagforge", redirect URI /auth/callback).
+export async function startPlatform(opts = {}) {
   for (const b of ["flagforge-controlplane", "flagforge-evaluator"]) {
     if (!fs.existsSync(path.join(bin, b))) throw new Error(`bin/${b} is missing: run make build`);
   }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "flagforge-web-"));
   const [cpHttp, cpGrpc, evHttp, evGrpc, evAdmin] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const token = `ffat_${randomBytes(20).toString("hex")}`;
+  const url = `http://127.0.0.1:${cpHttp}`;
+  const procs = [];
+  const oidcEnv = {};
+  let idpUrl;
+  if (opts.oidc) {
+    const idpPort = await freePort();
+    idpUrl = `http://127.0.0.1:${idpPort}`;
+    const idp = startProcess("testidp", path.join(bin, "flagforge-testidp"), [
+      "--addr", `127.0.0.1:${idpPort}`, "--client", "flagforge", "--redirect-uri", `${url}/auth/callback`, "--token-ttl", opts.oidc.tokenTTL ?? "1h",
+    ], {}, dir);
+    procs.push(idp);
+    await waitReady(`${idpUrl}/.well-known/openid-configuration`, idp, "test identity provider");
+    Object.assign(oidcEnv, { FLAGFORGE_OIDC_ISSUER: idpUrl, FLAGFORGE_OIDC_AUDIENCE: "flagforge" });
+  }
   const cp = startProcess("controlplane", path.join(bin, "flagforge-controlplane"), ["serve"], {
+    ...oidcEnv,
     FLAGFORGE_DATABASE_URL: `sqlite://${dir}/flagforge.db`,
     FLAGFORGE_DATA_DIR: dir,
     FLAGFORGE_GRPC_ADDR: `127.0.0.1:${cpGrpc}`,
@@ -83,8 +100,7 @@ export async function startPlatform() {
     FLAGFORGE_BOOTSTRAP_EMAIL: "admin@acme.test",
     FLAGFORGE_BOOTSTRAP_TOKEN: token,
   }, dir);
-  const procs = [cp];
-  const url = `http://127.0.0.1:${cpHttp}`;
+  procs.push(cp);
   const stop = async () => {
     for (const pr of procs.reverse()) {
       pr.p.kill("SIGTERM");
@@ -146,7 +162,7 @@ export async function startPlatform() {
       if (!r.ok) throw new Error(`evaluate: ${r.status} ${JSON.stringify(data)}`);
       return data;
     };
-    return { url, evalUrl, token, admin, evaluate, sdkKeys, stop };
+    return { url, evalUrl, idpUrl, token, admin, evaluate, sdkKeys, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,7 +1,9 @@
 import { lazy, Suspense, useSyncExternalStore } from "react";
+import { OidcCallback } from "../features/auth/components/OidcCallback";
+import { Reauth } from "../features/auth/components/Reauth";
 import { SignIn } from "../features/auth/components/SignIn";
 import { match, useLocation } from "../lib/router";
-import { getToken } from "../lib/session";
+import { getToken, isExpired } from "../lib/session";
 import { Home } from "./Home";
 import { Layout } from "./Layout";
 
@@ -26,9 +28,20 @@ function subscribe(cb: () => void) {
 
 export function App() {
   const token = useSyncExternalStore(subscribe, getToken);
+  const expired = useSyncExternalStore(subscribe, isExpired);
   const loc = useLocation();
+  if (loc.pathname === "/auth/callback") return <OidcCallback />;
   if (!token) return <SignIn />;
-  const path = loc.pathname;
+  return (
+    <>
+      <Routes path={loc.pathname} />
+      {expired && <Reauth />}
+    </>
+  );
+}
+
+// Routes renders the page of a path (signed in).
+function Routes({ path }: { path: string }) {
   let m: Record<string, string> | null;
   let page = null;
   if ((m = match("/o/:org/p/:project/flags", path))) page = <FlagsList org={m.org} project={m.project} />;

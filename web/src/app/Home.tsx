@@ -3,11 +3,14 @@ import { ErrorMessage } from "../components/ErrorMessage";
 import { useOrgs } from "../features/auth/api/list-orgs";
 import { useProjects } from "../features/projects/api/list-projects";
 import { navigate } from "../lib/router";
+import { getOrg } from "../lib/session";
 
-// Home sends a signed-in user to the first project of their organization.
+// Home sends a signed-in user to the first project of their organization (an
+// OIDC session's own; an API token's first).
 export function Home() {
-  const orgs = useOrgs();
-  const org = orgs.data?.organizations?.[0]?.key ?? "";
+  const ssoOrg = getOrg();
+  const orgs = useOrgs(!ssoOrg);
+  const org = ssoOrg || (orgs.data?.organizations?.[0]?.key ?? "");
   const projects = useProjects(org);
   const project = projects.data?.projects?.[0]?.key;
   useEffect(() => {

@@ -1,4 +1,4 @@
-import { clearToken, getToken } from "./session";
+import { getToken, markExpired } from "./session";
 
 // FieldViolation is one entry of a google.rpc.BadRequest detail.
 export type FieldViolation = { field: string; description: string };
@@ -26,8 +26,9 @@ type StatusBody = {
   details?: { "@type"?: string; fieldViolations?: FieldViolation[] }[];
 };
 
-// api calls the admin REST API with the session's token. A 401 signs out (the
-// app shows the sign-in form again); every other error is thrown as ApiError.
+// api calls the admin REST API with the session's token. A 401 marks the session
+// expired (the app asks to sign in again over the page, keeping its drafts); every
+// error is thrown as ApiError.
 export async function api<T>(method: string, path: string, body?: unknown, signal?: AbortSignal, asToken?: string): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
   const token = asToken ?? getToken();
@@ -44,7 +45,7 @@ export async function api<T>(method: string, path: string, body?: unknown, signa
   if (!res.ok) {
     const st = data as StatusBody;
     const violations = (st.details ?? []).flatMap((d) => d.fieldViolations ?? []);
-    if (res.status === 401 && token && !asToken) clearToken();
+    if (res.status === 401 && token && !asToken) markExpired();
     throw new ApiError(res.status, st.message || `${res.status} ${res.statusText}`, violations);
   }
   return data as T;

@@ -31,6 +31,7 @@ import (
 	"github.com/flagforge/flagforge/services/controlplane/internal/impact"
 	"github.com/flagforge/flagforge/services/controlplane/internal/lifecycle"
 	"github.com/flagforge/flagforge/services/controlplane/internal/manifestsvc"
+	"github.com/flagforge/flagforge/services/controlplane/internal/oidclogin"
 	"github.com/flagforge/flagforge/services/controlplane/internal/publisher"
 	"github.com/flagforge/flagforge/services/controlplane/internal/ratelimit"
 	"github.com/flagforge/flagforge/services/controlplane/internal/rpc"
@@ -230,7 +231,17 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, e
 	a.close = append(a.close, a.conn.Close)
 	// The handlers' context is only used for registration bookkeeping; the
 	// connection is closed explicitly at shutdown.
-	h, err := httpapi.NewHandler(context.WithoutCancel(ctx), a.conn, st, reg, log, cfg.Limits)
+	// The console's OIDC sign-in (code exchange), when OIDC is configured.
+	login := httpapi.Routes(oidclogin.NotConfigured)
+	if cfg.Auth.OIDCIssuer != "" {
+		l, err := oidclogin.New(ctx, oidclogin.Config{Issuer: cfg.Auth.OIDCIssuer, ClientID: cfg.Auth.OIDCAudience,
+			ClientSecret: cfg.Auth.OIDCClientSecret, Now: cfg.Now}, log)
+		if err != nil {
+			return nil, err
+		}
+		login = l.Routes
+	}
+	h, err := httpapi.NewHandler(context.WithoutCancel(ctx), a.conn, st, reg, log, cfg.Limits, login)
 	if err != nil {
 		return nil, err
 	}

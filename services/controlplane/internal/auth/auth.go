@@ -25,13 +25,17 @@ type Config struct {
 	OIDCIssuer string `env:"OIDC_ISSUER"`
 	// OIDCAudience is the expected "aud" (the client id).
 	OIDCAudience string `env:"OIDC_AUDIENCE"`
+	// OIDCClientSecret is the client's secret, for issuers that register the
+	// console as a confidential client (optional: PKCE alone otherwise). Only
+	// the console sign-in's code exchange (package oidclogin) uses it.
+	OIDCClientSecret string `env:"OIDC_CLIENT_SECRET"`
 }
 
 // Validate checks the configuration.
 func (c Config) Validate() error {
 	if c.OIDCIssuer == "" {
-		if c.OIDCAudience != "" {
-			return errors.New("auth: OIDC audience set without an issuer")
+		if c.OIDCAudience != "" || c.OIDCClientSecret != "" {
+			return errors.New("auth: OIDC audience or client secret set without an issuer")
 		}
 		return nil
 	}

@@ -8,4 +8,4 @@ export const listOrgs = (token?: string) => api<ListOrganizationsResponseJson>("
 
 export const listOrgsOptions = () => queryOptions({ queryKey: ["orgs"], queryFn: () => listOrgs() });
 
-export const useOrgs = () => useQuery(listOrgsOptions());
+export const useOrgs = (enabled = true) => useQuery({ ...listOrgsOptions(), enabled });
