@@ -360,7 +360,7 @@ describe("the web console", () => {
     await page.getByLabel("Email").fill("carol@acme.test");
     await page.getByLabel("Role in the organization").selectOption("ROLE_VIEWER");
     await page.getByRole("button", { name: "Add member" }).click();
-    await page.getByRole("row", { name: /carol@acme.test Viewer \(organization\)/ }).waitFor();
+    await page.getByRole("row", { name: /carol@acme\.test Viewer of the organization/ }).waitFor();
 
     await page.getByLabel("Token name").fill("ci pipeline");
     await page.getByRole("button", { name: "Create API token" }).click();
