@@ -46,6 +46,9 @@ export class FlagForgeClient {
   private live = false;
   private fatal?: string;
   private etag?: string | null;
+  /** The newest manifest version applied for this context: an answer evaluated
+   * from an older one (a bulk fetch overtaken by a stream event) is ignored. */
+  private ver = 0;
   private ls = new Listeners();
   private stop?: () => void;
   private timer?: ReturnType<typeof setTimeout>;
@@ -86,6 +89,7 @@ export class FlagForgeClient {
     if (this.fatal) return this.done(false);
     this.live = false;
     this.etag = undefined;
+    this.ver = 0;
     this.attempts = this.failures = 0;
     this.refresh(g);
     if (this.o.streaming !== false && (this.o.EventSource || typeof EventSource != 'undefined')) this.connect(g);
@@ -104,8 +108,9 @@ export class FlagForgeClient {
     const r: Fetched = await fetchFlags(this.f, this.o.url, this.o.clientKey, this.ctx, this.etag);
     if (g != this.gen) return;
     if (r.status == 200) {
+      if (r.version && r.version < this.ver) return;
       this.etag = r.etag;
-      this.apply(r.flags!, true);
+      this.apply(r.flags!, true, r.version);
     } else if (r.status == 304) this.confirm();
     else if (r.status == 401 || r.status == 403) {
       this.fatal = 'UNAUTHORIZED';
@@ -123,8 +128,8 @@ export class FlagForgeClient {
         clearInterval(this.poller);
         this.poller = undefined;
       },
-      full: (fl) => this.apply(fl, true),
-      partial: (fl) => this.apply(fl as Flags, false),
+      full: (fl, v) => this.apply(fl, true, v),
+      partial: (fl, v) => this.apply(fl as Flags, false, v),
       error: () => {
         if (g != this.gen || this.fatal) return;
         if (!opened && ++this.failures >= (this.o.sseFailuresBeforePolling || 2)) this.poll(g);
@@ -144,8 +149,11 @@ export class FlagForgeClient {
   }
 
   /** Replaces (full) or patches the values and tells the listeners of each flag
-   * whose value, variant or reason changed. */
-  private apply(next: Flags, full: boolean) {
+   * whose value, variant or reason changed. Values evaluated from an older
+   * manifest version than already applied never replace newer ones. */
+  private apply(next: Flags, full: boolean, version = 0) {
+    if (version && version < this.ver) return;
+    this.ver = Math.max(this.ver, version);
     const old = this.flags;
     const cur: Flags = full ? { ...next } : { ...old };
     if (!full) for (const k in next) next[k] ? (cur[k] = next[k]) : delete cur[k];

@@ -6,6 +6,8 @@ export interface Fetched {
   status: number;
   flags?: Flags;
   etag?: string | null;
+  /** The manifest version the evaluator answered from (0: not said). */
+  version?: number;
 }
 
 interface OfrepItem {
@@ -33,23 +35,25 @@ export async function fetchFlags(
     const r = await f(url + '/ofrep/v1/evaluate/flags', { method: 'POST', headers, body: JSON.stringify({ context }) });
     if (r.status != 200) return { status: r.status };
     const flags: Flags = {};
-    for (const i of ((await r.json()) as { flags: OfrepItem[] }).flags) {
+    const b = (await r.json()) as { flags: OfrepItem[]; metadata?: { manifestVersion?: number } };
+    for (const i of b.flags) {
       flags[i.key] = i.errorCode
         ? { reason: 'ERROR', errorCode: i.errorCode }
         : { value: i.value, variant: i.variant, reason: i.reason || 'UNKNOWN' };
     }
-    return { status: 200, flags, etag: r.headers.get('ETag') };
+    return { status: 200, flags, etag: r.headers.get('ETag'), version: +(b.metadata?.manifestVersion || 0) };
   } catch {
     return { status: 0 };
   }
 }
 
 /** Handlers of a stream: full is the first event (every flag), partial a later
- * change (null: the flag is gone). */
+ * change (null: the flag is gone); version is the event's id, the manifest
+ * version it was evaluated from (0: not said). */
 export interface StreamHandlers {
   open(): void;
-  full(flags: Flags): void;
-  partial(flags: Record<string, FlagResult | null>): void;
+  full(flags: Flags, version: number): void;
+  partial(flags: Record<string, FlagResult | null>, version: number): void;
   error(): void;
 }
 
@@ -78,10 +82,10 @@ export function openStream(
       h.error();
     }
   };
-  const on = (ev: string, fn: (data: any) => void) =>
+  const on = (ev: string, fn: (data: any, version: number) => void) =>
     es.addEventListener(ev, (e) => {
       try {
-        fn(JSON.parse((e as MessageEvent).data));
+        fn(JSON.parse((e as MessageEvent).data), +(e as MessageEvent).lastEventId || 0);
       } catch {
         fail();
       }

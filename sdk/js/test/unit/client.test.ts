@@ -93,6 +93,29 @@ describe('streaming', () => {
     expect(changes.sort()).toEqual([['a', false], ['b', undefined]]);
   });
 
+  it('never goes back to values of an older manifest version than it applied', async () => {
+    // The bulk fetch was evaluated from version 3 but answers after the stream's v5 events.
+    let answer!: () => void;
+    const slow = new Promise<void>((r) => (answer = r));
+    const { fetch } = fakeFetch(async () => {
+      await slow;
+      return bulk({ a: off, b: off }, '"old"', 3)();
+    });
+    const c = client({ fetch });
+    const es = FakeEventSource.last();
+    es.open();
+    es.send('flags', { a: off, b: off }, '4');
+    es.send('changes', { a: on }, '5');
+    answer();
+    await settle();
+    expect(c.get('a', false)).toBe(true);
+    // A stream event from an evaluator still behind (a reconnect elsewhere) is ignored too.
+    es.send('changes', { a: off }, '4');
+    expect(c.get('a', false)).toBe(true);
+    es.send('changes', { b: on }, '6');
+    expect(c.all()).toEqual({ a: on, b: on });
+  });
+
   it('reconnects after an error with full jitter, never sooner than 1 s, and catches up', async () => {
     vi.spyOn(Math, 'random').mockReturnValue(0);
     const c = client({ fetch: fakeFetch(offline).fetch });

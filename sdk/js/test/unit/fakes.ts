@@ -6,19 +6,19 @@ export class FakeEventSource {
   onopen: (() => void) | null = null;
   onerror: (() => void) | null = null;
   closed = false;
-  private handlers: Record<string, (e: { data: string }) => void> = {};
+  private handlers: Record<string, (e: { data: string; lastEventId: string }) => void> = {};
   constructor(public url: string) {
     FakeEventSource.all.push(this);
   }
-  addEventListener(ev: string, fn: (e: { data: string }) => void) {
+  addEventListener(ev: string, fn: (e: { data: string; lastEventId: string }) => void) {
     this.handlers[ev] = fn;
   }
   close() {
     this.closed = true;
   }
-  /** The server sends event ev with data (JSON-encoded). */
-  send(ev: string, data: unknown) {
-    this.handlers[ev]?.({ data: JSON.stringify(data) });
+  /** The server sends event ev with data (JSON-encoded) and id (the manifest version). */
+  send(ev: string, data: unknown, id = '') {
+    this.handlers[ev]?.({ data: JSON.stringify(data), lastEventId: id });
   }
   open() {
     this.onopen?.();
@@ -54,9 +54,9 @@ export function fakeFetch(...answers: Array<(c: Call) => Response | Promise<Resp
 }
 
 /** An OFREP bulk answer with flags given as key -> item. */
-export function bulk(flags: Record<string, object>, etag = '"e1"') {
+export function bulk(flags: Record<string, object>, etag = '"e1"', manifestVersion = 1) {
   return () =>
-    new Response(JSON.stringify({ flags: Object.entries(flags).map(([key, v]) => ({ key, ...v })), metadata: { manifestVersion: 1 } }), {
+    new Response(JSON.stringify({ flags: Object.entries(flags).map(([key, v]) => ({ key, ...v })), metadata: { manifestVersion } }), {
       status: 200,
       headers: { 'Content-Type': 'application/json', ETag: etag },
     });
