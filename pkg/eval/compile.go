@@ -69,6 +69,8 @@ type rule struct {
 	id      string
 	clauses []clause
 	serve   serve
+	// disabled rules are compiled (and so validated) but skipped by evaluation.
+	disabled bool
 }
 
 // serve is one variant (variant >= 0) or a rollout.
@@ -315,7 +317,7 @@ func (c *checker) compileFlag(f *manifestv1.Flag, p *path) *flag {
 		rulesPath := cfgPath.field("rules")
 		for i, r := range cfg.GetRules() {
 			ip := rulesPath.index(i)
-			cr := rule{id: r.GetId(), clauses: c.compileClauses(r.GetClauses(), &ip)}
+			cr := rule{id: r.GetId(), clauses: c.compileClauses(r.GetClauses(), &ip), disabled: r.GetDisabled()}
 			sp := ip.field("serve")
 			cr.serve = c.compileServe(r.GetServe(), cf, &sp)
 			cf.rules = append(cf.rules, cr)

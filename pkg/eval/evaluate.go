@@ -157,6 +157,9 @@ func (st *evalState) evalFlag(f *flag) outcome {
 	}
 	for i := range f.rules {
 		r := &f.rules[i]
+		if r.disabled {
+			continue
+		}
 		var rs *RuleStep
 		var matched bool
 		if tr != nil {

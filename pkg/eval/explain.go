@@ -47,7 +47,10 @@ type PrerequisiteStep struct {
 // RuleStep is one rule of the flag.
 type RuleStep struct {
 	ID string
-	// Evaluated is false for rules after the one that decided.
+	// Disabled is true for a disabled rule: evaluation skipped it.
+	Disabled bool
+	// Evaluated is false for rules after the one that decided, and for disabled
+	// rules.
 	Evaluated bool
 	// Matched is true when every clause matched.
 	Matched bool
@@ -105,6 +108,7 @@ func (m *Manifest) Explain(flagKey string, ctx *Context, want ValueType, default
 		for i := range f.rules {
 			r := &f.rules[i]
 			tr.Rules[i].ID = r.id
+			tr.Rules[i].Disabled = r.disabled
 			tr.Rules[i].Clauses = make([]ClauseStep, len(r.clauses))
 			for j := range r.clauses {
 				c := &r.clauses[j]

@@ -2,6 +2,7 @@
 // plan and apply a file through the admin API, validate a file offline with the
 // evaluation engine, and evaluate a flag against a file or an evaluator.
 //
+//	flagforge list     --org acme --project web [--q text] [--tag t,...] [--owner o] [--type boolean] [--status stale] [--env production] [--on true|false] [--sort key|name|created|updated] [--desc] [--archived]
 //	flagforge export   --org acme --project web [--env production] [--format yaml|json] [-o flags.yaml]
 //	flagforge plan     --org acme --project web -f flags.yaml [--impact=false]
 //	flagforge contexts --org acme --project web --env production [--limit 20]
@@ -45,6 +46,8 @@ import (
 
 	"github.com/flagforge/flagforge/cli/flagsfile"
 	"github.com/flagforge/flagforge/cli/remote"
+	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
+	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
 )
 
 func main() {
@@ -57,7 +60,7 @@ func main() {
 	}
 }
 
-const usage = `usage: flagforge <export|plan|apply|validate|evaluate|contexts|private-attributes|permissions> [flags],
+const usage = `usage: flagforge <list|export|plan|apply|validate|evaluate|contexts|private-attributes|permissions> [flags],
 flagforge roles <list|grant|revoke> [flags], flagforge webhooks <deliveries|test|redeliver> [flags]; flagforge <command> -h for its flags`
 
 // run executes one command; out receives its output.
@@ -92,9 +95,19 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	role := fs.String("role", "", "roles grant: owner, admin, editor or viewer")
 	hookID := fs.String("id", "", "webhooks: the webhook's id")
 	delivery := fs.String("delivery", "", "webhooks redeliver: the delivery's id")
+	lq := fs.String("q", "", "list: free text (every word in the key, name, description or a tag)")
+	lTags := fs.String("tag", "", "list: only flags with every one of these tags (comma separated)")
+	lOwner := fs.String("owner", "", "list: only flags whose owner contains this")
+	lType := fs.String("type", "", "list: boolean, string, number or json")
+	lStatus := fs.String("status", "", "list: active, inactive, stale, archived or new (in --env, else in any environment)")
+	lOn := fs.String("on", "", "list: true or false: only flags on (off) in --env")
+	lSort := fs.String("sort", "", "list: key, name, created or updated")
+	lDesc := fs.Bool("desc", false, "list: reverse the order")
+	lArchived := fs.Bool("archived", false, "list: include archived flags")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	var listReq *adminv1.ListFlagsRequest
 	switch cmd {
 	case "validate":
 		f, err := readFile(*file)
@@ -112,6 +125,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if *org == "" || *project == "" || *token == "" {
 			return errors.New("--org, --project and --token (or FLAGFORGE_TOKEN) are required")
 		}
+	case "list":
+		if *org == "" || *project == "" || *token == "" {
+			return errors.New("--org, --project and --token (or FLAGFORGE_TOKEN) are required")
+		}
+		q, err := listRequest(*org, *project, *lq, *lTags, *lOwner, *lType, *lStatus, *env, *lOn, *lSort, *lDesc, *lArchived)
+		if err != nil {
+			return err
+		}
+		listReq = q
 	case "contexts":
 		if *env == "" {
 			return errors.New("--env is required")
@@ -149,6 +171,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	switch cmd {
 	case "permissions", "roles list", "roles grant", "roles revoke", "webhooks deliveries", "webhooks test", "webhooks redeliver":
 		return admin(ctx, c, out, cmd, a)
+	case "list":
+		l, err := c.List(ctx, listReq)
+		if err != nil {
+			return err
+		}
+		return l.Render(out)
 	case "export":
 		f, err := c.Export(ctx, *org, *project, *env)
 		if err != nil {
@@ -231,6 +259,47 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 		return err
 	}
+}
+
+// listRequest turns the list command's flags into a ListFlagsRequest; a value
+// it cannot read is an error naming the flag.
+func listRequest(org, project, q, tags, owner, typ, status, env, on, sort string, desc, archived bool) (*adminv1.ListFlagsRequest, error) {
+	r := &adminv1.ListFlagsRequest{Org: org, Project: project, Query: q, Owner: owner, Environment: env, Descending: desc, IncludeArchived: archived}
+	for _, t := range strings.Split(tags, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			r.Tags = append(r.Tags, t)
+		}
+	}
+	if typ != "" {
+		v, ok := manifestv1.FlagType_value["FLAG_TYPE_"+strings.ToUpper(typ)]
+		if !ok {
+			return nil, fmt.Errorf("--type %q: boolean, string, number or json", typ)
+		}
+		r.Type = manifestv1.FlagType(v)
+	}
+	if status != "" {
+		v, ok := adminv1.FlagStatus_value["FLAG_STATUS_"+strings.ToUpper(status)]
+		if !ok {
+			return nil, fmt.Errorf("--status %q: active, inactive, stale, archived or new", status)
+		}
+		r.Status = adminv1.FlagStatus(v)
+	}
+	switch on {
+	case "":
+	case "true", "false":
+		b := on == "true"
+		r.On = &b
+	default:
+		return nil, fmt.Errorf("--on %q: true or false", on)
+	}
+	sorts := map[string]adminv1.FlagSort{"": adminv1.FlagSort_FLAG_SORT_UNSPECIFIED, "key": adminv1.FlagSort_FLAG_SORT_KEY,
+		"name": adminv1.FlagSort_FLAG_SORT_NAME, "created": adminv1.FlagSort_FLAG_SORT_CREATE_TIME, "updated": adminv1.FlagSort_FLAG_SORT_UPDATE_TIME}
+	s, ok := sorts[sort]
+	if !ok {
+		return nil, fmt.Errorf("--sort %q: key, name, created or updated", sort)
+	}
+	r.Sort = s
+	return r, nil
 }
 
 func envOr(k, def string) string {

@@ -119,18 +119,19 @@ var Table = map[string]Rule{
 	adminv1.EnvironmentService_UpdateEnvironment_FullMethodName: {Kind: Environment, Action: Write, Level: LevelEnvironment},
 	adminv1.EnvironmentService_DeleteEnvironment_FullMethodName: {Kind: Environment, Action: Write, Level: LevelEnvironment},
 
-	adminv1.FlagService_CreateFlag_FullMethodName:       {Kind: Flag, Action: Write, Level: LevelProject},
-	adminv1.FlagService_GetFlag_FullMethodName:          {Kind: Flag, Action: Read, Level: LevelProject},
-	adminv1.FlagService_ListFlags_FullMethodName:        {Kind: Flag, Action: Read, Level: LevelProject},
-	adminv1.FlagService_UpdateFlag_FullMethodName:       {Kind: Flag, Action: Write, Level: LevelProject},
-	adminv1.FlagService_ArchiveFlag_FullMethodName:      {Kind: Flag, Action: Write, Level: LevelProject},
-	adminv1.FlagService_RestoreFlag_FullMethodName:      {Kind: Flag, Action: Write, Level: LevelProject},
-	adminv1.FlagService_DeleteFlag_FullMethodName:       {Kind: Flag, Action: Write, Level: LevelProject},
-	adminv1.FlagService_GetFlagConfig_FullMethodName:    {Kind: FlagConfig, Action: Read, Level: LevelEnvironment},
-	adminv1.FlagService_ListFlagConfigs_FullMethodName:  {Kind: FlagConfig, Action: Read, Level: LevelEnvironment},
-	adminv1.FlagService_UpdateFlagConfig_FullMethodName: {Kind: FlagConfig, Action: Write, Level: LevelEnvironment},
-	adminv1.FlagService_EmergencyOffFlag_FullMethodName: {Kind: FlagConfig, Action: Write, Level: LevelEnvironment},
-	adminv1.FlagService_PatchFlagConfig_FullMethodName:  {Kind: FlagConfig, Action: Write, Level: LevelEnvironment},
+	adminv1.FlagService_CreateFlag_FullMethodName:         {Kind: Flag, Action: Write, Level: LevelProject},
+	adminv1.FlagService_GetFlag_FullMethodName:            {Kind: Flag, Action: Read, Level: LevelProject},
+	adminv1.FlagService_ListFlags_FullMethodName:          {Kind: Flag, Action: Read, Level: LevelProject},
+	adminv1.FlagService_UpdateFlag_FullMethodName:         {Kind: Flag, Action: Write, Level: LevelProject},
+	adminv1.FlagService_ArchiveFlag_FullMethodName:        {Kind: Flag, Action: Write, Level: LevelProject},
+	adminv1.FlagService_RestoreFlag_FullMethodName:        {Kind: Flag, Action: Write, Level: LevelProject},
+	adminv1.FlagService_DeleteFlag_FullMethodName:         {Kind: Flag, Action: Write, Level: LevelProject},
+	adminv1.FlagService_ValidateFlagConfig_FullMethodName: {Kind: FlagConfig, Action: Read, Level: LevelEnvironment},
+	adminv1.FlagService_GetFlagConfig_FullMethodName:      {Kind: FlagConfig, Action: Read, Level: LevelEnvironment},
+	adminv1.FlagService_ListFlagConfigs_FullMethodName:    {Kind: FlagConfig, Action: Read, Level: LevelEnvironment},
+	adminv1.FlagService_UpdateFlagConfig_FullMethodName:   {Kind: FlagConfig, Action: Write, Level: LevelEnvironment},
+	adminv1.FlagService_EmergencyOffFlag_FullMethodName:   {Kind: FlagConfig, Action: Write, Level: LevelEnvironment},
+	adminv1.FlagService_PatchFlagConfig_FullMethodName:    {Kind: FlagConfig, Action: Write, Level: LevelEnvironment},
 	// KillFlag is checked here at project level and again per environment by the
 	// service, so an environment-level downgrade still holds.
 	adminv1.FlagService_KillFlag_FullMethodName:       {Kind: FlagConfig, Action: Write, Level: LevelProject},
@@ -165,7 +166,8 @@ var Table = map[string]Rule{
 	adminv1.AuditService_GetAuditEntry_FullMethodName:    {Kind: Audit, Action: Read, Level: LevelOrg},
 	adminv1.AuditService_VerifyAuditChain_FullMethodName: {Kind: Audit, Action: Read, Level: LevelOrg},
 
-	adminv1.UsageService_GetFlagUsage_FullMethodName: {Kind: Usage, Action: Read, Level: LevelEnvironment},
+	adminv1.UsageService_GetFlagUsage_FullMethodName:    {Kind: Usage, Action: Read, Level: LevelEnvironment},
+	adminv1.UsageService_GetProjectUsage_FullMethodName: {Kind: Usage, Action: Read, Level: LevelEnvironment},
 
 	// A signed manifest is the environment's published content: reading it is
 	// reading the environment.

@@ -137,7 +137,7 @@ func toProto(tr *eval.Explanation) (*adminv1.Explanation, error) {
 		})
 	}
 	for _, r := range tr.Rules {
-		rs := &adminv1.RuleStep{Id: r.ID, Evaluated: r.Evaluated, Matched: r.Matched, Rollout: rolloutProto(r.Rollout)}
+		rs := &adminv1.RuleStep{Id: r.ID, Disabled: r.Disabled, Evaluated: r.Evaluated, Matched: r.Matched, Rollout: rolloutProto(r.Rollout)}
 		for _, c := range r.Clauses {
 			cs := &adminv1.ClauseStep{Attribute: c.Attribute, Operator: c.Operator, Negate: c.Negate, Evaluated: c.Evaluated, Present: c.Present, Matched: c.Matched}
 			if c.Present {

@@ -8,6 +8,7 @@ package governance
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strconv"
 	"time"
 
@@ -154,9 +155,16 @@ func Withdraw(cr *adminv1.ChangeRequest, member string) error {
 	return nil
 }
 
-// Comment appends a comment (any state).
-func Comment(cr *adminv1.ChangeRequest, member, text string, now *timestamppb.Timestamp) {
-	cr.Comments = append(cr.Comments, &adminv1.ChangeRequestComment{MemberId: member, Text: text, CreateTime: now})
+// Comment appends a comment (any state), on the whole request (path "") or on
+// the diff line whose JSON Pointer is path (one of the request's current diff
+// operations), stamped with the content digest it was made on.
+func Comment(cr *adminv1.ChangeRequest, member, text, path string, now *timestamppb.Timestamp) error {
+	if path != "" && !slices.ContainsFunc(cr.GetDiff(), func(d *adminv1.DiffOperation) bool { return d.GetPath() == path }) {
+		return errs.Invalid("path", "%q is not a line of this change request's diff", path)
+	}
+	cr.Comments = append(cr.Comments, &adminv1.ChangeRequestComment{MemberId: member, Text: text, CreateTime: now,
+		Path: path, ContentDigest: cr.GetContentDigest()})
+	return nil
 }
 
 // Revise replaces the proposal (change nil: keep it), the base revision and the

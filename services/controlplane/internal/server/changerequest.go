@@ -23,7 +23,7 @@ type changeRequests interface {
 	GetSegment(ctx context.Context, ref store.EnvRef, key string) (*manifestv1.Segment, error)
 	CreateChangeRequest(ctx context.Context, m store.WriteMeta, ref store.EnvRef, cr *adminv1.ChangeRequest) (*adminv1.ChangeRequest, error)
 	GetChangeRequest(ctx context.Context, ref store.EnvRef, id string) (*adminv1.ChangeRequest, error)
-	ListChangeRequests(ctx context.Context, ref store.EnvRef, state adminv1.ChangeRequestState, p store.Page) ([]*adminv1.ChangeRequest, string, error)
+	ListChangeRequests(ctx context.Context, ref store.EnvRef, f store.ChangeRequestFilter, p store.Page) ([]*adminv1.ChangeRequest, string, error)
 	EditChangeRequest(ctx context.Context, m store.WriteMeta, ref store.EnvRef, id, action string, edit func(cr *adminv1.ChangeRequest) error) (*adminv1.ChangeRequest, error)
 	ApplyChangeRequest(ctx context.Context, m store.WriteMeta, ref store.EnvRef, id string, ready func(cr *adminv1.ChangeRequest) error, check func(c *adminv1.ProposedChange) store.Check) (*adminv1.ChangeRequest, error)
 }
@@ -176,7 +176,10 @@ func (s *ChangeRequestService) GetChangeRequest(ctx context.Context, req *adminv
 	return &adminv1.GetChangeRequestResponse{ChangeRequest: cr}, nil
 }
 
-// ListChangeRequests lists an environment's change requests, optionally by state.
+// ListChangeRequests lists an environment's change requests, optionally by state
+// and by the caller's part in them (inbox): "needs my review" is what the caller
+// could approve now (governance.Approve would accept it and their role may write
+// change requests there), "mine" what they authored.
 func (s *ChangeRequestService) ListChangeRequests(ctx context.Context, req *adminv1.ListChangeRequestsRequest) (*adminv1.ListChangeRequestsResponse, error) {
 	var c checks
 	ref := envRef(&c, req.GetOrg(), req.GetProject(), req.GetEnvironment())
@@ -184,10 +187,34 @@ func (s *ChangeRequestService) ListChangeRequests(ctx context.Context, req *admi
 	if _, ok := adminv1.ChangeRequestState_name[int32(req.GetState())]; !ok {
 		c.fail("state", "unknown state")
 	}
+	if _, ok := adminv1.ChangeRequestInbox_name[int32(req.GetInbox())]; !ok {
+		c.fail("inbox", "unknown inbox: NEEDS_MY_REVIEW, MINE or unset")
+	}
 	if c.err != nil {
 		return nil, c.err
 	}
-	crs, next, err := s.store.ListChangeRequests(ctx, ref, req.GetState(), page)
+	f := store.ChangeRequestFilter{State: req.GetState()}
+	me := actor.PrincipalFrom(ctx)
+	switch req.GetInbox() {
+	case adminv1.ChangeRequestInbox_CHANGE_REQUEST_INBOX_MINE:
+		f.Author = me.ID()
+	case adminv1.ChangeRequestInbox_CHANGE_REQUEST_INBOX_NEEDS_MY_REVIEW:
+		if req.GetState() != adminv1.ChangeRequestState_CHANGE_REQUEST_STATE_UNSPECIFIED &&
+			req.GetState() != adminv1.ChangeRequestState_CHANGE_REQUEST_STATE_OPEN {
+			return nil, errs.Invalid("state", "inbox NEEDS_MY_REVIEW lists open requests only")
+		}
+		scope := authz.Scope{Org: ref.Org, Project: ref.Project, Environment: ref.Environment}
+		if authz.Check(me, scope, authz.ChangeRequest, authz.Write) != nil {
+			return &adminv1.ListChangeRequestsResponse{}, nil //nolint:nilerr // a role that may not approve has nothing to review: an empty inbox, not an error
+		}
+		a := approver(ctx, ref)
+		now := timestamppb.New(s.now().UTC())
+		f.State, f.NotAuthor = adminv1.ChangeRequestState_CHANGE_REQUEST_STATE_OPEN, me.ID()
+		f.Keep = func(cr *adminv1.ChangeRequest) bool {
+			return governance.Approve(proto.CloneOf(cr), a, cr.GetContentDigest(), "", now) == nil
+		}
+	}
+	crs, next, err := s.store.ListChangeRequests(ctx, ref, f, page)
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +364,8 @@ func (s *ChangeRequestService) WithdrawChangeRequest(ctx context.Context, req *a
 	return &adminv1.WithdrawChangeRequestResponse{ChangeRequest: cr}, nil
 }
 
-// CommentChangeRequest adds a comment to the discussion.
+// CommentChangeRequest adds a comment to the discussion, on the whole request or
+// on one line of its diff (path).
 func (s *ChangeRequestService) CommentChangeRequest(ctx context.Context, req *adminv1.CommentChangeRequestRequest) (*adminv1.CommentChangeRequestResponse, error) {
 	var c checks
 	ref := crRef(&c, req.GetOrg(), req.GetProject(), req.GetEnvironment(), req.GetId())
@@ -346,8 +374,7 @@ func (s *ChangeRequestService) CommentChangeRequest(ctx context.Context, req *ad
 		return nil, c.err
 	}
 	cr, err := s.edit(ctx, ref, req.GetId(), "change_request.comment", req.GetText(), func(cr *adminv1.ChangeRequest, member string, now *timestamppb.Timestamp) error {
-		governance.Comment(cr, member, req.GetText(), now)
-		return nil
+		return governance.Comment(cr, member, req.GetText(), req.GetPath(), now)
 	})
 	if err != nil {
 		return nil, err

@@ -177,24 +177,6 @@ func (s *FlagService) GetFlag(ctx context.Context, req *adminv1.GetFlagRequest) 
 	return &adminv1.GetFlagResponse{Flag: f}, nil
 }
 
-// ListFlags lists a project's flags.
-func (s *FlagService) ListFlags(ctx context.Context, req *adminv1.ListFlagsRequest) (*adminv1.ListFlagsResponse, error) {
-	var c checks
-	c.key("org", req.GetOrg())
-	c.key("project", req.GetProject())
-	c.optKey("tag", req.GetTag())
-	page := c.page(req.GetPageSize(), req.GetPageToken())
-	if c.err != nil {
-		return nil, c.err
-	}
-	fs, next, err := s.store.ListFlags(ctx, store.ProjectRef{Org: req.GetOrg(), Project: req.GetProject()},
-		store.FlagFilter{Tag: req.GetTag(), IncludeArchived: req.GetIncludeArchived()}, page)
-	if err != nil {
-		return nil, err
-	}
-	return &adminv1.ListFlagsResponse{Flags: fs, NextPageToken: next}, nil
-}
-
 // UpdateFlag replaces a flag's definition; key and type cannot change.
 func (s *FlagService) UpdateFlag(ctx context.Context, req *adminv1.UpdateFlagRequest) (*adminv1.UpdateFlagResponse, error) {
 	var c checks

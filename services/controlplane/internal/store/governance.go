@@ -7,6 +7,17 @@ import (
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
 )
 
+// ChangeRequestFilter narrows ListChangeRequests; the zero value lists all.
+type ChangeRequestFilter struct {
+	// State: only requests in this state (UNSPECIFIED: any).
+	State adminv1.ChangeRequestState
+	// Author: only requests by this member; NotAuthor: none by this member.
+	Author, NotAuthor string
+	// Keep, when set, decides on each request the SQL filters let through (what
+	// the caller may do with it); a page still holds up to its size of kept ones.
+	Keep func(*adminv1.ChangeRequest) bool
+}
+
 // Governance stores change requests (four-eyes approvals), scheduled changes and
 // webhooks with their durable delivery queue. The package contract holds: every
 // write is one transaction with its audit entry and outbox row.
@@ -30,8 +41,8 @@ type Governance interface {
 	// by the store; the diff is against the target's current state).
 	CreateChangeRequest(ctx context.Context, m WriteMeta, ref EnvRef, cr *adminv1.ChangeRequest) (*adminv1.ChangeRequest, error)
 	GetChangeRequest(ctx context.Context, ref EnvRef, id string) (*adminv1.ChangeRequest, error)
-	// ListChangeRequests lists requests oldest first; state UNSPECIFIED: all.
-	ListChangeRequests(ctx context.Context, ref EnvRef, state adminv1.ChangeRequestState, p Page) ([]*adminv1.ChangeRequest, string, error)
+	// ListChangeRequests lists requests oldest first, narrowed by f.
+	ListChangeRequests(ctx context.Context, ref EnvRef, f ChangeRequestFilter, p Page) ([]*adminv1.ChangeRequest, string, error)
 	// EditChangeRequest runs edit on the locked request and saves the result
 	// (revision + 1, diff recomputed), audited as action.
 	EditChangeRequest(ctx context.Context, m WriteMeta, ref EnvRef, id, action string, edit func(cr *adminv1.ChangeRequest) error) (*adminv1.ChangeRequest, error)

@@ -302,6 +302,10 @@ type Usage interface {
 	// RecordUsage adds counts; a batch id seen before is ignored.
 	RecordUsage(ctx context.Context, ref EnvRef, batchID string, counts []UsageCount) error
 	FlagUsage(ctx context.Context, ref EnvRef, flag string, start, end time.Time) ([]*adminv1.UsageBucket, error)
+	// ProjectUsage sums every flag's counts (all variants) in [start, end) into
+	// buckets of width bucket from start, by flag key; flags never evaluated in
+	// the window are left out.
+	ProjectUsage(ctx context.Context, ref EnvRef, start, end time.Time, bucket time.Duration) ([]*adminv1.FlagUsageSeries, error)
 }
 
 // SeenContexts stores the evaluation contexts evaluators and SDKs sampled, and

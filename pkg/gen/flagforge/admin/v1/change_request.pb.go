@@ -79,6 +79,61 @@ func (ChangeRequestState) EnumDescriptor() ([]byte, []int) {
 	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{0}
 }
 
+// ChangeRequestInbox narrows ListChangeRequests to the caller's part of the work.
+type ChangeRequestInbox int32
+
+const (
+	// Every request (with state, when set).
+	ChangeRequestInbox_CHANGE_REQUEST_INBOX_UNSPECIFIED ChangeRequestInbox = 0
+	// Open requests the caller could approve now: not theirs (nor proposed with a
+	// token they minted), not yet approved by them at the current content, and they
+	// may approve in the environment. Implies state OPEN.
+	ChangeRequestInbox_CHANGE_REQUEST_INBOX_NEEDS_MY_REVIEW ChangeRequestInbox = 1
+	// Requests the caller authored (any state, or the state given).
+	ChangeRequestInbox_CHANGE_REQUEST_INBOX_MINE ChangeRequestInbox = 2
+)
+
+// Enum value maps for ChangeRequestInbox.
+var (
+	ChangeRequestInbox_name = map[int32]string{
+		0: "CHANGE_REQUEST_INBOX_UNSPECIFIED",
+		1: "CHANGE_REQUEST_INBOX_NEEDS_MY_REVIEW",
+		2: "CHANGE_REQUEST_INBOX_MINE",
+	}
+	ChangeRequestInbox_value = map[string]int32{
+		"CHANGE_REQUEST_INBOX_UNSPECIFIED":     0,
+		"CHANGE_REQUEST_INBOX_NEEDS_MY_REVIEW": 1,
+		"CHANGE_REQUEST_INBOX_MINE":            2,
+	}
+)
+
+func (x ChangeRequestInbox) Enum() *ChangeRequestInbox {
+	p := new(ChangeRequestInbox)
+	*p = x
+	return p
+}
+
+func (x ChangeRequestInbox) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ChangeRequestInbox) Descriptor() protoreflect.EnumDescriptor {
+	return file_flagforge_admin_v1_change_request_proto_enumTypes[1].Descriptor()
+}
+
+func (ChangeRequestInbox) Type() protoreflect.EnumType {
+	return &file_flagforge_admin_v1_change_request_proto_enumTypes[1]
+}
+
+func (x ChangeRequestInbox) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ChangeRequestInbox.Descriptor instead.
+func (ChangeRequestInbox) EnumDescriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{1}
+}
+
 // Approval binds a member's approval to a digest of the exact proposed content.
 type Approval struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -151,10 +206,16 @@ func (x *Approval) GetCreateTime() *timestamppb.Timestamp {
 
 // ChangeRequestComment is one comment in a change request's discussion.
 type ChangeRequestComment struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	MemberId      string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
-	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	MemberId   string                 `protobuf:"bytes,1,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
+	Text       string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// The diff line the comment is on: the JSON Pointer path of one of the
+	// request's diff operations when it was made (empty: the whole request).
+	Path string `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
+	// The request's content digest when the comment was made: a comment on a
+	// line whose content changed since is outdated (output only).
+	ContentDigest string `protobuf:"bytes,5,opt,name=content_digest,json=contentDigest,proto3" json:"content_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -208,6 +269,20 @@ func (x *ChangeRequestComment) GetCreateTime() *timestamppb.Timestamp {
 		return x.CreateTime
 	}
 	return nil
+}
+
+func (x *ChangeRequestComment) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ChangeRequestComment) GetContentDigest() string {
+	if x != nil {
+		return x.ContentDigest
+	}
+	return ""
 }
 
 // ProposedChange is what a change request would do.
@@ -852,9 +927,11 @@ type ListChangeRequestsRequest struct {
 	Project     string                 `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
 	Environment string                 `protobuf:"bytes,3,opt,name=environment,proto3" json:"environment,omitempty"`
 	// Only requests in this state, when set.
-	State         ChangeRequestState `protobuf:"varint,4,opt,name=state,proto3,enum=flagforge.admin.v1.ChangeRequestState" json:"state,omitempty"`
-	PageSize      int32              `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	PageToken     string             `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	State     ChangeRequestState `protobuf:"varint,4,opt,name=state,proto3,enum=flagforge.admin.v1.ChangeRequestState" json:"state,omitempty"`
+	PageSize  int32              `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string             `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Whose requests, seen from the caller (default: everyone's).
+	Inbox         ChangeRequestInbox `protobuf:"varint,7,opt,name=inbox,proto3,enum=flagforge.admin.v1.ChangeRequestInbox" json:"inbox,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -929,6 +1006,13 @@ func (x *ListChangeRequestsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListChangeRequestsRequest) GetInbox() ChangeRequestInbox {
+	if x != nil {
+		return x.Inbox
+	}
+	return ChangeRequestInbox_CHANGE_REQUEST_INBOX_UNSPECIFIED
 }
 
 type ListChangeRequestsResponse struct {
@@ -1601,12 +1685,15 @@ func (x *WithdrawChangeRequestResponse) GetChangeRequest() *ChangeRequest {
 }
 
 type CommentChangeRequestRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Org           string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
-	Project       string                 `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
-	Environment   string                 `protobuf:"bytes,3,opt,name=environment,proto3" json:"environment,omitempty"`
-	Id            string                 `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
-	Text          string                 `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Org         string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	Project     string                 `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
+	Environment string                 `protobuf:"bytes,3,opt,name=environment,proto3" json:"environment,omitempty"`
+	Id          string                 `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
+	Text        string                 `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
+	// Comment on one diff line: the path of one of the request's current diff
+	// operations (empty: a comment on the whole request).
+	Path          string `protobuf:"bytes,6,opt,name=path,proto3" json:"path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1676,6 +1763,13 @@ func (x *CommentChangeRequestRequest) GetText() string {
 	return ""
 }
 
+func (x *CommentChangeRequestRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
 type CommentChangeRequestResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ChangeRequest *ChangeRequest         `protobuf:"bytes,1,opt,name=change_request,json=changeRequest,proto3" json:"change_request,omitempty"`
@@ -1730,12 +1824,14 @@ const file_flagforge_admin_v1_change_request_proto_rawDesc = "" +
 	"\x0econtent_digest\x18\x02 \x01(\tR\rcontentDigest\x12\x18\n" +
 	"\acomment\x18\x03 \x01(\tR\acomment\x12;\n" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x84\x01\n" +
+	"createTime\"\xbf\x01\n" +
 	"\x14ChangeRequestComment\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12\x12\n" +
 	"\x04text\x18\x02 \x01(\tR\x04text\x12;\n" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"\x83\x02\n" +
+	"createTime\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\x12%\n" +
+	"\x0econtent_digest\x18\x05 \x01(\tR\rcontentDigest\"\x83\x02\n" +
 	"\x0eProposedChange\x12G\n" +
 	"\vflag_config\x18\x01 \x01(\v2$.flagforge.admin.v1.FlagConfigChangeH\x00R\n" +
 	"flagConfig\x12:\n" +
@@ -1785,7 +1881,7 @@ const file_flagforge_admin_v1_change_request_proto_rawDesc = "" +
 	"\venvironment\x18\x03 \x01(\tR\venvironment\x12\x0e\n" +
 	"\x02id\x18\x04 \x01(\tR\x02id\"d\n" +
 	"\x18GetChangeRequestResponse\x12H\n" +
-	"\x0echange_request\x18\x01 \x01(\v2!.flagforge.admin.v1.ChangeRequestR\rchangeRequest\"\xe3\x01\n" +
+	"\x0echange_request\x18\x01 \x01(\v2!.flagforge.admin.v1.ChangeRequestR\rchangeRequest\"\xa1\x02\n" +
 	"\x19ListChangeRequestsRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12 \n" +
@@ -1793,7 +1889,8 @@ const file_flagforge_admin_v1_change_request_proto_rawDesc = "" +
 	"\x05state\x18\x04 \x01(\x0e2&.flagforge.admin.v1.ChangeRequestStateR\x05state\x12\x1b\n" +
 	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x06 \x01(\tR\tpageToken\"\x90\x01\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\x12<\n" +
+	"\x05inbox\x18\a \x01(\x0e2&.flagforge.admin.v1.ChangeRequestInboxR\x05inbox\"\x90\x01\n" +
 	"\x1aListChangeRequestsResponse\x12J\n" +
 	"\x0fchange_requests\x18\x01 \x03(\v2!.flagforge.admin.v1.ChangeRequestR\x0echangeRequests\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x99\x02\n" +
@@ -1838,13 +1935,14 @@ const file_flagforge_admin_v1_change_request_proto_rawDesc = "" +
 	"\venvironment\x18\x03 \x01(\tR\venvironment\x12\x0e\n" +
 	"\x02id\x18\x04 \x01(\tR\x02id\"i\n" +
 	"\x1dWithdrawChangeRequestResponse\x12H\n" +
-	"\x0echange_request\x18\x01 \x01(\v2!.flagforge.admin.v1.ChangeRequestR\rchangeRequest\"\x8f\x01\n" +
+	"\x0echange_request\x18\x01 \x01(\v2!.flagforge.admin.v1.ChangeRequestR\rchangeRequest\"\xa3\x01\n" +
 	"\x1bCommentChangeRequestRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12 \n" +
 	"\venvironment\x18\x03 \x01(\tR\venvironment\x12\x0e\n" +
 	"\x02id\x18\x04 \x01(\tR\x02id\x12\x12\n" +
-	"\x04text\x18\x05 \x01(\tR\x04text\"h\n" +
+	"\x04text\x18\x05 \x01(\tR\x04text\x12\x12\n" +
+	"\x04path\x18\x06 \x01(\tR\x04path\"h\n" +
 	"\x1cCommentChangeRequestResponse\x12H\n" +
 	"\x0echange_request\x18\x01 \x01(\v2!.flagforge.admin.v1.ChangeRequestR\rchangeRequest*\xc2\x01\n" +
 	"\x12ChangeRequestState\x12$\n" +
@@ -1852,7 +1950,11 @@ const file_flagforge_admin_v1_change_request_proto_rawDesc = "" +
 	"\x19CHANGE_REQUEST_STATE_OPEN\x10\x01\x12 \n" +
 	"\x1cCHANGE_REQUEST_STATE_APPLIED\x10\x02\x12!\n" +
 	"\x1dCHANGE_REQUEST_STATE_REJECTED\x10\x03\x12\"\n" +
-	"\x1eCHANGE_REQUEST_STATE_WITHDRAWN\x10\x042\xcb\b\n" +
+	"\x1eCHANGE_REQUEST_STATE_WITHDRAWN\x10\x04*\x83\x01\n" +
+	"\x12ChangeRequestInbox\x12$\n" +
+	" CHANGE_REQUEST_INBOX_UNSPECIFIED\x10\x00\x12(\n" +
+	"$CHANGE_REQUEST_INBOX_NEEDS_MY_REVIEW\x10\x01\x12\x1d\n" +
+	"\x19CHANGE_REQUEST_INBOX_MINE\x10\x022\xcb\b\n" +
 	"\x14ChangeRequestService\x12v\n" +
 	"\x13CreateChangeRequest\x12..flagforge.admin.v1.CreateChangeRequestRequest\x1a/.flagforge.admin.v1.CreateChangeRequestResponse\x12m\n" +
 	"\x10GetChangeRequest\x12+.flagforge.admin.v1.GetChangeRequestRequest\x1a,.flagforge.admin.v1.GetChangeRequestResponse\x12s\n" +
@@ -1877,88 +1979,90 @@ func file_flagforge_admin_v1_change_request_proto_rawDescGZIP() []byte {
 	return file_flagforge_admin_v1_change_request_proto_rawDescData
 }
 
-var file_flagforge_admin_v1_change_request_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_flagforge_admin_v1_change_request_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_flagforge_admin_v1_change_request_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_flagforge_admin_v1_change_request_proto_goTypes = []any{
 	(ChangeRequestState)(0),               // 0: flagforge.admin.v1.ChangeRequestState
-	(*Approval)(nil),                      // 1: flagforge.admin.v1.Approval
-	(*ChangeRequestComment)(nil),          // 2: flagforge.admin.v1.ChangeRequestComment
-	(*ProposedChange)(nil),                // 3: flagforge.admin.v1.ProposedChange
-	(*EnvironmentSettingsChange)(nil),     // 4: flagforge.admin.v1.EnvironmentSettingsChange
-	(*FlagConfigChange)(nil),              // 5: flagforge.admin.v1.FlagConfigChange
-	(*ChangeRequest)(nil),                 // 6: flagforge.admin.v1.ChangeRequest
-	(*CreateChangeRequestRequest)(nil),    // 7: flagforge.admin.v1.CreateChangeRequestRequest
-	(*CreateChangeRequestResponse)(nil),   // 8: flagforge.admin.v1.CreateChangeRequestResponse
-	(*GetChangeRequestRequest)(nil),       // 9: flagforge.admin.v1.GetChangeRequestRequest
-	(*GetChangeRequestResponse)(nil),      // 10: flagforge.admin.v1.GetChangeRequestResponse
-	(*ListChangeRequestsRequest)(nil),     // 11: flagforge.admin.v1.ListChangeRequestsRequest
-	(*ListChangeRequestsResponse)(nil),    // 12: flagforge.admin.v1.ListChangeRequestsResponse
-	(*UpdateChangeRequestRequest)(nil),    // 13: flagforge.admin.v1.UpdateChangeRequestRequest
-	(*UpdateChangeRequestResponse)(nil),   // 14: flagforge.admin.v1.UpdateChangeRequestResponse
-	(*ApproveChangeRequestRequest)(nil),   // 15: flagforge.admin.v1.ApproveChangeRequestRequest
-	(*ApproveChangeRequestResponse)(nil),  // 16: flagforge.admin.v1.ApproveChangeRequestResponse
-	(*RejectChangeRequestRequest)(nil),    // 17: flagforge.admin.v1.RejectChangeRequestRequest
-	(*RejectChangeRequestResponse)(nil),   // 18: flagforge.admin.v1.RejectChangeRequestResponse
-	(*ApplyChangeRequestRequest)(nil),     // 19: flagforge.admin.v1.ApplyChangeRequestRequest
-	(*ApplyChangeRequestResponse)(nil),    // 20: flagforge.admin.v1.ApplyChangeRequestResponse
-	(*WithdrawChangeRequestRequest)(nil),  // 21: flagforge.admin.v1.WithdrawChangeRequestRequest
-	(*WithdrawChangeRequestResponse)(nil), // 22: flagforge.admin.v1.WithdrawChangeRequestResponse
-	(*CommentChangeRequestRequest)(nil),   // 23: flagforge.admin.v1.CommentChangeRequestRequest
-	(*CommentChangeRequestResponse)(nil),  // 24: flagforge.admin.v1.CommentChangeRequestResponse
-	(*timestamppb.Timestamp)(nil),         // 25: google.protobuf.Timestamp
-	(*v1.Segment)(nil),                    // 26: flagforge.manifest.v1.Segment
-	(*v1.FlagConfig)(nil),                 // 27: flagforge.manifest.v1.FlagConfig
-	(*DiffOperation)(nil),                 // 28: flagforge.admin.v1.DiffOperation
+	(ChangeRequestInbox)(0),               // 1: flagforge.admin.v1.ChangeRequestInbox
+	(*Approval)(nil),                      // 2: flagforge.admin.v1.Approval
+	(*ChangeRequestComment)(nil),          // 3: flagforge.admin.v1.ChangeRequestComment
+	(*ProposedChange)(nil),                // 4: flagforge.admin.v1.ProposedChange
+	(*EnvironmentSettingsChange)(nil),     // 5: flagforge.admin.v1.EnvironmentSettingsChange
+	(*FlagConfigChange)(nil),              // 6: flagforge.admin.v1.FlagConfigChange
+	(*ChangeRequest)(nil),                 // 7: flagforge.admin.v1.ChangeRequest
+	(*CreateChangeRequestRequest)(nil),    // 8: flagforge.admin.v1.CreateChangeRequestRequest
+	(*CreateChangeRequestResponse)(nil),   // 9: flagforge.admin.v1.CreateChangeRequestResponse
+	(*GetChangeRequestRequest)(nil),       // 10: flagforge.admin.v1.GetChangeRequestRequest
+	(*GetChangeRequestResponse)(nil),      // 11: flagforge.admin.v1.GetChangeRequestResponse
+	(*ListChangeRequestsRequest)(nil),     // 12: flagforge.admin.v1.ListChangeRequestsRequest
+	(*ListChangeRequestsResponse)(nil),    // 13: flagforge.admin.v1.ListChangeRequestsResponse
+	(*UpdateChangeRequestRequest)(nil),    // 14: flagforge.admin.v1.UpdateChangeRequestRequest
+	(*UpdateChangeRequestResponse)(nil),   // 15: flagforge.admin.v1.UpdateChangeRequestResponse
+	(*ApproveChangeRequestRequest)(nil),   // 16: flagforge.admin.v1.ApproveChangeRequestRequest
+	(*ApproveChangeRequestResponse)(nil),  // 17: flagforge.admin.v1.ApproveChangeRequestResponse
+	(*RejectChangeRequestRequest)(nil),    // 18: flagforge.admin.v1.RejectChangeRequestRequest
+	(*RejectChangeRequestResponse)(nil),   // 19: flagforge.admin.v1.RejectChangeRequestResponse
+	(*ApplyChangeRequestRequest)(nil),     // 20: flagforge.admin.v1.ApplyChangeRequestRequest
+	(*ApplyChangeRequestResponse)(nil),    // 21: flagforge.admin.v1.ApplyChangeRequestResponse
+	(*WithdrawChangeRequestRequest)(nil),  // 22: flagforge.admin.v1.WithdrawChangeRequestRequest
+	(*WithdrawChangeRequestResponse)(nil), // 23: flagforge.admin.v1.WithdrawChangeRequestResponse
+	(*CommentChangeRequestRequest)(nil),   // 24: flagforge.admin.v1.CommentChangeRequestRequest
+	(*CommentChangeRequestResponse)(nil),  // 25: flagforge.admin.v1.CommentChangeRequestResponse
+	(*timestamppb.Timestamp)(nil),         // 26: google.protobuf.Timestamp
+	(*v1.Segment)(nil),                    // 27: flagforge.manifest.v1.Segment
+	(*v1.FlagConfig)(nil),                 // 28: flagforge.manifest.v1.FlagConfig
+	(*DiffOperation)(nil),                 // 29: flagforge.admin.v1.DiffOperation
 }
 var file_flagforge_admin_v1_change_request_proto_depIdxs = []int32{
-	25, // 0: flagforge.admin.v1.Approval.create_time:type_name -> google.protobuf.Timestamp
-	25, // 1: flagforge.admin.v1.ChangeRequestComment.create_time:type_name -> google.protobuf.Timestamp
-	5,  // 2: flagforge.admin.v1.ProposedChange.flag_config:type_name -> flagforge.admin.v1.FlagConfigChange
-	26, // 3: flagforge.admin.v1.ProposedChange.segment:type_name -> flagforge.manifest.v1.Segment
-	4,  // 4: flagforge.admin.v1.ProposedChange.environment_settings:type_name -> flagforge.admin.v1.EnvironmentSettingsChange
-	27, // 5: flagforge.admin.v1.FlagConfigChange.config:type_name -> flagforge.manifest.v1.FlagConfig
-	3,  // 6: flagforge.admin.v1.ChangeRequest.change:type_name -> flagforge.admin.v1.ProposedChange
-	28, // 7: flagforge.admin.v1.ChangeRequest.diff:type_name -> flagforge.admin.v1.DiffOperation
+	26, // 0: flagforge.admin.v1.Approval.create_time:type_name -> google.protobuf.Timestamp
+	26, // 1: flagforge.admin.v1.ChangeRequestComment.create_time:type_name -> google.protobuf.Timestamp
+	6,  // 2: flagforge.admin.v1.ProposedChange.flag_config:type_name -> flagforge.admin.v1.FlagConfigChange
+	27, // 3: flagforge.admin.v1.ProposedChange.segment:type_name -> flagforge.manifest.v1.Segment
+	5,  // 4: flagforge.admin.v1.ProposedChange.environment_settings:type_name -> flagforge.admin.v1.EnvironmentSettingsChange
+	28, // 5: flagforge.admin.v1.FlagConfigChange.config:type_name -> flagforge.manifest.v1.FlagConfig
+	4,  // 6: flagforge.admin.v1.ChangeRequest.change:type_name -> flagforge.admin.v1.ProposedChange
+	29, // 7: flagforge.admin.v1.ChangeRequest.diff:type_name -> flagforge.admin.v1.DiffOperation
 	0,  // 8: flagforge.admin.v1.ChangeRequest.state:type_name -> flagforge.admin.v1.ChangeRequestState
-	1,  // 9: flagforge.admin.v1.ChangeRequest.approvals:type_name -> flagforge.admin.v1.Approval
-	2,  // 10: flagforge.admin.v1.ChangeRequest.comments:type_name -> flagforge.admin.v1.ChangeRequestComment
-	25, // 11: flagforge.admin.v1.ChangeRequest.create_time:type_name -> google.protobuf.Timestamp
-	25, // 12: flagforge.admin.v1.ChangeRequest.update_time:type_name -> google.protobuf.Timestamp
-	3,  // 13: flagforge.admin.v1.CreateChangeRequestRequest.change:type_name -> flagforge.admin.v1.ProposedChange
-	6,  // 14: flagforge.admin.v1.CreateChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	6,  // 15: flagforge.admin.v1.GetChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	2,  // 9: flagforge.admin.v1.ChangeRequest.approvals:type_name -> flagforge.admin.v1.Approval
+	3,  // 10: flagforge.admin.v1.ChangeRequest.comments:type_name -> flagforge.admin.v1.ChangeRequestComment
+	26, // 11: flagforge.admin.v1.ChangeRequest.create_time:type_name -> google.protobuf.Timestamp
+	26, // 12: flagforge.admin.v1.ChangeRequest.update_time:type_name -> google.protobuf.Timestamp
+	4,  // 13: flagforge.admin.v1.CreateChangeRequestRequest.change:type_name -> flagforge.admin.v1.ProposedChange
+	7,  // 14: flagforge.admin.v1.CreateChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	7,  // 15: flagforge.admin.v1.GetChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
 	0,  // 16: flagforge.admin.v1.ListChangeRequestsRequest.state:type_name -> flagforge.admin.v1.ChangeRequestState
-	6,  // 17: flagforge.admin.v1.ListChangeRequestsResponse.change_requests:type_name -> flagforge.admin.v1.ChangeRequest
-	3,  // 18: flagforge.admin.v1.UpdateChangeRequestRequest.change:type_name -> flagforge.admin.v1.ProposedChange
-	6,  // 19: flagforge.admin.v1.UpdateChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	6,  // 20: flagforge.admin.v1.ApproveChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	6,  // 21: flagforge.admin.v1.RejectChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	6,  // 22: flagforge.admin.v1.ApplyChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	6,  // 23: flagforge.admin.v1.WithdrawChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	6,  // 24: flagforge.admin.v1.CommentChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	7,  // 25: flagforge.admin.v1.ChangeRequestService.CreateChangeRequest:input_type -> flagforge.admin.v1.CreateChangeRequestRequest
-	9,  // 26: flagforge.admin.v1.ChangeRequestService.GetChangeRequest:input_type -> flagforge.admin.v1.GetChangeRequestRequest
-	11, // 27: flagforge.admin.v1.ChangeRequestService.ListChangeRequests:input_type -> flagforge.admin.v1.ListChangeRequestsRequest
-	13, // 28: flagforge.admin.v1.ChangeRequestService.UpdateChangeRequest:input_type -> flagforge.admin.v1.UpdateChangeRequestRequest
-	15, // 29: flagforge.admin.v1.ChangeRequestService.ApproveChangeRequest:input_type -> flagforge.admin.v1.ApproveChangeRequestRequest
-	17, // 30: flagforge.admin.v1.ChangeRequestService.RejectChangeRequest:input_type -> flagforge.admin.v1.RejectChangeRequestRequest
-	19, // 31: flagforge.admin.v1.ChangeRequestService.ApplyChangeRequest:input_type -> flagforge.admin.v1.ApplyChangeRequestRequest
-	21, // 32: flagforge.admin.v1.ChangeRequestService.WithdrawChangeRequest:input_type -> flagforge.admin.v1.WithdrawChangeRequestRequest
-	23, // 33: flagforge.admin.v1.ChangeRequestService.CommentChangeRequest:input_type -> flagforge.admin.v1.CommentChangeRequestRequest
-	8,  // 34: flagforge.admin.v1.ChangeRequestService.CreateChangeRequest:output_type -> flagforge.admin.v1.CreateChangeRequestResponse
-	10, // 35: flagforge.admin.v1.ChangeRequestService.GetChangeRequest:output_type -> flagforge.admin.v1.GetChangeRequestResponse
-	12, // 36: flagforge.admin.v1.ChangeRequestService.ListChangeRequests:output_type -> flagforge.admin.v1.ListChangeRequestsResponse
-	14, // 37: flagforge.admin.v1.ChangeRequestService.UpdateChangeRequest:output_type -> flagforge.admin.v1.UpdateChangeRequestResponse
-	16, // 38: flagforge.admin.v1.ChangeRequestService.ApproveChangeRequest:output_type -> flagforge.admin.v1.ApproveChangeRequestResponse
-	18, // 39: flagforge.admin.v1.ChangeRequestService.RejectChangeRequest:output_type -> flagforge.admin.v1.RejectChangeRequestResponse
-	20, // 40: flagforge.admin.v1.ChangeRequestService.ApplyChangeRequest:output_type -> flagforge.admin.v1.ApplyChangeRequestResponse
-	22, // 41: flagforge.admin.v1.ChangeRequestService.WithdrawChangeRequest:output_type -> flagforge.admin.v1.WithdrawChangeRequestResponse
-	24, // 42: flagforge.admin.v1.ChangeRequestService.CommentChangeRequest:output_type -> flagforge.admin.v1.CommentChangeRequestResponse
-	34, // [34:43] is the sub-list for method output_type
-	25, // [25:34] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	1,  // 17: flagforge.admin.v1.ListChangeRequestsRequest.inbox:type_name -> flagforge.admin.v1.ChangeRequestInbox
+	7,  // 18: flagforge.admin.v1.ListChangeRequestsResponse.change_requests:type_name -> flagforge.admin.v1.ChangeRequest
+	4,  // 19: flagforge.admin.v1.UpdateChangeRequestRequest.change:type_name -> flagforge.admin.v1.ProposedChange
+	7,  // 20: flagforge.admin.v1.UpdateChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	7,  // 21: flagforge.admin.v1.ApproveChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	7,  // 22: flagforge.admin.v1.RejectChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	7,  // 23: flagforge.admin.v1.ApplyChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	7,  // 24: flagforge.admin.v1.WithdrawChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	7,  // 25: flagforge.admin.v1.CommentChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	8,  // 26: flagforge.admin.v1.ChangeRequestService.CreateChangeRequest:input_type -> flagforge.admin.v1.CreateChangeRequestRequest
+	10, // 27: flagforge.admin.v1.ChangeRequestService.GetChangeRequest:input_type -> flagforge.admin.v1.GetChangeRequestRequest
+	12, // 28: flagforge.admin.v1.ChangeRequestService.ListChangeRequests:input_type -> flagforge.admin.v1.ListChangeRequestsRequest
+	14, // 29: flagforge.admin.v1.ChangeRequestService.UpdateChangeRequest:input_type -> flagforge.admin.v1.UpdateChangeRequestRequest
+	16, // 30: flagforge.admin.v1.ChangeRequestService.ApproveChangeRequest:input_type -> flagforge.admin.v1.ApproveChangeRequestRequest
+	18, // 31: flagforge.admin.v1.ChangeRequestService.RejectChangeRequest:input_type -> flagforge.admin.v1.RejectChangeRequestRequest
+	20, // 32: flagforge.admin.v1.ChangeRequestService.ApplyChangeRequest:input_type -> flagforge.admin.v1.ApplyChangeRequestRequest
+	22, // 33: flagforge.admin.v1.ChangeRequestService.WithdrawChangeRequest:input_type -> flagforge.admin.v1.WithdrawChangeRequestRequest
+	24, // 34: flagforge.admin.v1.ChangeRequestService.CommentChangeRequest:input_type -> flagforge.admin.v1.CommentChangeRequestRequest
+	9,  // 35: flagforge.admin.v1.ChangeRequestService.CreateChangeRequest:output_type -> flagforge.admin.v1.CreateChangeRequestResponse
+	11, // 36: flagforge.admin.v1.ChangeRequestService.GetChangeRequest:output_type -> flagforge.admin.v1.GetChangeRequestResponse
+	13, // 37: flagforge.admin.v1.ChangeRequestService.ListChangeRequests:output_type -> flagforge.admin.v1.ListChangeRequestsResponse
+	15, // 38: flagforge.admin.v1.ChangeRequestService.UpdateChangeRequest:output_type -> flagforge.admin.v1.UpdateChangeRequestResponse
+	17, // 39: flagforge.admin.v1.ChangeRequestService.ApproveChangeRequest:output_type -> flagforge.admin.v1.ApproveChangeRequestResponse
+	19, // 40: flagforge.admin.v1.ChangeRequestService.RejectChangeRequest:output_type -> flagforge.admin.v1.RejectChangeRequestResponse
+	21, // 41: flagforge.admin.v1.ChangeRequestService.ApplyChangeRequest:output_type -> flagforge.admin.v1.ApplyChangeRequestResponse
+	23, // 42: flagforge.admin.v1.ChangeRequestService.WithdrawChangeRequest:output_type -> flagforge.admin.v1.WithdrawChangeRequestResponse
+	25, // 43: flagforge.admin.v1.ChangeRequestService.CommentChangeRequest:output_type -> flagforge.admin.v1.CommentChangeRequestResponse
+	35, // [35:44] is the sub-list for method output_type
+	26, // [26:35] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_admin_v1_change_request_proto_init() }
@@ -1977,7 +2081,7 @@ func file_flagforge_admin_v1_change_request_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flagforge_admin_v1_change_request_proto_rawDesc), len(file_flagforge_admin_v1_change_request_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,

@@ -433,7 +433,9 @@ type RuleStep struct {
 	Matched bool          `protobuf:"varint,3,opt,name=matched,proto3" json:"matched,omitempty"`
 	Clauses []*ClauseStep `protobuf:"bytes,4,rep,name=clauses,proto3" json:"clauses,omitempty"`
 	// The bucketing of a matched rule that serves a rollout.
-	Rollout       *RolloutStep `protobuf:"bytes,5,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	Rollout *RolloutStep `protobuf:"bytes,5,opt,name=rollout,proto3" json:"rollout,omitempty"`
+	// The rule is disabled: evaluation skipped it (never evaluated).
+	Disabled      bool `protobuf:"varint,6,opt,name=disabled,proto3" json:"disabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -501,6 +503,13 @@ func (x *RuleStep) GetRollout() *RolloutStep {
 		return x.Rollout
 	}
 	return nil
+}
+
+func (x *RuleStep) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
 }
 
 // ClauseStep is one clause of a rule.
@@ -734,13 +743,14 @@ const file_flagforge_admin_v1_explain_proto_rawDesc = "" +
 	"\amissing\x18\x03 \x01(\bR\amissing\x12\x18\n" +
 	"\avariant\x18\x04 \x01(\tR\avariant\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x10\n" +
-	"\x03met\x18\x06 \x01(\bR\x03met\"\xc7\x01\n" +
+	"\x03met\x18\x06 \x01(\bR\x03met\"\xe3\x01\n" +
 	"\bRuleStep\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\tevaluated\x18\x02 \x01(\bR\tevaluated\x12\x18\n" +
 	"\amatched\x18\x03 \x01(\bR\amatched\x128\n" +
 	"\aclauses\x18\x04 \x03(\v2\x1e.flagforge.admin.v1.ClauseStepR\aclauses\x129\n" +
-	"\arollout\x18\x05 \x01(\v2\x1f.flagforge.admin.v1.RolloutStepR\arollout\"\xff\x01\n" +
+	"\arollout\x18\x05 \x01(\v2\x1f.flagforge.admin.v1.RolloutStepR\arollout\x12\x1a\n" +
+	"\bdisabled\x18\x06 \x01(\bR\bdisabled\"\xff\x01\n" +
 	"\n" +
 	"ClauseStep\x12\x1c\n" +
 	"\tattribute\x18\x01 \x01(\tR\tattribute\x12;\n" +

@@ -87,6 +87,66 @@ func (FlagStatus) EnumDescriptor() ([]byte, []int) {
 	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{0}
 }
 
+// FlagSort orders ListFlags; ties are ordered by key.
+type FlagSort int32
+
+const (
+	// By key.
+	FlagSort_FLAG_SORT_UNSPECIFIED FlagSort = 0
+	FlagSort_FLAG_SORT_KEY         FlagSort = 1
+	// By name (the key when unnamed), case-insensitive.
+	FlagSort_FLAG_SORT_NAME        FlagSort = 2
+	FlagSort_FLAG_SORT_CREATE_TIME FlagSort = 3
+	// By the latest change to the definition or to a configuration in the
+	// environments read (all of them with include_environments).
+	FlagSort_FLAG_SORT_UPDATE_TIME FlagSort = 4
+)
+
+// Enum value maps for FlagSort.
+var (
+	FlagSort_name = map[int32]string{
+		0: "FLAG_SORT_UNSPECIFIED",
+		1: "FLAG_SORT_KEY",
+		2: "FLAG_SORT_NAME",
+		3: "FLAG_SORT_CREATE_TIME",
+		4: "FLAG_SORT_UPDATE_TIME",
+	}
+	FlagSort_value = map[string]int32{
+		"FLAG_SORT_UNSPECIFIED": 0,
+		"FLAG_SORT_KEY":         1,
+		"FLAG_SORT_NAME":        2,
+		"FLAG_SORT_CREATE_TIME": 3,
+		"FLAG_SORT_UPDATE_TIME": 4,
+	}
+)
+
+func (x FlagSort) Enum() *FlagSort {
+	p := new(FlagSort)
+	*p = x
+	return p
+}
+
+func (x FlagSort) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FlagSort) Descriptor() protoreflect.EnumDescriptor {
+	return file_flagforge_admin_v1_flag_proto_enumTypes[1].Descriptor()
+}
+
+func (FlagSort) Type() protoreflect.EnumType {
+	return &file_flagforge_admin_v1_flag_proto_enumTypes[1]
+}
+
+func (x FlagSort) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FlagSort.Descriptor instead.
+func (FlagSort) EnumDescriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{1}
+}
+
 // Flag is the project-wide definition of a flag.
 type Flag struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -572,8 +632,30 @@ type ListFlagsRequest struct {
 	Tag string `protobuf:"bytes,5,opt,name=tag,proto3" json:"tag,omitempty"`
 	// Include archived flags.
 	IncludeArchived bool `protobuf:"varint,6,opt,name=include_archived,json=includeArchived,proto3" json:"include_archived,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Free text: every word must appear (case-insensitive) in the key, name,
+	// description or a tag.
+	Query string `protobuf:"bytes,7,opt,name=query,proto3" json:"query,omitempty"`
+	// Only flags carrying every one of these tags (exact match).
+	Tags []string `protobuf:"bytes,8,rep,name=tags,proto3" json:"tags,omitempty"`
+	// Only flags whose owner contains this text (case-insensitive).
+	Owner string `protobuf:"bytes,9,opt,name=owner,proto3" json:"owner,omitempty"`
+	// Only flags of this type.
+	Type v1.FlagType `protobuf:"varint,10,opt,name=type,proto3,enum=flagforge.manifest.v1.FlagType" json:"type,omitempty"`
+	// Only flags with this lifecycle status in `environment`, or in any
+	// environment when it is unset. ARCHIVED lists archived flags.
+	Status FlagStatus `protobuf:"varint,11,opt,name=status,proto3,enum=flagforge.admin.v1.FlagStatus" json:"status,omitempty"`
+	// The environment `status` and `on` apply to (must exist).
+	Environment string `protobuf:"bytes,12,opt,name=environment,proto3" json:"environment,omitempty"`
+	// Only flags that are on (true) or off (false) in `environment`.
+	On *bool `protobuf:"varint,13,opt,name=on,proto3,oneof" json:"on,omitempty"`
+	// Order of the list (default: by key).
+	Sort FlagSort `protobuf:"varint,14,opt,name=sort,proto3,enum=flagforge.admin.v1.FlagSort" json:"sort,omitempty"`
+	// Reverse the order.
+	Descending bool `protobuf:"varint,15,opt,name=descending,proto3" json:"descending,omitempty"`
+	// Also answer each listed flag's state in every environment (`environments`).
+	IncludeEnvironments bool `protobuf:"varint,16,opt,name=include_environments,json=includeEnvironments,proto3" json:"include_environments,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ListFlagsRequest) Reset() {
@@ -648,17 +730,233 @@ func (x *ListFlagsRequest) GetIncludeArchived() bool {
 	return false
 }
 
+func (x *ListFlagsRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *ListFlagsRequest) GetTags() []string {
+	if x != nil {
+		return x.Tags
+	}
+	return nil
+}
+
+func (x *ListFlagsRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *ListFlagsRequest) GetType() v1.FlagType {
+	if x != nil {
+		return x.Type
+	}
+	return v1.FlagType(0)
+}
+
+func (x *ListFlagsRequest) GetStatus() FlagStatus {
+	if x != nil {
+		return x.Status
+	}
+	return FlagStatus_FLAG_STATUS_UNSPECIFIED
+}
+
+func (x *ListFlagsRequest) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *ListFlagsRequest) GetOn() bool {
+	if x != nil && x.On != nil {
+		return *x.On
+	}
+	return false
+}
+
+func (x *ListFlagsRequest) GetSort() FlagSort {
+	if x != nil {
+		return x.Sort
+	}
+	return FlagSort_FLAG_SORT_UNSPECIFIED
+}
+
+func (x *ListFlagsRequest) GetDescending() bool {
+	if x != nil {
+		return x.Descending
+	}
+	return false
+}
+
+func (x *ListFlagsRequest) GetIncludeEnvironments() bool {
+	if x != nil {
+		return x.IncludeEnvironments
+	}
+	return false
+}
+
+// FlagEnvironmentState is a flag's on/off and lifecycle status in one environment.
+type FlagEnvironmentState struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Environment string                 `protobuf:"bytes,1,opt,name=environment,proto3" json:"environment,omitempty"`
+	On          bool                   `protobuf:"varint,2,opt,name=on,proto3" json:"on,omitempty"`
+	Status      FlagStatus             `protobuf:"varint,3,opt,name=status,proto3,enum=flagforge.admin.v1.FlagStatus" json:"status,omitempty"`
+	// The configuration's revision (send it with a write based on this state).
+	Revision   int64                  `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Last evaluation seen by an evaluator (unset: never).
+	LastEvaluated *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_evaluated,json=lastEvaluated,proto3" json:"last_evaluated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlagEnvironmentState) Reset() {
+	*x = FlagEnvironmentState{}
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlagEnvironmentState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlagEnvironmentState) ProtoMessage() {}
+
+func (x *FlagEnvironmentState) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlagEnvironmentState.ProtoReflect.Descriptor instead.
+func (*FlagEnvironmentState) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *FlagEnvironmentState) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *FlagEnvironmentState) GetOn() bool {
+	if x != nil {
+		return x.On
+	}
+	return false
+}
+
+func (x *FlagEnvironmentState) GetStatus() FlagStatus {
+	if x != nil {
+		return x.Status
+	}
+	return FlagStatus_FLAG_STATUS_UNSPECIFIED
+}
+
+func (x *FlagEnvironmentState) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *FlagEnvironmentState) GetUpdateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdateTime
+	}
+	return nil
+}
+
+func (x *FlagEnvironmentState) GetLastEvaluated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastEvaluated
+	}
+	return nil
+}
+
+// FlagEnvironmentStates is one flag's state in each environment of its project.
+type FlagEnvironmentStates struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Flag          string                  `protobuf:"bytes,1,opt,name=flag,proto3" json:"flag,omitempty"`
+	States        []*FlagEnvironmentState `protobuf:"bytes,2,rep,name=states,proto3" json:"states,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlagEnvironmentStates) Reset() {
+	*x = FlagEnvironmentStates{}
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlagEnvironmentStates) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlagEnvironmentStates) ProtoMessage() {}
+
+func (x *FlagEnvironmentStates) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlagEnvironmentStates.ProtoReflect.Descriptor instead.
+func (*FlagEnvironmentStates) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *FlagEnvironmentStates) GetFlag() string {
+	if x != nil {
+		return x.Flag
+	}
+	return ""
+}
+
+func (x *FlagEnvironmentStates) GetStates() []*FlagEnvironmentState {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
 type ListFlagsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Flags         []*Flag                `protobuf:"bytes,1,rep,name=flags,proto3" json:"flags,omitempty"`
 	NextPageToken string                 `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// With include_environments: the state of each listed flag in every
+	// environment, in the order of `flags`.
+	Environments []*FlagEnvironmentStates `protobuf:"bytes,3,rep,name=environments,proto3" json:"environments,omitempty"`
+	// How many flags match over all pages: set when the list is filtered beyond
+	// tag and include_archived, sorted, or carries environments (0 otherwise).
+	TotalSize     int32 `protobuf:"varint,4,opt,name=total_size,json=totalSize,proto3" json:"total_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListFlagsResponse) Reset() {
 	*x = ListFlagsResponse{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[7]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -670,7 +968,7 @@ func (x *ListFlagsResponse) String() string {
 func (*ListFlagsResponse) ProtoMessage() {}
 
 func (x *ListFlagsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[7]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -683,7 +981,7 @@ func (x *ListFlagsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlagsResponse.ProtoReflect.Descriptor instead.
 func (*ListFlagsResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{7}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListFlagsResponse) GetFlags() []*Flag {
@@ -700,6 +998,20 @@ func (x *ListFlagsResponse) GetNextPageToken() string {
 	return ""
 }
 
+func (x *ListFlagsResponse) GetEnvironments() []*FlagEnvironmentStates {
+	if x != nil {
+		return x.Environments
+	}
+	return nil
+}
+
+func (x *ListFlagsResponse) GetTotalSize() int32 {
+	if x != nil {
+		return x.TotalSize
+	}
+	return 0
+}
+
 type UpdateFlagRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Org     string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
@@ -714,7 +1026,7 @@ type UpdateFlagRequest struct {
 
 func (x *UpdateFlagRequest) Reset() {
 	*x = UpdateFlagRequest{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[8]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +1038,7 @@ func (x *UpdateFlagRequest) String() string {
 func (*UpdateFlagRequest) ProtoMessage() {}
 
 func (x *UpdateFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[8]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +1051,7 @@ func (x *UpdateFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateFlagRequest.ProtoReflect.Descriptor instead.
 func (*UpdateFlagRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{8}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpdateFlagRequest) GetOrg() string {
@@ -786,7 +1098,7 @@ type UpdateFlagResponse struct {
 
 func (x *UpdateFlagResponse) Reset() {
 	*x = UpdateFlagResponse{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[9]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -798,7 +1110,7 @@ func (x *UpdateFlagResponse) String() string {
 func (*UpdateFlagResponse) ProtoMessage() {}
 
 func (x *UpdateFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[9]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -811,7 +1123,7 @@ func (x *UpdateFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateFlagResponse.ProtoReflect.Descriptor instead.
 func (*UpdateFlagResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{9}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UpdateFlagResponse) GetFlag() *Flag {
@@ -833,7 +1145,7 @@ type ArchiveFlagRequest struct {
 
 func (x *ArchiveFlagRequest) Reset() {
 	*x = ArchiveFlagRequest{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[10]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -845,7 +1157,7 @@ func (x *ArchiveFlagRequest) String() string {
 func (*ArchiveFlagRequest) ProtoMessage() {}
 
 func (x *ArchiveFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[10]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -858,7 +1170,7 @@ func (x *ArchiveFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveFlagRequest.ProtoReflect.Descriptor instead.
 func (*ArchiveFlagRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{10}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ArchiveFlagRequest) GetOrg() string {
@@ -898,7 +1210,7 @@ type ArchiveFlagResponse struct {
 
 func (x *ArchiveFlagResponse) Reset() {
 	*x = ArchiveFlagResponse{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[11]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +1222,7 @@ func (x *ArchiveFlagResponse) String() string {
 func (*ArchiveFlagResponse) ProtoMessage() {}
 
 func (x *ArchiveFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[11]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +1235,7 @@ func (x *ArchiveFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArchiveFlagResponse.ProtoReflect.Descriptor instead.
 func (*ArchiveFlagResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{11}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ArchiveFlagResponse) GetFlag() *Flag {
@@ -945,7 +1257,7 @@ type RestoreFlagRequest struct {
 
 func (x *RestoreFlagRequest) Reset() {
 	*x = RestoreFlagRequest{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[12]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -957,7 +1269,7 @@ func (x *RestoreFlagRequest) String() string {
 func (*RestoreFlagRequest) ProtoMessage() {}
 
 func (x *RestoreFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[12]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -970,7 +1282,7 @@ func (x *RestoreFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFlagRequest.ProtoReflect.Descriptor instead.
 func (*RestoreFlagRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{12}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RestoreFlagRequest) GetOrg() string {
@@ -1010,7 +1322,7 @@ type RestoreFlagResponse struct {
 
 func (x *RestoreFlagResponse) Reset() {
 	*x = RestoreFlagResponse{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[13]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1022,7 +1334,7 @@ func (x *RestoreFlagResponse) String() string {
 func (*RestoreFlagResponse) ProtoMessage() {}
 
 func (x *RestoreFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[13]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1035,7 +1347,7 @@ func (x *RestoreFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreFlagResponse.ProtoReflect.Descriptor instead.
 func (*RestoreFlagResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{13}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RestoreFlagResponse) GetFlag() *Flag {
@@ -1057,7 +1369,7 @@ type DeleteFlagRequest struct {
 
 func (x *DeleteFlagRequest) Reset() {
 	*x = DeleteFlagRequest{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[14]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1381,7 @@ func (x *DeleteFlagRequest) String() string {
 func (*DeleteFlagRequest) ProtoMessage() {}
 
 func (x *DeleteFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[14]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1394,7 @@ func (x *DeleteFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFlagRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFlagRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{14}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteFlagRequest) GetOrg() string {
@@ -1121,7 +1433,7 @@ type DeleteFlagResponse struct {
 
 func (x *DeleteFlagResponse) Reset() {
 	*x = DeleteFlagResponse{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[15]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1133,7 +1445,7 @@ func (x *DeleteFlagResponse) String() string {
 func (*DeleteFlagResponse) ProtoMessage() {}
 
 func (x *DeleteFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[15]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1146,7 +1458,7 @@ func (x *DeleteFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFlagResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFlagResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{15}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{17}
 }
 
 type GetFlagConfigRequest struct {
@@ -1161,7 +1473,7 @@ type GetFlagConfigRequest struct {
 
 func (x *GetFlagConfigRequest) Reset() {
 	*x = GetFlagConfigRequest{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[16]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1173,7 +1485,7 @@ func (x *GetFlagConfigRequest) String() string {
 func (*GetFlagConfigRequest) ProtoMessage() {}
 
 func (x *GetFlagConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[16]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1186,7 +1498,7 @@ func (x *GetFlagConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFlagConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetFlagConfigRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{16}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetFlagConfigRequest) GetOrg() string {
@@ -1226,7 +1538,7 @@ type GetFlagConfigResponse struct {
 
 func (x *GetFlagConfigResponse) Reset() {
 	*x = GetFlagConfigResponse{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[17]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1550,7 @@ func (x *GetFlagConfigResponse) String() string {
 func (*GetFlagConfigResponse) ProtoMessage() {}
 
 func (x *GetFlagConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[17]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1563,7 @@ func (x *GetFlagConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFlagConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetFlagConfigResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{17}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetFlagConfigResponse) GetConfig() *FlagEnvironmentConfig {
@@ -1274,7 +1586,7 @@ type ListFlagConfigsRequest struct {
 
 func (x *ListFlagConfigsRequest) Reset() {
 	*x = ListFlagConfigsRequest{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[18]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1598,7 @@ func (x *ListFlagConfigsRequest) String() string {
 func (*ListFlagConfigsRequest) ProtoMessage() {}
 
 func (x *ListFlagConfigsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[18]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1611,7 @@ func (x *ListFlagConfigsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlagConfigsRequest.ProtoReflect.Descriptor instead.
 func (*ListFlagConfigsRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{18}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListFlagConfigsRequest) GetOrg() string {
@@ -1347,7 +1659,7 @@ type ListFlagConfigsResponse struct {
 
 func (x *ListFlagConfigsResponse) Reset() {
 	*x = ListFlagConfigsResponse{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[19]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1671,7 @@ func (x *ListFlagConfigsResponse) String() string {
 func (*ListFlagConfigsResponse) ProtoMessage() {}
 
 func (x *ListFlagConfigsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[19]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1684,7 @@ func (x *ListFlagConfigsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFlagConfigsResponse.ProtoReflect.Descriptor instead.
 func (*ListFlagConfigsResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{19}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListFlagConfigsResponse) GetConfigs() []*FlagEnvironmentConfig {
@@ -1406,7 +1718,7 @@ type UpdateFlagConfigRequest struct {
 
 func (x *UpdateFlagConfigRequest) Reset() {
 	*x = UpdateFlagConfigRequest{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[20]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1418,7 +1730,7 @@ func (x *UpdateFlagConfigRequest) String() string {
 func (*UpdateFlagConfigRequest) ProtoMessage() {}
 
 func (x *UpdateFlagConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[20]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +1743,7 @@ func (x *UpdateFlagConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateFlagConfigRequest.ProtoReflect.Descriptor instead.
 func (*UpdateFlagConfigRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{20}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UpdateFlagConfigRequest) GetOrg() string {
@@ -1495,7 +1807,7 @@ type UpdateFlagConfigResponse struct {
 
 func (x *UpdateFlagConfigResponse) Reset() {
 	*x = UpdateFlagConfigResponse{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[21]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1819,7 @@ func (x *UpdateFlagConfigResponse) String() string {
 func (*UpdateFlagConfigResponse) ProtoMessage() {}
 
 func (x *UpdateFlagConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[21]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1832,7 @@ func (x *UpdateFlagConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateFlagConfigResponse.ProtoReflect.Descriptor instead.
 func (*UpdateFlagConfigResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{21}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UpdateFlagConfigResponse) GetConfig() *FlagEnvironmentConfig {
@@ -1558,7 +1870,7 @@ type PatchFlagConfigRequest struct {
 
 func (x *PatchFlagConfigRequest) Reset() {
 	*x = PatchFlagConfigRequest{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[22]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1570,7 +1882,7 @@ func (x *PatchFlagConfigRequest) String() string {
 func (*PatchFlagConfigRequest) ProtoMessage() {}
 
 func (x *PatchFlagConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[22]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1583,7 +1895,7 @@ func (x *PatchFlagConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PatchFlagConfigRequest.ProtoReflect.Descriptor instead.
 func (*PatchFlagConfigRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{22}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PatchFlagConfigRequest) GetOrg() string {
@@ -1635,6 +1947,181 @@ func (x *PatchFlagConfigRequest) GetComment() string {
 	return ""
 }
 
+type ValidateFlagConfigRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Org           string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	Project       string                 `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
+	Environment   string                 `protobuf:"bytes,3,opt,name=environment,proto3" json:"environment,omitempty"`
+	Flag          string                 `protobuf:"bytes,4,opt,name=flag,proto3" json:"flag,omitempty"`
+	Config        *v1.FlagConfig         `protobuf:"bytes,5,opt,name=config,proto3" json:"config,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateFlagConfigRequest) Reset() {
+	*x = ValidateFlagConfigRequest{}
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateFlagConfigRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateFlagConfigRequest) ProtoMessage() {}
+
+func (x *ValidateFlagConfigRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateFlagConfigRequest.ProtoReflect.Descriptor instead.
+func (*ValidateFlagConfigRequest) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ValidateFlagConfigRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *ValidateFlagConfigRequest) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+func (x *ValidateFlagConfigRequest) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *ValidateFlagConfigRequest) GetFlag() string {
+	if x != nil {
+		return x.Flag
+	}
+	return ""
+}
+
+func (x *ValidateFlagConfigRequest) GetConfig() *v1.FlagConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+// FieldViolation is one problem of a value, named by the request field that
+// holds it ("config.rules[1].clauses[0].values").
+type FieldViolation struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Field         string                 `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	Description   string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldViolation) Reset() {
+	*x = FieldViolation{}
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldViolation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldViolation) ProtoMessage() {}
+
+func (x *FieldViolation) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldViolation.ProtoReflect.Descriptor instead.
+func (*FieldViolation) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *FieldViolation) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *FieldViolation) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+type ValidateFlagConfigResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty: UpdateFlagConfig would accept the configuration now.
+	Violations    []*FieldViolation `protobuf:"bytes,1,rep,name=violations,proto3" json:"violations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ValidateFlagConfigResponse) Reset() {
+	*x = ValidateFlagConfigResponse{}
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ValidateFlagConfigResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ValidateFlagConfigResponse) ProtoMessage() {}
+
+func (x *ValidateFlagConfigResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ValidateFlagConfigResponse.ProtoReflect.Descriptor instead.
+func (*ValidateFlagConfigResponse) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ValidateFlagConfigResponse) GetViolations() []*FieldViolation {
+	if x != nil {
+		return x.Violations
+	}
+	return nil
+}
+
 type PatchFlagConfigResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The saved configuration (unset when a change request was created instead).
@@ -1647,7 +2134,7 @@ type PatchFlagConfigResponse struct {
 
 func (x *PatchFlagConfigResponse) Reset() {
 	*x = PatchFlagConfigResponse{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[23]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +2146,7 @@ func (x *PatchFlagConfigResponse) String() string {
 func (*PatchFlagConfigResponse) ProtoMessage() {}
 
 func (x *PatchFlagConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[23]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +2159,7 @@ func (x *PatchFlagConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PatchFlagConfigResponse.ProtoReflect.Descriptor instead.
 func (*PatchFlagConfigResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{23}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *PatchFlagConfigResponse) GetConfig() *FlagEnvironmentConfig {
@@ -1703,7 +2190,7 @@ type EmergencyOffFlagRequest struct {
 
 func (x *EmergencyOffFlagRequest) Reset() {
 	*x = EmergencyOffFlagRequest{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[24]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1715,7 +2202,7 @@ func (x *EmergencyOffFlagRequest) String() string {
 func (*EmergencyOffFlagRequest) ProtoMessage() {}
 
 func (x *EmergencyOffFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[24]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1728,7 +2215,7 @@ func (x *EmergencyOffFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmergencyOffFlagRequest.ProtoReflect.Descriptor instead.
 func (*EmergencyOffFlagRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{24}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *EmergencyOffFlagRequest) GetOrg() string {
@@ -1775,7 +2262,7 @@ type EmergencyOffFlagResponse struct {
 
 func (x *EmergencyOffFlagResponse) Reset() {
 	*x = EmergencyOffFlagResponse{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[25]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1787,7 +2274,7 @@ func (x *EmergencyOffFlagResponse) String() string {
 func (*EmergencyOffFlagResponse) ProtoMessage() {}
 
 func (x *EmergencyOffFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[25]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1800,7 +2287,7 @@ func (x *EmergencyOffFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EmergencyOffFlagResponse.ProtoReflect.Descriptor instead.
 func (*EmergencyOffFlagResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{25}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *EmergencyOffFlagResponse) GetConfig() *FlagEnvironmentConfig {
@@ -1823,7 +2310,7 @@ type KillFlagRequest struct {
 
 func (x *KillFlagRequest) Reset() {
 	*x = KillFlagRequest{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[26]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1835,7 +2322,7 @@ func (x *KillFlagRequest) String() string {
 func (*KillFlagRequest) ProtoMessage() {}
 
 func (x *KillFlagRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[26]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1848,7 +2335,7 @@ func (x *KillFlagRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillFlagRequest.ProtoReflect.Descriptor instead.
 func (*KillFlagRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{26}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *KillFlagRequest) GetOrg() string {
@@ -1888,7 +2375,7 @@ type KillFlagResponse struct {
 
 func (x *KillFlagResponse) Reset() {
 	*x = KillFlagResponse{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[27]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1900,7 +2387,7 @@ func (x *KillFlagResponse) String() string {
 func (*KillFlagResponse) ProtoMessage() {}
 
 func (x *KillFlagResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[27]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1913,7 +2400,7 @@ func (x *KillFlagResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KillFlagResponse.ProtoReflect.Descriptor instead.
 func (*KillFlagResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{27}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *KillFlagResponse) GetConfigs() []*FlagEnvironmentConfig {
@@ -1936,7 +2423,7 @@ type ListStaleFlagsRequest struct {
 
 func (x *ListStaleFlagsRequest) Reset() {
 	*x = ListStaleFlagsRequest{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[28]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1948,7 +2435,7 @@ func (x *ListStaleFlagsRequest) String() string {
 func (*ListStaleFlagsRequest) ProtoMessage() {}
 
 func (x *ListStaleFlagsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[28]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1961,7 +2448,7 @@ func (x *ListStaleFlagsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStaleFlagsRequest.ProtoReflect.Descriptor instead.
 func (*ListStaleFlagsRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{28}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListStaleFlagsRequest) GetOrg() string {
@@ -2009,7 +2496,7 @@ type ListStaleFlagsResponse struct {
 
 func (x *ListStaleFlagsResponse) Reset() {
 	*x = ListStaleFlagsResponse{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[29]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2021,7 +2508,7 @@ func (x *ListStaleFlagsResponse) String() string {
 func (*ListStaleFlagsResponse) ProtoMessage() {}
 
 func (x *ListStaleFlagsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[29]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2034,7 +2521,7 @@ func (x *ListStaleFlagsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListStaleFlagsResponse.ProtoReflect.Descriptor instead.
 func (*ListStaleFlagsResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{29}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListStaleFlagsResponse) GetConfigs() []*FlagEnvironmentConfig {
@@ -2070,7 +2557,7 @@ type BulkWriteRequest struct {
 
 func (x *BulkWriteRequest) Reset() {
 	*x = BulkWriteRequest{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[30]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2082,7 +2569,7 @@ func (x *BulkWriteRequest) String() string {
 func (*BulkWriteRequest) ProtoMessage() {}
 
 func (x *BulkWriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[30]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2095,7 +2582,7 @@ func (x *BulkWriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkWriteRequest.ProtoReflect.Descriptor instead.
 func (*BulkWriteRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{30}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *BulkWriteRequest) GetOrg() string {
@@ -2151,7 +2638,7 @@ type BulkSegment struct {
 
 func (x *BulkSegment) Reset() {
 	*x = BulkSegment{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[31]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2163,7 +2650,7 @@ func (x *BulkSegment) String() string {
 func (*BulkSegment) ProtoMessage() {}
 
 func (x *BulkSegment) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[31]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2176,7 +2663,7 @@ func (x *BulkSegment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkSegment.ProtoReflect.Descriptor instead.
 func (*BulkSegment) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{31}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *BulkSegment) GetEnvironment() string {
@@ -2205,7 +2692,7 @@ type BulkFlagConfig struct {
 
 func (x *BulkFlagConfig) Reset() {
 	*x = BulkFlagConfig{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[32]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2217,7 +2704,7 @@ func (x *BulkFlagConfig) String() string {
 func (*BulkFlagConfig) ProtoMessage() {}
 
 func (x *BulkFlagConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[32]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2230,7 +2717,7 @@ func (x *BulkFlagConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkFlagConfig.ProtoReflect.Descriptor instead.
 func (*BulkFlagConfig) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{32}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *BulkFlagConfig) GetEnvironment() string {
@@ -2271,7 +2758,7 @@ type BulkWriteResponse struct {
 
 func (x *BulkWriteResponse) Reset() {
 	*x = BulkWriteResponse{}
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[33]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +2770,7 @@ func (x *BulkWriteResponse) String() string {
 func (*BulkWriteResponse) ProtoMessage() {}
 
 func (x *BulkWriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[33]
+	mi := &file_flagforge_admin_v1_flag_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2296,7 +2783,7 @@ func (x *BulkWriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BulkWriteResponse.ProtoReflect.Descriptor instead.
 func (*BulkWriteResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{33}
+	return file_flagforge_admin_v1_flag_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *BulkWriteResponse) GetFlagsCreated() int32 {
@@ -2404,7 +2891,7 @@ const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12\x12\n" +
 	"\x04flag\x18\x03 \x01(\tR\x04flag\"?\n" +
 	"\x0fGetFlagResponse\x12,\n" +
-	"\x04flag\x18\x01 \x01(\v2\x18.flagforge.admin.v1.FlagR\x04flag\"\xb7\x01\n" +
+	"\x04flag\x18\x01 \x01(\v2\x18.flagforge.admin.v1.FlagR\x04flag\"\xa7\x04\n" +
 	"\x10ListFlagsRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12\x1b\n" +
@@ -2412,10 +2899,38 @@ const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x12\x10\n" +
 	"\x03tag\x18\x05 \x01(\tR\x03tag\x12)\n" +
-	"\x10include_archived\x18\x06 \x01(\bR\x0fincludeArchived\"k\n" +
+	"\x10include_archived\x18\x06 \x01(\bR\x0fincludeArchived\x12\x14\n" +
+	"\x05query\x18\a \x01(\tR\x05query\x12\x12\n" +
+	"\x04tags\x18\b \x03(\tR\x04tags\x12\x14\n" +
+	"\x05owner\x18\t \x01(\tR\x05owner\x123\n" +
+	"\x04type\x18\n" +
+	" \x01(\x0e2\x1f.flagforge.manifest.v1.FlagTypeR\x04type\x126\n" +
+	"\x06status\x18\v \x01(\x0e2\x1e.flagforge.admin.v1.FlagStatusR\x06status\x12 \n" +
+	"\venvironment\x18\f \x01(\tR\venvironment\x12\x13\n" +
+	"\x02on\x18\r \x01(\bH\x00R\x02on\x88\x01\x01\x120\n" +
+	"\x04sort\x18\x0e \x01(\x0e2\x1c.flagforge.admin.v1.FlagSortR\x04sort\x12\x1e\n" +
+	"\n" +
+	"descending\x18\x0f \x01(\bR\n" +
+	"descending\x121\n" +
+	"\x14include_environments\x18\x10 \x01(\bR\x13includeEnvironmentsB\x05\n" +
+	"\x03_on\"\x9c\x02\n" +
+	"\x14FlagEnvironmentState\x12 \n" +
+	"\venvironment\x18\x01 \x01(\tR\venvironment\x12\x0e\n" +
+	"\x02on\x18\x02 \x01(\bR\x02on\x126\n" +
+	"\x06status\x18\x03 \x01(\x0e2\x1e.flagforge.admin.v1.FlagStatusR\x06status\x12\x1a\n" +
+	"\brevision\x18\x04 \x01(\x03R\brevision\x12;\n" +
+	"\vupdate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12A\n" +
+	"\x0elast_evaluated\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rlastEvaluated\"m\n" +
+	"\x15FlagEnvironmentStates\x12\x12\n" +
+	"\x04flag\x18\x01 \x01(\tR\x04flag\x12@\n" +
+	"\x06states\x18\x02 \x03(\v2(.flagforge.admin.v1.FlagEnvironmentStateR\x06states\"\xd9\x01\n" +
 	"\x11ListFlagsResponse\x12.\n" +
 	"\x05flags\x18\x01 \x03(\v2\x18.flagforge.admin.v1.FlagR\x05flags\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xa9\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12M\n" +
+	"\fenvironments\x18\x03 \x03(\v2).flagforge.admin.v1.FlagEnvironmentStatesR\fenvironments\x12\x1d\n" +
+	"\n" +
+	"total_size\x18\x04 \x01(\x05R\ttotalSize\"\xa9\x01\n" +
 	"\x11UpdateFlagRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12\x12\n" +
@@ -2481,7 +2996,20 @@ const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"\x04flag\x18\x04 \x01(\tR\x04flag\x12-\n" +
 	"\x05patch\x18\x05 \x01(\v2\x17.google.protobuf.StructR\x05patch\x12\x1a\n" +
 	"\brevision\x18\x06 \x01(\x03R\brevision\x12\x18\n" +
-	"\acomment\x18\a \x01(\tR\acomment\"\xa6\x01\n" +
+	"\acomment\x18\a \x01(\tR\acomment\"\xb8\x01\n" +
+	"\x19ValidateFlagConfigRequest\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
+	"\aproject\x18\x02 \x01(\tR\aproject\x12 \n" +
+	"\venvironment\x18\x03 \x01(\tR\venvironment\x12\x12\n" +
+	"\x04flag\x18\x04 \x01(\tR\x04flag\x129\n" +
+	"\x06config\x18\x05 \x01(\v2!.flagforge.manifest.v1.FlagConfigR\x06config\"H\n" +
+	"\x0eFieldViolation\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\"`\n" +
+	"\x1aValidateFlagConfigResponse\x12B\n" +
+	"\n" +
+	"violations\x18\x01 \x03(\v2\".flagforge.admin.v1.FieldViolationR\n" +
+	"violations\"\xa6\x01\n" +
 	"\x17PatchFlagConfigResponse\x12A\n" +
 	"\x06config\x18\x01 \x01(\v2).flagforge.admin.v1.FlagEnvironmentConfigR\x06config\x12H\n" +
 	"\x0echange_request\x18\x02 \x01(\v2!.flagforge.admin.v1.ChangeRequestR\rchangeRequest\"\x93\x01\n" +
@@ -2540,7 +3068,13 @@ const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"\x14FLAG_STATUS_INACTIVE\x10\x02\x12\x15\n" +
 	"\x11FLAG_STATUS_STALE\x10\x03\x12\x18\n" +
 	"\x14FLAG_STATUS_ARCHIVED\x10\x04\x12\x13\n" +
-	"\x0fFLAG_STATUS_NEW\x10\x052\xc8\v\n" +
+	"\x0fFLAG_STATUS_NEW\x10\x05*\x82\x01\n" +
+	"\bFlagSort\x12\x19\n" +
+	"\x15FLAG_SORT_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rFLAG_SORT_KEY\x10\x01\x12\x12\n" +
+	"\x0eFLAG_SORT_NAME\x10\x02\x12\x19\n" +
+	"\x15FLAG_SORT_CREATE_TIME\x10\x03\x12\x19\n" +
+	"\x15FLAG_SORT_UPDATE_TIME\x10\x042\xbd\f\n" +
 	"\vFlagService\x12[\n" +
 	"\n" +
 	"CreateFlag\x12%.flagforge.admin.v1.CreateFlagRequest\x1a&.flagforge.admin.v1.CreateFlagResponse\x12R\n" +
@@ -2555,7 +3089,8 @@ const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"\rGetFlagConfig\x12(.flagforge.admin.v1.GetFlagConfigRequest\x1a).flagforge.admin.v1.GetFlagConfigResponse\x12j\n" +
 	"\x0fListFlagConfigs\x12*.flagforge.admin.v1.ListFlagConfigsRequest\x1a+.flagforge.admin.v1.ListFlagConfigsResponse\x12m\n" +
 	"\x10UpdateFlagConfig\x12+.flagforge.admin.v1.UpdateFlagConfigRequest\x1a,.flagforge.admin.v1.UpdateFlagConfigResponse\x12j\n" +
-	"\x0fPatchFlagConfig\x12*.flagforge.admin.v1.PatchFlagConfigRequest\x1a+.flagforge.admin.v1.PatchFlagConfigResponse\x12m\n" +
+	"\x0fPatchFlagConfig\x12*.flagforge.admin.v1.PatchFlagConfigRequest\x1a+.flagforge.admin.v1.PatchFlagConfigResponse\x12s\n" +
+	"\x12ValidateFlagConfig\x12-.flagforge.admin.v1.ValidateFlagConfigRequest\x1a..flagforge.admin.v1.ValidateFlagConfigResponse\x12m\n" +
 	"\x10EmergencyOffFlag\x12+.flagforge.admin.v1.EmergencyOffFlagRequest\x1a,.flagforge.admin.v1.EmergencyOffFlagResponse\x12U\n" +
 	"\bKillFlag\x12#.flagforge.admin.v1.KillFlagRequest\x1a$.flagforge.admin.v1.KillFlagResponse\x12g\n" +
 	"\x0eListStaleFlags\x12).flagforge.admin.v1.ListStaleFlagsRequest\x1a*.flagforge.admin.v1.ListStaleFlagsResponse\x12X\n" +
@@ -2574,124 +3109,142 @@ func file_flagforge_admin_v1_flag_proto_rawDescGZIP() []byte {
 	return file_flagforge_admin_v1_flag_proto_rawDescData
 }
 
-var file_flagforge_admin_v1_flag_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_flagforge_admin_v1_flag_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_flagforge_admin_v1_flag_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_flagforge_admin_v1_flag_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_flagforge_admin_v1_flag_proto_goTypes = []any{
-	(FlagStatus)(0),                  // 0: flagforge.admin.v1.FlagStatus
-	(*Flag)(nil),                     // 1: flagforge.admin.v1.Flag
-	(*FlagEnvironmentConfig)(nil),    // 2: flagforge.admin.v1.FlagEnvironmentConfig
-	(*CreateFlagRequest)(nil),        // 3: flagforge.admin.v1.CreateFlagRequest
-	(*CreateFlagResponse)(nil),       // 4: flagforge.admin.v1.CreateFlagResponse
-	(*GetFlagRequest)(nil),           // 5: flagforge.admin.v1.GetFlagRequest
-	(*GetFlagResponse)(nil),          // 6: flagforge.admin.v1.GetFlagResponse
-	(*ListFlagsRequest)(nil),         // 7: flagforge.admin.v1.ListFlagsRequest
-	(*ListFlagsResponse)(nil),        // 8: flagforge.admin.v1.ListFlagsResponse
-	(*UpdateFlagRequest)(nil),        // 9: flagforge.admin.v1.UpdateFlagRequest
-	(*UpdateFlagResponse)(nil),       // 10: flagforge.admin.v1.UpdateFlagResponse
-	(*ArchiveFlagRequest)(nil),       // 11: flagforge.admin.v1.ArchiveFlagRequest
-	(*ArchiveFlagResponse)(nil),      // 12: flagforge.admin.v1.ArchiveFlagResponse
-	(*RestoreFlagRequest)(nil),       // 13: flagforge.admin.v1.RestoreFlagRequest
-	(*RestoreFlagResponse)(nil),      // 14: flagforge.admin.v1.RestoreFlagResponse
-	(*DeleteFlagRequest)(nil),        // 15: flagforge.admin.v1.DeleteFlagRequest
-	(*DeleteFlagResponse)(nil),       // 16: flagforge.admin.v1.DeleteFlagResponse
-	(*GetFlagConfigRequest)(nil),     // 17: flagforge.admin.v1.GetFlagConfigRequest
-	(*GetFlagConfigResponse)(nil),    // 18: flagforge.admin.v1.GetFlagConfigResponse
-	(*ListFlagConfigsRequest)(nil),   // 19: flagforge.admin.v1.ListFlagConfigsRequest
-	(*ListFlagConfigsResponse)(nil),  // 20: flagforge.admin.v1.ListFlagConfigsResponse
-	(*UpdateFlagConfigRequest)(nil),  // 21: flagforge.admin.v1.UpdateFlagConfigRequest
-	(*UpdateFlagConfigResponse)(nil), // 22: flagforge.admin.v1.UpdateFlagConfigResponse
-	(*PatchFlagConfigRequest)(nil),   // 23: flagforge.admin.v1.PatchFlagConfigRequest
-	(*PatchFlagConfigResponse)(nil),  // 24: flagforge.admin.v1.PatchFlagConfigResponse
-	(*EmergencyOffFlagRequest)(nil),  // 25: flagforge.admin.v1.EmergencyOffFlagRequest
-	(*EmergencyOffFlagResponse)(nil), // 26: flagforge.admin.v1.EmergencyOffFlagResponse
-	(*KillFlagRequest)(nil),          // 27: flagforge.admin.v1.KillFlagRequest
-	(*KillFlagResponse)(nil),         // 28: flagforge.admin.v1.KillFlagResponse
-	(*ListStaleFlagsRequest)(nil),    // 29: flagforge.admin.v1.ListStaleFlagsRequest
-	(*ListStaleFlagsResponse)(nil),   // 30: flagforge.admin.v1.ListStaleFlagsResponse
-	(*BulkWriteRequest)(nil),         // 31: flagforge.admin.v1.BulkWriteRequest
-	(*BulkSegment)(nil),              // 32: flagforge.admin.v1.BulkSegment
-	(*BulkFlagConfig)(nil),           // 33: flagforge.admin.v1.BulkFlagConfig
-	(*BulkWriteResponse)(nil),        // 34: flagforge.admin.v1.BulkWriteResponse
-	nil,                              // 35: flagforge.admin.v1.CreateFlagRequest.ConfigsEntry
-	(v1.FlagType)(0),                 // 36: flagforge.manifest.v1.FlagType
-	(*v1.Variant)(nil),               // 37: flagforge.manifest.v1.Variant
-	(*timestamppb.Timestamp)(nil),    // 38: google.protobuf.Timestamp
-	(*v1.FlagConfig)(nil),            // 39: flagforge.manifest.v1.FlagConfig
-	(*ChangeRequest)(nil),            // 40: flagforge.admin.v1.ChangeRequest
-	(*structpb.Struct)(nil),          // 41: google.protobuf.Struct
-	(*v1.Segment)(nil),               // 42: flagforge.manifest.v1.Segment
+	(FlagStatus)(0),                    // 0: flagforge.admin.v1.FlagStatus
+	(FlagSort)(0),                      // 1: flagforge.admin.v1.FlagSort
+	(*Flag)(nil),                       // 2: flagforge.admin.v1.Flag
+	(*FlagEnvironmentConfig)(nil),      // 3: flagforge.admin.v1.FlagEnvironmentConfig
+	(*CreateFlagRequest)(nil),          // 4: flagforge.admin.v1.CreateFlagRequest
+	(*CreateFlagResponse)(nil),         // 5: flagforge.admin.v1.CreateFlagResponse
+	(*GetFlagRequest)(nil),             // 6: flagforge.admin.v1.GetFlagRequest
+	(*GetFlagResponse)(nil),            // 7: flagforge.admin.v1.GetFlagResponse
+	(*ListFlagsRequest)(nil),           // 8: flagforge.admin.v1.ListFlagsRequest
+	(*FlagEnvironmentState)(nil),       // 9: flagforge.admin.v1.FlagEnvironmentState
+	(*FlagEnvironmentStates)(nil),      // 10: flagforge.admin.v1.FlagEnvironmentStates
+	(*ListFlagsResponse)(nil),          // 11: flagforge.admin.v1.ListFlagsResponse
+	(*UpdateFlagRequest)(nil),          // 12: flagforge.admin.v1.UpdateFlagRequest
+	(*UpdateFlagResponse)(nil),         // 13: flagforge.admin.v1.UpdateFlagResponse
+	(*ArchiveFlagRequest)(nil),         // 14: flagforge.admin.v1.ArchiveFlagRequest
+	(*ArchiveFlagResponse)(nil),        // 15: flagforge.admin.v1.ArchiveFlagResponse
+	(*RestoreFlagRequest)(nil),         // 16: flagforge.admin.v1.RestoreFlagRequest
+	(*RestoreFlagResponse)(nil),        // 17: flagforge.admin.v1.RestoreFlagResponse
+	(*DeleteFlagRequest)(nil),          // 18: flagforge.admin.v1.DeleteFlagRequest
+	(*DeleteFlagResponse)(nil),         // 19: flagforge.admin.v1.DeleteFlagResponse
+	(*GetFlagConfigRequest)(nil),       // 20: flagforge.admin.v1.GetFlagConfigRequest
+	(*GetFlagConfigResponse)(nil),      // 21: flagforge.admin.v1.GetFlagConfigResponse
+	(*ListFlagConfigsRequest)(nil),     // 22: flagforge.admin.v1.ListFlagConfigsRequest
+	(*ListFlagConfigsResponse)(nil),    // 23: flagforge.admin.v1.ListFlagConfigsResponse
+	(*UpdateFlagConfigRequest)(nil),    // 24: flagforge.admin.v1.UpdateFlagConfigRequest
+	(*UpdateFlagConfigResponse)(nil),   // 25: flagforge.admin.v1.UpdateFlagConfigResponse
+	(*PatchFlagConfigRequest)(nil),     // 26: flagforge.admin.v1.PatchFlagConfigRequest
+	(*ValidateFlagConfigRequest)(nil),  // 27: flagforge.admin.v1.ValidateFlagConfigRequest
+	(*FieldViolation)(nil),             // 28: flagforge.admin.v1.FieldViolation
+	(*ValidateFlagConfigResponse)(nil), // 29: flagforge.admin.v1.ValidateFlagConfigResponse
+	(*PatchFlagConfigResponse)(nil),    // 30: flagforge.admin.v1.PatchFlagConfigResponse
+	(*EmergencyOffFlagRequest)(nil),    // 31: flagforge.admin.v1.EmergencyOffFlagRequest
+	(*EmergencyOffFlagResponse)(nil),   // 32: flagforge.admin.v1.EmergencyOffFlagResponse
+	(*KillFlagRequest)(nil),            // 33: flagforge.admin.v1.KillFlagRequest
+	(*KillFlagResponse)(nil),           // 34: flagforge.admin.v1.KillFlagResponse
+	(*ListStaleFlagsRequest)(nil),      // 35: flagforge.admin.v1.ListStaleFlagsRequest
+	(*ListStaleFlagsResponse)(nil),     // 36: flagforge.admin.v1.ListStaleFlagsResponse
+	(*BulkWriteRequest)(nil),           // 37: flagforge.admin.v1.BulkWriteRequest
+	(*BulkSegment)(nil),                // 38: flagforge.admin.v1.BulkSegment
+	(*BulkFlagConfig)(nil),             // 39: flagforge.admin.v1.BulkFlagConfig
+	(*BulkWriteResponse)(nil),          // 40: flagforge.admin.v1.BulkWriteResponse
+	nil,                                // 41: flagforge.admin.v1.CreateFlagRequest.ConfigsEntry
+	(v1.FlagType)(0),                   // 42: flagforge.manifest.v1.FlagType
+	(*v1.Variant)(nil),                 // 43: flagforge.manifest.v1.Variant
+	(*timestamppb.Timestamp)(nil),      // 44: google.protobuf.Timestamp
+	(*v1.FlagConfig)(nil),              // 45: flagforge.manifest.v1.FlagConfig
+	(*ChangeRequest)(nil),              // 46: flagforge.admin.v1.ChangeRequest
+	(*structpb.Struct)(nil),            // 47: google.protobuf.Struct
+	(*v1.Segment)(nil),                 // 48: flagforge.manifest.v1.Segment
 }
 var file_flagforge_admin_v1_flag_proto_depIdxs = []int32{
-	36, // 0: flagforge.admin.v1.Flag.type:type_name -> flagforge.manifest.v1.FlagType
-	37, // 1: flagforge.admin.v1.Flag.variants:type_name -> flagforge.manifest.v1.Variant
-	38, // 2: flagforge.admin.v1.Flag.expires_at:type_name -> google.protobuf.Timestamp
-	38, // 3: flagforge.admin.v1.Flag.create_time:type_name -> google.protobuf.Timestamp
-	38, // 4: flagforge.admin.v1.Flag.update_time:type_name -> google.protobuf.Timestamp
-	39, // 5: flagforge.admin.v1.FlagEnvironmentConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
+	42, // 0: flagforge.admin.v1.Flag.type:type_name -> flagforge.manifest.v1.FlagType
+	43, // 1: flagforge.admin.v1.Flag.variants:type_name -> flagforge.manifest.v1.Variant
+	44, // 2: flagforge.admin.v1.Flag.expires_at:type_name -> google.protobuf.Timestamp
+	44, // 3: flagforge.admin.v1.Flag.create_time:type_name -> google.protobuf.Timestamp
+	44, // 4: flagforge.admin.v1.Flag.update_time:type_name -> google.protobuf.Timestamp
+	45, // 5: flagforge.admin.v1.FlagEnvironmentConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
 	0,  // 6: flagforge.admin.v1.FlagEnvironmentConfig.status:type_name -> flagforge.admin.v1.FlagStatus
-	38, // 7: flagforge.admin.v1.FlagEnvironmentConfig.update_time:type_name -> google.protobuf.Timestamp
-	38, // 8: flagforge.admin.v1.FlagEnvironmentConfig.last_evaluated:type_name -> google.protobuf.Timestamp
-	1,  // 9: flagforge.admin.v1.CreateFlagRequest.flag:type_name -> flagforge.admin.v1.Flag
-	35, // 10: flagforge.admin.v1.CreateFlagRequest.configs:type_name -> flagforge.admin.v1.CreateFlagRequest.ConfigsEntry
-	1,  // 11: flagforge.admin.v1.CreateFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
-	1,  // 12: flagforge.admin.v1.GetFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
-	1,  // 13: flagforge.admin.v1.ListFlagsResponse.flags:type_name -> flagforge.admin.v1.Flag
-	1,  // 14: flagforge.admin.v1.UpdateFlagRequest.definition:type_name -> flagforge.admin.v1.Flag
-	1,  // 15: flagforge.admin.v1.UpdateFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
-	1,  // 16: flagforge.admin.v1.ArchiveFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
-	1,  // 17: flagforge.admin.v1.RestoreFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
-	2,  // 18: flagforge.admin.v1.GetFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	2,  // 19: flagforge.admin.v1.ListFlagConfigsResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	39, // 20: flagforge.admin.v1.UpdateFlagConfigRequest.config:type_name -> flagforge.manifest.v1.FlagConfig
-	2,  // 21: flagforge.admin.v1.UpdateFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	40, // 22: flagforge.admin.v1.UpdateFlagConfigResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	41, // 23: flagforge.admin.v1.PatchFlagConfigRequest.patch:type_name -> google.protobuf.Struct
-	2,  // 24: flagforge.admin.v1.PatchFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	40, // 25: flagforge.admin.v1.PatchFlagConfigResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	2,  // 26: flagforge.admin.v1.EmergencyOffFlagResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	2,  // 27: flagforge.admin.v1.KillFlagResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	2,  // 28: flagforge.admin.v1.ListStaleFlagsResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	1,  // 29: flagforge.admin.v1.BulkWriteRequest.flags:type_name -> flagforge.admin.v1.Flag
-	32, // 30: flagforge.admin.v1.BulkWriteRequest.segments:type_name -> flagforge.admin.v1.BulkSegment
-	33, // 31: flagforge.admin.v1.BulkWriteRequest.configs:type_name -> flagforge.admin.v1.BulkFlagConfig
-	42, // 32: flagforge.admin.v1.BulkSegment.segment:type_name -> flagforge.manifest.v1.Segment
-	39, // 33: flagforge.admin.v1.BulkFlagConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
-	39, // 34: flagforge.admin.v1.CreateFlagRequest.ConfigsEntry.value:type_name -> flagforge.manifest.v1.FlagConfig
-	3,  // 35: flagforge.admin.v1.FlagService.CreateFlag:input_type -> flagforge.admin.v1.CreateFlagRequest
-	5,  // 36: flagforge.admin.v1.FlagService.GetFlag:input_type -> flagforge.admin.v1.GetFlagRequest
-	7,  // 37: flagforge.admin.v1.FlagService.ListFlags:input_type -> flagforge.admin.v1.ListFlagsRequest
-	9,  // 38: flagforge.admin.v1.FlagService.UpdateFlag:input_type -> flagforge.admin.v1.UpdateFlagRequest
-	11, // 39: flagforge.admin.v1.FlagService.ArchiveFlag:input_type -> flagforge.admin.v1.ArchiveFlagRequest
-	13, // 40: flagforge.admin.v1.FlagService.RestoreFlag:input_type -> flagforge.admin.v1.RestoreFlagRequest
-	15, // 41: flagforge.admin.v1.FlagService.DeleteFlag:input_type -> flagforge.admin.v1.DeleteFlagRequest
-	17, // 42: flagforge.admin.v1.FlagService.GetFlagConfig:input_type -> flagforge.admin.v1.GetFlagConfigRequest
-	19, // 43: flagforge.admin.v1.FlagService.ListFlagConfigs:input_type -> flagforge.admin.v1.ListFlagConfigsRequest
-	21, // 44: flagforge.admin.v1.FlagService.UpdateFlagConfig:input_type -> flagforge.admin.v1.UpdateFlagConfigRequest
-	23, // 45: flagforge.admin.v1.FlagService.PatchFlagConfig:input_type -> flagforge.admin.v1.PatchFlagConfigRequest
-	25, // 46: flagforge.admin.v1.FlagService.EmergencyOffFlag:input_type -> flagforge.admin.v1.EmergencyOffFlagRequest
-	27, // 47: flagforge.admin.v1.FlagService.KillFlag:input_type -> flagforge.admin.v1.KillFlagRequest
-	29, // 48: flagforge.admin.v1.FlagService.ListStaleFlags:input_type -> flagforge.admin.v1.ListStaleFlagsRequest
-	31, // 49: flagforge.admin.v1.FlagService.BulkWrite:input_type -> flagforge.admin.v1.BulkWriteRequest
-	4,  // 50: flagforge.admin.v1.FlagService.CreateFlag:output_type -> flagforge.admin.v1.CreateFlagResponse
-	6,  // 51: flagforge.admin.v1.FlagService.GetFlag:output_type -> flagforge.admin.v1.GetFlagResponse
-	8,  // 52: flagforge.admin.v1.FlagService.ListFlags:output_type -> flagforge.admin.v1.ListFlagsResponse
-	10, // 53: flagforge.admin.v1.FlagService.UpdateFlag:output_type -> flagforge.admin.v1.UpdateFlagResponse
-	12, // 54: flagforge.admin.v1.FlagService.ArchiveFlag:output_type -> flagforge.admin.v1.ArchiveFlagResponse
-	14, // 55: flagforge.admin.v1.FlagService.RestoreFlag:output_type -> flagforge.admin.v1.RestoreFlagResponse
-	16, // 56: flagforge.admin.v1.FlagService.DeleteFlag:output_type -> flagforge.admin.v1.DeleteFlagResponse
-	18, // 57: flagforge.admin.v1.FlagService.GetFlagConfig:output_type -> flagforge.admin.v1.GetFlagConfigResponse
-	20, // 58: flagforge.admin.v1.FlagService.ListFlagConfigs:output_type -> flagforge.admin.v1.ListFlagConfigsResponse
-	22, // 59: flagforge.admin.v1.FlagService.UpdateFlagConfig:output_type -> flagforge.admin.v1.UpdateFlagConfigResponse
-	24, // 60: flagforge.admin.v1.FlagService.PatchFlagConfig:output_type -> flagforge.admin.v1.PatchFlagConfigResponse
-	26, // 61: flagforge.admin.v1.FlagService.EmergencyOffFlag:output_type -> flagforge.admin.v1.EmergencyOffFlagResponse
-	28, // 62: flagforge.admin.v1.FlagService.KillFlag:output_type -> flagforge.admin.v1.KillFlagResponse
-	30, // 63: flagforge.admin.v1.FlagService.ListStaleFlags:output_type -> flagforge.admin.v1.ListStaleFlagsResponse
-	34, // 64: flagforge.admin.v1.FlagService.BulkWrite:output_type -> flagforge.admin.v1.BulkWriteResponse
-	50, // [50:65] is the sub-list for method output_type
-	35, // [35:50] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	44, // 7: flagforge.admin.v1.FlagEnvironmentConfig.update_time:type_name -> google.protobuf.Timestamp
+	44, // 8: flagforge.admin.v1.FlagEnvironmentConfig.last_evaluated:type_name -> google.protobuf.Timestamp
+	2,  // 9: flagforge.admin.v1.CreateFlagRequest.flag:type_name -> flagforge.admin.v1.Flag
+	41, // 10: flagforge.admin.v1.CreateFlagRequest.configs:type_name -> flagforge.admin.v1.CreateFlagRequest.ConfigsEntry
+	2,  // 11: flagforge.admin.v1.CreateFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
+	2,  // 12: flagforge.admin.v1.GetFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
+	42, // 13: flagforge.admin.v1.ListFlagsRequest.type:type_name -> flagforge.manifest.v1.FlagType
+	0,  // 14: flagforge.admin.v1.ListFlagsRequest.status:type_name -> flagforge.admin.v1.FlagStatus
+	1,  // 15: flagforge.admin.v1.ListFlagsRequest.sort:type_name -> flagforge.admin.v1.FlagSort
+	0,  // 16: flagforge.admin.v1.FlagEnvironmentState.status:type_name -> flagforge.admin.v1.FlagStatus
+	44, // 17: flagforge.admin.v1.FlagEnvironmentState.update_time:type_name -> google.protobuf.Timestamp
+	44, // 18: flagforge.admin.v1.FlagEnvironmentState.last_evaluated:type_name -> google.protobuf.Timestamp
+	9,  // 19: flagforge.admin.v1.FlagEnvironmentStates.states:type_name -> flagforge.admin.v1.FlagEnvironmentState
+	2,  // 20: flagforge.admin.v1.ListFlagsResponse.flags:type_name -> flagforge.admin.v1.Flag
+	10, // 21: flagforge.admin.v1.ListFlagsResponse.environments:type_name -> flagforge.admin.v1.FlagEnvironmentStates
+	2,  // 22: flagforge.admin.v1.UpdateFlagRequest.definition:type_name -> flagforge.admin.v1.Flag
+	2,  // 23: flagforge.admin.v1.UpdateFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
+	2,  // 24: flagforge.admin.v1.ArchiveFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
+	2,  // 25: flagforge.admin.v1.RestoreFlagResponse.flag:type_name -> flagforge.admin.v1.Flag
+	3,  // 26: flagforge.admin.v1.GetFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	3,  // 27: flagforge.admin.v1.ListFlagConfigsResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	45, // 28: flagforge.admin.v1.UpdateFlagConfigRequest.config:type_name -> flagforge.manifest.v1.FlagConfig
+	3,  // 29: flagforge.admin.v1.UpdateFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	46, // 30: flagforge.admin.v1.UpdateFlagConfigResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	47, // 31: flagforge.admin.v1.PatchFlagConfigRequest.patch:type_name -> google.protobuf.Struct
+	45, // 32: flagforge.admin.v1.ValidateFlagConfigRequest.config:type_name -> flagforge.manifest.v1.FlagConfig
+	28, // 33: flagforge.admin.v1.ValidateFlagConfigResponse.violations:type_name -> flagforge.admin.v1.FieldViolation
+	3,  // 34: flagforge.admin.v1.PatchFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	46, // 35: flagforge.admin.v1.PatchFlagConfigResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	3,  // 36: flagforge.admin.v1.EmergencyOffFlagResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	3,  // 37: flagforge.admin.v1.KillFlagResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	3,  // 38: flagforge.admin.v1.ListStaleFlagsResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	2,  // 39: flagforge.admin.v1.BulkWriteRequest.flags:type_name -> flagforge.admin.v1.Flag
+	38, // 40: flagforge.admin.v1.BulkWriteRequest.segments:type_name -> flagforge.admin.v1.BulkSegment
+	39, // 41: flagforge.admin.v1.BulkWriteRequest.configs:type_name -> flagforge.admin.v1.BulkFlagConfig
+	48, // 42: flagforge.admin.v1.BulkSegment.segment:type_name -> flagforge.manifest.v1.Segment
+	45, // 43: flagforge.admin.v1.BulkFlagConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
+	45, // 44: flagforge.admin.v1.CreateFlagRequest.ConfigsEntry.value:type_name -> flagforge.manifest.v1.FlagConfig
+	4,  // 45: flagforge.admin.v1.FlagService.CreateFlag:input_type -> flagforge.admin.v1.CreateFlagRequest
+	6,  // 46: flagforge.admin.v1.FlagService.GetFlag:input_type -> flagforge.admin.v1.GetFlagRequest
+	8,  // 47: flagforge.admin.v1.FlagService.ListFlags:input_type -> flagforge.admin.v1.ListFlagsRequest
+	12, // 48: flagforge.admin.v1.FlagService.UpdateFlag:input_type -> flagforge.admin.v1.UpdateFlagRequest
+	14, // 49: flagforge.admin.v1.FlagService.ArchiveFlag:input_type -> flagforge.admin.v1.ArchiveFlagRequest
+	16, // 50: flagforge.admin.v1.FlagService.RestoreFlag:input_type -> flagforge.admin.v1.RestoreFlagRequest
+	18, // 51: flagforge.admin.v1.FlagService.DeleteFlag:input_type -> flagforge.admin.v1.DeleteFlagRequest
+	20, // 52: flagforge.admin.v1.FlagService.GetFlagConfig:input_type -> flagforge.admin.v1.GetFlagConfigRequest
+	22, // 53: flagforge.admin.v1.FlagService.ListFlagConfigs:input_type -> flagforge.admin.v1.ListFlagConfigsRequest
+	24, // 54: flagforge.admin.v1.FlagService.UpdateFlagConfig:input_type -> flagforge.admin.v1.UpdateFlagConfigRequest
+	26, // 55: flagforge.admin.v1.FlagService.PatchFlagConfig:input_type -> flagforge.admin.v1.PatchFlagConfigRequest
+	27, // 56: flagforge.admin.v1.FlagService.ValidateFlagConfig:input_type -> flagforge.admin.v1.ValidateFlagConfigRequest
+	31, // 57: flagforge.admin.v1.FlagService.EmergencyOffFlag:input_type -> flagforge.admin.v1.EmergencyOffFlagRequest
+	33, // 58: flagforge.admin.v1.FlagService.KillFlag:input_type -> flagforge.admin.v1.KillFlagRequest
+	35, // 59: flagforge.admin.v1.FlagService.ListStaleFlags:input_type -> flagforge.admin.v1.ListStaleFlagsRequest
+	37, // 60: flagforge.admin.v1.FlagService.BulkWrite:input_type -> flagforge.admin.v1.BulkWriteRequest
+	5,  // 61: flagforge.admin.v1.FlagService.CreateFlag:output_type -> flagforge.admin.v1.CreateFlagResponse
+	7,  // 62: flagforge.admin.v1.FlagService.GetFlag:output_type -> flagforge.admin.v1.GetFlagResponse
+	11, // 63: flagforge.admin.v1.FlagService.ListFlags:output_type -> flagforge.admin.v1.ListFlagsResponse
+	13, // 64: flagforge.admin.v1.FlagService.UpdateFlag:output_type -> flagforge.admin.v1.UpdateFlagResponse
+	15, // 65: flagforge.admin.v1.FlagService.ArchiveFlag:output_type -> flagforge.admin.v1.ArchiveFlagResponse
+	17, // 66: flagforge.admin.v1.FlagService.RestoreFlag:output_type -> flagforge.admin.v1.RestoreFlagResponse
+	19, // 67: flagforge.admin.v1.FlagService.DeleteFlag:output_type -> flagforge.admin.v1.DeleteFlagResponse
+	21, // 68: flagforge.admin.v1.FlagService.GetFlagConfig:output_type -> flagforge.admin.v1.GetFlagConfigResponse
+	23, // 69: flagforge.admin.v1.FlagService.ListFlagConfigs:output_type -> flagforge.admin.v1.ListFlagConfigsResponse
+	25, // 70: flagforge.admin.v1.FlagService.UpdateFlagConfig:output_type -> flagforge.admin.v1.UpdateFlagConfigResponse
+	30, // 71: flagforge.admin.v1.FlagService.PatchFlagConfig:output_type -> flagforge.admin.v1.PatchFlagConfigResponse
+	29, // 72: flagforge.admin.v1.FlagService.ValidateFlagConfig:output_type -> flagforge.admin.v1.ValidateFlagConfigResponse
+	32, // 73: flagforge.admin.v1.FlagService.EmergencyOffFlag:output_type -> flagforge.admin.v1.EmergencyOffFlagResponse
+	34, // 74: flagforge.admin.v1.FlagService.KillFlag:output_type -> flagforge.admin.v1.KillFlagResponse
+	36, // 75: flagforge.admin.v1.FlagService.ListStaleFlags:output_type -> flagforge.admin.v1.ListStaleFlagsResponse
+	40, // 76: flagforge.admin.v1.FlagService.BulkWrite:output_type -> flagforge.admin.v1.BulkWriteResponse
+	61, // [61:77] is the sub-list for method output_type
+	45, // [45:61] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_admin_v1_flag_proto_init() }
@@ -2700,13 +3253,14 @@ func file_flagforge_admin_v1_flag_proto_init() {
 		return
 	}
 	file_flagforge_admin_v1_change_request_proto_init()
+	file_flagforge_admin_v1_flag_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flagforge_admin_v1_flag_proto_rawDesc), len(file_flagforge_admin_v1_flag_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   35,
+			NumEnums:      2,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

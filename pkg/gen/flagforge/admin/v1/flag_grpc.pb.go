@@ -19,21 +19,22 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	FlagService_CreateFlag_FullMethodName       = "/flagforge.admin.v1.FlagService/CreateFlag"
-	FlagService_GetFlag_FullMethodName          = "/flagforge.admin.v1.FlagService/GetFlag"
-	FlagService_ListFlags_FullMethodName        = "/flagforge.admin.v1.FlagService/ListFlags"
-	FlagService_UpdateFlag_FullMethodName       = "/flagforge.admin.v1.FlagService/UpdateFlag"
-	FlagService_ArchiveFlag_FullMethodName      = "/flagforge.admin.v1.FlagService/ArchiveFlag"
-	FlagService_RestoreFlag_FullMethodName      = "/flagforge.admin.v1.FlagService/RestoreFlag"
-	FlagService_DeleteFlag_FullMethodName       = "/flagforge.admin.v1.FlagService/DeleteFlag"
-	FlagService_GetFlagConfig_FullMethodName    = "/flagforge.admin.v1.FlagService/GetFlagConfig"
-	FlagService_ListFlagConfigs_FullMethodName  = "/flagforge.admin.v1.FlagService/ListFlagConfigs"
-	FlagService_UpdateFlagConfig_FullMethodName = "/flagforge.admin.v1.FlagService/UpdateFlagConfig"
-	FlagService_PatchFlagConfig_FullMethodName  = "/flagforge.admin.v1.FlagService/PatchFlagConfig"
-	FlagService_EmergencyOffFlag_FullMethodName = "/flagforge.admin.v1.FlagService/EmergencyOffFlag"
-	FlagService_KillFlag_FullMethodName         = "/flagforge.admin.v1.FlagService/KillFlag"
-	FlagService_ListStaleFlags_FullMethodName   = "/flagforge.admin.v1.FlagService/ListStaleFlags"
-	FlagService_BulkWrite_FullMethodName        = "/flagforge.admin.v1.FlagService/BulkWrite"
+	FlagService_CreateFlag_FullMethodName         = "/flagforge.admin.v1.FlagService/CreateFlag"
+	FlagService_GetFlag_FullMethodName            = "/flagforge.admin.v1.FlagService/GetFlag"
+	FlagService_ListFlags_FullMethodName          = "/flagforge.admin.v1.FlagService/ListFlags"
+	FlagService_UpdateFlag_FullMethodName         = "/flagforge.admin.v1.FlagService/UpdateFlag"
+	FlagService_ArchiveFlag_FullMethodName        = "/flagforge.admin.v1.FlagService/ArchiveFlag"
+	FlagService_RestoreFlag_FullMethodName        = "/flagforge.admin.v1.FlagService/RestoreFlag"
+	FlagService_DeleteFlag_FullMethodName         = "/flagforge.admin.v1.FlagService/DeleteFlag"
+	FlagService_GetFlagConfig_FullMethodName      = "/flagforge.admin.v1.FlagService/GetFlagConfig"
+	FlagService_ListFlagConfigs_FullMethodName    = "/flagforge.admin.v1.FlagService/ListFlagConfigs"
+	FlagService_UpdateFlagConfig_FullMethodName   = "/flagforge.admin.v1.FlagService/UpdateFlagConfig"
+	FlagService_PatchFlagConfig_FullMethodName    = "/flagforge.admin.v1.FlagService/PatchFlagConfig"
+	FlagService_ValidateFlagConfig_FullMethodName = "/flagforge.admin.v1.FlagService/ValidateFlagConfig"
+	FlagService_EmergencyOffFlag_FullMethodName   = "/flagforge.admin.v1.FlagService/EmergencyOffFlag"
+	FlagService_KillFlag_FullMethodName           = "/flagforge.admin.v1.FlagService/KillFlag"
+	FlagService_ListStaleFlags_FullMethodName     = "/flagforge.admin.v1.FlagService/ListStaleFlags"
+	FlagService_BulkWrite_FullMethodName          = "/flagforge.admin.v1.FlagService/BulkWrite"
 )
 
 // FlagServiceClient is the client API for FlagService service.
@@ -65,6 +66,10 @@ type FlagServiceClient interface {
 	// is a JSON merge patch (RFC 7396) of the configuration, plus the shorthand
 	// rolloutPercentage for boolean flags. Governed like UpdateFlagConfig.
 	PatchFlagConfig(ctx context.Context, in *PatchFlagConfigRequest, opts ...grpc.CallOption) (*PatchFlagConfigResponse, error)
+	// ValidateFlagConfig checks a configuration against the environment as it is
+	// now, exactly as UpdateFlagConfig would, and saves nothing: the console
+	// validates while the user types.
+	ValidateFlagConfig(ctx context.Context, in *ValidateFlagConfigRequest, opts ...grpc.CallOption) (*ValidateFlagConfigResponse, error)
 	// EmergencyOffFlag turns a flag off without approval where the environment allows
 	// it; a reason is required.
 	EmergencyOffFlag(ctx context.Context, in *EmergencyOffFlagRequest, opts ...grpc.CallOption) (*EmergencyOffFlagResponse, error)
@@ -198,6 +203,16 @@ func (c *flagServiceClient) PatchFlagConfig(ctx context.Context, in *PatchFlagCo
 	return out, nil
 }
 
+func (c *flagServiceClient) ValidateFlagConfig(ctx context.Context, in *ValidateFlagConfigRequest, opts ...grpc.CallOption) (*ValidateFlagConfigResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ValidateFlagConfigResponse)
+	err := c.cc.Invoke(ctx, FlagService_ValidateFlagConfig_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *flagServiceClient) EmergencyOffFlag(ctx context.Context, in *EmergencyOffFlagRequest, opts ...grpc.CallOption) (*EmergencyOffFlagResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(EmergencyOffFlagResponse)
@@ -267,6 +282,10 @@ type FlagServiceServer interface {
 	// is a JSON merge patch (RFC 7396) of the configuration, plus the shorthand
 	// rolloutPercentage for boolean flags. Governed like UpdateFlagConfig.
 	PatchFlagConfig(context.Context, *PatchFlagConfigRequest) (*PatchFlagConfigResponse, error)
+	// ValidateFlagConfig checks a configuration against the environment as it is
+	// now, exactly as UpdateFlagConfig would, and saves nothing: the console
+	// validates while the user types.
+	ValidateFlagConfig(context.Context, *ValidateFlagConfigRequest) (*ValidateFlagConfigResponse, error)
 	// EmergencyOffFlag turns a flag off without approval where the environment allows
 	// it; a reason is required.
 	EmergencyOffFlag(context.Context, *EmergencyOffFlagRequest) (*EmergencyOffFlagResponse, error)
@@ -322,6 +341,9 @@ func (UnimplementedFlagServiceServer) UpdateFlagConfig(context.Context, *UpdateF
 }
 func (UnimplementedFlagServiceServer) PatchFlagConfig(context.Context, *PatchFlagConfigRequest) (*PatchFlagConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PatchFlagConfig not implemented")
+}
+func (UnimplementedFlagServiceServer) ValidateFlagConfig(context.Context, *ValidateFlagConfigRequest) (*ValidateFlagConfigResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ValidateFlagConfig not implemented")
 }
 func (UnimplementedFlagServiceServer) EmergencyOffFlag(context.Context, *EmergencyOffFlagRequest) (*EmergencyOffFlagResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method EmergencyOffFlag not implemented")
@@ -554,6 +576,24 @@ func _FlagService_PatchFlagConfig_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _FlagService_ValidateFlagConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ValidateFlagConfigRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(FlagServiceServer).ValidateFlagConfig(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: FlagService_ValidateFlagConfig_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(FlagServiceServer).ValidateFlagConfig(ctx, req.(*ValidateFlagConfigRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _FlagService_EmergencyOffFlag_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(EmergencyOffFlagRequest)
 	if err := dec(in); err != nil {
@@ -676,6 +716,10 @@ var FlagService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PatchFlagConfig",
 			Handler:    _FlagService_PatchFlagConfig_Handler,
+		},
+		{
+			MethodName: "ValidateFlagConfig",
+			Handler:    _FlagService_ValidateFlagConfig_Handler,
 		},
 		{
 			MethodName: "EmergencyOffFlag",

@@ -342,6 +342,217 @@ func (x *GetSignedManifestResponse) GetVersion() uint64 {
 	return 0
 }
 
+type GetProjectUsageRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Org         string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
+	Project     string                 `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
+	Environment string                 `protobuf:"bytes,3,opt,name=environment,proto3" json:"environment,omitempty"`
+	// Default: the 7 days before end_time; at most 31 days.
+	StartTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	// Default: now.
+	EndTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
+	// Bucket width in seconds, a multiple of 60 (default: 1 day). At most 500
+	// buckets per series.
+	BucketSeconds int64 `protobuf:"varint,6,opt,name=bucket_seconds,json=bucketSeconds,proto3" json:"bucket_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProjectUsageRequest) Reset() {
+	*x = GetProjectUsageRequest{}
+	mi := &file_flagforge_admin_v1_usage_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProjectUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProjectUsageRequest) ProtoMessage() {}
+
+func (x *GetProjectUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_usage_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProjectUsageRequest.ProtoReflect.Descriptor instead.
+func (*GetProjectUsageRequest) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_usage_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetProjectUsageRequest) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *GetProjectUsageRequest) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+func (x *GetProjectUsageRequest) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *GetProjectUsageRequest) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *GetProjectUsageRequest) GetEndTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EndTime
+	}
+	return nil
+}
+
+func (x *GetProjectUsageRequest) GetBucketSeconds() int64 {
+	if x != nil {
+		return x.BucketSeconds
+	}
+	return 0
+}
+
+// FlagUsageSeries is one flag's evaluation counts per bucket.
+type FlagUsageSeries struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Flag  string                 `protobuf:"bytes,1,opt,name=flag,proto3" json:"flag,omitempty"`
+	// counts[i] covers [start_time + i*bucket_seconds, start_time + (i+1)*bucket_seconds).
+	Counts        []int64 `protobuf:"varint,2,rep,packed,name=counts,proto3" json:"counts,omitempty"`
+	Total         int64   `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlagUsageSeries) Reset() {
+	*x = FlagUsageSeries{}
+	mi := &file_flagforge_admin_v1_usage_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlagUsageSeries) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlagUsageSeries) ProtoMessage() {}
+
+func (x *FlagUsageSeries) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_usage_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlagUsageSeries.ProtoReflect.Descriptor instead.
+func (*FlagUsageSeries) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_usage_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *FlagUsageSeries) GetFlag() string {
+	if x != nil {
+		return x.Flag
+	}
+	return ""
+}
+
+func (x *FlagUsageSeries) GetCounts() []int64 {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+func (x *FlagUsageSeries) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+type GetProjectUsageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Flags evaluated in the window, by key (a flag not listed was not evaluated).
+	Series        []*FlagUsageSeries     `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
+	StartTime     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	BucketSeconds int64                  `protobuf:"varint,3,opt,name=bucket_seconds,json=bucketSeconds,proto3" json:"bucket_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProjectUsageResponse) Reset() {
+	*x = GetProjectUsageResponse{}
+	mi := &file_flagforge_admin_v1_usage_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProjectUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProjectUsageResponse) ProtoMessage() {}
+
+func (x *GetProjectUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_usage_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProjectUsageResponse.ProtoReflect.Descriptor instead.
+func (*GetProjectUsageResponse) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_usage_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetProjectUsageResponse) GetSeries() []*FlagUsageSeries {
+	if x != nil {
+		return x.Series
+	}
+	return nil
+}
+
+func (x *GetProjectUsageResponse) GetStartTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartTime
+	}
+	return nil
+}
+
+func (x *GetProjectUsageResponse) GetBucketSeconds() int64 {
+	if x != nil {
+		return x.BucketSeconds
+	}
+	return 0
+}
+
 var File_flagforge_admin_v1_usage_proto protoreflect.FileDescriptor
 
 const file_flagforge_admin_v1_usage_proto_rawDesc = "" +
@@ -369,9 +580,27 @@ const file_flagforge_admin_v1_usage_proto_rawDesc = "" +
 	"\aversion\x18\x04 \x01(\x04R\aversion\"x\n" +
 	"\x19GetSignedManifestResponse\x12A\n" +
 	"\bmanifest\x18\x01 \x01(\v2%.flagforge.manifest.v1.SignedManifestR\bmanifest\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\x04R\aversion2q\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\"\xff\x01\n" +
+	"\x16GetProjectUsageRequest\x12\x10\n" +
+	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
+	"\aproject\x18\x02 \x01(\tR\aproject\x12 \n" +
+	"\venvironment\x18\x03 \x01(\tR\venvironment\x129\n" +
+	"\n" +
+	"start_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
+	"\bend_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12%\n" +
+	"\x0ebucket_seconds\x18\x06 \x01(\x03R\rbucketSeconds\"S\n" +
+	"\x0fFlagUsageSeries\x12\x12\n" +
+	"\x04flag\x18\x01 \x01(\tR\x04flag\x12\x16\n" +
+	"\x06counts\x18\x02 \x03(\x03R\x06counts\x12\x14\n" +
+	"\x05total\x18\x03 \x01(\x03R\x05total\"\xb8\x01\n" +
+	"\x17GetProjectUsageResponse\x12;\n" +
+	"\x06series\x18\x01 \x03(\v2#.flagforge.admin.v1.FlagUsageSeriesR\x06series\x129\n" +
+	"\n" +
+	"start_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x12%\n" +
+	"\x0ebucket_seconds\x18\x03 \x01(\x03R\rbucketSeconds2\xdd\x01\n" +
 	"\fUsageService\x12a\n" +
-	"\fGetFlagUsage\x12'.flagforge.admin.v1.GetFlagUsageRequest\x1a(.flagforge.admin.v1.GetFlagUsageResponse2\x83\x01\n" +
+	"\fGetFlagUsage\x12'.flagforge.admin.v1.GetFlagUsageRequest\x1a(.flagforge.admin.v1.GetFlagUsageResponse\x12j\n" +
+	"\x0fGetProjectUsage\x12*.flagforge.admin.v1.GetProjectUsageRequest\x1a+.flagforge.admin.v1.GetProjectUsageResponse2\x83\x01\n" +
 	"\x0fManifestService\x12p\n" +
 	"\x11GetSignedManifest\x12,.flagforge.admin.v1.GetSignedManifestRequest\x1a-.flagforge.admin.v1.GetSignedManifestResponseB\xd1\x01\n" +
 	"\x16com.flagforge.admin.v1B\n" +
@@ -389,31 +618,40 @@ func file_flagforge_admin_v1_usage_proto_rawDescGZIP() []byte {
 	return file_flagforge_admin_v1_usage_proto_rawDescData
 }
 
-var file_flagforge_admin_v1_usage_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_flagforge_admin_v1_usage_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_flagforge_admin_v1_usage_proto_goTypes = []any{
 	(*UsageBucket)(nil),               // 0: flagforge.admin.v1.UsageBucket
 	(*GetFlagUsageRequest)(nil),       // 1: flagforge.admin.v1.GetFlagUsageRequest
 	(*GetFlagUsageResponse)(nil),      // 2: flagforge.admin.v1.GetFlagUsageResponse
 	(*GetSignedManifestRequest)(nil),  // 3: flagforge.admin.v1.GetSignedManifestRequest
 	(*GetSignedManifestResponse)(nil), // 4: flagforge.admin.v1.GetSignedManifestResponse
-	(*timestamppb.Timestamp)(nil),     // 5: google.protobuf.Timestamp
-	(*v1.SignedManifest)(nil),         // 6: flagforge.manifest.v1.SignedManifest
+	(*GetProjectUsageRequest)(nil),    // 5: flagforge.admin.v1.GetProjectUsageRequest
+	(*FlagUsageSeries)(nil),           // 6: flagforge.admin.v1.FlagUsageSeries
+	(*GetProjectUsageResponse)(nil),   // 7: flagforge.admin.v1.GetProjectUsageResponse
+	(*timestamppb.Timestamp)(nil),     // 8: google.protobuf.Timestamp
+	(*v1.SignedManifest)(nil),         // 9: flagforge.manifest.v1.SignedManifest
 }
 var file_flagforge_admin_v1_usage_proto_depIdxs = []int32{
-	5, // 0: flagforge.admin.v1.UsageBucket.minute:type_name -> google.protobuf.Timestamp
-	5, // 1: flagforge.admin.v1.GetFlagUsageRequest.start_time:type_name -> google.protobuf.Timestamp
-	5, // 2: flagforge.admin.v1.GetFlagUsageRequest.end_time:type_name -> google.protobuf.Timestamp
-	0, // 3: flagforge.admin.v1.GetFlagUsageResponse.buckets:type_name -> flagforge.admin.v1.UsageBucket
-	6, // 4: flagforge.admin.v1.GetSignedManifestResponse.manifest:type_name -> flagforge.manifest.v1.SignedManifest
-	1, // 5: flagforge.admin.v1.UsageService.GetFlagUsage:input_type -> flagforge.admin.v1.GetFlagUsageRequest
-	3, // 6: flagforge.admin.v1.ManifestService.GetSignedManifest:input_type -> flagforge.admin.v1.GetSignedManifestRequest
-	2, // 7: flagforge.admin.v1.UsageService.GetFlagUsage:output_type -> flagforge.admin.v1.GetFlagUsageResponse
-	4, // 8: flagforge.admin.v1.ManifestService.GetSignedManifest:output_type -> flagforge.admin.v1.GetSignedManifestResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	8,  // 0: flagforge.admin.v1.UsageBucket.minute:type_name -> google.protobuf.Timestamp
+	8,  // 1: flagforge.admin.v1.GetFlagUsageRequest.start_time:type_name -> google.protobuf.Timestamp
+	8,  // 2: flagforge.admin.v1.GetFlagUsageRequest.end_time:type_name -> google.protobuf.Timestamp
+	0,  // 3: flagforge.admin.v1.GetFlagUsageResponse.buckets:type_name -> flagforge.admin.v1.UsageBucket
+	9,  // 4: flagforge.admin.v1.GetSignedManifestResponse.manifest:type_name -> flagforge.manifest.v1.SignedManifest
+	8,  // 5: flagforge.admin.v1.GetProjectUsageRequest.start_time:type_name -> google.protobuf.Timestamp
+	8,  // 6: flagforge.admin.v1.GetProjectUsageRequest.end_time:type_name -> google.protobuf.Timestamp
+	6,  // 7: flagforge.admin.v1.GetProjectUsageResponse.series:type_name -> flagforge.admin.v1.FlagUsageSeries
+	8,  // 8: flagforge.admin.v1.GetProjectUsageResponse.start_time:type_name -> google.protobuf.Timestamp
+	1,  // 9: flagforge.admin.v1.UsageService.GetFlagUsage:input_type -> flagforge.admin.v1.GetFlagUsageRequest
+	5,  // 10: flagforge.admin.v1.UsageService.GetProjectUsage:input_type -> flagforge.admin.v1.GetProjectUsageRequest
+	3,  // 11: flagforge.admin.v1.ManifestService.GetSignedManifest:input_type -> flagforge.admin.v1.GetSignedManifestRequest
+	2,  // 12: flagforge.admin.v1.UsageService.GetFlagUsage:output_type -> flagforge.admin.v1.GetFlagUsageResponse
+	7,  // 13: flagforge.admin.v1.UsageService.GetProjectUsage:output_type -> flagforge.admin.v1.GetProjectUsageResponse
+	4,  // 14: flagforge.admin.v1.ManifestService.GetSignedManifest:output_type -> flagforge.admin.v1.GetSignedManifestResponse
+	12, // [12:15] is the sub-list for method output_type
+	9,  // [9:12] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_admin_v1_usage_proto_init() }
@@ -427,7 +665,7 @@ func file_flagforge_admin_v1_usage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flagforge_admin_v1_usage_proto_rawDesc), len(file_flagforge_admin_v1_usage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

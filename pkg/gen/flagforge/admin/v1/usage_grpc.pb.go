@@ -19,7 +19,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	UsageService_GetFlagUsage_FullMethodName = "/flagforge.admin.v1.UsageService/GetFlagUsage"
+	UsageService_GetFlagUsage_FullMethodName    = "/flagforge.admin.v1.UsageService/GetFlagUsage"
+	UsageService_GetProjectUsage_FullMethodName = "/flagforge.admin.v1.UsageService/GetProjectUsage"
 )
 
 // UsageServiceClient is the client API for UsageService service.
@@ -29,6 +30,10 @@ const (
 // UsageService reads evaluation counts reported by evaluators.
 type UsageServiceClient interface {
 	GetFlagUsage(ctx context.Context, in *GetFlagUsageRequest, opts ...grpc.CallOption) (*GetFlagUsageResponse, error)
+	// GetProjectUsage returns every flag's evaluation counts in one environment as
+	// series of equal buckets (all variants summed): one call for a list's
+	// sparklines, not one per flag.
+	GetProjectUsage(ctx context.Context, in *GetProjectUsageRequest, opts ...grpc.CallOption) (*GetProjectUsageResponse, error)
 }
 
 type usageServiceClient struct {
@@ -49,6 +54,16 @@ func (c *usageServiceClient) GetFlagUsage(ctx context.Context, in *GetFlagUsageR
 	return out, nil
 }
 
+func (c *usageServiceClient) GetProjectUsage(ctx context.Context, in *GetProjectUsageRequest, opts ...grpc.CallOption) (*GetProjectUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetProjectUsageResponse)
+	err := c.cc.Invoke(ctx, UsageService_GetProjectUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UsageServiceServer is the server API for UsageService service.
 // All implementations must embed UnimplementedUsageServiceServer
 // for forward compatibility.
@@ -56,6 +71,10 @@ func (c *usageServiceClient) GetFlagUsage(ctx context.Context, in *GetFlagUsageR
 // UsageService reads evaluation counts reported by evaluators.
 type UsageServiceServer interface {
 	GetFlagUsage(context.Context, *GetFlagUsageRequest) (*GetFlagUsageResponse, error)
+	// GetProjectUsage returns every flag's evaluation counts in one environment as
+	// series of equal buckets (all variants summed): one call for a list's
+	// sparklines, not one per flag.
+	GetProjectUsage(context.Context, *GetProjectUsageRequest) (*GetProjectUsageResponse, error)
 	mustEmbedUnimplementedUsageServiceServer()
 }
 
@@ -68,6 +87,9 @@ type UnimplementedUsageServiceServer struct{}
 
 func (UnimplementedUsageServiceServer) GetFlagUsage(context.Context, *GetFlagUsageRequest) (*GetFlagUsageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetFlagUsage not implemented")
+}
+func (UnimplementedUsageServiceServer) GetProjectUsage(context.Context, *GetProjectUsageRequest) (*GetProjectUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetProjectUsage not implemented")
 }
 func (UnimplementedUsageServiceServer) mustEmbedUnimplementedUsageServiceServer() {}
 func (UnimplementedUsageServiceServer) testEmbeddedByValue()                      {}
@@ -108,6 +130,24 @@ func _UsageService_GetFlagUsage_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UsageService_GetProjectUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetProjectUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UsageServiceServer).GetProjectUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UsageService_GetProjectUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UsageServiceServer).GetProjectUsage(ctx, req.(*GetProjectUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UsageService_ServiceDesc is the grpc.ServiceDesc for UsageService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -118,6 +158,10 @@ var UsageService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetFlagUsage",
 			Handler:    _UsageService_GetFlagUsage_Handler,
+		},
+		{
+			MethodName: "GetProjectUsage",
+			Handler:    _UsageService_GetProjectUsage_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -702,10 +702,13 @@ func (x *Target) GetValues() []string {
 type Rule struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Stable identifier reported in evaluation results (lowercase slug).
-	Id            string    `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Clauses       []*Clause `protobuf:"bytes,2,rep,name=clauses,proto3" json:"clauses,omitempty"`
-	Serve         *Serve    `protobuf:"bytes,3,opt,name=serve,proto3" json:"serve,omitempty"`
-	Description   string    `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	Id          string    `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Clauses     []*Clause `protobuf:"bytes,2,rep,name=clauses,proto3" json:"clauses,omitempty"`
+	Serve       *Serve    `protobuf:"bytes,3,opt,name=serve,proto3" json:"serve,omitempty"`
+	Description string    `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// A disabled rule stays in place (and in the manifest) but is skipped by
+	// evaluation, as if absent; explanations list it as disabled.
+	Disabled      bool `protobuf:"varint,5,opt,name=disabled,proto3" json:"disabled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -766,6 +769,13 @@ func (x *Rule) GetDescription() string {
 		return x.Description
 	}
 	return ""
+}
+
+func (x *Rule) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
 }
 
 // FlagConfig is the configuration of a flag in one environment.
@@ -1671,12 +1681,13 @@ const file_flagforge_manifest_v1_manifest_proto_rawDesc = "" +
 	"\bvariants\x18\x02 \x03(\tR\bvariants\":\n" +
 	"\x06Target\x12\x18\n" +
 	"\avariant\x18\x01 \x01(\tR\avariant\x12\x16\n" +
-	"\x06values\x18\x02 \x03(\tR\x06values\"\xa5\x01\n" +
+	"\x06values\x18\x02 \x03(\tR\x06values\"\xc1\x01\n" +
 	"\x04Rule\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x127\n" +
 	"\aclauses\x18\x02 \x03(\v2\x1d.flagforge.manifest.v1.ClauseR\aclauses\x122\n" +
 	"\x05serve\x18\x03 \x01(\v2\x1c.flagforge.manifest.v1.ServeR\x05serve\x12 \n" +
-	"\vdescription\x18\x04 \x01(\tR\vdescription\"\xb7\x02\n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x1a\n" +
+	"\bdisabled\x18\x05 \x01(\bR\bdisabled\"\xb7\x02\n" +
 	"\n" +
 	"FlagConfig\x12\x0e\n" +
 	"\x02on\x18\x01 \x01(\bR\x02on\x12\x1f\n" +

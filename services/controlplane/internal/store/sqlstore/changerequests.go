@@ -180,27 +180,19 @@ func (s *Store) GetChangeRequest(ctx context.Context, ref store.EnvRef, id strin
 
 // ListChangeRequests lists an environment's change requests oldest first (ids are
 // UUIDv7, so id order is creation order).
-func (s *Store) ListChangeRequests(ctx context.Context, ref store.EnvRef, state adminv1.ChangeRequestState, p store.Page) ([]*adminv1.ChangeRequest, string, error) {
-	size, after, err := pageArgs(p)
-	if err != nil {
-		return nil, "", err
+func (s *Store) ListChangeRequests(ctx context.Context, ref store.EnvRef, f store.ChangeRequestFilter, p store.Page) ([]*adminv1.ChangeRequest, string, error) {
+	sf := stateFilter[*adminv1.ChangeRequest]{state: int32(f.State), keep: f.Keep}
+	if f.Author != "" {
+		sf.where, sf.args = append(sf.where, "author_id = ?"), append(sf.args, f.Author)
 	}
-	query := `SELECT ` + crColumns + ` FROM change_requests WHERE org = ? AND project = ? AND environment = ? AND id > ?`
-	args := []any{ref.Org, ref.Project, ref.Environment, after}
-	if state != adminv1.ChangeRequestState_CHANGE_REQUEST_STATE_UNSPECIFIED {
-		query += ` AND state = ?`
-		args = append(args, int32(state))
+	if f.NotAuthor != "" {
+		sf.where, sf.args = append(sf.where, "author_id <> ?"), append(sf.args, f.NotAuthor)
 	}
-	rows, err := s.r().query(ctx, query+` ORDER BY id LIMIT ?`, append(args, size+1)...)
-	if err != nil {
-		return nil, "", s.translate(err)
-	}
-	out, err := collect(rows, scanChangeRequest)
-	if err != nil {
-		return nil, "", s.translate(err)
-	}
-	out, next := cut(out, size, (*adminv1.ChangeRequest).GetId)
-	return out, next, nil
+	return listByState(ctx, s, changeRequestList, ref, sf, p)
+}
+
+var changeRequestList = stateList[*adminv1.ChangeRequest]{
+	table: "change_requests", columns: crColumns, scan: scanChangeRequest, id: (*adminv1.ChangeRequest).GetId,
 }
 
 // EditChangeRequest changes a locked change request through edit.

@@ -119,26 +119,11 @@ func (s *Store) GetScheduledChange(ctx context.Context, ref store.EnvRef, id str
 
 // ListScheduledChanges lists an environment's schedules oldest first.
 func (s *Store) ListScheduledChanges(ctx context.Context, ref store.EnvRef, state adminv1.ScheduledChangeState, p store.Page) ([]*adminv1.ScheduledChange, string, error) {
-	size, after, err := pageArgs(p)
-	if err != nil {
-		return nil, "", err
-	}
-	query := `SELECT ` + schedColumns + ` FROM scheduled_changes WHERE org = ? AND project = ? AND environment = ? AND id > ?`
-	args := []any{ref.Org, ref.Project, ref.Environment, after}
-	if state != adminv1.ScheduledChangeState_SCHEDULED_CHANGE_STATE_UNSPECIFIED {
-		query += ` AND state = ?`
-		args = append(args, int32(state))
-	}
-	rows, err := s.r().query(ctx, query+` ORDER BY id LIMIT ?`, append(args, size+1)...)
-	if err != nil {
-		return nil, "", s.translate(err)
-	}
-	out, err := collect(rows, scanSchedule)
-	if err != nil {
-		return nil, "", s.translate(err)
-	}
-	out, next := cut(out, size, (*adminv1.ScheduledChange).GetId)
-	return out, next, nil
+	return listByState(ctx, s, scheduleList, ref, stateFilter[*adminv1.ScheduledChange]{state: int32(state)}, p)
+}
+
+var scheduleList = stateList[*adminv1.ScheduledChange]{
+	table: "scheduled_changes", columns: schedColumns, scan: scanSchedule, id: (*adminv1.ScheduledChange).GetId,
 }
 
 // CancelScheduledChange cancels a schedule that has not run.

@@ -105,7 +105,7 @@ var governanceTests = []struct {
 		if ed.GetRevision() != 2 || len(ed.GetComments()) != 1 {
 			t.Fatalf("edited: %v", ed)
 		}
-		l, _ := must2[[]*adminv1.ChangeRequest](t)(g.ListChangeRequests(f.ctx, eref, adminv1.ChangeRequestState_CHANGE_REQUEST_STATE_OPEN, store.Page{}))
+		l, _ := must2[[]*adminv1.ChangeRequest](t)(g.ListChangeRequests(f.ctx, eref, store.ChangeRequestFilter{State: adminv1.ChangeRequestState_CHANGE_REQUEST_STATE_OPEN}, store.Page{}))
 		if len(l) != 1 {
 			t.Fatalf("list open: %v", l)
 		}

@@ -16,7 +16,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file flagforge/admin/v1/flag.proto.
  */
 export const file_flagforge_admin_v1_flag: GenFile = /*@__PURE__*/
-  fileDesc("Ch1mbGFnZm9yZ2UvYWRtaW4vdjEvZmxhZy5wcm90bxISZmxhZ2ZvcmdlLmFkbWluLnYxIpUDCgRGbGFnEgsKA2tleRgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEi0KBHR5cGUYBCABKA4yHy5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ1R5cGUSMAoIdmFyaWFudHMYBSADKAsyHi5mbGFnZm9yZ2UubWFuaWZlc3QudjEuVmFyaWFudBIMCgR0YWdzGAYgAygJEg0KBW93bmVyGAcgASgJEhYKDmNsaWVudF92aXNpYmxlGAggASgIEhEKCXRlbXBvcmFyeRgJIAEoCBIuCgpleHBpcmVzX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhcmNoaXZlZBgLIAEoCBIQCghyZXZpc2lvbhgMIAEoAxIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpQCChVGbGFnRW52aXJvbm1lbnRDb25maWcSDAoEZmxhZxgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRIxCgZjb25maWcYAyABKAsyIS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ0NvbmZpZxIuCgZzdGF0dXMYBCABKA4yHi5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZ1N0YXR1cxIQCghyZXZpc2lvbhgFIAEoAxIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF9ldmFsdWF0ZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIooCChFDcmVhdGVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRImCgRmbGFnGAMgASgLMhguZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWcSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEkMKB2NvbmZpZ3MYBSADKAsyMi5mbGFnZm9yZ2UuYWRtaW4udjEuQ3JlYXRlRmxhZ1JlcXVlc3QuQ29uZmlnc0VudHJ5GlEKDENvbmZpZ3NFbnRyeRILCgNrZXkYASABKAkSMAoFdmFsdWUYAiABKAsyIS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ0NvbmZpZzoCOAEiPAoSQ3JlYXRlRmxhZ1Jlc3BvbnNlEiYKBGZsYWcYASABKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZyI8Cg5HZXRGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJIjkKD0dldEZsYWdSZXNwb25zZRImCgRmbGFnGAEgASgLMhguZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWcifgoQTGlzdEZsYWdzUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIRCglwYWdlX3NpemUYAyABKAUSEgoKcGFnZV90b2tlbhgEIAEoCRILCgN0YWcYBSABKAkSGAoQaW5jbHVkZV9hcmNoaXZlZBgGIAEoCCJVChFMaXN0RmxhZ3NSZXNwb25zZRInCgVmbGFncxgBIAMoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJ/ChFVcGRhdGVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEiwKCmRlZmluaXRpb24YBCABKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZxIQCghyZXZpc2lvbhgFIAEoAyI8ChJVcGRhdGVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlIKEkFyY2hpdmVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEhAKCHJldmlzaW9uGAQgASgDIj0KE0FyY2hpdmVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlIKElJlc3RvcmVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEhAKCHJldmlzaW9uGAQgASgDIj0KE1Jlc3RvcmVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlEKEURlbGV0ZUZsYWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEgwKBGZsYWcYAyABKAkSEAoIcmV2aXNpb24YBCABKAMiFAoSRGVsZXRlRmxhZ1Jlc3BvbnNlIlcKFEdldEZsYWdDb25maWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgwKBGZsYWcYBCABKAkiUgoVR2V0RmxhZ0NvbmZpZ1Jlc3BvbnNlEjkKBmNvbmZpZxgBIAEoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWcicgoWTGlzdEZsYWdDb25maWdzUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJuChdMaXN0RmxhZ0NvbmZpZ3NSZXNwb25zZRI6Cgdjb25maWdzGAEgAygLMikuZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdFbnZpcm9ubWVudENvbmZpZxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkisAEKF1VwZGF0ZUZsYWdDb25maWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgwKBGZsYWcYBCABKAkSMQoGY29uZmlnGAUgASgLMiEuZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLkZsYWdDb25maWcSEAoIcmV2aXNpb24YBiABKAMSDwoHY29tbWVudBgHIAEoCSKQAQoYVXBkYXRlRmxhZ0NvbmZpZ1Jlc3BvbnNlEjkKBmNvbmZpZxgBIAEoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWcSOQoOY2hhbmdlX3JlcXVlc3QYAiABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCKkAQoWUGF0Y2hGbGFnQ29uZmlnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIMCgRmbGFnGAQgASgJEiYKBXBhdGNoGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghyZXZpc2lvbhgGIAEoAxIPCgdjb21tZW50GAcgASgJIo8BChdQYXRjaEZsYWdDb25maWdSZXNwb25zZRI5CgZjb25maWcYASABKAsyKS5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZ0Vudmlyb25tZW50Q29uZmlnEjkKDmNoYW5nZV9yZXF1ZXN0GAIgASgLMiEuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3QiagoXRW1lcmdlbmN5T2ZmRmxhZ1JlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSDAoEZmxhZxgEIAEoCRIOCgZyZWFzb24YBSABKAkiVQoYRW1lcmdlbmN5T2ZmRmxhZ1Jlc3BvbnNlEjkKBmNvbmZpZxgBIAEoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWciTQoPS2lsbEZsYWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEgwKBGZsYWcYAyABKAkSDgoGcmVhc29uGAQgASgJIk4KEEtpbGxGbGFnUmVzcG9uc2USOgoHY29uZmlncxgBIAMoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWcicQoVTGlzdFN0YWxlRmxhZ3NSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJIm0KFkxpc3RTdGFsZUZsYWdzUmVzcG9uc2USOgoHY29uZmlncxgBIAMoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWcSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJItIBChBCdWxrV3JpdGVSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEicKBWZsYWdzGAMgAygLMhguZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWcSMQoIc2VnbWVudHMYBCADKAsyHy5mbGFnZm9yZ2UuYWRtaW4udjEuQnVsa1NlZ21lbnQSMwoHY29uZmlncxgFIAMoCzIiLmZsYWdmb3JnZS5hZG1pbi52MS5CdWxrRmxhZ0NvbmZpZxIPCgdjb21tZW50GAYgASgJIlMKC0J1bGtTZWdtZW50EhMKC2Vudmlyb25tZW50GAEgASgJEi8KB3NlZ21lbnQYAiABKAsyHi5mbGFnZm9yZ2UubWFuaWZlc3QudjEuU2VnbWVudCJmCg5CdWxrRmxhZ0NvbmZpZxITCgtlbnZpcm9ubWVudBgBIAEoCRIMCgRmbGFnGAIgASgJEjEKBmNvbmZpZxgDIAEoCzIhLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5GbGFnQ29uZmlnIt4BChFCdWxrV3JpdGVSZXNwb25zZRIVCg1mbGFnc19jcmVhdGVkGAEgASgFEhUKDWZsYWdzX3VwZGF0ZWQYAiABKAUSFwoPZmxhZ3NfdW5jaGFuZ2VkGAMgASgFEhgKEHNlZ21lbnRzX2NyZWF0ZWQYBCABKAUSGAoQc2VnbWVudHNfdXBkYXRlZBgFIAEoBRIaChJzZWdtZW50c191bmNoYW5nZWQYBiABKAUSFwoPY29uZmlnc191cGRhdGVkGAcgASgFEhkKEWNvbmZpZ3NfdW5jaGFuZ2VkGAggASgFKqEBCgpGbGFnU3RhdHVzEhsKF0ZMQUdfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFgoSRkxBR19TVEFUVVNfQUNUSVZFEAESGAoURkxBR19TVEFUVVNfSU5BQ1RJVkUQAhIVChFGTEFHX1NUQVRVU19TVEFMRRADEhgKFEZMQUdfU1RBVFVTX0FSQ0hJVkVEEAQSEwoPRkxBR19TVEFUVVNfTkVXEAUyyAsKC0ZsYWdTZXJ2aWNlElsKCkNyZWF0ZUZsYWcSJS5mbGFnZm9yZ2UuYWRtaW4udjEuQ3JlYXRlRmxhZ1JlcXVlc3QaJi5mbGFnZm9yZ2UuYWRtaW4udjEuQ3JlYXRlRmxhZ1Jlc3BvbnNlElIKB0dldEZsYWcSIi5mbGFnZm9yZ2UuYWRtaW4udjEuR2V0RmxhZ1JlcXVlc3QaIy5mbGFnZm9yZ2UuYWRtaW4udjEuR2V0RmxhZ1Jlc3BvbnNlElgKCUxpc3RGbGFncxIkLmZsYWdmb3JnZS5hZG1pbi52MS5MaXN0RmxhZ3NSZXF1ZXN0GiUuZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RGbGFnc1Jlc3BvbnNlElsKClVwZGF0ZUZsYWcSJS5mbGFnZm9yZ2UuYWRtaW4udjEuVXBkYXRlRmxhZ1JlcXVlc3QaJi5mbGFnZm9yZ2UuYWRtaW4udjEuVXBkYXRlRmxhZ1Jlc3BvbnNlEl4KC0FyY2hpdmVGbGFnEiYuZmxhZ2ZvcmdlLmFkbWluLnYxLkFyY2hpdmVGbGFnUmVxdWVzdBonLmZsYWdmb3JnZS5hZG1pbi52MS5BcmNoaXZlRmxhZ1Jlc3BvbnNlEl4KC1Jlc3RvcmVGbGFnEiYuZmxhZ2ZvcmdlLmFkbWluLnYxLlJlc3RvcmVGbGFnUmVxdWVzdBonLmZsYWdmb3JnZS5hZG1pbi52MS5SZXN0b3JlRmxhZ1Jlc3BvbnNlElsKCkRlbGV0ZUZsYWcSJS5mbGFnZm9yZ2UuYWRtaW4udjEuRGVsZXRlRmxhZ1JlcXVlc3QaJi5mbGFnZm9yZ2UuYWRtaW4udjEuRGVsZXRlRmxhZ1Jlc3BvbnNlEmQKDUdldEZsYWdDb25maWcSKC5mbGFnZm9yZ2UuYWRtaW4udjEuR2V0RmxhZ0NvbmZpZ1JlcXVlc3QaKS5mbGFnZm9yZ2UuYWRtaW4udjEuR2V0RmxhZ0NvbmZpZ1Jlc3BvbnNlEmoKD0xpc3RGbGFnQ29uZmlncxIqLmZsYWdmb3JnZS5hZG1pbi52MS5MaXN0RmxhZ0NvbmZpZ3NSZXF1ZXN0GisuZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RGbGFnQ29uZmlnc1Jlc3BvbnNlEm0KEFVwZGF0ZUZsYWdDb25maWcSKy5mbGFnZm9yZ2UuYWRtaW4udjEuVXBkYXRlRmxhZ0NvbmZpZ1JlcXVlc3QaLC5mbGFnZm9yZ2UuYWRtaW4udjEuVXBkYXRlRmxhZ0NvbmZpZ1Jlc3BvbnNlEmoKD1BhdGNoRmxhZ0NvbmZpZxIqLmZsYWdmb3JnZS5hZG1pbi52MS5QYXRjaEZsYWdDb25maWdSZXF1ZXN0GisuZmxhZ2ZvcmdlLmFkbWluLnYxLlBhdGNoRmxhZ0NvbmZpZ1Jlc3BvbnNlEm0KEEVtZXJnZW5jeU9mZkZsYWcSKy5mbGFnZm9yZ2UuYWRtaW4udjEuRW1lcmdlbmN5T2ZmRmxhZ1JlcXVlc3QaLC5mbGFnZm9yZ2UuYWRtaW4udjEuRW1lcmdlbmN5T2ZmRmxhZ1Jlc3BvbnNlElUKCEtpbGxGbGFnEiMuZmxhZ2ZvcmdlLmFkbWluLnYxLktpbGxGbGFnUmVxdWVzdBokLmZsYWdmb3JnZS5hZG1pbi52MS5LaWxsRmxhZ1Jlc3BvbnNlEmcKDkxpc3RTdGFsZUZsYWdzEikuZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RTdGFsZUZsYWdzUmVxdWVzdBoqLmZsYWdmb3JnZS5hZG1pbi52MS5MaXN0U3RhbGVGbGFnc1Jlc3BvbnNlElgKCUJ1bGtXcml0ZRIkLmZsYWdmb3JnZS5hZG1pbi52MS5CdWxrV3JpdGVSZXF1ZXN0GiUuZmxhZ2ZvcmdlLmFkbWluLnYxLkJ1bGtXcml0ZVJlc3BvbnNlYgZwcm90bzM", [file_flagforge_admin_v1_change_request, file_flagforge_manifest_v1_manifest, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch1mbGFnZm9yZ2UvYWRtaW4vdjEvZmxhZy5wcm90bxISZmxhZ2ZvcmdlLmFkbWluLnYxIpUDCgRGbGFnEgsKA2tleRgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEi0KBHR5cGUYBCABKA4yHy5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ1R5cGUSMAoIdmFyaWFudHMYBSADKAsyHi5mbGFnZm9yZ2UubWFuaWZlc3QudjEuVmFyaWFudBIMCgR0YWdzGAYgAygJEg0KBW93bmVyGAcgASgJEhYKDmNsaWVudF92aXNpYmxlGAggASgIEhEKCXRlbXBvcmFyeRgJIAEoCBIuCgpleHBpcmVzX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghhcmNoaXZlZBgLIAEoCBIQCghyZXZpc2lvbhgMIAEoAxIvCgtjcmVhdGVfdGltZRgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYDiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpQCChVGbGFnRW52aXJvbm1lbnRDb25maWcSDAoEZmxhZxgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRIxCgZjb25maWcYAyABKAsyIS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ0NvbmZpZxIuCgZzdGF0dXMYBCABKA4yHi5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZ1N0YXR1cxIQCghyZXZpc2lvbhgFIAEoAxIvCgt1cGRhdGVfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObGFzdF9ldmFsdWF0ZWQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIooCChFDcmVhdGVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRImCgRmbGFnGAMgASgLMhguZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWcSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJEkMKB2NvbmZpZ3MYBSADKAsyMi5mbGFnZm9yZ2UuYWRtaW4udjEuQ3JlYXRlRmxhZ1JlcXVlc3QuQ29uZmlnc0VudHJ5GlEKDENvbmZpZ3NFbnRyeRILCgNrZXkYASABKAkSMAoFdmFsdWUYAiABKAsyIS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ0NvbmZpZzoCOAEiPAoSQ3JlYXRlRmxhZ1Jlc3BvbnNlEiYKBGZsYWcYASABKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZyI8Cg5HZXRGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJIjkKD0dldEZsYWdSZXNwb25zZRImCgRmbGFnGAEgASgLMhguZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWcilAMKEExpc3RGbGFnc1JlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkSCwoDdGFnGAUgASgJEhgKEGluY2x1ZGVfYXJjaGl2ZWQYBiABKAgSDQoFcXVlcnkYByABKAkSDAoEdGFncxgIIAMoCRINCgVvd25lchgJIAEoCRItCgR0eXBlGAogASgOMh8uZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLkZsYWdUeXBlEi4KBnN0YXR1cxgLIAEoDjIeLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnU3RhdHVzEhMKC2Vudmlyb25tZW50GAwgASgJEg8KAm9uGA0gASgISACIAQESKgoEc29ydBgOIAEoDjIcLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnU29ydBISCgpkZXNjZW5kaW5nGA8gASgIEhwKFGluY2x1ZGVfZW52aXJvbm1lbnRzGBAgASgIQgUKA19vbiLeAQoURmxhZ0Vudmlyb25tZW50U3RhdGUSEwoLZW52aXJvbm1lbnQYASABKAkSCgoCb24YAiABKAgSLgoGc3RhdHVzGAMgASgOMh4uZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdTdGF0dXMSEAoIcmV2aXNpb24YBCABKAMSLwoLdXBkYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfZXZhbHVhdGVkGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJfChVGbGFnRW52aXJvbm1lbnRTdGF0ZXMSDAoEZmxhZxgBIAEoCRI4CgZzdGF0ZXMYAiADKAsyKC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZ0Vudmlyb25tZW50U3RhdGUiqgEKEUxpc3RGbGFnc1Jlc3BvbnNlEicKBWZsYWdzGAEgAygLMhguZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWcSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJEj8KDGVudmlyb25tZW50cxgDIAMoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRTdGF0ZXMSEgoKdG90YWxfc2l6ZRgEIAEoBSJ/ChFVcGRhdGVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEiwKCmRlZmluaXRpb24YBCABKAsyGC5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZxIQCghyZXZpc2lvbhgFIAEoAyI8ChJVcGRhdGVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlIKEkFyY2hpdmVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEhAKCHJldmlzaW9uGAQgASgDIj0KE0FyY2hpdmVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlIKElJlc3RvcmVGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEhAKCHJldmlzaW9uGAQgASgDIj0KE1Jlc3RvcmVGbGFnUmVzcG9uc2USJgoEZmxhZxgBIAEoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnIlEKEURlbGV0ZUZsYWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEgwKBGZsYWcYAyABKAkSEAoIcmV2aXNpb24YBCABKAMiFAoSRGVsZXRlRmxhZ1Jlc3BvbnNlIlcKFEdldEZsYWdDb25maWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgwKBGZsYWcYBCABKAkiUgoVR2V0RmxhZ0NvbmZpZ1Jlc3BvbnNlEjkKBmNvbmZpZxgBIAEoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWcicgoWTGlzdEZsYWdDb25maWdzUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJuChdMaXN0RmxhZ0NvbmZpZ3NSZXNwb25zZRI6Cgdjb25maWdzGAEgAygLMikuZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdFbnZpcm9ubWVudENvbmZpZxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkisAEKF1VwZGF0ZUZsYWdDb25maWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgwKBGZsYWcYBCABKAkSMQoGY29uZmlnGAUgASgLMiEuZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLkZsYWdDb25maWcSEAoIcmV2aXNpb24YBiABKAMSDwoHY29tbWVudBgHIAEoCSKQAQoYVXBkYXRlRmxhZ0NvbmZpZ1Jlc3BvbnNlEjkKBmNvbmZpZxgBIAEoCzIpLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnRW52aXJvbm1lbnRDb25maWcSOQoOY2hhbmdlX3JlcXVlc3QYAiABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCKkAQoWUGF0Y2hGbGFnQ29uZmlnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIMCgRmbGFnGAQgASgJEiYKBXBhdGNoGAUgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIQCghyZXZpc2lvbhgGIAEoAxIPCgdjb21tZW50GAcgASgJIo8BChlWYWxpZGF0ZUZsYWdDb25maWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgwKBGZsYWcYBCABKAkSMQoGY29uZmlnGAUgASgLMiEuZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLkZsYWdDb25maWciNAoORmllbGRWaW9sYXRpb24SDQoFZmllbGQYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkiVAoaVmFsaWRhdGVGbGFnQ29uZmlnUmVzcG9uc2USNgoKdmlvbGF0aW9ucxgBIAMoCzIiLmZsYWdmb3JnZS5hZG1pbi52MS5GaWVsZFZpb2xhdGlvbiKPAQoXUGF0Y2hGbGFnQ29uZmlnUmVzcG9uc2USOQoGY29uZmlnGAEgASgLMikuZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdFbnZpcm9ubWVudENvbmZpZxI5Cg5jaGFuZ2VfcmVxdWVzdBgCIAEoCzIhLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0ImoKF0VtZXJnZW5jeU9mZkZsYWdSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgwKBGZsYWcYBCABKAkSDgoGcmVhc29uGAUgASgJIlUKGEVtZXJnZW5jeU9mZkZsYWdSZXNwb25zZRI5CgZjb25maWcYASABKAsyKS5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZ0Vudmlyb25tZW50Q29uZmlnIk0KD0tpbGxGbGFnUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRmbGFnGAMgASgJEg4KBnJlYXNvbhgEIAEoCSJOChBLaWxsRmxhZ1Jlc3BvbnNlEjoKB2NvbmZpZ3MYASADKAsyKS5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZ0Vudmlyb25tZW50Q29uZmlnInEKFUxpc3RTdGFsZUZsYWdzUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIRCglwYWdlX3NpemUYBCABKAUSEgoKcGFnZV90b2tlbhgFIAEoCSJtChZMaXN0U3RhbGVGbGFnc1Jlc3BvbnNlEjoKB2NvbmZpZ3MYASADKAsyKS5mbGFnZm9yZ2UuYWRtaW4udjEuRmxhZ0Vudmlyb25tZW50Q29uZmlnEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLSAQoQQnVsa1dyaXRlUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRInCgVmbGFncxgDIAMoCzIYLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnEjEKCHNlZ21lbnRzGAQgAygLMh8uZmxhZ2ZvcmdlLmFkbWluLnYxLkJ1bGtTZWdtZW50EjMKB2NvbmZpZ3MYBSADKAsyIi5mbGFnZm9yZ2UuYWRtaW4udjEuQnVsa0ZsYWdDb25maWcSDwoHY29tbWVudBgGIAEoCSJTCgtCdWxrU2VnbWVudBITCgtlbnZpcm9ubWVudBgBIAEoCRIvCgdzZWdtZW50GAIgASgLMh4uZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLlNlZ21lbnQiZgoOQnVsa0ZsYWdDb25maWcSEwoLZW52aXJvbm1lbnQYASABKAkSDAoEZmxhZxgCIAEoCRIxCgZjb25maWcYAyABKAsyIS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ0NvbmZpZyLeAQoRQnVsa1dyaXRlUmVzcG9uc2USFQoNZmxhZ3NfY3JlYXRlZBgBIAEoBRIVCg1mbGFnc191cGRhdGVkGAIgASgFEhcKD2ZsYWdzX3VuY2hhbmdlZBgDIAEoBRIYChBzZWdtZW50c19jcmVhdGVkGAQgASgFEhgKEHNlZ21lbnRzX3VwZGF0ZWQYBSABKAUSGgoSc2VnbWVudHNfdW5jaGFuZ2VkGAYgASgFEhcKD2NvbmZpZ3NfdXBkYXRlZBgHIAEoBRIZChFjb25maWdzX3VuY2hhbmdlZBgIIAEoBSqhAQoKRmxhZ1N0YXR1cxIbChdGTEFHX1NUQVRVU19VTlNQRUNJRklFRBAAEhYKEkZMQUdfU1RBVFVTX0FDVElWRRABEhgKFEZMQUdfU1RBVFVTX0lOQUNUSVZFEAISFQoRRkxBR19TVEFUVVNfU1RBTEUQAxIYChRGTEFHX1NUQVRVU19BUkNISVZFRBAEEhMKD0ZMQUdfU1RBVFVTX05FVxAFKoIBCghGbGFnU29ydBIZChVGTEFHX1NPUlRfVU5TUEVDSUZJRUQQABIRCg1GTEFHX1NPUlRfS0VZEAESEgoORkxBR19TT1JUX05BTUUQAhIZChVGTEFHX1NPUlRfQ1JFQVRFX1RJTUUQAxIZChVGTEFHX1NPUlRfVVBEQVRFX1RJTUUQBDK9DAoLRmxhZ1NlcnZpY2USWwoKQ3JlYXRlRmxhZxIlLmZsYWdmb3JnZS5hZG1pbi52MS5DcmVhdGVGbGFnUmVxdWVzdBomLmZsYWdmb3JnZS5hZG1pbi52MS5DcmVhdGVGbGFnUmVzcG9uc2USUgoHR2V0RmxhZxIiLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnUmVxdWVzdBojLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnUmVzcG9uc2USWAoJTGlzdEZsYWdzEiQuZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RGbGFnc1JlcXVlc3QaJS5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdEZsYWdzUmVzcG9uc2USWwoKVXBkYXRlRmxhZxIlLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVGbGFnUmVxdWVzdBomLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVGbGFnUmVzcG9uc2USXgoLQXJjaGl2ZUZsYWcSJi5mbGFnZm9yZ2UuYWRtaW4udjEuQXJjaGl2ZUZsYWdSZXF1ZXN0GicuZmxhZ2ZvcmdlLmFkbWluLnYxLkFyY2hpdmVGbGFnUmVzcG9uc2USXgoLUmVzdG9yZUZsYWcSJi5mbGFnZm9yZ2UuYWRtaW4udjEuUmVzdG9yZUZsYWdSZXF1ZXN0GicuZmxhZ2ZvcmdlLmFkbWluLnYxLlJlc3RvcmVGbGFnUmVzcG9uc2USWwoKRGVsZXRlRmxhZxIlLmZsYWdmb3JnZS5hZG1pbi52MS5EZWxldGVGbGFnUmVxdWVzdBomLmZsYWdmb3JnZS5hZG1pbi52MS5EZWxldGVGbGFnUmVzcG9uc2USZAoNR2V0RmxhZ0NvbmZpZxIoLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnQ29uZmlnUmVxdWVzdBopLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnQ29uZmlnUmVzcG9uc2USagoPTGlzdEZsYWdDb25maWdzEiouZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RGbGFnQ29uZmlnc1JlcXVlc3QaKy5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdEZsYWdDb25maWdzUmVzcG9uc2USbQoQVXBkYXRlRmxhZ0NvbmZpZxIrLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVGbGFnQ29uZmlnUmVxdWVzdBosLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVGbGFnQ29uZmlnUmVzcG9uc2USagoPUGF0Y2hGbGFnQ29uZmlnEiouZmxhZ2ZvcmdlLmFkbWluLnYxLlBhdGNoRmxhZ0NvbmZpZ1JlcXVlc3QaKy5mbGFnZm9yZ2UuYWRtaW4udjEuUGF0Y2hGbGFnQ29uZmlnUmVzcG9uc2UScwoSVmFsaWRhdGVGbGFnQ29uZmlnEi0uZmxhZ2ZvcmdlLmFkbWluLnYxLlZhbGlkYXRlRmxhZ0NvbmZpZ1JlcXVlc3QaLi5mbGFnZm9yZ2UuYWRtaW4udjEuVmFsaWRhdGVGbGFnQ29uZmlnUmVzcG9uc2USbQoQRW1lcmdlbmN5T2ZmRmxhZxIrLmZsYWdmb3JnZS5hZG1pbi52MS5FbWVyZ2VuY3lPZmZGbGFnUmVxdWVzdBosLmZsYWdmb3JnZS5hZG1pbi52MS5FbWVyZ2VuY3lPZmZGbGFnUmVzcG9uc2USVQoIS2lsbEZsYWcSIy5mbGFnZm9yZ2UuYWRtaW4udjEuS2lsbEZsYWdSZXF1ZXN0GiQuZmxhZ2ZvcmdlLmFkbWluLnYxLktpbGxGbGFnUmVzcG9uc2USZwoOTGlzdFN0YWxlRmxhZ3MSKS5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdFN0YWxlRmxhZ3NSZXF1ZXN0GiouZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RTdGFsZUZsYWdzUmVzcG9uc2USWAoJQnVsa1dyaXRlEiQuZmxhZ2ZvcmdlLmFkbWluLnYxLkJ1bGtXcml0ZVJlcXVlc3QaJS5mbGFnZm9yZ2UuYWRtaW4udjEuQnVsa1dyaXRlUmVzcG9uc2ViBnByb3RvMw", [file_flagforge_admin_v1_change_request, file_flagforge_manifest_v1_manifest, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Flag is the project-wide definition of a flag.
@@ -507,6 +507,78 @@ export type ListFlagsRequest = Message<"flagforge.admin.v1.ListFlagsRequest"> & 
    * @generated from field: bool include_archived = 6;
    */
   includeArchived: boolean;
+
+  /**
+   * Free text: every word must appear (case-insensitive) in the key, name,
+   * description or a tag.
+   *
+   * @generated from field: string query = 7;
+   */
+  query: string;
+
+  /**
+   * Only flags carrying every one of these tags (exact match).
+   *
+   * @generated from field: repeated string tags = 8;
+   */
+  tags: string[];
+
+  /**
+   * Only flags whose owner contains this text (case-insensitive).
+   *
+   * @generated from field: string owner = 9;
+   */
+  owner: string;
+
+  /**
+   * Only flags of this type.
+   *
+   * @generated from field: flagforge.manifest.v1.FlagType type = 10;
+   */
+  type: FlagType;
+
+  /**
+   * Only flags with this lifecycle status in `environment`, or in any
+   * environment when it is unset. ARCHIVED lists archived flags.
+   *
+   * @generated from field: flagforge.admin.v1.FlagStatus status = 11;
+   */
+  status: FlagStatus;
+
+  /**
+   * The environment `status` and `on` apply to (must exist).
+   *
+   * @generated from field: string environment = 12;
+   */
+  environment: string;
+
+  /**
+   * Only flags that are on (true) or off (false) in `environment`.
+   *
+   * @generated from field: optional bool on = 13;
+   */
+  on?: boolean | undefined;
+
+  /**
+   * Order of the list (default: by key).
+   *
+   * @generated from field: flagforge.admin.v1.FlagSort sort = 14;
+   */
+  sort: FlagSort;
+
+  /**
+   * Reverse the order.
+   *
+   * @generated from field: bool descending = 15;
+   */
+  descending: boolean;
+
+  /**
+   * Also answer each listed flag's state in every environment (`environments`).
+   *
+   * @generated from field: bool include_environments = 16;
+   */
+  includeEnvironments: boolean;
 };
 
 /**
@@ -546,6 +618,78 @@ export type ListFlagsRequestJson = {
    * @generated from field: bool include_archived = 6;
    */
   includeArchived?: boolean;
+
+  /**
+   * Free text: every word must appear (case-insensitive) in the key, name,
+   * description or a tag.
+   *
+   * @generated from field: string query = 7;
+   */
+  query?: string;
+
+  /**
+   * Only flags carrying every one of these tags (exact match).
+   *
+   * @generated from field: repeated string tags = 8;
+   */
+  tags?: string[];
+
+  /**
+   * Only flags whose owner contains this text (case-insensitive).
+   *
+   * @generated from field: string owner = 9;
+   */
+  owner?: string;
+
+  /**
+   * Only flags of this type.
+   *
+   * @generated from field: flagforge.manifest.v1.FlagType type = 10;
+   */
+  type?: FlagTypeJson;
+
+  /**
+   * Only flags with this lifecycle status in `environment`, or in any
+   * environment when it is unset. ARCHIVED lists archived flags.
+   *
+   * @generated from field: flagforge.admin.v1.FlagStatus status = 11;
+   */
+  status?: FlagStatusJson;
+
+  /**
+   * The environment `status` and `on` apply to (must exist).
+   *
+   * @generated from field: string environment = 12;
+   */
+  environment?: string;
+
+  /**
+   * Only flags that are on (true) or off (false) in `environment`.
+   *
+   * @generated from field: optional bool on = 13;
+   */
+  on?: boolean;
+
+  /**
+   * Order of the list (default: by key).
+   *
+   * @generated from field: flagforge.admin.v1.FlagSort sort = 14;
+   */
+  sort?: FlagSortJson;
+
+  /**
+   * Reverse the order.
+   *
+   * @generated from field: bool descending = 15;
+   */
+  descending?: boolean;
+
+  /**
+   * Also answer each listed flag's state in every environment (`environments`).
+   *
+   * @generated from field: bool include_environments = 16;
+   */
+  includeEnvironments?: boolean;
 };
 
 /**
@@ -554,6 +698,136 @@ export type ListFlagsRequestJson = {
  */
 export const ListFlagsRequestSchema: GenMessage<ListFlagsRequest, {jsonType: ListFlagsRequestJson}> = /*@__PURE__*/
   messageDesc(file_flagforge_admin_v1_flag, 6);
+
+/**
+ * FlagEnvironmentState is a flag's on/off and lifecycle status in one environment.
+ *
+ * @generated from message flagforge.admin.v1.FlagEnvironmentState
+ */
+export type FlagEnvironmentState = Message<"flagforge.admin.v1.FlagEnvironmentState"> & {
+  /**
+   * @generated from field: string environment = 1;
+   */
+  environment: string;
+
+  /**
+   * @generated from field: bool on = 2;
+   */
+  on: boolean;
+
+  /**
+   * @generated from field: flagforge.admin.v1.FlagStatus status = 3;
+   */
+  status: FlagStatus;
+
+  /**
+   * The configuration's revision (send it with a write based on this state).
+   *
+   * @generated from field: int64 revision = 4;
+   */
+  revision: bigint;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp update_time = 5;
+   */
+  updateTime?: Timestamp | undefined;
+
+  /**
+   * Last evaluation seen by an evaluator (unset: never).
+   *
+   * @generated from field: google.protobuf.Timestamp last_evaluated = 6;
+   */
+  lastEvaluated?: Timestamp | undefined;
+};
+
+/**
+ * FlagEnvironmentState is a flag's on/off and lifecycle status in one environment.
+ *
+ * @generated from message flagforge.admin.v1.FlagEnvironmentState
+ */
+export type FlagEnvironmentStateJson = {
+  /**
+   * @generated from field: string environment = 1;
+   */
+  environment?: string;
+
+  /**
+   * @generated from field: bool on = 2;
+   */
+  on?: boolean;
+
+  /**
+   * @generated from field: flagforge.admin.v1.FlagStatus status = 3;
+   */
+  status?: FlagStatusJson;
+
+  /**
+   * The configuration's revision (send it with a write based on this state).
+   *
+   * @generated from field: int64 revision = 4;
+   */
+  revision?: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp update_time = 5;
+   */
+  updateTime?: TimestampJson;
+
+  /**
+   * Last evaluation seen by an evaluator (unset: never).
+   *
+   * @generated from field: google.protobuf.Timestamp last_evaluated = 6;
+   */
+  lastEvaluated?: TimestampJson;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.FlagEnvironmentState.
+ * Use `create(FlagEnvironmentStateSchema)` to create a new message.
+ */
+export const FlagEnvironmentStateSchema: GenMessage<FlagEnvironmentState, {jsonType: FlagEnvironmentStateJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_flag, 7);
+
+/**
+ * FlagEnvironmentStates is one flag's state in each environment of its project.
+ *
+ * @generated from message flagforge.admin.v1.FlagEnvironmentStates
+ */
+export type FlagEnvironmentStates = Message<"flagforge.admin.v1.FlagEnvironmentStates"> & {
+  /**
+   * @generated from field: string flag = 1;
+   */
+  flag: string;
+
+  /**
+   * @generated from field: repeated flagforge.admin.v1.FlagEnvironmentState states = 2;
+   */
+  states: FlagEnvironmentState[];
+};
+
+/**
+ * FlagEnvironmentStates is one flag's state in each environment of its project.
+ *
+ * @generated from message flagforge.admin.v1.FlagEnvironmentStates
+ */
+export type FlagEnvironmentStatesJson = {
+  /**
+   * @generated from field: string flag = 1;
+   */
+  flag?: string;
+
+  /**
+   * @generated from field: repeated flagforge.admin.v1.FlagEnvironmentState states = 2;
+   */
+  states?: FlagEnvironmentStateJson[];
+};
+
+/**
+ * Describes the message flagforge.admin.v1.FlagEnvironmentStates.
+ * Use `create(FlagEnvironmentStatesSchema)` to create a new message.
+ */
+export const FlagEnvironmentStatesSchema: GenMessage<FlagEnvironmentStates, {jsonType: FlagEnvironmentStatesJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_flag, 8);
 
 /**
  * @generated from message flagforge.admin.v1.ListFlagsResponse
@@ -568,6 +842,22 @@ export type ListFlagsResponse = Message<"flagforge.admin.v1.ListFlagsResponse"> 
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken: string;
+
+  /**
+   * With include_environments: the state of each listed flag in every
+   * environment, in the order of `flags`.
+   *
+   * @generated from field: repeated flagforge.admin.v1.FlagEnvironmentStates environments = 3;
+   */
+  environments: FlagEnvironmentStates[];
+
+  /**
+   * How many flags match over all pages: set when the list is filtered beyond
+   * tag and include_archived, sorted, or carries environments (0 otherwise).
+   *
+   * @generated from field: int32 total_size = 4;
+   */
+  totalSize: number;
 };
 
 /**
@@ -583,6 +873,22 @@ export type ListFlagsResponseJson = {
    * @generated from field: string next_page_token = 2;
    */
   nextPageToken?: string;
+
+  /**
+   * With include_environments: the state of each listed flag in every
+   * environment, in the order of `flags`.
+   *
+   * @generated from field: repeated flagforge.admin.v1.FlagEnvironmentStates environments = 3;
+   */
+  environments?: FlagEnvironmentStatesJson[];
+
+  /**
+   * How many flags match over all pages: set when the list is filtered beyond
+   * tag and include_archived, sorted, or carries environments (0 otherwise).
+   *
+   * @generated from field: int32 total_size = 4;
+   */
+  totalSize?: number;
 };
 
 /**
@@ -590,7 +896,7 @@ export type ListFlagsResponseJson = {
  * Use `create(ListFlagsResponseSchema)` to create a new message.
  */
 export const ListFlagsResponseSchema: GenMessage<ListFlagsResponse, {jsonType: ListFlagsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 7);
+  messageDesc(file_flagforge_admin_v1_flag, 9);
 
 /**
  * @generated from message flagforge.admin.v1.UpdateFlagRequest
@@ -661,7 +967,7 @@ export type UpdateFlagRequestJson = {
  * Use `create(UpdateFlagRequestSchema)` to create a new message.
  */
 export const UpdateFlagRequestSchema: GenMessage<UpdateFlagRequest, {jsonType: UpdateFlagRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 8);
+  messageDesc(file_flagforge_admin_v1_flag, 10);
 
 /**
  * @generated from message flagforge.admin.v1.UpdateFlagResponse
@@ -688,7 +994,7 @@ export type UpdateFlagResponseJson = {
  * Use `create(UpdateFlagResponseSchema)` to create a new message.
  */
 export const UpdateFlagResponseSchema: GenMessage<UpdateFlagResponse, {jsonType: UpdateFlagResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 9);
+  messageDesc(file_flagforge_admin_v1_flag, 11);
 
 /**
  * @generated from message flagforge.admin.v1.ArchiveFlagRequest
@@ -745,7 +1051,7 @@ export type ArchiveFlagRequestJson = {
  * Use `create(ArchiveFlagRequestSchema)` to create a new message.
  */
 export const ArchiveFlagRequestSchema: GenMessage<ArchiveFlagRequest, {jsonType: ArchiveFlagRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 10);
+  messageDesc(file_flagforge_admin_v1_flag, 12);
 
 /**
  * @generated from message flagforge.admin.v1.ArchiveFlagResponse
@@ -772,7 +1078,7 @@ export type ArchiveFlagResponseJson = {
  * Use `create(ArchiveFlagResponseSchema)` to create a new message.
  */
 export const ArchiveFlagResponseSchema: GenMessage<ArchiveFlagResponse, {jsonType: ArchiveFlagResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 11);
+  messageDesc(file_flagforge_admin_v1_flag, 13);
 
 /**
  * @generated from message flagforge.admin.v1.RestoreFlagRequest
@@ -829,7 +1135,7 @@ export type RestoreFlagRequestJson = {
  * Use `create(RestoreFlagRequestSchema)` to create a new message.
  */
 export const RestoreFlagRequestSchema: GenMessage<RestoreFlagRequest, {jsonType: RestoreFlagRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 12);
+  messageDesc(file_flagforge_admin_v1_flag, 14);
 
 /**
  * @generated from message flagforge.admin.v1.RestoreFlagResponse
@@ -856,7 +1162,7 @@ export type RestoreFlagResponseJson = {
  * Use `create(RestoreFlagResponseSchema)` to create a new message.
  */
 export const RestoreFlagResponseSchema: GenMessage<RestoreFlagResponse, {jsonType: RestoreFlagResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 13);
+  messageDesc(file_flagforge_admin_v1_flag, 15);
 
 /**
  * @generated from message flagforge.admin.v1.DeleteFlagRequest
@@ -913,7 +1219,7 @@ export type DeleteFlagRequestJson = {
  * Use `create(DeleteFlagRequestSchema)` to create a new message.
  */
 export const DeleteFlagRequestSchema: GenMessage<DeleteFlagRequest, {jsonType: DeleteFlagRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 14);
+  messageDesc(file_flagforge_admin_v1_flag, 16);
 
 /**
  * @generated from message flagforge.admin.v1.DeleteFlagResponse
@@ -932,7 +1238,7 @@ export type DeleteFlagResponseJson = {
  * Use `create(DeleteFlagResponseSchema)` to create a new message.
  */
 export const DeleteFlagResponseSchema: GenMessage<DeleteFlagResponse, {jsonType: DeleteFlagResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 15);
+  messageDesc(file_flagforge_admin_v1_flag, 17);
 
 /**
  * @generated from message flagforge.admin.v1.GetFlagConfigRequest
@@ -989,7 +1295,7 @@ export type GetFlagConfigRequestJson = {
  * Use `create(GetFlagConfigRequestSchema)` to create a new message.
  */
 export const GetFlagConfigRequestSchema: GenMessage<GetFlagConfigRequest, {jsonType: GetFlagConfigRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 16);
+  messageDesc(file_flagforge_admin_v1_flag, 18);
 
 /**
  * @generated from message flagforge.admin.v1.GetFlagConfigResponse
@@ -1016,7 +1322,7 @@ export type GetFlagConfigResponseJson = {
  * Use `create(GetFlagConfigResponseSchema)` to create a new message.
  */
 export const GetFlagConfigResponseSchema: GenMessage<GetFlagConfigResponse, {jsonType: GetFlagConfigResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 17);
+  messageDesc(file_flagforge_admin_v1_flag, 19);
 
 /**
  * @generated from message flagforge.admin.v1.ListFlagConfigsRequest
@@ -1083,7 +1389,7 @@ export type ListFlagConfigsRequestJson = {
  * Use `create(ListFlagConfigsRequestSchema)` to create a new message.
  */
 export const ListFlagConfigsRequestSchema: GenMessage<ListFlagConfigsRequest, {jsonType: ListFlagConfigsRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 18);
+  messageDesc(file_flagforge_admin_v1_flag, 20);
 
 /**
  * @generated from message flagforge.admin.v1.ListFlagConfigsResponse
@@ -1120,7 +1426,7 @@ export type ListFlagConfigsResponseJson = {
  * Use `create(ListFlagConfigsResponseSchema)` to create a new message.
  */
 export const ListFlagConfigsResponseSchema: GenMessage<ListFlagConfigsResponse, {jsonType: ListFlagConfigsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 19);
+  messageDesc(file_flagforge_admin_v1_flag, 21);
 
 /**
  * @generated from message flagforge.admin.v1.UpdateFlagConfigRequest
@@ -1215,7 +1521,7 @@ export type UpdateFlagConfigRequestJson = {
  * Use `create(UpdateFlagConfigRequestSchema)` to create a new message.
  */
 export const UpdateFlagConfigRequestSchema: GenMessage<UpdateFlagConfigRequest, {jsonType: UpdateFlagConfigRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 20);
+  messageDesc(file_flagforge_admin_v1_flag, 22);
 
 /**
  * @generated from message flagforge.admin.v1.UpdateFlagConfigResponse
@@ -1260,7 +1566,7 @@ export type UpdateFlagConfigResponseJson = {
  * Use `create(UpdateFlagConfigResponseSchema)` to create a new message.
  */
 export const UpdateFlagConfigResponseSchema: GenMessage<UpdateFlagConfigResponse, {jsonType: UpdateFlagConfigResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 21);
+  messageDesc(file_flagforge_admin_v1_flag, 23);
 
 /**
  * @generated from message flagforge.admin.v1.PatchFlagConfigRequest
@@ -1365,7 +1671,148 @@ export type PatchFlagConfigRequestJson = {
  * Use `create(PatchFlagConfigRequestSchema)` to create a new message.
  */
 export const PatchFlagConfigRequestSchema: GenMessage<PatchFlagConfigRequest, {jsonType: PatchFlagConfigRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 22);
+  messageDesc(file_flagforge_admin_v1_flag, 24);
+
+/**
+ * @generated from message flagforge.admin.v1.ValidateFlagConfigRequest
+ */
+export type ValidateFlagConfigRequest = Message<"flagforge.admin.v1.ValidateFlagConfigRequest"> & {
+  /**
+   * @generated from field: string org = 1;
+   */
+  org: string;
+
+  /**
+   * @generated from field: string project = 2;
+   */
+  project: string;
+
+  /**
+   * @generated from field: string environment = 3;
+   */
+  environment: string;
+
+  /**
+   * @generated from field: string flag = 4;
+   */
+  flag: string;
+
+  /**
+   * @generated from field: flagforge.manifest.v1.FlagConfig config = 5;
+   */
+  config?: FlagConfig | undefined;
+};
+
+/**
+ * @generated from message flagforge.admin.v1.ValidateFlagConfigRequest
+ */
+export type ValidateFlagConfigRequestJson = {
+  /**
+   * @generated from field: string org = 1;
+   */
+  org?: string;
+
+  /**
+   * @generated from field: string project = 2;
+   */
+  project?: string;
+
+  /**
+   * @generated from field: string environment = 3;
+   */
+  environment?: string;
+
+  /**
+   * @generated from field: string flag = 4;
+   */
+  flag?: string;
+
+  /**
+   * @generated from field: flagforge.manifest.v1.FlagConfig config = 5;
+   */
+  config?: FlagConfigJson;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.ValidateFlagConfigRequest.
+ * Use `create(ValidateFlagConfigRequestSchema)` to create a new message.
+ */
+export const ValidateFlagConfigRequestSchema: GenMessage<ValidateFlagConfigRequest, {jsonType: ValidateFlagConfigRequestJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_flag, 25);
+
+/**
+ * FieldViolation is one problem of a value, named by the request field that
+ * holds it ("config.rules[1].clauses[0].values").
+ *
+ * @generated from message flagforge.admin.v1.FieldViolation
+ */
+export type FieldViolation = Message<"flagforge.admin.v1.FieldViolation"> & {
+  /**
+   * @generated from field: string field = 1;
+   */
+  field: string;
+
+  /**
+   * @generated from field: string description = 2;
+   */
+  description: string;
+};
+
+/**
+ * FieldViolation is one problem of a value, named by the request field that
+ * holds it ("config.rules[1].clauses[0].values").
+ *
+ * @generated from message flagforge.admin.v1.FieldViolation
+ */
+export type FieldViolationJson = {
+  /**
+   * @generated from field: string field = 1;
+   */
+  field?: string;
+
+  /**
+   * @generated from field: string description = 2;
+   */
+  description?: string;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.FieldViolation.
+ * Use `create(FieldViolationSchema)` to create a new message.
+ */
+export const FieldViolationSchema: GenMessage<FieldViolation, {jsonType: FieldViolationJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_flag, 26);
+
+/**
+ * @generated from message flagforge.admin.v1.ValidateFlagConfigResponse
+ */
+export type ValidateFlagConfigResponse = Message<"flagforge.admin.v1.ValidateFlagConfigResponse"> & {
+  /**
+   * Empty: UpdateFlagConfig would accept the configuration now.
+   *
+   * @generated from field: repeated flagforge.admin.v1.FieldViolation violations = 1;
+   */
+  violations: FieldViolation[];
+};
+
+/**
+ * @generated from message flagforge.admin.v1.ValidateFlagConfigResponse
+ */
+export type ValidateFlagConfigResponseJson = {
+  /**
+   * Empty: UpdateFlagConfig would accept the configuration now.
+   *
+   * @generated from field: repeated flagforge.admin.v1.FieldViolation violations = 1;
+   */
+  violations?: FieldViolationJson[];
+};
+
+/**
+ * Describes the message flagforge.admin.v1.ValidateFlagConfigResponse.
+ * Use `create(ValidateFlagConfigResponseSchema)` to create a new message.
+ */
+export const ValidateFlagConfigResponseSchema: GenMessage<ValidateFlagConfigResponse, {jsonType: ValidateFlagConfigResponseJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_flag, 27);
 
 /**
  * @generated from message flagforge.admin.v1.PatchFlagConfigResponse
@@ -1410,7 +1857,7 @@ export type PatchFlagConfigResponseJson = {
  * Use `create(PatchFlagConfigResponseSchema)` to create a new message.
  */
 export const PatchFlagConfigResponseSchema: GenMessage<PatchFlagConfigResponse, {jsonType: PatchFlagConfigResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 23);
+  messageDesc(file_flagforge_admin_v1_flag, 28);
 
 /**
  * @generated from message flagforge.admin.v1.EmergencyOffFlagRequest
@@ -1481,7 +1928,7 @@ export type EmergencyOffFlagRequestJson = {
  * Use `create(EmergencyOffFlagRequestSchema)` to create a new message.
  */
 export const EmergencyOffFlagRequestSchema: GenMessage<EmergencyOffFlagRequest, {jsonType: EmergencyOffFlagRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 24);
+  messageDesc(file_flagforge_admin_v1_flag, 29);
 
 /**
  * @generated from message flagforge.admin.v1.EmergencyOffFlagResponse
@@ -1508,7 +1955,7 @@ export type EmergencyOffFlagResponseJson = {
  * Use `create(EmergencyOffFlagResponseSchema)` to create a new message.
  */
 export const EmergencyOffFlagResponseSchema: GenMessage<EmergencyOffFlagResponse, {jsonType: EmergencyOffFlagResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 25);
+  messageDesc(file_flagforge_admin_v1_flag, 30);
 
 /**
  * @generated from message flagforge.admin.v1.KillFlagRequest
@@ -1569,7 +2016,7 @@ export type KillFlagRequestJson = {
  * Use `create(KillFlagRequestSchema)` to create a new message.
  */
 export const KillFlagRequestSchema: GenMessage<KillFlagRequest, {jsonType: KillFlagRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 26);
+  messageDesc(file_flagforge_admin_v1_flag, 31);
 
 /**
  * @generated from message flagforge.admin.v1.KillFlagResponse
@@ -1596,7 +2043,7 @@ export type KillFlagResponseJson = {
  * Use `create(KillFlagResponseSchema)` to create a new message.
  */
 export const KillFlagResponseSchema: GenMessage<KillFlagResponse, {jsonType: KillFlagResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 27);
+  messageDesc(file_flagforge_admin_v1_flag, 32);
 
 /**
  * @generated from message flagforge.admin.v1.ListStaleFlagsRequest
@@ -1663,7 +2110,7 @@ export type ListStaleFlagsRequestJson = {
  * Use `create(ListStaleFlagsRequestSchema)` to create a new message.
  */
 export const ListStaleFlagsRequestSchema: GenMessage<ListStaleFlagsRequest, {jsonType: ListStaleFlagsRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 28);
+  messageDesc(file_flagforge_admin_v1_flag, 33);
 
 /**
  * @generated from message flagforge.admin.v1.ListStaleFlagsResponse
@@ -1700,7 +2147,7 @@ export type ListStaleFlagsResponseJson = {
  * Use `create(ListStaleFlagsResponseSchema)` to create a new message.
  */
 export const ListStaleFlagsResponseSchema: GenMessage<ListStaleFlagsResponse, {jsonType: ListStaleFlagsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 29);
+  messageDesc(file_flagforge_admin_v1_flag, 34);
 
 /**
  * BulkWriteRequest is a bulk import or "apply" of a project.
@@ -1797,7 +2244,7 @@ export type BulkWriteRequestJson = {
  * Use `create(BulkWriteRequestSchema)` to create a new message.
  */
 export const BulkWriteRequestSchema: GenMessage<BulkWriteRequest, {jsonType: BulkWriteRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 30);
+  messageDesc(file_flagforge_admin_v1_flag, 35);
 
 /**
  * BulkSegment is a segment of one environment.
@@ -1838,7 +2285,7 @@ export type BulkSegmentJson = {
  * Use `create(BulkSegmentSchema)` to create a new message.
  */
 export const BulkSegmentSchema: GenMessage<BulkSegment, {jsonType: BulkSegmentJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 31);
+  messageDesc(file_flagforge_admin_v1_flag, 36);
 
 /**
  * BulkFlagConfig is a flag's configuration in one environment.
@@ -1889,7 +2336,7 @@ export type BulkFlagConfigJson = {
  * Use `create(BulkFlagConfigSchema)` to create a new message.
  */
 export const BulkFlagConfigSchema: GenMessage<BulkFlagConfig, {jsonType: BulkFlagConfigJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 32);
+  messageDesc(file_flagforge_admin_v1_flag, 37);
 
 /**
  * BulkWriteResponse counts what the write did.
@@ -1990,7 +2437,7 @@ export type BulkWriteResponseJson = {
  * Use `create(BulkWriteResponseSchema)` to create a new message.
  */
 export const BulkWriteResponseSchema: GenMessage<BulkWriteResponse, {jsonType: BulkWriteResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_flag, 33);
+  messageDesc(file_flagforge_admin_v1_flag, 38);
 
 /**
  * FlagStatus is the lifecycle status of a flag in one environment.
@@ -2049,6 +2496,58 @@ export type FlagStatusJson = "FLAG_STATUS_UNSPECIFIED" | "FLAG_STATUS_ACTIVE" | 
  */
 export const FlagStatusSchema: GenEnum<FlagStatus, FlagStatusJson> = /*@__PURE__*/
   enumDesc(file_flagforge_admin_v1_flag, 0);
+
+/**
+ * FlagSort orders ListFlags; ties are ordered by key.
+ *
+ * @generated from enum flagforge.admin.v1.FlagSort
+ */
+export enum FlagSort {
+  /**
+   * By key.
+   *
+   * @generated from enum value: FLAG_SORT_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: FLAG_SORT_KEY = 1;
+   */
+  KEY = 1,
+
+  /**
+   * By name (the key when unnamed), case-insensitive.
+   *
+   * @generated from enum value: FLAG_SORT_NAME = 2;
+   */
+  NAME = 2,
+
+  /**
+   * @generated from enum value: FLAG_SORT_CREATE_TIME = 3;
+   */
+  CREATE_TIME = 3,
+
+  /**
+   * By the latest change to the definition or to a configuration in the
+   * environments read (all of them with include_environments).
+   *
+   * @generated from enum value: FLAG_SORT_UPDATE_TIME = 4;
+   */
+  UPDATE_TIME = 4,
+}
+
+/**
+ * FlagSort orders ListFlags; ties are ordered by key.
+ *
+ * @generated from enum flagforge.admin.v1.FlagSort
+ */
+export type FlagSortJson = "FLAG_SORT_UNSPECIFIED" | "FLAG_SORT_KEY" | "FLAG_SORT_NAME" | "FLAG_SORT_CREATE_TIME" | "FLAG_SORT_UPDATE_TIME";
+
+/**
+ * Describes the enum flagforge.admin.v1.FlagSort.
+ */
+export const FlagSortSchema: GenEnum<FlagSort, FlagSortJson> = /*@__PURE__*/
+  enumDesc(file_flagforge_admin_v1_flag, 1);
 
 /**
  * FlagService manages flags (project-wide definitions) and their configuration in
@@ -2162,6 +2661,18 @@ export const FlagService: GenService<{
     methodKind: "unary";
     input: typeof PatchFlagConfigRequestSchema;
     output: typeof PatchFlagConfigResponseSchema;
+  },
+  /**
+   * ValidateFlagConfig checks a configuration against the environment as it is
+   * now, exactly as UpdateFlagConfig would, and saves nothing: the console
+   * validates while the user types.
+   *
+   * @generated from rpc flagforge.admin.v1.FlagService.ValidateFlagConfig
+   */
+  validateFlagConfig: {
+    methodKind: "unary";
+    input: typeof ValidateFlagConfigRequestSchema;
+    output: typeof ValidateFlagConfigResponseSchema;
   },
   /**
    * EmergencyOffFlag turns a flag off without approval where the environment allows

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flagforge/admin/v1/usage.proto.
  */
 export const file_flagforge_admin_v1_usage: GenFile = /*@__PURE__*/
-  fileDesc("Ch5mbGFnZm9yZ2UvYWRtaW4vdjEvdXNhZ2UucHJvdG8SEmZsYWdmb3JnZS5hZG1pbi52MSJZCgtVc2FnZUJ1Y2tldBIPCgd2YXJpYW50GAEgASgJEioKBm1pbnV0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFY291bnQYAyABKAMitAEKE0dldEZsYWdVc2FnZVJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSDAoEZmxhZxgEIAEoCRIuCgpzdGFydF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVwoUR2V0RmxhZ1VzYWdlUmVzcG9uc2USMAoHYnVja2V0cxgBIAMoCzIfLmZsYWdmb3JnZS5hZG1pbi52MS5Vc2FnZUJ1Y2tldBINCgV0b3RhbBgCIAEoAyJeChhHZXRTaWduZWRNYW5pZmVzdFJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSDwoHdmVyc2lvbhgEIAEoBCJlChlHZXRTaWduZWRNYW5pZmVzdFJlc3BvbnNlEjcKCG1hbmlmZXN0GAEgASgLMiUuZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLlNpZ25lZE1hbmlmZXN0Eg8KB3ZlcnNpb24YAiABKAQycQoMVXNhZ2VTZXJ2aWNlEmEKDEdldEZsYWdVc2FnZRInLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnVXNhZ2VSZXF1ZXN0GiguZmxhZ2ZvcmdlLmFkbWluLnYxLkdldEZsYWdVc2FnZVJlc3BvbnNlMoMBCg9NYW5pZmVzdFNlcnZpY2UScAoRR2V0U2lnbmVkTWFuaWZlc3QSLC5mbGFnZm9yZ2UuYWRtaW4udjEuR2V0U2lnbmVkTWFuaWZlc3RSZXF1ZXN0Gi0uZmxhZ2ZvcmdlLmFkbWluLnYxLkdldFNpZ25lZE1hbmlmZXN0UmVzcG9uc2ViBnByb3RvMw", [file_flagforge_manifest_v1_manifest, file_google_protobuf_timestamp]);
+  fileDesc("Ch5mbGFnZm9yZ2UvYWRtaW4vdjEvdXNhZ2UucHJvdG8SEmZsYWdmb3JnZS5hZG1pbi52MSJZCgtVc2FnZUJ1Y2tldBIPCgd2YXJpYW50GAEgASgJEioKBm1pbnV0ZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFY291bnQYAyABKAMitAEKE0dldEZsYWdVc2FnZVJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSDAoEZmxhZxgEIAEoCRIuCgpzdGFydF90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVwoUR2V0RmxhZ1VzYWdlUmVzcG9uc2USMAoHYnVja2V0cxgBIAMoCzIfLmZsYWdmb3JnZS5hZG1pbi52MS5Vc2FnZUJ1Y2tldBINCgV0b3RhbBgCIAEoAyJeChhHZXRTaWduZWRNYW5pZmVzdFJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSDwoHdmVyc2lvbhgEIAEoBCJlChlHZXRTaWduZWRNYW5pZmVzdFJlc3BvbnNlEjcKCG1hbmlmZXN0GAEgASgLMiUuZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLlNpZ25lZE1hbmlmZXN0Eg8KB3ZlcnNpb24YAiABKAQiwQEKFkdldFByb2plY3RVc2FnZVJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSLgoKc3RhcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmJ1Y2tldF9zZWNvbmRzGAYgASgDIj4KD0ZsYWdVc2FnZVNlcmllcxIMCgRmbGFnGAEgASgJEg4KBmNvdW50cxgCIAMoAxINCgV0b3RhbBgDIAEoAyKWAQoXR2V0UHJvamVjdFVzYWdlUmVzcG9uc2USMwoGc2VyaWVzGAEgAygLMiMuZmxhZ2ZvcmdlLmFkbWluLnYxLkZsYWdVc2FnZVNlcmllcxIuCgpzdGFydF90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIWCg5idWNrZXRfc2Vjb25kcxgDIAEoAzLdAQoMVXNhZ2VTZXJ2aWNlEmEKDEdldEZsYWdVc2FnZRInLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRGbGFnVXNhZ2VSZXF1ZXN0GiguZmxhZ2ZvcmdlLmFkbWluLnYxLkdldEZsYWdVc2FnZVJlc3BvbnNlEmoKD0dldFByb2plY3RVc2FnZRIqLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRQcm9qZWN0VXNhZ2VSZXF1ZXN0GisuZmxhZ2ZvcmdlLmFkbWluLnYxLkdldFByb2plY3RVc2FnZVJlc3BvbnNlMoMBCg9NYW5pZmVzdFNlcnZpY2UScAoRR2V0U2lnbmVkTWFuaWZlc3QSLC5mbGFnZm9yZ2UuYWRtaW4udjEuR2V0U2lnbmVkTWFuaWZlc3RSZXF1ZXN0Gi0uZmxhZ2ZvcmdlLmFkbWluLnYxLkdldFNpZ25lZE1hbmlmZXN0UmVzcG9uc2ViBnByb3RvMw", [file_flagforge_manifest_v1_manifest, file_google_protobuf_timestamp]);
 
 /**
  * UsageBucket is how often a variant was served within one minute.
@@ -284,6 +284,203 @@ export const GetSignedManifestResponseSchema: GenMessage<GetSignedManifestRespon
   messageDesc(file_flagforge_admin_v1_usage, 4);
 
 /**
+ * @generated from message flagforge.admin.v1.GetProjectUsageRequest
+ */
+export type GetProjectUsageRequest = Message<"flagforge.admin.v1.GetProjectUsageRequest"> & {
+  /**
+   * @generated from field: string org = 1;
+   */
+  org: string;
+
+  /**
+   * @generated from field: string project = 2;
+   */
+  project: string;
+
+  /**
+   * @generated from field: string environment = 3;
+   */
+  environment: string;
+
+  /**
+   * Default: the 7 days before end_time; at most 31 days.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 4;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * Default: now.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 5;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * Bucket width in seconds, a multiple of 60 (default: 1 day). At most 500
+   * buckets per series.
+   *
+   * @generated from field: int64 bucket_seconds = 6;
+   */
+  bucketSeconds: bigint;
+};
+
+/**
+ * @generated from message flagforge.admin.v1.GetProjectUsageRequest
+ */
+export type GetProjectUsageRequestJson = {
+  /**
+   * @generated from field: string org = 1;
+   */
+  org?: string;
+
+  /**
+   * @generated from field: string project = 2;
+   */
+  project?: string;
+
+  /**
+   * @generated from field: string environment = 3;
+   */
+  environment?: string;
+
+  /**
+   * Default: the 7 days before end_time; at most 31 days.
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 4;
+   */
+  startTime?: TimestampJson;
+
+  /**
+   * Default: now.
+   *
+   * @generated from field: google.protobuf.Timestamp end_time = 5;
+   */
+  endTime?: TimestampJson;
+
+  /**
+   * Bucket width in seconds, a multiple of 60 (default: 1 day). At most 500
+   * buckets per series.
+   *
+   * @generated from field: int64 bucket_seconds = 6;
+   */
+  bucketSeconds?: string;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.GetProjectUsageRequest.
+ * Use `create(GetProjectUsageRequestSchema)` to create a new message.
+ */
+export const GetProjectUsageRequestSchema: GenMessage<GetProjectUsageRequest, {jsonType: GetProjectUsageRequestJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_usage, 5);
+
+/**
+ * FlagUsageSeries is one flag's evaluation counts per bucket.
+ *
+ * @generated from message flagforge.admin.v1.FlagUsageSeries
+ */
+export type FlagUsageSeries = Message<"flagforge.admin.v1.FlagUsageSeries"> & {
+  /**
+   * @generated from field: string flag = 1;
+   */
+  flag: string;
+
+  /**
+   * counts[i] covers [start_time + i*bucket_seconds, start_time + (i+1)*bucket_seconds).
+   *
+   * @generated from field: repeated int64 counts = 2;
+   */
+  counts: bigint[];
+
+  /**
+   * @generated from field: int64 total = 3;
+   */
+  total: bigint;
+};
+
+/**
+ * FlagUsageSeries is one flag's evaluation counts per bucket.
+ *
+ * @generated from message flagforge.admin.v1.FlagUsageSeries
+ */
+export type FlagUsageSeriesJson = {
+  /**
+   * @generated from field: string flag = 1;
+   */
+  flag?: string;
+
+  /**
+   * counts[i] covers [start_time + i*bucket_seconds, start_time + (i+1)*bucket_seconds).
+   *
+   * @generated from field: repeated int64 counts = 2;
+   */
+  counts?: string[];
+
+  /**
+   * @generated from field: int64 total = 3;
+   */
+  total?: string;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.FlagUsageSeries.
+ * Use `create(FlagUsageSeriesSchema)` to create a new message.
+ */
+export const FlagUsageSeriesSchema: GenMessage<FlagUsageSeries, {jsonType: FlagUsageSeriesJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_usage, 6);
+
+/**
+ * @generated from message flagforge.admin.v1.GetProjectUsageResponse
+ */
+export type GetProjectUsageResponse = Message<"flagforge.admin.v1.GetProjectUsageResponse"> & {
+  /**
+   * Flags evaluated in the window, by key (a flag not listed was not evaluated).
+   *
+   * @generated from field: repeated flagforge.admin.v1.FlagUsageSeries series = 1;
+   */
+  series: FlagUsageSeries[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 2;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: int64 bucket_seconds = 3;
+   */
+  bucketSeconds: bigint;
+};
+
+/**
+ * @generated from message flagforge.admin.v1.GetProjectUsageResponse
+ */
+export type GetProjectUsageResponseJson = {
+  /**
+   * Flags evaluated in the window, by key (a flag not listed was not evaluated).
+   *
+   * @generated from field: repeated flagforge.admin.v1.FlagUsageSeries series = 1;
+   */
+  series?: FlagUsageSeriesJson[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 2;
+   */
+  startTime?: TimestampJson;
+
+  /**
+   * @generated from field: int64 bucket_seconds = 3;
+   */
+  bucketSeconds?: string;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.GetProjectUsageResponse.
+ * Use `create(GetProjectUsageResponseSchema)` to create a new message.
+ */
+export const GetProjectUsageResponseSchema: GenMessage<GetProjectUsageResponse, {jsonType: GetProjectUsageResponseJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_usage, 7);
+
+/**
  * UsageService reads evaluation counts reported by evaluators.
  *
  * @generated from service flagforge.admin.v1.UsageService
@@ -296,6 +493,18 @@ export const UsageService: GenService<{
     methodKind: "unary";
     input: typeof GetFlagUsageRequestSchema;
     output: typeof GetFlagUsageResponseSchema;
+  },
+  /**
+   * GetProjectUsage returns every flag's evaluation counts in one environment as
+   * series of equal buckets (all variants summed): one call for a list's
+   * sparklines, not one per flag.
+   *
+   * @generated from rpc flagforge.admin.v1.UsageService.GetProjectUsage
+   */
+  getProjectUsage: {
+    methodKind: "unary";
+    input: typeof GetProjectUsageRequestSchema;
+    output: typeof GetProjectUsageResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_flagforge_admin_v1_usage, 0);
