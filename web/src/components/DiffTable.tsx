@@ -1,10 +1,13 @@
+import type { ReactNode } from "react";
 import type { DiffOperationJson } from "../gen/flagforge/admin/v1/diff_pb";
 
 const text = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
 
 // DiffTable is the one JSON diff renderer (audit entries, change requests): each
 // changed field by JSON Pointer with its old and new value, in words as well as colour.
-export function DiffTable({ ops, caption }: { ops: DiffOperationJson[]; caption: string }) {
+// line, when given, renders a last "Discussion" cell per line (change requests'
+// comments on diff lines).
+export function DiffTable({ ops, caption, line }: { ops: DiffOperationJson[]; caption: string; line?: (op: DiffOperationJson) => ReactNode }) {
   if (!ops.length) return <p className="text-sm">No field changed.</p>;
   return (
     <table className="w-full text-sm">
@@ -15,6 +18,7 @@ export function DiffTable({ ops, caption }: { ops: DiffOperationJson[]; caption:
           <th scope="col">Field</th>
           <th scope="col">Before</th>
           <th scope="col">After</th>
+          {line && <th scope="col">Discussion</th>}
         </tr>
       </thead>
       <tbody className="font-mono">
@@ -24,6 +28,7 @@ export function DiffTable({ ops, caption }: { ops: DiffOperationJson[]; caption:
             <td className="pr-2">{d.path || "(whole)"}</td>
             <td className="bg-red-50 pr-2 text-red-900 dark:bg-red-950 dark:text-red-100">{d.op === "add" ? "(absent)" : `− ${text(d.before)}`}</td>
             <td className="bg-green-50 text-green-900 dark:bg-green-950 dark:text-green-100">{d.op === "remove" ? "(removed: default)" : `+ ${text(d.after)}`}</td>
+            {line && <td className="pl-2 font-sans">{line(d)}</td>}
           </tr>
         ))}
       </tbody>

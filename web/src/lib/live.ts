@@ -29,6 +29,7 @@ export function invalidate(qc: QueryClient, org: string, c: Change): void {
       case "flags":
         void qc.invalidateQueries({ queryKey: ["flag-config", org, project, env] });
         void qc.invalidateQueries({ queryKey: ["flag-configs", org, project, env] });
+        void qc.invalidateQueries({ queryKey: ["flags", org, project, "search"] });
         return;
       case "change_requests":
       case "change-requests":
@@ -36,6 +37,7 @@ export function invalidate(qc: QueryClient, org: string, c: Change): void {
         void qc.invalidateQueries({ queryKey: ["change-request", org, project, env] });
         void qc.invalidateQueries({ queryKey: ["flag-config", org, project, env] });
         void qc.invalidateQueries({ queryKey: ["flag-configs", org, project, env] });
+        void qc.invalidateQueries({ queryKey: ["flags", org, project, "search"] });
         return;
       case "sdk_keys":
         void qc.invalidateQueries({ queryKey: ["sdk-keys", org, project, env] });

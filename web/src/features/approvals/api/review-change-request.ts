@@ -6,7 +6,7 @@ import { api, enc } from "../../../lib/api";
 export type ReviewAction =
   | { kind: "approve"; contentDigest: string; comment: string }
   | { kind: "reject"; comment: string }
-  | { kind: "comment"; text: string }
+  | { kind: "comment"; text: string; path?: string }
   | { kind: "apply" }
   | { kind: "withdraw" };
 

@@ -70,6 +70,8 @@ export default function ChangeRequestPage({ org, project, env, id }: { org: stri
   const rebase = useRebaseChangeRequest(org, project, env, id);
   const [mode, setMode] = useSearchParam("view");
   const [comment, setComment] = useState("");
+  // The diff line (JSON Pointer) the next comment is on; "" for the whole request.
+  const [linePath, setLinePath] = useState("");
   const [notice, setNotice] = useState("");
   if (q.error) return <ErrorMessage error={q.error} />;
   if (!cr) return <p aria-busy="true">Loading change request…</p>;
@@ -79,7 +81,32 @@ export default function ChangeRequestPage({ org, project, env, id }: { org: stri
   const approvals = cr.approvals ?? [];
   const required = cr.requiredApprovals ?? 1;
   const act = (a: Parameters<typeof review.mutate>[0], done: string) =>
-    review.mutate(a, { onSuccess: () => { setNotice(done); setComment(""); } });
+    review.mutate(a, { onSuccess: () => { setNotice(done); setComment(""); setLinePath(""); } });
+  const comments = cr.comments ?? [];
+  const outdated = (c: (typeof comments)[number]) => !!c.path && !!c.contentDigest && c.contentDigest !== cr.contentDigest;
+  const discussion = (op: { path?: string }) => {
+    const on = comments.filter((c) => c.path === (op.path ?? ""));
+    return (
+      <div className="flex flex-col items-start gap-1">
+        {on.map((c, i) => (
+          <p key={i} className="text-xs">
+            {c.memberId}: “{c.text}”{outdated(c) ? " (outdated: the proposal changed since)" : ""}
+          </p>
+        ))}
+        <button
+          type="button"
+          className="text-xs text-blue-800 underline dark:text-blue-300"
+          aria-label={`Comment on ${op.path || "(whole)"}`}
+          onClick={() => {
+            setLinePath(op.path ?? "");
+            document.getElementById("review-comment")?.focus();
+          }}
+        >
+          Comment
+        </button>
+      </div>
+    );
+  };
   return (
     <div className="flex flex-col gap-4">
       <div>
@@ -119,11 +146,11 @@ export default function ChangeRequestPage({ org, project, env, id }: { org: stri
           </button>
         </div>
         {mode === "json" ? (
-          <DiffTable ops={cr.diff ?? []} caption="Proposed changes as a JSON diff" />
+          <DiffTable ops={cr.diff ?? []} caption="Proposed changes as a JSON diff" line={discussion} />
         ) : cr.change?.flagConfig ? (
           <VisualDiff live={live.data?.config?.config} proposed={cr.change.flagConfig.config} />
         ) : (
-          <DiffTable ops={cr.diff ?? []} caption="Proposed changes as a JSON diff" />
+          <DiffTable ops={cr.diff ?? []} caption="Proposed changes as a JSON diff" line={discussion} />
         )}
       </section>
       {!cr.change?.environmentSettings && <ImpactPreview org={org} project={project} env={env} id={id} />}
@@ -138,16 +165,22 @@ export default function ChangeRequestPage({ org, project, env, id }: { org: stri
               {a.comment ? `: “${a.comment}”` : ""}
             </li>
           ))}
-          {(cr.comments ?? []).map((c, i) => (
+          {comments.map((c, i) => (
             <li key={`c${i}`}>
-              {c.memberId}: “{c.text}”
+              {c.memberId}
+              {c.path ? ` on ${c.path}` : ""}: “{c.text}”{outdated(c) ? " (outdated)" : ""}
             </li>
           ))}
         </ul>
         <label className="flex flex-col gap-1">
-          <span className={label}>Review comment</span>
-          <textarea className={`${input} h-16`} value={comment} onChange={(e) => setComment(e.target.value)} />
+          <span className={label}>{linePath ? `Comment on ${linePath}` : "Review comment"}</span>
+          <textarea id="review-comment" className={`${input} h-16`} value={comment} onChange={(e) => setComment(e.target.value)} />
         </label>
+        {linePath && (
+          <button type="button" className="mt-1 self-start text-xs underline" onClick={() => setLinePath("")}>
+            Comment on the whole request instead
+          </button>
+        )}
         <p className="mt-2 text-xs">
           Approving signs this exact content (digest <code>{(cr.contentDigest ?? "").slice(0, 12)}</code>); any later edit resets approvals.
         </p>
@@ -158,7 +191,7 @@ export default function ChangeRequestPage({ org, project, env, id }: { org: stri
           <button type="button" className={btnDanger} disabled={!open || review.isPending} onClick={() => act({ kind: "reject", comment }, "You rejected this change request.")}>
             Reject
           </button>
-          <button type="button" className={btn} disabled={!comment.trim() || review.isPending} onClick={() => act({ kind: "comment", text: comment }, "Comment added.")}>
+          <button type="button" className={btn} disabled={!comment.trim() || review.isPending} onClick={() => act({ kind: "comment", text: comment, path: linePath }, linePath ? `Comment added on ${linePath}.` : "Comment added.")}>
             Comment
           </button>
           <button

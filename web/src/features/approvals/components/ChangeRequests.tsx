@@ -1,6 +1,6 @@
 import { ErrorMessage } from "../../../components/ErrorMessage";
 import { input, label } from "../../../components/ui";
-import type { ChangeRequestStateJson } from "../../../gen/flagforge/admin/v1/change_request_pb";
+import { type ChangeRequestQuery } from "../api/list-change-requests";
 import { Link, useSearchParam } from "../../../lib/router";
 import { useEnvironments } from "../../projects/api/list-environments";
 import { useChangeRequests } from "../api/list-change-requests";
@@ -12,21 +12,26 @@ export const stateLabel: Record<string, string> = {
   CHANGE_REQUEST_STATE_WITHDRAWN: "Withdrawn",
 };
 
-const tabs: { key: string; label: string; state?: ChangeRequestStateJson }[] = [
-  { key: "open", label: "Open", state: "CHANGE_REQUEST_STATE_OPEN" },
-  { key: "applied", label: "Applied", state: "CHANGE_REQUEST_STATE_APPLIED" },
-  { key: "rejected", label: "Rejected", state: "CHANGE_REQUEST_STATE_REJECTED" },
-  { key: "all", label: "All" },
+// The inbox tabs; the first is the default. "Needs my review" and "Mine" are the
+// server's filters of the caller's part (ListChangeRequests inbox).
+const tabs: { key: string; label: string; empty: string; query: ChangeRequestQuery }[] = [
+  { key: "review", label: "Needs my review", empty: "Nothing needs your review", query: { inbox: "CHANGE_REQUEST_INBOX_NEEDS_MY_REVIEW" } },
+  { key: "mine", label: "Mine", empty: "You have no change request", query: { inbox: "CHANGE_REQUEST_INBOX_MINE" } },
+  { key: "open", label: "Open", empty: "No open change request", query: { state: "CHANGE_REQUEST_STATE_OPEN" } },
+  { key: "applied", label: "Applied", empty: "No applied change request", query: { state: "CHANGE_REQUEST_STATE_APPLIED" } },
+  { key: "rejected", label: "Rejected", empty: "No rejected change request", query: { state: "CHANGE_REQUEST_STATE_REJECTED" } },
+  { key: "all", label: "All", empty: "No change request", query: {} },
 ];
 
-// ChangeRequests is the review inbox of one environment: open requests first.
+// ChangeRequests is the review inbox of one environment: what needs the caller's
+// review first, then their own, then by state.
 export default function ChangeRequests({ org, project }: { org: string; project: string }) {
   const envs = useEnvironments(org, project);
   const [envParam, setEnv] = useSearchParam("env");
   const [tabParam, setTab] = useSearchParam("tab");
   const env = envParam || "production";
   const tab = tabs.find((t) => t.key === tabParam) ?? tabs[0];
-  const crs = useChangeRequests(org, project, env, tab.state);
+  const crs = useChangeRequests(org, project, env, tab.query);
   const base = `/o/${encodeURIComponent(org)}/p/${encodeURIComponent(project)}/changes/${encodeURIComponent(env)}`;
   return (
     <section aria-labelledby="cr-title">
@@ -45,14 +50,14 @@ export default function ChangeRequests({ org, project }: { org: string; project:
           </select>
         </label>
       </div>
-      <nav aria-label="Change request states" className="mb-3">
-        <ul className="flex gap-1 border-b border-slate-300 dark:border-slate-700">
+      <nav aria-label="Change request inbox" className="mb-3">
+        <ul className="flex flex-wrap gap-1 border-b border-slate-300 dark:border-slate-700">
           {tabs.map((t) => (
             <li key={t.key}>
               <button
                 type="button"
                 aria-pressed={t.key === tab.key}
-                onClick={() => setTab(t.key === "open" ? "" : t.key)}
+                onClick={() => setTab(t.key === tabs[0].key ? "" : t.key)}
                 className={`rounded-t px-4 py-2 text-sm font-medium ${t.key === tab.key ? "bg-blue-700 text-white" : "hover:bg-slate-200 dark:hover:bg-slate-800"}`}
               >
                 {t.label}
@@ -65,7 +70,7 @@ export default function ChangeRequests({ org, project }: { org: string; project:
       {crs.isPending ? (
         <p aria-busy="true">Loading…</p>
       ) : (crs.data?.changeRequests ?? []).length === 0 ? (
-        <p>No {tab.key === "all" ? "" : tab.label.toLowerCase()} change request in {env}.</p>
+        <p>{tab.empty} in {env}.</p>
       ) : (
         <ul className="flex flex-col gap-2">
           {(crs.data?.changeRequests ?? []).map((cr) => {

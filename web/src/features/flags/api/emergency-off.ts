@@ -16,6 +16,7 @@ export function useEmergencyOff(org: string, project: string, env: string, flag:
     onSuccess: () => {
       void qc.invalidateQueries({ queryKey: ["flag-config", org, project, env, flag] });
       void qc.invalidateQueries({ queryKey: ["flag-configs", org, project, env] });
+      void qc.invalidateQueries({ queryKey: ["flags", org, project, "search"] });
     },
   });
 }

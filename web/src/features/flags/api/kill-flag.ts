@@ -12,6 +12,7 @@ export function useKillFlag(org: string, project: string, flag: string) {
     onSuccess: () => {
       void qc.invalidateQueries({ queryKey: ["flag-config", org, project] });
       void qc.invalidateQueries({ queryKey: ["flag-configs", org, project] });
+      void qc.invalidateQueries({ queryKey: ["flags", org, project, "search"] });
     },
   });
 }

@@ -19,6 +19,7 @@ export function useUpdateFlagConfig(org: string, project: string, env: string, f
     onSuccess: () => {
       void qc.invalidateQueries({ queryKey: ["flag-config", org, project, env, flag] });
       void qc.invalidateQueries({ queryKey: ["flag-configs", org, project, env] });
+      void qc.invalidateQueries({ queryKey: ["flags", org, project, "search"] });
     },
   });
 }

@@ -8,6 +8,7 @@ import { useEnvironments } from "../../projects/api/list-environments";
 import { useFlag } from "../api/get-flag";
 import { useFlagConfig } from "../api/get-flag-config";
 import { useUpdateFlagConfig } from "../api/update-flag-config";
+import { useValidateFlagConfig } from "../api/validate-flag-config";
 import { createSchedule, useScheduleMutation } from "../../schedules/api/schedules";
 import { statusLabel, typeLabel } from "./format";
 import { EmergencyOffDialog, KillDialog } from "./KillDialog";
@@ -65,8 +66,11 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
   const movedOn = !!(dirty && server?.revision && origin && server.revision !== origin.revision);
   const variants = (def.data?.flag?.variants ?? []).map((v) => v.key ?? "");
   const base = `/o/${encodeURIComponent(org)}/p/${encodeURIComponent(project)}`;
-  const errField = save.error instanceof ApiError ? save.error.field ?? "" : "";
   const d = draft ?? {};
+  // Validation while typing: the server checks the draft as a save would.
+  const check = useValidateFlagConfig(org, project, env, flag, dirty ? d : null);
+  const problems = dirty ? check.data?.violations ?? [] : [];
+  const errField = save.error instanceof ApiError ? save.error.field ?? "" : problems[0]?.field ?? "";
   const changes = origin && draft ? changedSections(origin.config, draft) : 0;
   const upd = (p: Partial<FlagConfigJson>) => setDraft({ ...d, ...p });
   const envInfo = envs.data?.environments?.find((e) => e.key === env);
@@ -213,7 +217,7 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
         </div>
       </Section>
       <Section n={4} title="Rules">
-        <RuleBuilder rules={d.rules ?? []} variants={variants} errField={errField} onChange={(rules) => upd({ rules })} />
+        <RuleBuilder rules={d.rules ?? []} variants={variants} errField={errField} problems={problems} onChange={(rules) => upd({ rules })} />
       </Section>
       <Section n={5} title="Default">
         <ServeEditor name="Otherwise serve" serve={d.defaultServe} variants={variants} path="config.default_serve" errField={errField} onChange={(s) => upd({ defaultServe: s })} />
@@ -223,7 +227,17 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
         <div className="mx-auto flex max-w-7xl flex-wrap items-center gap-3">
           <span className="font-semibold" aria-live="polite">
             {changes ? `${changes} unsaved change${changes > 1 ? "s" : ""}` : "No unsaved changes"}
+            {problems.length ? ` · ${problems.length} problem${problems.length > 1 ? "s" : ""} found` : ""}
           </span>
+          {problems.length > 0 && (
+            <ul aria-label="Problems found while typing" className="w-full text-sm text-red-800 dark:text-red-300">
+              {problems.map((p, i) => (
+                <li key={i}>
+                  <code>{p.field}</code>: {p.description}
+                </li>
+              ))}
+            </ul>
+          )}
           <label className="flex items-center gap-2">
             <span className={label}>Comment</span>
             <input className={`${input} w-72`} value={comment} onChange={(e) => setComment(e.target.value)} placeholder="why (recorded in the audit log)" />

@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useRef, useState, type KeyboardEvent } from "react";
 import { btn, card, input } from "../../../components/ui";
 import type { ClauseJson, RuleJson } from "../../../gen/flagforge/manifest/v1/manifest_pb";
 import { operators } from "./format";
@@ -35,18 +35,38 @@ function castValues(op: ClauseJson["operator"], vs: string[]) {
   return operators.find((o) => o.op === op)?.numeric ? vs.map((v) => (v !== "" && !Number.isNaN(Number(v)) ? Number(v) : v)) : vs;
 }
 
+// Problem is one server-side validation problem, by the field it names.
+export type Problem = { field?: string; description?: string };
+
 // RuleBuilder edits the ordered rules: "If <attribute> <operator> <values> and …
-// → serve <variant or rollout>", each with its one-line summary.
-export function RuleBuilder({ rules, variants, onChange, errField }: {
-  rules: RuleJson[]; variants: string[]; onChange: (r: RuleJson[]) => void; errField: string;
+// → serve <variant or rollout>", each with its one-line summary. Rules reorder by
+// dragging their handle, with Alt+↑/↓ anywhere in a rule, or with the ↑/↓
+// buttons; a rule can be disabled (kept, skipped by evaluation). problems are the
+// server's validation of the draft while typing: each marks the input it names.
+export function RuleBuilder({ rules, variants, onChange, errField, problems = [] }: {
+  rules: RuleJson[]; variants: string[]; onChange: (r: RuleJson[]) => void; errField: string; problems?: Problem[];
 }) {
   const set = (i: number, r: RuleJson) => onChange(rules.map((x, j) => (j === i ? r : x)));
-  const move = (i: number, d: number) => {
+  const handles = useRef<(HTMLButtonElement | null)[]>([]);
+  const [dragging, setDragging] = useState<number | null>(null);
+  const [moved, setMoved] = useState("");
+  const moveTo = (from: number, to: number) => {
+    if (to < 0 || to >= rules.length || from === to) return;
     const next = [...rules];
-    const [r] = next.splice(i, 1);
-    next.splice(i + d, 0, r);
+    const [r] = next.splice(from, 1);
+    next.splice(to, 0, r);
     onChange(next);
+    setMoved(`Rule ${from + 1} moved to position ${to + 1}.`);
+    // Keep the keyboard on the rule that moved.
+    requestAnimationFrame(() => handles.current[to]?.focus());
   };
+  const move = (i: number, d: number) => moveTo(i, i + d);
+  const onKey = (i: number) => (e: KeyboardEvent) => {
+    if (!e.altKey || (e.key !== "ArrowUp" && e.key !== "ArrowDown")) return;
+    e.preventDefault();
+    move(i, e.key === "ArrowUp" ? -1 : 1);
+  };
+  const problemsAt = (p: string) => problems.filter((x) => (x.field ?? "").startsWith(p));
   const newId = () => {
     let n = rules.length + 1;
     while (rules.some((r) => r.id === `rule-${n}`)) n++;
@@ -56,20 +76,64 @@ export function RuleBuilder({ rules, variants, onChange, errField }: {
     <div className="flex flex-col gap-3">
       {rules.map((r, i) => {
         const path = `config.rules[${i}]`;
-        const invalid = (p: string) => (errField.startsWith(p) ? true : undefined);
+        const invalid = (p: string) => (errField.startsWith(p) || problemsAt(p).length > 0 ? true : undefined);
         const clauses = r.clauses ?? [];
         const setClause = (k: number, c: ClauseJson) => set(i, { ...r, clauses: clauses.map((x, j) => (j === k ? c : x)) });
         const n = i + 1;
         return (
-          <article key={r.id ?? i} className={card} aria-labelledby={`rule-${i}-title`}>
+          <article
+            key={r.id ?? i}
+            className={`${card} ${r.disabled ? "border-dashed opacity-80" : ""} ${dragging !== null && dragging !== i ? "outline-dashed outline-1 outline-slate-400" : ""}`}
+            aria-labelledby={`rule-${i}-title`}
+            data-testid={`rule-${n}`}
+            onKeyDown={onKey(i)}
+            onDragOver={(e) => {
+              if (dragging !== null) e.preventDefault();
+            }}
+            onDrop={(e) => {
+              e.preventDefault();
+              if (dragging !== null) moveTo(dragging, i);
+              setDragging(null);
+            }}
+          >
             <div className="mb-2 flex flex-wrap items-center gap-2">
+              <button
+                type="button"
+                ref={(el) => {
+                  handles.current[i] = el;
+                }}
+                draggable
+                onDragStart={(e) => {
+                  e.dataTransfer.effectAllowed = "move";
+                  e.dataTransfer.setData("text/plain", String(i));
+                  setDragging(i);
+                }}
+                onDragEnd={() => setDragging(null)}
+                className={`${btn} cursor-grab`}
+                aria-label={`Reorder rule ${n}: drag, or Alt+Arrow up/down`}
+                aria-keyshortcuts="Alt+ArrowUp Alt+ArrowDown"
+              >
+                ⠿
+              </button>
               <h4 id={`rule-${i}-title`} className="font-semibold">
                 Rule {n} <span className="font-mono text-xs">({r.id})</span>
+                {r.disabled && <span className="ml-2 rounded bg-slate-200 px-1 text-xs text-slate-900">disabled</span>}
               </h4>
               <p className="text-sm italic" data-testid={`rule-${n}-summary`}>
                 {ruleSummary(r)}
               </p>
-              <span className="ml-auto flex gap-1">
+              <span className="ml-auto flex flex-wrap items-center gap-1">
+                <label className="mr-2 flex items-center gap-1 text-sm">
+                  <input
+                    type="checkbox"
+                    role="switch"
+                    checked={!r.disabled}
+                    onChange={(e) => set(i, { ...r, disabled: !e.target.checked })}
+                  />
+                  <span>
+                    Enabled<span className="sr-only"> (rule {n})</span>
+                  </span>
+                </label>
                 <button type="button" className={btn} disabled={i === 0} onClick={() => move(i, -1)} aria-label={`Move rule ${n} up`}>
                   ↑
                 </button>
@@ -135,6 +199,11 @@ export function RuleBuilder({ rules, variants, onChange, errField }: {
                     <button type="button" className={btn} onClick={() => set(i, { ...r, clauses: clauses.filter((_, j) => j !== k) })}>
                       Remove condition<span className="sr-only"> {k + 1} of rule {n}</span>
                     </button>
+                    {problemsAt(cp).map((x, m) => (
+                      <p key={m} id={`${cp}-problem-${m}`} className="w-full text-sm text-red-800 dark:text-red-300">
+                        {prefix}: {x.description}
+                      </p>
+                    ))}
                   </li>
                 );
               })}
@@ -159,6 +228,9 @@ export function RuleBuilder({ rules, variants, onChange, errField }: {
           </article>
         );
       })}
+      <p className="sr-only" role="status">
+        {moved}
+      </p>
       <button
         type="button"
         className={`${btn} self-start`}

@@ -27,5 +27,5 @@ export function serveSummary(s?: ServeJson): string {
 export function ruleSummary(r: RuleJson): string {
   const cls = (r.clauses ?? []).map(clauseSummary);
   const cond = cls.length ? `If ${cls.join(" and ")}` : "For everyone";
-  return `${cond} → serve ${serveSummary(r.serve)}`;
+  return `${r.disabled ? "Disabled (skipped): " : ""}${cond} → serve ${serveSummary(r.serve)}`;
 }

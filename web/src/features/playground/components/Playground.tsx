@@ -48,7 +48,7 @@ function Trace({ res }: { res: ExplainFlagResponseJson }) {
       )}
       {(ex.rules ?? []).map((r, i) => (
         <li key={r.id ?? i}>
-          Rule {i + 1} ({r.id}): {!r.evaluated ? "not reached" : r.matched ? "matched ✓" : "did not match ✗"}
+          Rule {i + 1} ({r.id}): {r.disabled ? "disabled (skipped)" : !r.evaluated ? "not reached" : r.matched ? "matched ✓" : "did not match ✗"}
           <ul className="ml-4 list-disc">
             {(r.clauses ?? []).map((c, k) => (
               <li key={k}>
