@@ -59,9 +59,11 @@ build: web
 	  $(GO) build -o $(BIN)/flagforge-$$(basename $$d) ./$$d || exit 1; done
 	$(GO) build -o $(BIN)/flagforge ./cli/cmd/flagforge
 
-## services: make sure PostgreSQL and Redis are running (installs them when missing)
+## services: make sure PostgreSQL and Redis are running (installs them when missing), and
+## that the prometheus binary the guardrail tests start is installed
 services:
 	bash scripts/ensure-services.sh
+	bash scripts/ensure-prometheus.sh
 
 ## test: every module's tests with the race detector (needs PostgreSQL and Redis), then the
 ## browser SDK's and the web console's browser tests; deploy/ is validated offline first

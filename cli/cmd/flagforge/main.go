@@ -18,6 +18,9 @@
 //	flagforge webhooks deliveries --org acme --project web --id <webhook id>
 //	flagforge webhooks test       --org acme --project web --id <webhook id>
 //	flagforge webhooks redeliver  --org acme --project web --id <webhook id> --delivery <delivery id>
+//	flagforge release create --org acme --project web --env production --flag checkout --steps 1%/1h,5%/4h,25%/1d,100% \
+//	    [--guardrail errors --promql 'sum(rate(http_errors_total[$window]))' --threshold 0.5 --window 5m] [--on-breach off]
+//	flagforge release list|get|start|pause|resume|rollback|cancel --org acme --project web --env production [--id <plan>] [--comment "..."]
 //
 // The control plane's gRPC address and API token come from --server and --token,
 // or FLAGFORGE_SERVER and FLAGFORGE_TOKEN; --tls (system roots) or --ca <pem>
@@ -61,7 +64,8 @@ func main() {
 }
 
 const usage = `usage: flagforge <list|export|plan|apply|validate|evaluate|contexts|private-attributes|permissions> [flags],
-flagforge roles <list|grant|revoke> [flags], flagforge webhooks <deliveries|test|redeliver> [flags]; flagforge <command> -h for its flags`
+flagforge roles <list|grant|revoke> [flags], flagforge webhooks <deliveries|test|redeliver> [flags],
+flagforge release <create|list|get|start|pause|resume|rollback|cancel> [flags]; flagforge <command> -h for its flags`
 
 // run executes one command; out receives its output.
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -69,6 +73,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return errors.New(usage)
 	}
 	cmd, args := args[0], args[1:]
+	if cmd == "release" {
+		return releaseCmd(ctx, args, out)
+	}
 	if (cmd == "roles" || cmd == "webhooks") && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = cmd+" "+args[0], args[1:]
 	}
@@ -300,6 +307,22 @@ func listRequest(org, project, q, tags, owner, typ, status, env, on, sort string
 	}
 	r.Sort = s
 	return r, nil
+
+// dial connects to the control plane: plaintext, TLS with the system roots, or
+// TLS trusting caFile.
+func dial(server string, useTLS bool, caFile string) (*grpc.ClientConn, error) {
+	creds := insecure.NewCredentials()
+	switch {
+	case caFile != "":
+		c, err := credentials.NewClientTLSFromFile(caFile, "")
+		if err != nil {
+			return nil, fmt.Errorf("--ca: %w", err)
+		}
+		creds = c
+	case useTLS:
+		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+	}
+	return grpc.NewClient(server, grpc.WithTransportCredentials(creds))
 }
 
 func envOr(k, def string) string {

@@ -85,7 +85,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		TLS: tlsReloader, TLSClientCA: cfg.TLSClientCAFile != "",
 		GRPCAddr: cfg.GRPCAddr, GRPCShutdownTimeout: cfg.GRPCShutdownTimeout,
 		HTTP: cfg.HTTP, Limits: cfg.Limits, Auth: cfg.Auth, RateLimit: cfg.RateLimit,
-		Schedule: cfg.Schedule, Webhooks: cfg.Webhooks, Lifecycle: cfg.Lifecycle, SeenContexts: cfg.SeenContexts, Audit: cfg.Audit, Checkpoints: cfg.Checkpoints,
+		Schedule: cfg.Schedule, Release: cfg.Release, Webhooks: cfg.Webhooks, Lifecycle: cfg.Lifecycle, SeenContexts: cfg.SeenContexts, Audit: cfg.Audit, Checkpoints: cfg.Checkpoints,
 		Publisher: cfg.Publisher, Sync: sync, Manifests: m,
 	}, st, log)
 	if err != nil {

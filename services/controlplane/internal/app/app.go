@@ -34,6 +34,7 @@ import (
 	"github.com/flagforge/flagforge/services/controlplane/internal/oidclogin"
 	"github.com/flagforge/flagforge/services/controlplane/internal/publisher"
 	"github.com/flagforge/flagforge/services/controlplane/internal/ratelimit"
+	"github.com/flagforge/flagforge/services/controlplane/internal/release"
 	"github.com/flagforge/flagforge/services/controlplane/internal/rpc"
 	"github.com/flagforge/flagforge/services/controlplane/internal/schedule"
 	"github.com/flagforge/flagforge/services/controlplane/internal/seencontexts"
@@ -61,7 +62,10 @@ type Config struct {
 	Auth                auth.Config
 	RateLimit           ratelimit.Config
 	// Schedule, Webhooks and Lifecycle tune governance; zero values: defaults.
-	Schedule  schedule.Config
+	Schedule schedule.Config
+	// Release runs release plans (zero fields: defaults; no Prometheus URL: PromQL
+	// guardrails are refused).
+	Release   release.Config
 	Webhooks  webhook.Config
 	Lifecycle lifecycle.Config
 	// SeenContexts says how many sampled contexts are kept and for how long
@@ -176,7 +180,8 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, e
 	if cfg.Lifecycle == (lifecycle.Config{}) {
 		cfg.Lifecycle = lifecycle.Defaults()
 	}
-	server.Register(a.grpc, st, cfg.Now, server.WithLifecycle(cfg.Lifecycle))
+	cfg.Release = cfg.Release.WithDefaults()
+	server.Register(a.grpc, st, cfg.Now, server.WithLifecycle(cfg.Lifecycle), server.WithPrometheus(cfg.Release.PrometheusURL != ""))
 	// grpc.health.v1 follows the database (as /readyz does); reflection lets
 	// grpcurl list and call the API without the protos.
 	hs := health.NewServer()
@@ -204,6 +209,16 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, e
 		runner := schedule.NewRunner(g, cfg.Schedule, cfg.Now, server.FlagConfigCheck, log)
 		disp := webhook.NewDispatcher(g, cfg.Webhooks, cfg.Now, nil, log)
 		a.background = append(a.background, runner.Run, disp.Run)
+	}
+	if rp, ok := st.(server.ReleasePlanStorer); ok {
+		if err := cfg.Release.Validate(); err != nil {
+			return nil, err
+		}
+		ev, err := cfg.Release.Evaluator()
+		if err != nil {
+			return nil, err
+		}
+		a.background = append(a.background, release.NewRunner(rp, ev, cfg.Release, cfg.Now, server.FlagConfigCheck, log).Run)
 	}
 
 	lc := net.ListenConfig{}

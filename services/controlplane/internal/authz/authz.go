@@ -34,6 +34,8 @@ const (
 	Schedule Kind = "schedule"
 	// Webhook: a project's webhook subscriptions and their delivery log.
 	Webhook Kind = "webhook"
+	// ReleasePlan: progressive rollouts of a flag (environment level).
+	ReleasePlan Kind = "release_plan"
 )
 
 // Self is not a resource: the caller's own identity and permissions
@@ -42,7 +44,7 @@ const (
 const Self Kind = "self"
 
 // Kinds lists every resource kind (for exhaustive tests and docs).
-var Kinds = []Kind{Organization, Project, Environment, Flag, FlagConfig, Segment, Member, RoleBinding, APIToken, SDKKey, Audit, Usage, ChangeRequest, Schedule, Webhook}
+var Kinds = []Kind{Organization, Project, Environment, Flag, FlagConfig, Segment, Member, RoleBinding, APIToken, SDKKey, Audit, Usage, ChangeRequest, Schedule, Webhook, ReleasePlan}
 
 // Action is what an RPC does to a resource.
 type Action string
@@ -138,6 +140,7 @@ var minRole = map[Kind]map[Action]adminv1.Role{
 	// is the change request service's rule.
 	ChangeRequest: {Read: adminv1.Role_ROLE_VIEWER, Write: adminv1.Role_ROLE_EDITOR},
 	Schedule:      {Read: adminv1.Role_ROLE_VIEWER, Write: adminv1.Role_ROLE_EDITOR},
+	ReleasePlan:   {Read: adminv1.Role_ROLE_VIEWER, Write: adminv1.Role_ROLE_EDITOR},
 	// Webhooks send the project's changes to an outside URL: admins only.
 	Webhook: {Read: adminv1.Role_ROLE_ADMIN, Write: adminv1.Role_ROLE_ADMIN},
 }

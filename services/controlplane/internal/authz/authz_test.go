@@ -43,6 +43,7 @@ func TestRoleActionMatrix(t *testing.T) {
 		// Four-eyes: any editor may approve (never the author: the service's rule).
 		ChangeRequest: {Read: all, Write: editorUp},
 		Schedule:      {Read: all, Write: editorUp},
+		ReleasePlan:   {Read: all, Write: editorUp},
 		Webhook:       {Read: adminUp, Write: adminUp},
 	}
 	for _, kind := range Kinds {

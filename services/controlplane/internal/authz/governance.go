@@ -40,6 +40,11 @@ const (
 	// Membership: who may act. Audited and announced by webhook; rights granted
 	// after a change request was opened do not count for that request.
 	Membership
+	// ApprovedPlan: the RPC moves a release plan whose whole content (flag, steps,
+	// guardrails, breach action) a change request approved: start, pause, resume,
+	// roll back, cancel. It cannot change that content, and in a protected
+	// environment a plan without an approved change request is refused.
+	ApprovedPlan
 )
 
 // String names the decision as docs/governance.md does.
@@ -59,6 +64,8 @@ func (g Governance) String() string {
 		return "review"
 	case Membership:
 		return "membership"
+	case ApprovedPlan:
+		return "approved plan"
 	default:
 		return "undecided"
 	}
@@ -121,6 +128,14 @@ var GovernanceTable = map[string]Governance{
 
 	adminv1.ScheduleService_CreateScheduledChange_FullMethodName: ViaChangeRequest,
 	adminv1.ScheduleService_CancelScheduledChange_FullMethodName: NotServing,
+
+	adminv1.ReleasePlanService_CreateReleasePlan_FullMethodName:   ViaChangeRequest,
+	adminv1.ReleasePlanService_UpdateReleasePlan_FullMethodName:   ViaChangeRequest,
+	adminv1.ReleasePlanService_StartReleasePlan_FullMethodName:    ApprovedPlan,
+	adminv1.ReleasePlanService_PauseReleasePlan_FullMethodName:    ApprovedPlan,
+	adminv1.ReleasePlanService_ResumeReleasePlan_FullMethodName:   ApprovedPlan,
+	adminv1.ReleasePlanService_RollbackReleasePlan_FullMethodName: ApprovedPlan,
+	adminv1.ReleasePlanService_CancelReleasePlan_FullMethodName:   ApprovedPlan,
 
 	adminv1.WebhookService_CreateWebhook_FullMethodName:            NotServing,
 	adminv1.WebhookService_UpdateWebhook_FullMethodName:            NotServing,

@@ -27,6 +27,7 @@ import (
 	"github.com/flagforge/flagforge/services/controlplane/internal/lifecycle"
 	"github.com/flagforge/flagforge/services/controlplane/internal/publisher"
 	"github.com/flagforge/flagforge/services/controlplane/internal/ratelimit"
+	"github.com/flagforge/flagforge/services/controlplane/internal/release"
 	"github.com/flagforge/flagforge/services/controlplane/internal/schedule"
 	"github.com/flagforge/flagforge/services/controlplane/internal/seencontexts"
 	"github.com/flagforge/flagforge/services/controlplane/internal/signing"
@@ -89,8 +90,11 @@ type Config struct {
 	// Sync is the evaluators' sync service (FLAGFORGE_SYNC_TOKEN ...).
 	Sync syncsvc.Config
 	// S3, when a bucket is set, receives the snapshots instead of SnapshotDir.
-	S3        snapshot.S3Config
-	Schedule  schedule.Config
+	S3       snapshot.S3Config
+	Schedule schedule.Config
+	// Release runs release plans and their guardrails
+	// (FLAGFORGE_PROMETHEUS_URL, FLAGFORGE_RELEASE_CHECK_INTERVAL ...).
+	Release   release.Config
 	Webhooks  webhook.Config
 	Lifecycle lifecycle.Config
 	// SeenContexts keeps the contexts evaluators sample for impact previews
@@ -175,7 +179,7 @@ func (c *Config) Validate() error {
 	}
 	sync := c.Sync // Validate applies defaults; keep c as loaded
 	for _, v := range []interface{ Validate() error }{c.HTTP, c.Limits.WithDefaults(), c.Auth, c.RateLimit, c.Bootstrap, c.Signing,
-		c.Publisher.WithDefaults(), &sync, c.Schedule, c.Webhooks, c.Lifecycle, c.Audit, c.Checkpoints} {
+		c.Publisher.WithDefaults(), &sync, c.Schedule, c.Release.WithDefaults(), c.Webhooks, c.Lifecycle, c.Audit, c.Checkpoints} {
 		if err := v.Validate(); err != nil {
 			problems = append(problems, err)
 		}

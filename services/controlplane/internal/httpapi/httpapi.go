@@ -126,6 +126,7 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer 
 		adminv1.RegisterImpactServiceHandler,
 		adminv1.RegisterChangeRequestServiceHandler,
 		adminv1.RegisterScheduleServiceHandler,
+		adminv1.RegisterReleasePlanServiceHandler,
 		adminv1.RegisterWebhookServiceHandler,
 		adminv1.RegisterManifestServiceHandler,
 		adminv1.RegisterExplainServiceHandler,

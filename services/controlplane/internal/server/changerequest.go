@@ -53,6 +53,8 @@ func (c *checks) proposedChange(field string, pc *adminv1.ProposedChange) {
 		c.segment(field+".segment", ch.Segment)
 	case *adminv1.ProposedChange_EnvironmentSettings:
 		c.fail(field+".environment_settings", "propose settings changes with UpdateEnvironment")
+	case *adminv1.ProposedChange_ReleasePlan:
+		c.fail(field+".release_plan", "propose release plans with CreateReleasePlan or UpdateReleasePlan")
 	default:
 		c.fail(field, "is required: flag_config or segment")
 	}
@@ -266,6 +268,8 @@ func targetOf(pc *adminv1.ProposedChange) string {
 		return "segment " + ch.Segment.GetKey()
 	case *adminv1.ProposedChange_EnvironmentSettings:
 		return "environment settings"
+	case *adminv1.ProposedChange_ReleasePlan:
+		return "release plan of flag " + ch.ReleasePlan.GetFlag()
 	}
 	return ""
 }

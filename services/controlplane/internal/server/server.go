@@ -42,7 +42,20 @@ type GovernanceStorer interface {
 // Option configures Register.
 type Option func(*options)
 
-type options struct{ life lifecycle.Config }
+type options struct {
+	life   lifecycle.Config
+	promql bool
+}
+
+// WithPrometheus says a Prometheus is configured for PromQL guardrails (without
+// it, plans with PromQL guardrails are refused naming the field).
+func WithPrometheus(configured bool) Option { return func(o *options) { o.promql = configured } }
+
+// ReleasePlanStorer is a GovernanceStorer that also stores release plans.
+type ReleasePlanStorer interface {
+	GovernanceStorer
+	store.ReleasePlans
+}
 
 // WithLifecycle sets the thresholds of flag lifecycle statuses (default
 // lifecycle.Defaults()).
@@ -53,7 +66,8 @@ func WithLifecycle(c lifecycle.Config) Option { return func(o *options) { o.life
 // ScheduleService and WebhookService are registered and environments requiring
 // approvals turn flag configuration and segment updates into change requests;
 // otherwise those services answer UNIMPLEMENTED (the gateway 501) and such updates
-// are refused. ManifestService is registered elsewhere. now is the clock (nil:
+// are refused; ReleasePlanService is registered when st also stores release
+// plans (ReleasePlanStorer). ManifestService is registered elsewhere. now is the clock (nil:
 // time.Now).
 func Register(s grpc.ServiceRegistrar, st Storer, now func() time.Time, opts ...Option) {
 	if now == nil {
@@ -68,10 +82,16 @@ func Register(s grpc.ServiceRegistrar, st Storer, now func() time.Time, opts ...
 	es := &EnvironmentService{store: st}
 	if g, ok := st.(GovernanceStorer); ok {
 		fs.gov, ss.gov, es.gov = g, g, g
+		if rp, ok := st.(ReleasePlanStorer); ok {
+			adminv1.RegisterReleasePlanServiceServer(s, &ReleasePlanService{store: rp, now: now, promql: o.promql})
+		} else {
+			adminv1.RegisterReleasePlanServiceServer(s, adminv1.UnimplementedReleasePlanServiceServer{})
+		}
 		adminv1.RegisterChangeRequestServiceServer(s, &ChangeRequestService{store: g, now: now})
 		adminv1.RegisterScheduleServiceServer(s, &ScheduleService{store: g, now: now})
 		adminv1.RegisterWebhookServiceServer(s, &WebhookService{store: g, now: now})
 	} else {
+		adminv1.RegisterReleasePlanServiceServer(s, adminv1.UnimplementedReleasePlanServiceServer{})
 		adminv1.RegisterChangeRequestServiceServer(s, adminv1.UnimplementedChangeRequestServiceServer{})
 		adminv1.RegisterScheduleServiceServer(s, adminv1.UnimplementedScheduleServiceServer{})
 		adminv1.RegisterWebhookServiceServer(s, adminv1.UnimplementedWebhookServiceServer{})

@@ -27,7 +27,10 @@ type Event struct {
 	Before       json.RawMessage `json:"before"`
 	After        json.RawMessage `json:"after"`
 	// Emergency marks emergency off and kill switches (taken without approval).
-	Emergency bool   `json:"emergency"`
+	Emergency bool `json:"emergency"`
+	// Automatic marks what the control plane did by itself: a release plan
+	// paused or rolled back by its guardrails.
+	Automatic bool   `json:"automatic"`
 	Reason    string `json:"reason,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
 	Sequence  int64  `json:"sequence"`
@@ -45,6 +48,9 @@ var verbs = map[string]string{
 	"withdraw": "withdrawn", "comment": "commented", "cancel": "cancelled", "run": "applied",
 	"fail": "failed", "enable": "enabled", "disable": "disabled", "kill": "killed",
 	"revoke": "revoked", "role_grant": "role_granted", "role_revoke": "role_revoked",
+	"start": "started", "pause": "paused", "resume": "resumed", "rollback": "rolled_back",
+	"advance": "advanced", "complete": "completed", "auto_pause": "paused_automatically",
+	"auto_rollback": "rolled_back_automatically",
 }
 
 // Membership reports whether an audit entry's resource is about who may act in
@@ -73,6 +79,11 @@ func EventType(action string) string {
 		verb = v
 	}
 	return noun + "." + verb
+}
+
+// automatic reports the actions the control plane took by itself.
+func automatic(action string) bool {
+	return action == "release_plan.auto_rollback" || action == "release_plan.auto_pause"
 }
 
 // emergency reports the actions taken without approval.
@@ -127,7 +138,7 @@ func Render(e *adminv1.AuditEntry, org string) (eventType, orderKey string, body
 		ID: e.GetId(), Type: EventType(e.GetAction()), Time: e.GetTime().AsTime().UTC().Format("2006-01-02T15:04:05.999999Z07:00"),
 		Org: org, Project: project, Environment: env, Resource: e.GetResource(), ResourceType: e.GetResourceType(),
 		Action: e.GetAction(), Actor: Actor{ID: e.GetActorId(), Name: e.GetActorName()},
-		Before: raw(e.GetBefore()), After: raw(e.GetAfter()), Emergency: emergency(e.GetAction()),
+		Before: raw(e.GetBefore()), After: raw(e.GetAfter()), Emergency: emergency(e.GetAction()), Automatic: automatic(e.GetAction()),
 		Reason: e.GetComment(), RequestID: e.GetRequestId(), Sequence: e.GetSequence(),
 	}
 	b, err := json.Marshal(ev)

@@ -293,6 +293,7 @@ type ProposedChange struct {
 	//	*ProposedChange_FlagConfig
 	//	*ProposedChange_Segment
 	//	*ProposedChange_EnvironmentSettings
+	//	*ProposedChange_ReleasePlan
 	Change        isProposedChange_Change `protobuf_oneof:"change"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -362,6 +363,15 @@ func (x *ProposedChange) GetEnvironmentSettings() *EnvironmentSettingsChange {
 	return nil
 }
 
+func (x *ProposedChange) GetReleasePlan() *ReleasePlanChange {
+	if x != nil {
+		if x, ok := x.Change.(*ProposedChange_ReleasePlan); ok {
+			return x.ReleasePlan
+		}
+	}
+	return nil
+}
+
 type isProposedChange_Change interface {
 	isProposedChange_Change()
 }
@@ -382,11 +392,19 @@ type ProposedChange_EnvironmentSettings struct {
 	EnvironmentSettings *EnvironmentSettingsChange `protobuf:"bytes,3,opt,name=environment_settings,json=environmentSettings,proto3,oneof"`
 }
 
+type ProposedChange_ReleasePlan struct {
+	// A release plan's whole content (CreateReleasePlan and UpdateReleasePlan
+	// open it): once applied, the plan's steps run without further approvals.
+	ReleasePlan *ReleasePlanChange `protobuf:"bytes,10,opt,name=release_plan,json=releasePlan,proto3,oneof"`
+}
+
 func (*ProposedChange_FlagConfig) isProposedChange_Change() {}
 
 func (*ProposedChange_Segment) isProposedChange_Change() {}
 
 func (*ProposedChange_EnvironmentSettings) isProposedChange_Change() {}
+
+func (*ProposedChange_ReleasePlan) isProposedChange_Change() {}
 
 // EnvironmentSettingsChange is the complete new governance settings of the
 // environment (the fields of EnvironmentSettings, all set).
@@ -1818,7 +1836,7 @@ var File_flagforge_admin_v1_change_request_proto protoreflect.FileDescriptor
 
 const file_flagforge_admin_v1_change_request_proto_rawDesc = "" +
 	"\n" +
-	"'flagforge/admin/v1/change_request.proto\x12\x12flagforge.admin.v1\x1a\x1dflagforge/admin/v1/diff.proto\x1a$flagforge/manifest/v1/manifest.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x01\n" +
+	"'flagforge/admin/v1/change_request.proto\x12\x12flagforge.admin.v1\x1a\x1dflagforge/admin/v1/diff.proto\x1a%flagforge/admin/v1/release_plan.proto\x1a$flagforge/manifest/v1/manifest.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x01\n" +
 	"\bApproval\x12\x1b\n" +
 	"\tmember_id\x18\x01 \x01(\tR\bmemberId\x12%\n" +
 	"\x0econtent_digest\x18\x02 \x01(\tR\rcontentDigest\x12\x18\n" +
@@ -1831,12 +1849,14 @@ const file_flagforge_admin_v1_change_request_proto_rawDesc = "" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x12\n" +
 	"\x04path\x18\x04 \x01(\tR\x04path\x12%\n" +
-	"\x0econtent_digest\x18\x05 \x01(\tR\rcontentDigest\"\x83\x02\n" +
+	"\x0econtent_digest\x18\x05 \x01(\tR\rcontentDigest\"\xcf\x02\n" +
 	"\x0eProposedChange\x12G\n" +
 	"\vflag_config\x18\x01 \x01(\v2$.flagforge.admin.v1.FlagConfigChangeH\x00R\n" +
 	"flagConfig\x12:\n" +
 	"\asegment\x18\x02 \x01(\v2\x1e.flagforge.manifest.v1.SegmentH\x00R\asegment\x12b\n" +
-	"\x14environment_settings\x18\x03 \x01(\v2-.flagforge.admin.v1.EnvironmentSettingsChangeH\x00R\x13environmentSettingsB\b\n" +
+	"\x14environment_settings\x18\x03 \x01(\v2-.flagforge.admin.v1.EnvironmentSettingsChangeH\x00R\x13environmentSettings\x12J\n" +
+	"\frelease_plan\x18\n" +
+	" \x01(\v2%.flagforge.admin.v1.ReleasePlanChangeH\x00R\vreleasePlanB\b\n" +
 	"\x06change\"\xad\x01\n" +
 	"\x19EnvironmentSettingsChange\x12-\n" +
 	"\x12approvals_required\x18\x01 \x01(\bR\x11approvalsRequired\x12-\n" +
@@ -2010,8 +2030,9 @@ var file_flagforge_admin_v1_change_request_proto_goTypes = []any{
 	(*CommentChangeRequestResponse)(nil),  // 25: flagforge.admin.v1.CommentChangeRequestResponse
 	(*timestamppb.Timestamp)(nil),         // 26: google.protobuf.Timestamp
 	(*v1.Segment)(nil),                    // 27: flagforge.manifest.v1.Segment
-	(*v1.FlagConfig)(nil),                 // 28: flagforge.manifest.v1.FlagConfig
-	(*DiffOperation)(nil),                 // 29: flagforge.admin.v1.DiffOperation
+	(*ReleasePlanChange)(nil),             // 28: flagforge.admin.v1.ReleasePlanChange
+	(*v1.FlagConfig)(nil),                 // 29: flagforge.manifest.v1.FlagConfig
+	(*DiffOperation)(nil),                 // 30: flagforge.admin.v1.DiffOperation
 }
 var file_flagforge_admin_v1_change_request_proto_depIdxs = []int32{
 	26, // 0: flagforge.admin.v1.Approval.create_time:type_name -> google.protobuf.Timestamp
@@ -2019,50 +2040,51 @@ var file_flagforge_admin_v1_change_request_proto_depIdxs = []int32{
 	6,  // 2: flagforge.admin.v1.ProposedChange.flag_config:type_name -> flagforge.admin.v1.FlagConfigChange
 	27, // 3: flagforge.admin.v1.ProposedChange.segment:type_name -> flagforge.manifest.v1.Segment
 	5,  // 4: flagforge.admin.v1.ProposedChange.environment_settings:type_name -> flagforge.admin.v1.EnvironmentSettingsChange
-	28, // 5: flagforge.admin.v1.FlagConfigChange.config:type_name -> flagforge.manifest.v1.FlagConfig
-	4,  // 6: flagforge.admin.v1.ChangeRequest.change:type_name -> flagforge.admin.v1.ProposedChange
-	29, // 7: flagforge.admin.v1.ChangeRequest.diff:type_name -> flagforge.admin.v1.DiffOperation
-	0,  // 8: flagforge.admin.v1.ChangeRequest.state:type_name -> flagforge.admin.v1.ChangeRequestState
-	2,  // 9: flagforge.admin.v1.ChangeRequest.approvals:type_name -> flagforge.admin.v1.Approval
-	3,  // 10: flagforge.admin.v1.ChangeRequest.comments:type_name -> flagforge.admin.v1.ChangeRequestComment
-	26, // 11: flagforge.admin.v1.ChangeRequest.create_time:type_name -> google.protobuf.Timestamp
-	26, // 12: flagforge.admin.v1.ChangeRequest.update_time:type_name -> google.protobuf.Timestamp
-	4,  // 13: flagforge.admin.v1.CreateChangeRequestRequest.change:type_name -> flagforge.admin.v1.ProposedChange
-	7,  // 14: flagforge.admin.v1.CreateChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	7,  // 15: flagforge.admin.v1.GetChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	0,  // 16: flagforge.admin.v1.ListChangeRequestsRequest.state:type_name -> flagforge.admin.v1.ChangeRequestState
-	1,  // 17: flagforge.admin.v1.ListChangeRequestsRequest.inbox:type_name -> flagforge.admin.v1.ChangeRequestInbox
-	7,  // 18: flagforge.admin.v1.ListChangeRequestsResponse.change_requests:type_name -> flagforge.admin.v1.ChangeRequest
-	4,  // 19: flagforge.admin.v1.UpdateChangeRequestRequest.change:type_name -> flagforge.admin.v1.ProposedChange
-	7,  // 20: flagforge.admin.v1.UpdateChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	7,  // 21: flagforge.admin.v1.ApproveChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	7,  // 22: flagforge.admin.v1.RejectChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	7,  // 23: flagforge.admin.v1.ApplyChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	7,  // 24: flagforge.admin.v1.WithdrawChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	7,  // 25: flagforge.admin.v1.CommentChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	8,  // 26: flagforge.admin.v1.ChangeRequestService.CreateChangeRequest:input_type -> flagforge.admin.v1.CreateChangeRequestRequest
-	10, // 27: flagforge.admin.v1.ChangeRequestService.GetChangeRequest:input_type -> flagforge.admin.v1.GetChangeRequestRequest
-	12, // 28: flagforge.admin.v1.ChangeRequestService.ListChangeRequests:input_type -> flagforge.admin.v1.ListChangeRequestsRequest
-	14, // 29: flagforge.admin.v1.ChangeRequestService.UpdateChangeRequest:input_type -> flagforge.admin.v1.UpdateChangeRequestRequest
-	16, // 30: flagforge.admin.v1.ChangeRequestService.ApproveChangeRequest:input_type -> flagforge.admin.v1.ApproveChangeRequestRequest
-	18, // 31: flagforge.admin.v1.ChangeRequestService.RejectChangeRequest:input_type -> flagforge.admin.v1.RejectChangeRequestRequest
-	20, // 32: flagforge.admin.v1.ChangeRequestService.ApplyChangeRequest:input_type -> flagforge.admin.v1.ApplyChangeRequestRequest
-	22, // 33: flagforge.admin.v1.ChangeRequestService.WithdrawChangeRequest:input_type -> flagforge.admin.v1.WithdrawChangeRequestRequest
-	24, // 34: flagforge.admin.v1.ChangeRequestService.CommentChangeRequest:input_type -> flagforge.admin.v1.CommentChangeRequestRequest
-	9,  // 35: flagforge.admin.v1.ChangeRequestService.CreateChangeRequest:output_type -> flagforge.admin.v1.CreateChangeRequestResponse
-	11, // 36: flagforge.admin.v1.ChangeRequestService.GetChangeRequest:output_type -> flagforge.admin.v1.GetChangeRequestResponse
-	13, // 37: flagforge.admin.v1.ChangeRequestService.ListChangeRequests:output_type -> flagforge.admin.v1.ListChangeRequestsResponse
-	15, // 38: flagforge.admin.v1.ChangeRequestService.UpdateChangeRequest:output_type -> flagforge.admin.v1.UpdateChangeRequestResponse
-	17, // 39: flagforge.admin.v1.ChangeRequestService.ApproveChangeRequest:output_type -> flagforge.admin.v1.ApproveChangeRequestResponse
-	19, // 40: flagforge.admin.v1.ChangeRequestService.RejectChangeRequest:output_type -> flagforge.admin.v1.RejectChangeRequestResponse
-	21, // 41: flagforge.admin.v1.ChangeRequestService.ApplyChangeRequest:output_type -> flagforge.admin.v1.ApplyChangeRequestResponse
-	23, // 42: flagforge.admin.v1.ChangeRequestService.WithdrawChangeRequest:output_type -> flagforge.admin.v1.WithdrawChangeRequestResponse
-	25, // 43: flagforge.admin.v1.ChangeRequestService.CommentChangeRequest:output_type -> flagforge.admin.v1.CommentChangeRequestResponse
-	35, // [35:44] is the sub-list for method output_type
-	26, // [26:35] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	28, // 5: flagforge.admin.v1.ProposedChange.release_plan:type_name -> flagforge.admin.v1.ReleasePlanChange
+	29, // 6: flagforge.admin.v1.FlagConfigChange.config:type_name -> flagforge.manifest.v1.FlagConfig
+	4,  // 7: flagforge.admin.v1.ChangeRequest.change:type_name -> flagforge.admin.v1.ProposedChange
+	30, // 8: flagforge.admin.v1.ChangeRequest.diff:type_name -> flagforge.admin.v1.DiffOperation
+	0,  // 9: flagforge.admin.v1.ChangeRequest.state:type_name -> flagforge.admin.v1.ChangeRequestState
+	2,  // 10: flagforge.admin.v1.ChangeRequest.approvals:type_name -> flagforge.admin.v1.Approval
+	3,  // 11: flagforge.admin.v1.ChangeRequest.comments:type_name -> flagforge.admin.v1.ChangeRequestComment
+	26, // 12: flagforge.admin.v1.ChangeRequest.create_time:type_name -> google.protobuf.Timestamp
+	26, // 13: flagforge.admin.v1.ChangeRequest.update_time:type_name -> google.protobuf.Timestamp
+	4,  // 14: flagforge.admin.v1.CreateChangeRequestRequest.change:type_name -> flagforge.admin.v1.ProposedChange
+	7,  // 15: flagforge.admin.v1.CreateChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	7,  // 16: flagforge.admin.v1.GetChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	0,  // 17: flagforge.admin.v1.ListChangeRequestsRequest.state:type_name -> flagforge.admin.v1.ChangeRequestState
+	1,  // 18: flagforge.admin.v1.ListChangeRequestsRequest.inbox:type_name -> flagforge.admin.v1.ChangeRequestInbox
+	7,  // 19: flagforge.admin.v1.ListChangeRequestsResponse.change_requests:type_name -> flagforge.admin.v1.ChangeRequest
+	4,  // 20: flagforge.admin.v1.UpdateChangeRequestRequest.change:type_name -> flagforge.admin.v1.ProposedChange
+	7,  // 21: flagforge.admin.v1.UpdateChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	7,  // 22: flagforge.admin.v1.ApproveChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	7,  // 23: flagforge.admin.v1.RejectChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	7,  // 24: flagforge.admin.v1.ApplyChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	7,  // 25: flagforge.admin.v1.WithdrawChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	7,  // 26: flagforge.admin.v1.CommentChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	8,  // 27: flagforge.admin.v1.ChangeRequestService.CreateChangeRequest:input_type -> flagforge.admin.v1.CreateChangeRequestRequest
+	10, // 28: flagforge.admin.v1.ChangeRequestService.GetChangeRequest:input_type -> flagforge.admin.v1.GetChangeRequestRequest
+	12, // 29: flagforge.admin.v1.ChangeRequestService.ListChangeRequests:input_type -> flagforge.admin.v1.ListChangeRequestsRequest
+	14, // 30: flagforge.admin.v1.ChangeRequestService.UpdateChangeRequest:input_type -> flagforge.admin.v1.UpdateChangeRequestRequest
+	16, // 31: flagforge.admin.v1.ChangeRequestService.ApproveChangeRequest:input_type -> flagforge.admin.v1.ApproveChangeRequestRequest
+	18, // 32: flagforge.admin.v1.ChangeRequestService.RejectChangeRequest:input_type -> flagforge.admin.v1.RejectChangeRequestRequest
+	20, // 33: flagforge.admin.v1.ChangeRequestService.ApplyChangeRequest:input_type -> flagforge.admin.v1.ApplyChangeRequestRequest
+	22, // 34: flagforge.admin.v1.ChangeRequestService.WithdrawChangeRequest:input_type -> flagforge.admin.v1.WithdrawChangeRequestRequest
+	24, // 35: flagforge.admin.v1.ChangeRequestService.CommentChangeRequest:input_type -> flagforge.admin.v1.CommentChangeRequestRequest
+	9,  // 36: flagforge.admin.v1.ChangeRequestService.CreateChangeRequest:output_type -> flagforge.admin.v1.CreateChangeRequestResponse
+	11, // 37: flagforge.admin.v1.ChangeRequestService.GetChangeRequest:output_type -> flagforge.admin.v1.GetChangeRequestResponse
+	13, // 38: flagforge.admin.v1.ChangeRequestService.ListChangeRequests:output_type -> flagforge.admin.v1.ListChangeRequestsResponse
+	15, // 39: flagforge.admin.v1.ChangeRequestService.UpdateChangeRequest:output_type -> flagforge.admin.v1.UpdateChangeRequestResponse
+	17, // 40: flagforge.admin.v1.ChangeRequestService.ApproveChangeRequest:output_type -> flagforge.admin.v1.ApproveChangeRequestResponse
+	19, // 41: flagforge.admin.v1.ChangeRequestService.RejectChangeRequest:output_type -> flagforge.admin.v1.RejectChangeRequestResponse
+	21, // 42: flagforge.admin.v1.ChangeRequestService.ApplyChangeRequest:output_type -> flagforge.admin.v1.ApplyChangeRequestResponse
+	23, // 43: flagforge.admin.v1.ChangeRequestService.WithdrawChangeRequest:output_type -> flagforge.admin.v1.WithdrawChangeRequestResponse
+	25, // 44: flagforge.admin.v1.ChangeRequestService.CommentChangeRequest:output_type -> flagforge.admin.v1.CommentChangeRequestResponse
+	36, // [36:45] is the sub-list for method output_type
+	27, // [27:36] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_admin_v1_change_request_proto_init() }
@@ -2071,10 +2093,12 @@ func file_flagforge_admin_v1_change_request_proto_init() {
 		return
 	}
 	file_flagforge_admin_v1_diff_proto_init()
+	file_flagforge_admin_v1_release_plan_proto_init()
 	file_flagforge_admin_v1_change_request_proto_msgTypes[2].OneofWrappers = []any{
 		(*ProposedChange_FlagConfig)(nil),
 		(*ProposedChange_Segment)(nil),
 		(*ProposedChange_EnvironmentSettings)(nil),
+		(*ProposedChange_ReleasePlan)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -77,6 +77,9 @@ func (t *Tx) currentTarget(ctx context.Context, ref store.EnvRef, c *adminv1.Pro
 			return nil, err
 		}
 		return jsonTree(settingsChange(e.GetSettings())), nil
+	case *adminv1.ProposedChange_ReleasePlan:
+		// The reviewer approves the whole plan: it is shown as added, every time.
+		return nil, nil
 	default:
 		return nil, errs.Invalid("change", "is required: flag_config, segment or environment_settings")
 	}
@@ -101,6 +104,8 @@ func proposedTree(c *adminv1.ProposedChange) any {
 		return jsonTree(sg)
 	case *adminv1.ProposedChange_EnvironmentSettings:
 		return jsonTree(ch.EnvironmentSettings)
+	case *adminv1.ProposedChange_ReleasePlan:
+		return jsonTree(ch.ReleasePlan)
 	}
 	return nil
 }
@@ -212,6 +217,13 @@ func (s *Store) EditChangeRequest(ctx context.Context, m store.WriteMeta, ref st
 			if sid != "" {
 				return errs.E(errs.FailedPrecondition, "change request %q approves scheduled change %q: cancel the schedule and create a new one instead of editing", id, sid)
 			}
+			pid, err := t.planOfChangeRequest(ctx, ref, id)
+			if err != nil {
+				return err
+			}
+			if pid != "" {
+				return errs.E(errs.FailedPrecondition, "change request %q approves release plan %q: edit the plan (UpdateReleasePlan), which opens a new change request", id, pid)
+			}
 		}
 		after := proto.CloneOf(before)
 		if err := edit(after); err != nil {
@@ -229,7 +241,11 @@ func (s *Store) EditChangeRequest(ctx context.Context, m store.WriteMeta, ref st
 		}
 		if after.State == adminv1.ChangeRequestState_CHANGE_REQUEST_STATE_WITHDRAWN ||
 			after.State == adminv1.ChangeRequestState_CHANGE_REQUEST_STATE_REJECTED {
-			if err := t.closeLinkedSchedule(ctx, m, ref, id, "change request "+strings.ToLower(strings.TrimPrefix(after.State.String(), "CHANGE_REQUEST_STATE_"))); err != nil {
+			reason := "change request " + strings.ToLower(strings.TrimPrefix(after.State.String(), "CHANGE_REQUEST_STATE_"))
+			if err := t.closeLinkedSchedule(ctx, m, ref, id, reason); err != nil {
+				return err
+			}
+			if err := t.closeLinkedPlan(ctx, m, ref, id, reason); err != nil {
 				return err
 			}
 		}
@@ -288,8 +304,16 @@ func (s *Store) ApplyChangeRequest(ctx context.Context, m store.WriteMeta, ref s
 		if cm.Comment == "" {
 			cm.Comment = "change request " + id
 		}
+		pid, err := t.planOfChangeRequest(ctx, ref, id)
+		if err != nil {
+			return err
+		}
 		if sid != "" {
 			if err := t.approveSchedule(ctx, cm, ref, sid); err != nil {
+				return err
+			}
+		} else if pid != "" {
+			if err := t.approvePlan(ctx, cm, ref, pid, id); err != nil {
 				return err
 			}
 		} else if err := t.applyChange(ctx, cm, ref, before, check); err != nil {
