@@ -68,7 +68,8 @@ async function waitReady(url, proc, what) {
 // development, staging and production) and an evaluator following it, and server
 // SDK keys for staging and production. With opts.oidc ({ tokenTTL: "20s" }) it
 // first starts the test OIDC provider (bin/flagforge-testidp) and configures the
-// control plane for it (client "flagforge", redirect URI /auth/callback).
+// control plane for it (client "flagforge", redirect URI /auth/callback). opts.cpEnv
+// adds control-plane settings.
 export async function startPlatform(opts = {}) {
   for (const b of ["flagforge-controlplane", "flagforge-evaluator"]) {
     if (!fs.existsSync(path.join(bin, b))) throw new Error(`bin/${b} is missing: run make build`);
@@ -99,6 +100,7 @@ export async function startPlatform(opts = {}) {
     FLAGFORGE_BOOTSTRAP_ORG: "acme",
     FLAGFORGE_BOOTSTRAP_EMAIL: "admin@acme.test",
     FLAGFORGE_BOOTSTRAP_TOKEN: token,
+    ...(opts.cpEnv || {}),
   }, dir);
   procs.push(cp);
   const stop = async () => {

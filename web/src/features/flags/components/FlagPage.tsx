@@ -130,6 +130,9 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
           <Link className="text-blue-800 underline dark:text-blue-300" href={`${base}/audit?resource=${encodeURIComponent(`projects/${project}/`)}&q=${encodeURIComponent(flag)}`}>
             History
           </Link>
+          <Link className="text-blue-800 underline dark:text-blue-300" href={`${base}/releases/${encodeURIComponent(flag)}/${encodeURIComponent(env)}`}>
+            Release plan
+          </Link>
           {server.config?.on && (
             <EmergencyOffDialog
               org={org}
