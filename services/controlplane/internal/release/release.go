@@ -162,8 +162,15 @@ func Resume(now time.Time) *store.PlanTransition {
 			return nil, err
 		}
 		p.State, p.PauseReason = running, ""
-		p.NextStepTime = timestamppb.New(nextStepTime(p, now))
 		p.GuardrailStates = pendingStates(p)
+		if n := p.GetAppliedSteps(); n > 0 && !cur.GetConfig().GetOn() {
+			// Turned off meanwhile (a breach with BREACH_ACTION_OFF, a kill):
+			// resuming is the decision to serve the current step again.
+			p.StepApplyTime = timestamppb.New(now)
+			p.NextStepTime = timestamppb.New(nextStepTime(p, now))
+			return StepConfig(cur.GetConfig(), p.GetSteps()[n-1]), nil
+		}
+		p.NextStepTime = timestamppb.New(nextStepTime(p, now))
 		return nil, nil
 	}}
 }
@@ -261,6 +268,14 @@ func Observe(seen int64, now time.Time, stepDue bool, states []*adminv1.Guardrai
 		}
 		if !stepDue || int(p.GetAppliedSteps()) >= len(p.GetSteps()) {
 			return nil, store.ErrNoTransition
+		}
+		if p.GetAppliedSteps() > 0 && !cur.GetConfig().GetOn() {
+			// A kill switch or emergency off outranks the plan: never turn the
+			// flag back on behind it.
+			tr.Action = "release_plan.auto_pause"
+			p.State, p.NextStepTime = paused, nil
+			p.PauseReason = "the flag was turned off outside the plan (kill switch or emergency off): resume to serve the current step again"
+			return nil, nil
 		}
 		n := p.GetAppliedSteps()
 		cfg := StepConfig(cur.GetConfig(), p.GetSteps()[n])

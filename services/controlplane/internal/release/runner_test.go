@@ -212,3 +212,48 @@ func TestPlanStepsRunExactlyOnceWithTwoRunnersOnSQLite(t *testing.T) {
 	c := &clock{now: t0}
 	walk(t, s, runners(c, s, s), c)
 }
+
+// TestAKillSwitchOutranksThePlan: a flag turned off while its plan runs is not
+// turned back on by the next step: the plan pauses instead, and resuming serves
+// the current step again.
+func TestAKillSwitchOutranksThePlan(t *testing.T) {
+	t.Parallel()
+	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "ff.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	c := &clock{now: t0}
+	p := seed(t, s)
+	rs := runners(c, s)
+	if n := race(t, rs); n != 1 {
+		t.Fatalf("first step: %d changes", n)
+	}
+	fc, err := s.GetFlagConfig(t.Context(), eref, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := fc.GetConfig()
+	off.On = false
+	if _, err := s.UpdateFlagConfig(t.Context(), meta, eref, "a", off, fc.GetRevision(), nil); err != nil {
+		t.Fatal(err)
+	}
+	c.Set(t0.Add(time.Hour))
+	race(t, rs)
+	got, err := s.GetReleasePlan(t.Context(), eref, p.GetId())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetState() != adminv1.ReleasePlanState_RELEASE_PLAN_STATE_PAUSED || got.GetAppliedSteps() != 1 {
+		t.Fatalf("plan %s at %d steps after a kill, want PAUSED at 1", got.GetState(), got.GetAppliedSteps())
+	}
+	if fc, _ := s.GetFlagConfig(t.Context(), eref, "a"); fc.GetConfig().GetOn() {
+		t.Fatal("the plan turned a killed flag back on")
+	}
+	if _, err := s.ChangeReleasePlan(t.Context(), meta, eref, p.GetId(), release.Resume(c.Now()), nil); err != nil {
+		t.Fatal(err)
+	}
+	if fc, _ := s.GetFlagConfig(t.Context(), eref, "a"); !fc.GetConfig().GetOn() || onWeight(t, s) != 1 {
+		t.Fatalf("resume serves the current step again: on %v, weight %d", fc.GetConfig().GetOn(), onWeight(t, s))
+	}
+}
