@@ -37,3 +37,31 @@ func TestMembershipChangesAreAnnounced(t *testing.T) {
 		}
 	}
 }
+
+// TestReleasePlanEventsAreAnnouncedAndAutomaticOnesMarked: a plan's changes are
+// announced in its flag's delivery order, and what the control plane did by
+// itself (a guardrail's rollback or pause) carries "automatic": true.
+func TestReleasePlanEventsAreAnnouncedAndAutomaticOnesMarked(t *testing.T) {
+	t.Parallel()
+	const res = "projects/web/environments/production/flags/checkout/release-plans/p1"
+	tests := []struct {
+		action, wantType string
+		automatic        bool
+	}{
+		{"release_plan.create", "release_plan.created", false},
+		{"release_plan.start", "release_plan.started", false},
+		{"release_plan.advance", "release_plan.advanced", false},
+		{"release_plan.complete", "release_plan.completed", false},
+		{"release_plan.rollback", "release_plan.rolled_back", false},
+		{"release_plan.auto_rollback", "release_plan.rolled_back_automatically", true},
+		{"release_plan.auto_pause", "release_plan.paused_automatically", true},
+	}
+	for _, tt := range tests {
+		typ, order, body, ok := Render(&adminv1.AuditEntry{Id: "e", Resource: res, Action: tt.action, ActorId: "system:release", Time: timestamppb.Now()}, "acme")
+		var ev Event
+		if err := json.Unmarshal(body, &ev); !ok || err != nil || typ != tt.wantType || order != "flag:checkout" ||
+			ev.Automatic != tt.automatic || ev.Environment != "production" {
+			t.Errorf("%s: type %q order %q body %s, want %q automatic %v", tt.action, typ, order, body, tt.wantType, tt.automatic)
+		}
+	}
+}
