@@ -307,6 +307,7 @@ func listRequest(org, project, q, tags, owner, typ, status, env, on, sort string
 	}
 	r.Sort = s
 	return r, nil
+}
 
 // dial connects to the control plane: plaintext, TLS with the system roots, or
 // TLS trusting caFile.
