@@ -38,6 +38,7 @@ const DefaultInitTimeout = 10 * time.Second
 type Provider struct {
 	client      *sdk.Client
 	initTimeout time.Duration
+	hooks       []of.Hook
 
 	events chan of.Event
 	done   chan struct{}
@@ -63,6 +64,10 @@ type Option func(*Provider)
 // PROVIDER_READY as soon as a manifest arrives.
 func WithInitTimeout(d time.Duration) Option { return func(p *Provider) { p.initTimeout = d } }
 
+// WithHooks adds hooks that run for every evaluation of this provider, for
+// example otelflag's, which records each evaluation on the caller's span.
+func WithHooks(h ...of.Hook) Option { return func(p *Provider) { p.hooks = append(p.hooks, h...) } }
+
 // New returns a provider evaluating with c. The provider owns c from now on:
 // Shutdown closes it.
 func New(c *sdk.Client, opts ...Option) *Provider {
@@ -80,8 +85,8 @@ func (p *Provider) Client() *sdk.Client { return p.client }
 // Metadata names the provider.
 func (p *Provider) Metadata() of.Metadata { return of.Metadata{Name: Name} }
 
-// Hooks: none.
-func (p *Provider) Hooks() []of.Hook { return nil }
+// Hooks are those given with WithHooks.
+func (p *Provider) Hooks() []of.Hook { return p.hooks }
 
 // Init waits for the first manifest (bounded by the init timeout). A refused SDK
 // key is a PROVIDER_FATAL init error.
