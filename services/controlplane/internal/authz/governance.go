@@ -103,6 +103,10 @@ var GovernanceTable = map[string]Governance{
 
 	adminv1.SegmentService_CreateSegment_FullMethodName: RefusedWhenServing,
 	adminv1.SegmentService_UpdateSegment_FullMethodName: ViaChangeRequest,
+
+	adminv1.HistoryService_RevertFlagConfig_FullMethodName:    ViaChangeRequest,
+	adminv1.HistoryService_RevertSegment_FullMethodName:       ViaChangeRequest,
+	adminv1.HistoryService_RollbackEnvironment_FullMethodName: ViaChangeRequest,
 	adminv1.SegmentService_DeleteSegment_FullMethodName: RefusedWhenServing,
 
 	adminv1.MemberService_CreateMember_FullMethodName: Membership,

@@ -169,6 +169,16 @@ var Table = map[string]Rule{
 	adminv1.UsageService_GetFlagUsage_FullMethodName:    {Kind: Usage, Action: Read, Level: LevelEnvironment},
 	adminv1.UsageService_GetProjectUsage_FullMethodName: {Kind: Usage, Action: Read, Level: LevelEnvironment},
 
+	// History: reading revisions is reading configurations; a revert or a
+	// rollback is a write of them (RollbackEnvironment also checks Segment write).
+	adminv1.HistoryService_ListFlagConfigRevisions_FullMethodName: {Kind: FlagConfig, Action: Read, Level: LevelEnvironment},
+	adminv1.HistoryService_DiffFlagConfigRevisions_FullMethodName: {Kind: FlagConfig, Action: Read, Level: LevelEnvironment},
+	adminv1.HistoryService_RevertFlagConfig_FullMethodName:        {Kind: FlagConfig, Action: Write, Level: LevelEnvironment},
+	adminv1.HistoryService_ListSegmentRevisions_FullMethodName:    {Kind: Segment, Action: Read, Level: LevelEnvironment},
+	adminv1.HistoryService_DiffSegmentRevisions_FullMethodName:    {Kind: Segment, Action: Read, Level: LevelEnvironment},
+	adminv1.HistoryService_RevertSegment_FullMethodName:           {Kind: Segment, Action: Write, Level: LevelEnvironment},
+	adminv1.HistoryService_RollbackEnvironment_FullMethodName:     {Kind: FlagConfig, Action: Write, Level: LevelEnvironment},
+
 	// A signed manifest is the environment's published content: reading it is
 	// reading the environment.
 	adminv1.ManifestService_GetSignedManifest_FullMethodName: {Kind: Environment, Action: Read, Level: LevelEnvironment},

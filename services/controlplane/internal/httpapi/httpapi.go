@@ -124,6 +124,7 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer 
 		adminv1.RegisterUsageServiceHandler,
 		adminv1.RegisterSeenContextServiceHandler,
 		adminv1.RegisterImpactServiceHandler,
+		adminv1.RegisterHistoryServiceHandler,
 		adminv1.RegisterChangeRequestServiceHandler,
 		adminv1.RegisterScheduleServiceHandler,
 		adminv1.RegisterReleasePlanServiceHandler,

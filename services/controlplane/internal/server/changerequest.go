@@ -55,6 +55,8 @@ func (c *checks) proposedChange(field string, pc *adminv1.ProposedChange) {
 		c.fail(field+".environment_settings", "propose settings changes with UpdateEnvironment")
 	case *adminv1.ProposedChange_ReleasePlan:
 		c.fail(field+".release_plan", "propose release plans with CreateReleasePlan or UpdateReleasePlan")
+	case *adminv1.ProposedChange_EnvironmentRollback:
+		c.fail(field+".environment_rollback", "propose a rollback with RollbackEnvironment")
 	default:
 		c.fail(field, "is required: flag_config or segment")
 	}
@@ -67,6 +69,8 @@ func proposalCheck(pc *adminv1.ProposedChange) store.Check {
 		return checkFlag(ch.FlagConfig.GetFlag(), under("change.flag_config"), false)
 	case *adminv1.ProposedChange_Segment:
 		return checkSegment(ch.Segment.GetKey(), under("change.segment"))
+	case *adminv1.ProposedChange_EnvironmentRollback:
+		return rollbackCheck(ch.EnvironmentRollback, "change.environment_rollback")
 	}
 	return nil
 }
@@ -95,6 +99,9 @@ func currentRevision(ctx context.Context, st changeRequests, ref store.EnvRef, p
 			return 0, false, err
 		}
 		return e.GetRevision(), proto.Equal(governance.SettingsChange(e.GetSettings()), pc), nil
+	case *adminv1.ProposedChange_EnvironmentRollback:
+		// Each item carries its own base revision, checked when it is applied.
+		return 0, len(ch.EnvironmentRollback.GetFlagConfigs())+len(ch.EnvironmentRollback.GetSegments()) == 0, nil
 	}
 	return 0, false, errs.Invalid("change", "is required")
 }
@@ -270,6 +277,8 @@ func targetOf(pc *adminv1.ProposedChange) string {
 		return "environment settings"
 	case *adminv1.ProposedChange_ReleasePlan:
 		return "release plan of flag " + ch.ReleasePlan.GetFlag()
+	case *adminv1.ProposedChange_EnvironmentRollback:
+		return "rollback to " + ch.EnvironmentRollback.GetTarget()
 	}
 	return ""
 }

@@ -80,8 +80,10 @@ func Register(s grpc.ServiceRegistrar, st Storer, now func() time.Time, opts ...
 	fs := &FlagService{store: st, now: now, life: o.life}
 	ss := &SegmentService{store: st}
 	es := &EnvironmentService{store: st}
+	hs, hasHistory := st.(historyStorer)
+	history := &HistoryService{store: hs, now: now}
 	if g, ok := st.(GovernanceStorer); ok {
-		fs.gov, ss.gov, es.gov = g, g, g
+		fs.gov, ss.gov, es.gov, history.gov = g, g, g, g
 		if rp, ok := st.(ReleasePlanStorer); ok {
 			adminv1.RegisterReleasePlanServiceServer(s, &ReleasePlanService{store: rp, now: now, promql: o.promql})
 		} else {
@@ -104,6 +106,11 @@ func Register(s grpc.ServiceRegistrar, st Storer, now func() time.Time, opts ...
 	adminv1.RegisterMemberServiceServer(s, &MemberService{store: st})
 	adminv1.RegisterApiTokenServiceServer(s, &APITokenService{store: st, now: now})
 	adminv1.RegisterSdkKeyServiceServer(s, &SDKKeyService{store: st, now: now})
+	if hasHistory {
+		adminv1.RegisterHistoryServiceServer(s, history)
+	} else {
+		adminv1.RegisterHistoryServiceServer(s, adminv1.UnimplementedHistoryServiceServer{})
+	}
 	adminv1.RegisterAuditServiceServer(s, &AuditService{store: st})
 	adminv1.RegisterUsageServiceServer(s, &UsageService{store: st, now: now})
 	adminv1.RegisterPermissionServiceServer(s, &PermissionService{})

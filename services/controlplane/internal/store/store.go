@@ -44,6 +44,9 @@ type WriteMeta struct {
 	// Action overrides the audit action name (e.g. "flag_config.emergency_off");
 	// empty: the backend's default for the operation.
 	Action string
+	// ChangeRequestID is the change request the write applies (kept with the
+	// revisions it writes, see History).
+	ChangeRequestID string
 }
 
 // Page asks for one page of a list. Size <= 0 means 50; sizes are capped at 1000.

@@ -294,6 +294,7 @@ type ProposedChange struct {
 	//	*ProposedChange_Segment
 	//	*ProposedChange_EnvironmentSettings
 	//	*ProposedChange_ReleasePlan
+	//	*ProposedChange_EnvironmentRollback
 	Change        isProposedChange_Change `protobuf_oneof:"change"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -372,6 +373,15 @@ func (x *ProposedChange) GetReleasePlan() *ReleasePlanChange {
 	return nil
 }
 
+func (x *ProposedChange) GetEnvironmentRollback() *EnvironmentRollbackChange {
+	if x != nil {
+		if x, ok := x.Change.(*ProposedChange_EnvironmentRollback); ok {
+			return x.EnvironmentRollback
+		}
+	}
+	return nil
+}
+
 type isProposedChange_Change interface {
 	isProposedChange_Change()
 }
@@ -398,6 +408,12 @@ type ProposedChange_ReleasePlan struct {
 	ReleasePlan *ReleasePlanChange `protobuf:"bytes,10,opt,name=release_plan,json=releasePlan,proto3,oneof"`
 }
 
+type ProposedChange_EnvironmentRollback struct {
+	// Restore many flag configurations and segments at once (RollbackEnvironment
+	// opens it).
+	EnvironmentRollback *EnvironmentRollbackChange `protobuf:"bytes,4,opt,name=environment_rollback,json=environmentRollback,proto3,oneof"`
+}
+
 func (*ProposedChange_FlagConfig) isProposedChange_Change() {}
 
 func (*ProposedChange_Segment) isProposedChange_Change() {}
@@ -405,6 +421,196 @@ func (*ProposedChange_Segment) isProposedChange_Change() {}
 func (*ProposedChange_EnvironmentSettings) isProposedChange_Change() {}
 
 func (*ProposedChange_ReleasePlan) isProposedChange_Change() {}
+
+func (*ProposedChange_EnvironmentRollback) isProposedChange_Change() {}
+
+// EnvironmentRollbackChange restores flag configurations and segments of the
+// environment to an earlier state, in one transaction.
+type EnvironmentRollbackChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What is restored ("manifest version 12", or a time).
+	Target        string                `protobuf:"bytes,1,opt,name=target,proto3" json:"target,omitempty"`
+	FlagConfigs   []*RollbackFlagConfig `protobuf:"bytes,2,rep,name=flag_configs,json=flagConfigs,proto3" json:"flag_configs,omitempty"`
+	Segments      []*RollbackSegment    `protobuf:"bytes,3,rep,name=segments,proto3" json:"segments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvironmentRollbackChange) Reset() {
+	*x = EnvironmentRollbackChange{}
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvironmentRollbackChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvironmentRollbackChange) ProtoMessage() {}
+
+func (x *EnvironmentRollbackChange) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvironmentRollbackChange.ProtoReflect.Descriptor instead.
+func (*EnvironmentRollbackChange) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *EnvironmentRollbackChange) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
+func (x *EnvironmentRollbackChange) GetFlagConfigs() []*RollbackFlagConfig {
+	if x != nil {
+		return x.FlagConfigs
+	}
+	return nil
+}
+
+func (x *EnvironmentRollbackChange) GetSegments() []*RollbackSegment {
+	if x != nil {
+		return x.Segments
+	}
+	return nil
+}
+
+// RollbackFlagConfig restores one flag's configuration.
+type RollbackFlagConfig struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Flag   string                 `protobuf:"bytes,1,opt,name=flag,proto3" json:"flag,omitempty"`
+	Config *v1.FlagConfig         `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	// The configuration's revision the rollback was computed from.
+	BaseRevision  int64 `protobuf:"varint,3,opt,name=base_revision,json=baseRevision,proto3" json:"base_revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackFlagConfig) Reset() {
+	*x = RollbackFlagConfig{}
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackFlagConfig) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackFlagConfig) ProtoMessage() {}
+
+func (x *RollbackFlagConfig) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackFlagConfig.ProtoReflect.Descriptor instead.
+func (*RollbackFlagConfig) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RollbackFlagConfig) GetFlag() string {
+	if x != nil {
+		return x.Flag
+	}
+	return ""
+}
+
+func (x *RollbackFlagConfig) GetConfig() *v1.FlagConfig {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *RollbackFlagConfig) GetBaseRevision() int64 {
+	if x != nil {
+		return x.BaseRevision
+	}
+	return 0
+}
+
+// RollbackSegment re-creates, replaces or deletes one segment.
+type RollbackSegment struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The segment to restore; unset: delete it.
+	Segment *v1.Segment `protobuf:"bytes,2,opt,name=segment,proto3" json:"segment,omitempty"`
+	// The segment's revision the rollback was computed from (0: it does not exist).
+	BaseRevision  int64 `protobuf:"varint,3,opt,name=base_revision,json=baseRevision,proto3" json:"base_revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackSegment) Reset() {
+	*x = RollbackSegment{}
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackSegment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackSegment) ProtoMessage() {}
+
+func (x *RollbackSegment) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackSegment.ProtoReflect.Descriptor instead.
+func (*RollbackSegment) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RollbackSegment) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *RollbackSegment) GetSegment() *v1.Segment {
+	if x != nil {
+		return x.Segment
+	}
+	return nil
+}
+
+func (x *RollbackSegment) GetBaseRevision() int64 {
+	if x != nil {
+		return x.BaseRevision
+	}
+	return 0
+}
 
 // EnvironmentSettingsChange is the complete new governance settings of the
 // environment (the fields of EnvironmentSettings, all set).
@@ -419,7 +625,7 @@ type EnvironmentSettingsChange struct {
 
 func (x *EnvironmentSettingsChange) Reset() {
 	*x = EnvironmentSettingsChange{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[3]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -431,7 +637,7 @@ func (x *EnvironmentSettingsChange) String() string {
 func (*EnvironmentSettingsChange) ProtoMessage() {}
 
 func (x *EnvironmentSettingsChange) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[3]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -444,7 +650,7 @@ func (x *EnvironmentSettingsChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvironmentSettingsChange.ProtoReflect.Descriptor instead.
 func (*EnvironmentSettingsChange) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{3}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *EnvironmentSettingsChange) GetApprovalsRequired() bool {
@@ -479,7 +685,7 @@ type FlagConfigChange struct {
 
 func (x *FlagConfigChange) Reset() {
 	*x = FlagConfigChange{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[4]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +697,7 @@ func (x *FlagConfigChange) String() string {
 func (*FlagConfigChange) ProtoMessage() {}
 
 func (x *FlagConfigChange) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[4]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +710,7 @@ func (x *FlagConfigChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FlagConfigChange.ProtoReflect.Descriptor instead.
 func (*FlagConfigChange) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{4}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *FlagConfigChange) GetFlag() string {
@@ -551,7 +757,7 @@ type ChangeRequest struct {
 
 func (x *ChangeRequest) Reset() {
 	*x = ChangeRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[5]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +769,7 @@ func (x *ChangeRequest) String() string {
 func (*ChangeRequest) ProtoMessage() {}
 
 func (x *ChangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[5]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +782,7 @@ func (x *ChangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeRequest.ProtoReflect.Descriptor instead.
 func (*ChangeRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{5}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ChangeRequest) GetId() string {
@@ -706,7 +912,7 @@ type CreateChangeRequestRequest struct {
 
 func (x *CreateChangeRequestRequest) Reset() {
 	*x = CreateChangeRequestRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[6]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -718,7 +924,7 @@ func (x *CreateChangeRequestRequest) String() string {
 func (*CreateChangeRequestRequest) ProtoMessage() {}
 
 func (x *CreateChangeRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[6]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -731,7 +937,7 @@ func (x *CreateChangeRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateChangeRequestRequest.ProtoReflect.Descriptor instead.
 func (*CreateChangeRequestRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{6}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateChangeRequestRequest) GetOrg() string {
@@ -792,7 +998,7 @@ type CreateChangeRequestResponse struct {
 
 func (x *CreateChangeRequestResponse) Reset() {
 	*x = CreateChangeRequestResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[7]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -804,7 +1010,7 @@ func (x *CreateChangeRequestResponse) String() string {
 func (*CreateChangeRequestResponse) ProtoMessage() {}
 
 func (x *CreateChangeRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[7]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -817,7 +1023,7 @@ func (x *CreateChangeRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateChangeRequestResponse.ProtoReflect.Descriptor instead.
 func (*CreateChangeRequestResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{7}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateChangeRequestResponse) GetChangeRequest() *ChangeRequest {
@@ -839,7 +1045,7 @@ type GetChangeRequestRequest struct {
 
 func (x *GetChangeRequestRequest) Reset() {
 	*x = GetChangeRequestRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[8]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -851,7 +1057,7 @@ func (x *GetChangeRequestRequest) String() string {
 func (*GetChangeRequestRequest) ProtoMessage() {}
 
 func (x *GetChangeRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[8]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -864,7 +1070,7 @@ func (x *GetChangeRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChangeRequestRequest.ProtoReflect.Descriptor instead.
 func (*GetChangeRequestRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{8}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetChangeRequestRequest) GetOrg() string {
@@ -904,7 +1110,7 @@ type GetChangeRequestResponse struct {
 
 func (x *GetChangeRequestResponse) Reset() {
 	*x = GetChangeRequestResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[9]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -916,7 +1122,7 @@ func (x *GetChangeRequestResponse) String() string {
 func (*GetChangeRequestResponse) ProtoMessage() {}
 
 func (x *GetChangeRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[9]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -929,7 +1135,7 @@ func (x *GetChangeRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetChangeRequestResponse.ProtoReflect.Descriptor instead.
 func (*GetChangeRequestResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{9}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetChangeRequestResponse) GetChangeRequest() *ChangeRequest {
@@ -956,7 +1162,7 @@ type ListChangeRequestsRequest struct {
 
 func (x *ListChangeRequestsRequest) Reset() {
 	*x = ListChangeRequestsRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[10]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1174,7 @@ func (x *ListChangeRequestsRequest) String() string {
 func (*ListChangeRequestsRequest) ProtoMessage() {}
 
 func (x *ListChangeRequestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[10]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1187,7 @@ func (x *ListChangeRequestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChangeRequestsRequest.ProtoReflect.Descriptor instead.
 func (*ListChangeRequestsRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{10}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListChangeRequestsRequest) GetOrg() string {
@@ -1043,7 +1249,7 @@ type ListChangeRequestsResponse struct {
 
 func (x *ListChangeRequestsResponse) Reset() {
 	*x = ListChangeRequestsResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[11]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1261,7 @@ func (x *ListChangeRequestsResponse) String() string {
 func (*ListChangeRequestsResponse) ProtoMessage() {}
 
 func (x *ListChangeRequestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[11]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1274,7 @@ func (x *ListChangeRequestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListChangeRequestsResponse.ProtoReflect.Descriptor instead.
 func (*ListChangeRequestsResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{11}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListChangeRequestsResponse) GetChangeRequests() []*ChangeRequest {
@@ -1101,7 +1307,7 @@ type UpdateChangeRequestRequest struct {
 
 func (x *UpdateChangeRequestRequest) Reset() {
 	*x = UpdateChangeRequestRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[12]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1319,7 @@ func (x *UpdateChangeRequestRequest) String() string {
 func (*UpdateChangeRequestRequest) ProtoMessage() {}
 
 func (x *UpdateChangeRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[12]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1332,7 @@ func (x *UpdateChangeRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateChangeRequestRequest.ProtoReflect.Descriptor instead.
 func (*UpdateChangeRequestRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{12}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateChangeRequestRequest) GetOrg() string {
@@ -1194,7 +1400,7 @@ type UpdateChangeRequestResponse struct {
 
 func (x *UpdateChangeRequestResponse) Reset() {
 	*x = UpdateChangeRequestResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[13]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1206,7 +1412,7 @@ func (x *UpdateChangeRequestResponse) String() string {
 func (*UpdateChangeRequestResponse) ProtoMessage() {}
 
 func (x *UpdateChangeRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[13]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1219,7 +1425,7 @@ func (x *UpdateChangeRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateChangeRequestResponse.ProtoReflect.Descriptor instead.
 func (*UpdateChangeRequestResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{13}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateChangeRequestResponse) GetChangeRequest() *ChangeRequest {
@@ -1244,7 +1450,7 @@ type ApproveChangeRequestRequest struct {
 
 func (x *ApproveChangeRequestRequest) Reset() {
 	*x = ApproveChangeRequestRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[14]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1256,7 +1462,7 @@ func (x *ApproveChangeRequestRequest) String() string {
 func (*ApproveChangeRequestRequest) ProtoMessage() {}
 
 func (x *ApproveChangeRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[14]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1269,7 +1475,7 @@ func (x *ApproveChangeRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveChangeRequestRequest.ProtoReflect.Descriptor instead.
 func (*ApproveChangeRequestRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{14}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ApproveChangeRequestRequest) GetOrg() string {
@@ -1323,7 +1529,7 @@ type ApproveChangeRequestResponse struct {
 
 func (x *ApproveChangeRequestResponse) Reset() {
 	*x = ApproveChangeRequestResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[15]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1541,7 @@ func (x *ApproveChangeRequestResponse) String() string {
 func (*ApproveChangeRequestResponse) ProtoMessage() {}
 
 func (x *ApproveChangeRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[15]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1554,7 @@ func (x *ApproveChangeRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApproveChangeRequestResponse.ProtoReflect.Descriptor instead.
 func (*ApproveChangeRequestResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{15}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ApproveChangeRequestResponse) GetChangeRequest() *ChangeRequest {
@@ -1371,7 +1577,7 @@ type RejectChangeRequestRequest struct {
 
 func (x *RejectChangeRequestRequest) Reset() {
 	*x = RejectChangeRequestRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[16]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1383,7 +1589,7 @@ func (x *RejectChangeRequestRequest) String() string {
 func (*RejectChangeRequestRequest) ProtoMessage() {}
 
 func (x *RejectChangeRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[16]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1396,7 +1602,7 @@ func (x *RejectChangeRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectChangeRequestRequest.ProtoReflect.Descriptor instead.
 func (*RejectChangeRequestRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{16}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RejectChangeRequestRequest) GetOrg() string {
@@ -1443,7 +1649,7 @@ type RejectChangeRequestResponse struct {
 
 func (x *RejectChangeRequestResponse) Reset() {
 	*x = RejectChangeRequestResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[17]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1661,7 @@ func (x *RejectChangeRequestResponse) String() string {
 func (*RejectChangeRequestResponse) ProtoMessage() {}
 
 func (x *RejectChangeRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[17]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1674,7 @@ func (x *RejectChangeRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RejectChangeRequestResponse.ProtoReflect.Descriptor instead.
 func (*RejectChangeRequestResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{17}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RejectChangeRequestResponse) GetChangeRequest() *ChangeRequest {
@@ -1490,7 +1696,7 @@ type ApplyChangeRequestRequest struct {
 
 func (x *ApplyChangeRequestRequest) Reset() {
 	*x = ApplyChangeRequestRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[18]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1502,7 +1708,7 @@ func (x *ApplyChangeRequestRequest) String() string {
 func (*ApplyChangeRequestRequest) ProtoMessage() {}
 
 func (x *ApplyChangeRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[18]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1515,7 +1721,7 @@ func (x *ApplyChangeRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyChangeRequestRequest.ProtoReflect.Descriptor instead.
 func (*ApplyChangeRequestRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{18}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ApplyChangeRequestRequest) GetOrg() string {
@@ -1555,7 +1761,7 @@ type ApplyChangeRequestResponse struct {
 
 func (x *ApplyChangeRequestResponse) Reset() {
 	*x = ApplyChangeRequestResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[19]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1567,7 +1773,7 @@ func (x *ApplyChangeRequestResponse) String() string {
 func (*ApplyChangeRequestResponse) ProtoMessage() {}
 
 func (x *ApplyChangeRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[19]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1580,7 +1786,7 @@ func (x *ApplyChangeRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyChangeRequestResponse.ProtoReflect.Descriptor instead.
 func (*ApplyChangeRequestResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{19}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ApplyChangeRequestResponse) GetChangeRequest() *ChangeRequest {
@@ -1602,7 +1808,7 @@ type WithdrawChangeRequestRequest struct {
 
 func (x *WithdrawChangeRequestRequest) Reset() {
 	*x = WithdrawChangeRequestRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[20]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +1820,7 @@ func (x *WithdrawChangeRequestRequest) String() string {
 func (*WithdrawChangeRequestRequest) ProtoMessage() {}
 
 func (x *WithdrawChangeRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[20]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +1833,7 @@ func (x *WithdrawChangeRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawChangeRequestRequest.ProtoReflect.Descriptor instead.
 func (*WithdrawChangeRequestRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{20}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WithdrawChangeRequestRequest) GetOrg() string {
@@ -1667,7 +1873,7 @@ type WithdrawChangeRequestResponse struct {
 
 func (x *WithdrawChangeRequestResponse) Reset() {
 	*x = WithdrawChangeRequestResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[21]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1679,7 +1885,7 @@ func (x *WithdrawChangeRequestResponse) String() string {
 func (*WithdrawChangeRequestResponse) ProtoMessage() {}
 
 func (x *WithdrawChangeRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[21]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1692,7 +1898,7 @@ func (x *WithdrawChangeRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WithdrawChangeRequestResponse.ProtoReflect.Descriptor instead.
 func (*WithdrawChangeRequestResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{21}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WithdrawChangeRequestResponse) GetChangeRequest() *ChangeRequest {
@@ -1718,7 +1924,7 @@ type CommentChangeRequestRequest struct {
 
 func (x *CommentChangeRequestRequest) Reset() {
 	*x = CommentChangeRequestRequest{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[22]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1730,7 +1936,7 @@ func (x *CommentChangeRequestRequest) String() string {
 func (*CommentChangeRequestRequest) ProtoMessage() {}
 
 func (x *CommentChangeRequestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[22]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1743,7 +1949,7 @@ func (x *CommentChangeRequestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommentChangeRequestRequest.ProtoReflect.Descriptor instead.
 func (*CommentChangeRequestRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{22}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CommentChangeRequestRequest) GetOrg() string {
@@ -1797,7 +2003,7 @@ type CommentChangeRequestResponse struct {
 
 func (x *CommentChangeRequestResponse) Reset() {
 	*x = CommentChangeRequestResponse{}
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[23]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1809,7 +2015,7 @@ func (x *CommentChangeRequestResponse) String() string {
 func (*CommentChangeRequestResponse) ProtoMessage() {}
 
 func (x *CommentChangeRequestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[23]
+	mi := &file_flagforge_admin_v1_change_request_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1822,7 +2028,7 @@ func (x *CommentChangeRequestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommentChangeRequestResponse.ProtoReflect.Descriptor instead.
 func (*CommentChangeRequestResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{23}
+	return file_flagforge_admin_v1_change_request_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CommentChangeRequestResponse) GetChangeRequest() *ChangeRequest {
@@ -1849,15 +2055,28 @@ const file_flagforge_admin_v1_change_request_proto_rawDesc = "" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x12\n" +
 	"\x04path\x18\x04 \x01(\tR\x04path\x12%\n" +
-	"\x0econtent_digest\x18\x05 \x01(\tR\rcontentDigest\"\xcf\x02\n" +
+	"\x0econtent_digest\x18\x05 \x01(\tR\rcontentDigest\"\xb3\x03\n" +
 	"\x0eProposedChange\x12G\n" +
 	"\vflag_config\x18\x01 \x01(\v2$.flagforge.admin.v1.FlagConfigChangeH\x00R\n" +
 	"flagConfig\x12:\n" +
 	"\asegment\x18\x02 \x01(\v2\x1e.flagforge.manifest.v1.SegmentH\x00R\asegment\x12b\n" +
 	"\x14environment_settings\x18\x03 \x01(\v2-.flagforge.admin.v1.EnvironmentSettingsChangeH\x00R\x13environmentSettings\x12J\n" +
 	"\frelease_plan\x18\n" +
-	" \x01(\v2%.flagforge.admin.v1.ReleasePlanChangeH\x00R\vreleasePlanB\b\n" +
-	"\x06change\"\xad\x01\n" +
+	" \x01(\v2%.flagforge.admin.v1.ReleasePlanChangeH\x00R\vreleasePlan\x12b\n" +
+	"\x14environment_rollback\x18\x04 \x01(\v2-.flagforge.admin.v1.EnvironmentRollbackChangeH\x00R\x13environmentRollbackB\b\n" +
+	"\x06change\"\xbf\x01\n" +
+	"\x19EnvironmentRollbackChange\x12\x16\n" +
+	"\x06target\x18\x01 \x01(\tR\x06target\x12I\n" +
+	"\fflag_configs\x18\x02 \x03(\v2&.flagforge.admin.v1.RollbackFlagConfigR\vflagConfigs\x12?\n" +
+	"\bsegments\x18\x03 \x03(\v2#.flagforge.admin.v1.RollbackSegmentR\bsegments\"\x88\x01\n" +
+	"\x12RollbackFlagConfig\x12\x12\n" +
+	"\x04flag\x18\x01 \x01(\tR\x04flag\x129\n" +
+	"\x06config\x18\x02 \x01(\v2!.flagforge.manifest.v1.FlagConfigR\x06config\x12#\n" +
+	"\rbase_revision\x18\x03 \x01(\x03R\fbaseRevision\"\x82\x01\n" +
+	"\x0fRollbackSegment\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x128\n" +
+	"\asegment\x18\x02 \x01(\v2\x1e.flagforge.manifest.v1.SegmentR\asegment\x12#\n" +
+	"\rbase_revision\x18\x03 \x01(\x03R\fbaseRevision\"\xad\x01\n" +
 	"\x19EnvironmentSettingsChange\x12-\n" +
 	"\x12approvals_required\x18\x01 \x01(\bR\x11approvalsRequired\x12-\n" +
 	"\x12required_approvals\x18\x02 \x01(\x05R\x11requiredApprovals\x122\n" +
@@ -2000,91 +2219,99 @@ func file_flagforge_admin_v1_change_request_proto_rawDescGZIP() []byte {
 }
 
 var file_flagforge_admin_v1_change_request_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_flagforge_admin_v1_change_request_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_flagforge_admin_v1_change_request_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_flagforge_admin_v1_change_request_proto_goTypes = []any{
 	(ChangeRequestState)(0),               // 0: flagforge.admin.v1.ChangeRequestState
 	(ChangeRequestInbox)(0),               // 1: flagforge.admin.v1.ChangeRequestInbox
 	(*Approval)(nil),                      // 2: flagforge.admin.v1.Approval
 	(*ChangeRequestComment)(nil),          // 3: flagforge.admin.v1.ChangeRequestComment
 	(*ProposedChange)(nil),                // 4: flagforge.admin.v1.ProposedChange
-	(*EnvironmentSettingsChange)(nil),     // 5: flagforge.admin.v1.EnvironmentSettingsChange
-	(*FlagConfigChange)(nil),              // 6: flagforge.admin.v1.FlagConfigChange
-	(*ChangeRequest)(nil),                 // 7: flagforge.admin.v1.ChangeRequest
-	(*CreateChangeRequestRequest)(nil),    // 8: flagforge.admin.v1.CreateChangeRequestRequest
-	(*CreateChangeRequestResponse)(nil),   // 9: flagforge.admin.v1.CreateChangeRequestResponse
-	(*GetChangeRequestRequest)(nil),       // 10: flagforge.admin.v1.GetChangeRequestRequest
-	(*GetChangeRequestResponse)(nil),      // 11: flagforge.admin.v1.GetChangeRequestResponse
-	(*ListChangeRequestsRequest)(nil),     // 12: flagforge.admin.v1.ListChangeRequestsRequest
-	(*ListChangeRequestsResponse)(nil),    // 13: flagforge.admin.v1.ListChangeRequestsResponse
-	(*UpdateChangeRequestRequest)(nil),    // 14: flagforge.admin.v1.UpdateChangeRequestRequest
-	(*UpdateChangeRequestResponse)(nil),   // 15: flagforge.admin.v1.UpdateChangeRequestResponse
-	(*ApproveChangeRequestRequest)(nil),   // 16: flagforge.admin.v1.ApproveChangeRequestRequest
-	(*ApproveChangeRequestResponse)(nil),  // 17: flagforge.admin.v1.ApproveChangeRequestResponse
-	(*RejectChangeRequestRequest)(nil),    // 18: flagforge.admin.v1.RejectChangeRequestRequest
-	(*RejectChangeRequestResponse)(nil),   // 19: flagforge.admin.v1.RejectChangeRequestResponse
-	(*ApplyChangeRequestRequest)(nil),     // 20: flagforge.admin.v1.ApplyChangeRequestRequest
-	(*ApplyChangeRequestResponse)(nil),    // 21: flagforge.admin.v1.ApplyChangeRequestResponse
-	(*WithdrawChangeRequestRequest)(nil),  // 22: flagforge.admin.v1.WithdrawChangeRequestRequest
-	(*WithdrawChangeRequestResponse)(nil), // 23: flagforge.admin.v1.WithdrawChangeRequestResponse
-	(*CommentChangeRequestRequest)(nil),   // 24: flagforge.admin.v1.CommentChangeRequestRequest
-	(*CommentChangeRequestResponse)(nil),  // 25: flagforge.admin.v1.CommentChangeRequestResponse
-	(*timestamppb.Timestamp)(nil),         // 26: google.protobuf.Timestamp
-	(*v1.Segment)(nil),                    // 27: flagforge.manifest.v1.Segment
-	(*ReleasePlanChange)(nil),             // 28: flagforge.admin.v1.ReleasePlanChange
-	(*v1.FlagConfig)(nil),                 // 29: flagforge.manifest.v1.FlagConfig
-	(*DiffOperation)(nil),                 // 30: flagforge.admin.v1.DiffOperation
+	(*EnvironmentRollbackChange)(nil),     // 5: flagforge.admin.v1.EnvironmentRollbackChange
+	(*RollbackFlagConfig)(nil),            // 6: flagforge.admin.v1.RollbackFlagConfig
+	(*RollbackSegment)(nil),               // 7: flagforge.admin.v1.RollbackSegment
+	(*EnvironmentSettingsChange)(nil),     // 8: flagforge.admin.v1.EnvironmentSettingsChange
+	(*FlagConfigChange)(nil),              // 9: flagforge.admin.v1.FlagConfigChange
+	(*ChangeRequest)(nil),                 // 10: flagforge.admin.v1.ChangeRequest
+	(*CreateChangeRequestRequest)(nil),    // 11: flagforge.admin.v1.CreateChangeRequestRequest
+	(*CreateChangeRequestResponse)(nil),   // 12: flagforge.admin.v1.CreateChangeRequestResponse
+	(*GetChangeRequestRequest)(nil),       // 13: flagforge.admin.v1.GetChangeRequestRequest
+	(*GetChangeRequestResponse)(nil),      // 14: flagforge.admin.v1.GetChangeRequestResponse
+	(*ListChangeRequestsRequest)(nil),     // 15: flagforge.admin.v1.ListChangeRequestsRequest
+	(*ListChangeRequestsResponse)(nil),    // 16: flagforge.admin.v1.ListChangeRequestsResponse
+	(*UpdateChangeRequestRequest)(nil),    // 17: flagforge.admin.v1.UpdateChangeRequestRequest
+	(*UpdateChangeRequestResponse)(nil),   // 18: flagforge.admin.v1.UpdateChangeRequestResponse
+	(*ApproveChangeRequestRequest)(nil),   // 19: flagforge.admin.v1.ApproveChangeRequestRequest
+	(*ApproveChangeRequestResponse)(nil),  // 20: flagforge.admin.v1.ApproveChangeRequestResponse
+	(*RejectChangeRequestRequest)(nil),    // 21: flagforge.admin.v1.RejectChangeRequestRequest
+	(*RejectChangeRequestResponse)(nil),   // 22: flagforge.admin.v1.RejectChangeRequestResponse
+	(*ApplyChangeRequestRequest)(nil),     // 23: flagforge.admin.v1.ApplyChangeRequestRequest
+	(*ApplyChangeRequestResponse)(nil),    // 24: flagforge.admin.v1.ApplyChangeRequestResponse
+	(*WithdrawChangeRequestRequest)(nil),  // 25: flagforge.admin.v1.WithdrawChangeRequestRequest
+	(*WithdrawChangeRequestResponse)(nil), // 26: flagforge.admin.v1.WithdrawChangeRequestResponse
+	(*CommentChangeRequestRequest)(nil),   // 27: flagforge.admin.v1.CommentChangeRequestRequest
+	(*CommentChangeRequestResponse)(nil),  // 28: flagforge.admin.v1.CommentChangeRequestResponse
+	(*timestamppb.Timestamp)(nil),         // 29: google.protobuf.Timestamp
+	(*v1.Segment)(nil),                    // 30: flagforge.manifest.v1.Segment
+	(*ReleasePlanChange)(nil),             // 31: flagforge.admin.v1.ReleasePlanChange
+	(*v1.FlagConfig)(nil),                 // 32: flagforge.manifest.v1.FlagConfig
+	(*DiffOperation)(nil),                 // 33: flagforge.admin.v1.DiffOperation
 }
 var file_flagforge_admin_v1_change_request_proto_depIdxs = []int32{
-	26, // 0: flagforge.admin.v1.Approval.create_time:type_name -> google.protobuf.Timestamp
-	26, // 1: flagforge.admin.v1.ChangeRequestComment.create_time:type_name -> google.protobuf.Timestamp
-	6,  // 2: flagforge.admin.v1.ProposedChange.flag_config:type_name -> flagforge.admin.v1.FlagConfigChange
-	27, // 3: flagforge.admin.v1.ProposedChange.segment:type_name -> flagforge.manifest.v1.Segment
-	5,  // 4: flagforge.admin.v1.ProposedChange.environment_settings:type_name -> flagforge.admin.v1.EnvironmentSettingsChange
-	28, // 5: flagforge.admin.v1.ProposedChange.release_plan:type_name -> flagforge.admin.v1.ReleasePlanChange
-	29, // 6: flagforge.admin.v1.FlagConfigChange.config:type_name -> flagforge.manifest.v1.FlagConfig
-	4,  // 7: flagforge.admin.v1.ChangeRequest.change:type_name -> flagforge.admin.v1.ProposedChange
-	30, // 8: flagforge.admin.v1.ChangeRequest.diff:type_name -> flagforge.admin.v1.DiffOperation
-	0,  // 9: flagforge.admin.v1.ChangeRequest.state:type_name -> flagforge.admin.v1.ChangeRequestState
-	2,  // 10: flagforge.admin.v1.ChangeRequest.approvals:type_name -> flagforge.admin.v1.Approval
-	3,  // 11: flagforge.admin.v1.ChangeRequest.comments:type_name -> flagforge.admin.v1.ChangeRequestComment
-	26, // 12: flagforge.admin.v1.ChangeRequest.create_time:type_name -> google.protobuf.Timestamp
-	26, // 13: flagforge.admin.v1.ChangeRequest.update_time:type_name -> google.protobuf.Timestamp
-	4,  // 14: flagforge.admin.v1.CreateChangeRequestRequest.change:type_name -> flagforge.admin.v1.ProposedChange
-	7,  // 15: flagforge.admin.v1.CreateChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	7,  // 16: flagforge.admin.v1.GetChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	0,  // 17: flagforge.admin.v1.ListChangeRequestsRequest.state:type_name -> flagforge.admin.v1.ChangeRequestState
-	1,  // 18: flagforge.admin.v1.ListChangeRequestsRequest.inbox:type_name -> flagforge.admin.v1.ChangeRequestInbox
-	7,  // 19: flagforge.admin.v1.ListChangeRequestsResponse.change_requests:type_name -> flagforge.admin.v1.ChangeRequest
-	4,  // 20: flagforge.admin.v1.UpdateChangeRequestRequest.change:type_name -> flagforge.admin.v1.ProposedChange
-	7,  // 21: flagforge.admin.v1.UpdateChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	7,  // 22: flagforge.admin.v1.ApproveChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	7,  // 23: flagforge.admin.v1.RejectChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	7,  // 24: flagforge.admin.v1.ApplyChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	7,  // 25: flagforge.admin.v1.WithdrawChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	7,  // 26: flagforge.admin.v1.CommentChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	8,  // 27: flagforge.admin.v1.ChangeRequestService.CreateChangeRequest:input_type -> flagforge.admin.v1.CreateChangeRequestRequest
-	10, // 28: flagforge.admin.v1.ChangeRequestService.GetChangeRequest:input_type -> flagforge.admin.v1.GetChangeRequestRequest
-	12, // 29: flagforge.admin.v1.ChangeRequestService.ListChangeRequests:input_type -> flagforge.admin.v1.ListChangeRequestsRequest
-	14, // 30: flagforge.admin.v1.ChangeRequestService.UpdateChangeRequest:input_type -> flagforge.admin.v1.UpdateChangeRequestRequest
-	16, // 31: flagforge.admin.v1.ChangeRequestService.ApproveChangeRequest:input_type -> flagforge.admin.v1.ApproveChangeRequestRequest
-	18, // 32: flagforge.admin.v1.ChangeRequestService.RejectChangeRequest:input_type -> flagforge.admin.v1.RejectChangeRequestRequest
-	20, // 33: flagforge.admin.v1.ChangeRequestService.ApplyChangeRequest:input_type -> flagforge.admin.v1.ApplyChangeRequestRequest
-	22, // 34: flagforge.admin.v1.ChangeRequestService.WithdrawChangeRequest:input_type -> flagforge.admin.v1.WithdrawChangeRequestRequest
-	24, // 35: flagforge.admin.v1.ChangeRequestService.CommentChangeRequest:input_type -> flagforge.admin.v1.CommentChangeRequestRequest
-	9,  // 36: flagforge.admin.v1.ChangeRequestService.CreateChangeRequest:output_type -> flagforge.admin.v1.CreateChangeRequestResponse
-	11, // 37: flagforge.admin.v1.ChangeRequestService.GetChangeRequest:output_type -> flagforge.admin.v1.GetChangeRequestResponse
-	13, // 38: flagforge.admin.v1.ChangeRequestService.ListChangeRequests:output_type -> flagforge.admin.v1.ListChangeRequestsResponse
-	15, // 39: flagforge.admin.v1.ChangeRequestService.UpdateChangeRequest:output_type -> flagforge.admin.v1.UpdateChangeRequestResponse
-	17, // 40: flagforge.admin.v1.ChangeRequestService.ApproveChangeRequest:output_type -> flagforge.admin.v1.ApproveChangeRequestResponse
-	19, // 41: flagforge.admin.v1.ChangeRequestService.RejectChangeRequest:output_type -> flagforge.admin.v1.RejectChangeRequestResponse
-	21, // 42: flagforge.admin.v1.ChangeRequestService.ApplyChangeRequest:output_type -> flagforge.admin.v1.ApplyChangeRequestResponse
-	23, // 43: flagforge.admin.v1.ChangeRequestService.WithdrawChangeRequest:output_type -> flagforge.admin.v1.WithdrawChangeRequestResponse
-	25, // 44: flagforge.admin.v1.ChangeRequestService.CommentChangeRequest:output_type -> flagforge.admin.v1.CommentChangeRequestResponse
-	36, // [36:45] is the sub-list for method output_type
-	27, // [27:36] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	29, // 0: flagforge.admin.v1.Approval.create_time:type_name -> google.protobuf.Timestamp
+	29, // 1: flagforge.admin.v1.ChangeRequestComment.create_time:type_name -> google.protobuf.Timestamp
+	9,  // 2: flagforge.admin.v1.ProposedChange.flag_config:type_name -> flagforge.admin.v1.FlagConfigChange
+	30, // 3: flagforge.admin.v1.ProposedChange.segment:type_name -> flagforge.manifest.v1.Segment
+	8,  // 4: flagforge.admin.v1.ProposedChange.environment_settings:type_name -> flagforge.admin.v1.EnvironmentSettingsChange
+	31, // 5: flagforge.admin.v1.ProposedChange.release_plan:type_name -> flagforge.admin.v1.ReleasePlanChange
+	5,  // 6: flagforge.admin.v1.ProposedChange.environment_rollback:type_name -> flagforge.admin.v1.EnvironmentRollbackChange
+	6,  // 7: flagforge.admin.v1.EnvironmentRollbackChange.flag_configs:type_name -> flagforge.admin.v1.RollbackFlagConfig
+	7,  // 8: flagforge.admin.v1.EnvironmentRollbackChange.segments:type_name -> flagforge.admin.v1.RollbackSegment
+	32, // 9: flagforge.admin.v1.RollbackFlagConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
+	30, // 10: flagforge.admin.v1.RollbackSegment.segment:type_name -> flagforge.manifest.v1.Segment
+	32, // 11: flagforge.admin.v1.FlagConfigChange.config:type_name -> flagforge.manifest.v1.FlagConfig
+	4,  // 12: flagforge.admin.v1.ChangeRequest.change:type_name -> flagforge.admin.v1.ProposedChange
+	33, // 13: flagforge.admin.v1.ChangeRequest.diff:type_name -> flagforge.admin.v1.DiffOperation
+	0,  // 14: flagforge.admin.v1.ChangeRequest.state:type_name -> flagforge.admin.v1.ChangeRequestState
+	2,  // 15: flagforge.admin.v1.ChangeRequest.approvals:type_name -> flagforge.admin.v1.Approval
+	3,  // 16: flagforge.admin.v1.ChangeRequest.comments:type_name -> flagforge.admin.v1.ChangeRequestComment
+	29, // 17: flagforge.admin.v1.ChangeRequest.create_time:type_name -> google.protobuf.Timestamp
+	29, // 18: flagforge.admin.v1.ChangeRequest.update_time:type_name -> google.protobuf.Timestamp
+	4,  // 19: flagforge.admin.v1.CreateChangeRequestRequest.change:type_name -> flagforge.admin.v1.ProposedChange
+	10, // 20: flagforge.admin.v1.CreateChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	10, // 21: flagforge.admin.v1.GetChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	0,  // 22: flagforge.admin.v1.ListChangeRequestsRequest.state:type_name -> flagforge.admin.v1.ChangeRequestState
+	1,  // 23: flagforge.admin.v1.ListChangeRequestsRequest.inbox:type_name -> flagforge.admin.v1.ChangeRequestInbox
+	10, // 24: flagforge.admin.v1.ListChangeRequestsResponse.change_requests:type_name -> flagforge.admin.v1.ChangeRequest
+	4,  // 25: flagforge.admin.v1.UpdateChangeRequestRequest.change:type_name -> flagforge.admin.v1.ProposedChange
+	10, // 26: flagforge.admin.v1.UpdateChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	10, // 27: flagforge.admin.v1.ApproveChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	10, // 28: flagforge.admin.v1.RejectChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	10, // 29: flagforge.admin.v1.ApplyChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	10, // 30: flagforge.admin.v1.WithdrawChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	10, // 31: flagforge.admin.v1.CommentChangeRequestResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	11, // 32: flagforge.admin.v1.ChangeRequestService.CreateChangeRequest:input_type -> flagforge.admin.v1.CreateChangeRequestRequest
+	13, // 33: flagforge.admin.v1.ChangeRequestService.GetChangeRequest:input_type -> flagforge.admin.v1.GetChangeRequestRequest
+	15, // 34: flagforge.admin.v1.ChangeRequestService.ListChangeRequests:input_type -> flagforge.admin.v1.ListChangeRequestsRequest
+	17, // 35: flagforge.admin.v1.ChangeRequestService.UpdateChangeRequest:input_type -> flagforge.admin.v1.UpdateChangeRequestRequest
+	19, // 36: flagforge.admin.v1.ChangeRequestService.ApproveChangeRequest:input_type -> flagforge.admin.v1.ApproveChangeRequestRequest
+	21, // 37: flagforge.admin.v1.ChangeRequestService.RejectChangeRequest:input_type -> flagforge.admin.v1.RejectChangeRequestRequest
+	23, // 38: flagforge.admin.v1.ChangeRequestService.ApplyChangeRequest:input_type -> flagforge.admin.v1.ApplyChangeRequestRequest
+	25, // 39: flagforge.admin.v1.ChangeRequestService.WithdrawChangeRequest:input_type -> flagforge.admin.v1.WithdrawChangeRequestRequest
+	27, // 40: flagforge.admin.v1.ChangeRequestService.CommentChangeRequest:input_type -> flagforge.admin.v1.CommentChangeRequestRequest
+	12, // 41: flagforge.admin.v1.ChangeRequestService.CreateChangeRequest:output_type -> flagforge.admin.v1.CreateChangeRequestResponse
+	14, // 42: flagforge.admin.v1.ChangeRequestService.GetChangeRequest:output_type -> flagforge.admin.v1.GetChangeRequestResponse
+	16, // 43: flagforge.admin.v1.ChangeRequestService.ListChangeRequests:output_type -> flagforge.admin.v1.ListChangeRequestsResponse
+	18, // 44: flagforge.admin.v1.ChangeRequestService.UpdateChangeRequest:output_type -> flagforge.admin.v1.UpdateChangeRequestResponse
+	20, // 45: flagforge.admin.v1.ChangeRequestService.ApproveChangeRequest:output_type -> flagforge.admin.v1.ApproveChangeRequestResponse
+	22, // 46: flagforge.admin.v1.ChangeRequestService.RejectChangeRequest:output_type -> flagforge.admin.v1.RejectChangeRequestResponse
+	24, // 47: flagforge.admin.v1.ChangeRequestService.ApplyChangeRequest:output_type -> flagforge.admin.v1.ApplyChangeRequestResponse
+	26, // 48: flagforge.admin.v1.ChangeRequestService.WithdrawChangeRequest:output_type -> flagforge.admin.v1.WithdrawChangeRequestResponse
+	28, // 49: flagforge.admin.v1.ChangeRequestService.CommentChangeRequest:output_type -> flagforge.admin.v1.CommentChangeRequestResponse
+	41, // [41:50] is the sub-list for method output_type
+	32, // [32:41] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_admin_v1_change_request_proto_init() }
@@ -2099,6 +2326,7 @@ func file_flagforge_admin_v1_change_request_proto_init() {
 		(*ProposedChange_Segment)(nil),
 		(*ProposedChange_EnvironmentSettings)(nil),
 		(*ProposedChange_ReleasePlan)(nil),
+		(*ProposedChange_EnvironmentRollback)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2106,7 +2334,7 @@ func file_flagforge_admin_v1_change_request_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flagforge_admin_v1_change_request_proto_rawDesc), len(file_flagforge_admin_v1_change_request_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

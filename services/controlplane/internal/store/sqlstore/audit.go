@@ -39,6 +39,9 @@ func (t *Tx) record(ctx context.Context, m store.WriteMeta, c change) error {
 	if m.Action != "" {
 		c.action = m.Action
 	}
+	if err := t.keepRevision(ctx, m, c); err != nil {
+		return err
+	}
 	x := t.q()
 	if _, err := x.exec(ctx, `INSERT INTO outbox (org, project, environment, kind, resource, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)`, c.org, c.project, c.env, c.action, c.resource, micros(t.now)); err != nil {

@@ -80,6 +80,8 @@ func (t *Tx) currentTarget(ctx context.Context, ref store.EnvRef, c *adminv1.Pro
 	case *adminv1.ProposedChange_ReleasePlan:
 		// The reviewer approves the whole plan: it is shown as added, every time.
 		return nil, nil
+	case *adminv1.ProposedChange_EnvironmentRollback:
+		return t.rollbackTargets(ctx, ref, ch.EnvironmentRollback)
 	default:
 		return nil, errs.Invalid("change", "is required: flag_config, segment or environment_settings")
 	}
@@ -106,6 +108,8 @@ func proposedTree(c *adminv1.ProposedChange) any {
 		return jsonTree(ch.EnvironmentSettings)
 	case *adminv1.ProposedChange_ReleasePlan:
 		return jsonTree(ch.ReleasePlan)
+	case *adminv1.ProposedChange_EnvironmentRollback:
+		return rollbackTree(ch.EnvironmentRollback)
 	}
 	return nil
 }
@@ -300,7 +304,7 @@ func (s *Store) ApplyChangeRequest(ctx context.Context, m store.WriteMeta, ref s
 			return err
 		}
 		cm := m
-		cm.Action, cm.IdempotencyKey = "", ""
+		cm.Action, cm.IdempotencyKey, cm.ChangeRequestID = "", "", id
 		if cm.Comment == "" {
 			cm.Comment = "change request " + id
 		}
@@ -415,6 +419,8 @@ func (t *Tx) applyChange(ctx context.Context, m store.WriteMeta, ref store.EnvRe
 			RequiredApprovals: proto.Int32(s.GetRequiredApprovals()), EmergencyOffAllowed: proto.Bool(s.GetEmergencyOffAllowed())}
 		_, err = t.writeEnvironment(ctx, m, ref, before, after)
 		return err
+	case *adminv1.ProposedChange_EnvironmentRollback:
+		return t.rollback(ctx, m, ref, ch.EnvironmentRollback, chk)
 	default:
 		return errs.Invalid("change", "is required: flag_config, segment or environment_settings")
 	}

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flagforge/admin/v1/change_request.proto.
  */
 export const file_flagforge_admin_v1_change_request: GenFile = /*@__PURE__*/
-  fileDesc("CidmbGFnZm9yZ2UvYWRtaW4vdjEvY2hhbmdlX3JlcXVlc3QucHJvdG8SEmZsYWdmb3JnZS5hZG1pbi52MSJ3CghBcHByb3ZhbBIRCgltZW1iZXJfaWQYASABKAkSFgoOY29udGVudF9kaWdlc3QYAiABKAkSDwoHY29tbWVudBgDIAEoCRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijgEKFENoYW5nZVJlcXVlc3RDb21tZW50EhEKCW1lbWJlcl9pZBgBIAEoCRIMCgR0ZXh0GAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRwYXRoGAQgASgJEhYKDmNvbnRlbnRfZGlnZXN0GAUgASgJIpgCCg5Qcm9wb3NlZENoYW5nZRI7CgtmbGFnX2NvbmZpZxgBIAEoCzIkLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnQ29uZmlnQ2hhbmdlSAASMQoHc2VnbWVudBgCIAEoCzIeLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZWdtZW50SAASTQoUZW52aXJvbm1lbnRfc2V0dGluZ3MYAyABKAsyLS5mbGFnZm9yZ2UuYWRtaW4udjEuRW52aXJvbm1lbnRTZXR0aW5nc0NoYW5nZUgAEj0KDHJlbGVhc2VfcGxhbhgKIAEoCzIlLmZsYWdmb3JnZS5hZG1pbi52MS5SZWxlYXNlUGxhbkNoYW5nZUgAQggKBmNoYW5nZSJyChlFbnZpcm9ubWVudFNldHRpbmdzQ2hhbmdlEhoKEmFwcHJvdmFsc19yZXF1aXJlZBgBIAEoCBIaChJyZXF1aXJlZF9hcHByb3ZhbHMYAiABKAUSHQoVZW1lcmdlbmN5X29mZl9hbGxvd2VkGAMgASgIIlMKEEZsYWdDb25maWdDaGFuZ2USDAoEZmxhZxgBIAEoCRIxCgZjb25maWcYAiABKAsyIS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ0NvbmZpZyK6BAoNQ2hhbmdlUmVxdWVzdBIKCgJpZBgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRIyCgZjaGFuZ2UYAyABKAsyIi5mbGFnZm9yZ2UuYWRtaW4udjEuUHJvcG9zZWRDaGFuZ2USFQoNYmFzZV9yZXZpc2lvbhgEIAEoAxIvCgRkaWZmGAUgAygLMiEuZmxhZ2ZvcmdlLmFkbWluLnYxLkRpZmZPcGVyYXRpb24SEwoLZGVzY3JpcHRpb24YBiABKAkSEQoJYXV0aG9yX2lkGAcgASgJEjUKBXN0YXRlGAggASgOMiYuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3RTdGF0ZRIaChJyZXF1aXJlZF9hcHByb3ZhbHMYCSABKAUSLwoJYXBwcm92YWxzGAogAygLMhwuZmxhZ2ZvcmdlLmFkbWluLnYxLkFwcHJvdmFsEjoKCGNvbW1lbnRzGAsgAygLMiguZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3RDb21tZW50EhYKDmNvbnRlbnRfZGlnZXN0GAwgASgJEhAKCHJldmlzaW9uGA0gASgDEi8KC2NyZWF0ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQYXV0aG9yX2lzc3Vlcl9pZBgQIAEoCSLIAQoaQ3JlYXRlQ2hhbmdlUmVxdWVzdFJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSMgoGY2hhbmdlGAQgASgLMiIuZmxhZ2ZvcmdlLmFkbWluLnYxLlByb3Bvc2VkQ2hhbmdlEhUKDWJhc2VfcmV2aXNpb24YBSABKAMSEwoLZGVzY3JpcHRpb24YBiABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAcgASgJIlgKG0NyZWF0ZUNoYW5nZVJlcXVlc3RSZXNwb25zZRI5Cg5jaGFuZ2VfcmVxdWVzdBgBIAEoCzIhLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0IlgKF0dldENoYW5nZVJlcXVlc3RSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgoKAmlkGAQgASgJIlUKGEdldENoYW5nZVJlcXVlc3RSZXNwb25zZRI5Cg5jaGFuZ2VfcmVxdWVzdBgBIAEoCzIhLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0IuMBChlMaXN0Q2hhbmdlUmVxdWVzdHNSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEjUKBXN0YXRlGAQgASgOMiYuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3RTdGF0ZRIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCRI1CgVpbmJveBgHIAEoDjImLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0SW5ib3gicQoaTGlzdENoYW5nZVJlcXVlc3RzUmVzcG9uc2USOgoPY2hhbmdlX3JlcXVlc3RzGAEgAygLMiEuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIs0BChpVcGRhdGVDaGFuZ2VSZXF1ZXN0UmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIKCgJpZBgEIAEoCRIyCgZjaGFuZ2UYBSABKAsyIi5mbGFnZm9yZ2UuYWRtaW4udjEuUHJvcG9zZWRDaGFuZ2USFQoNYmFzZV9yZXZpc2lvbhgGIAEoAxITCgtkZXNjcmlwdGlvbhgHIAEoCRIQCghyZXZpc2lvbhgIIAEoAyJYChtVcGRhdGVDaGFuZ2VSZXF1ZXN0UmVzcG9uc2USOQoOY2hhbmdlX3JlcXVlc3QYASABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCKFAQobQXBwcm92ZUNoYW5nZVJlcXVlc3RSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgoKAmlkGAQgASgJEhYKDmNvbnRlbnRfZGlnZXN0GAUgASgJEg8KB2NvbW1lbnQYBiABKAkiWQocQXBwcm92ZUNoYW5nZVJlcXVlc3RSZXNwb25zZRI5Cg5jaGFuZ2VfcmVxdWVzdBgBIAEoCzIhLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0ImwKGlJlamVjdENoYW5nZVJlcXVlc3RSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgoKAmlkGAQgASgJEg8KB2NvbW1lbnQYBSABKAkiWAobUmVqZWN0Q2hhbmdlUmVxdWVzdFJlc3BvbnNlEjkKDmNoYW5nZV9yZXF1ZXN0GAEgASgLMiEuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3QiWgoZQXBwbHlDaGFuZ2VSZXF1ZXN0UmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIKCgJpZBgEIAEoCSJXChpBcHBseUNoYW5nZVJlcXVlc3RSZXNwb25zZRI5Cg5jaGFuZ2VfcmVxdWVzdBgBIAEoCzIhLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0Il0KHFdpdGhkcmF3Q2hhbmdlUmVxdWVzdFJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSCgoCaWQYBCABKAkiWgodV2l0aGRyYXdDaGFuZ2VSZXF1ZXN0UmVzcG9uc2USOQoOY2hhbmdlX3JlcXVlc3QYASABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCJ4ChtDb21tZW50Q2hhbmdlUmVxdWVzdFJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSCgoCaWQYBCABKAkSDAoEdGV4dBgFIAEoCRIMCgRwYXRoGAYgASgJIlkKHENvbW1lbnRDaGFuZ2VSZXF1ZXN0UmVzcG9uc2USOQoOY2hhbmdlX3JlcXVlc3QYASABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCrCAQoSQ2hhbmdlUmVxdWVzdFN0YXRlEiQKIENIQU5HRV9SRVFVRVNUX1NUQVRFX1VOU1BFQ0lGSUVEEAASHQoZQ0hBTkdFX1JFUVVFU1RfU1RBVEVfT1BFThABEiAKHENIQU5HRV9SRVFVRVNUX1NUQVRFX0FQUExJRUQQAhIhCh1DSEFOR0VfUkVRVUVTVF9TVEFURV9SRUpFQ1RFRBADEiIKHkNIQU5HRV9SRVFVRVNUX1NUQVRFX1dJVEhEUkFXThAEKoMBChJDaGFuZ2VSZXF1ZXN0SW5ib3gSJAogQ0hBTkdFX1JFUVVFU1RfSU5CT1hfVU5TUEVDSUZJRUQQABIoCiRDSEFOR0VfUkVRVUVTVF9JTkJPWF9ORUVEU19NWV9SRVZJRVcQARIdChlDSEFOR0VfUkVRVUVTVF9JTkJPWF9NSU5FEAIyywgKFENoYW5nZVJlcXVlc3RTZXJ2aWNlEnYKE0NyZWF0ZUNoYW5nZVJlcXVlc3QSLi5mbGFnZm9yZ2UuYWRtaW4udjEuQ3JlYXRlQ2hhbmdlUmVxdWVzdFJlcXVlc3QaLy5mbGFnZm9yZ2UuYWRtaW4udjEuQ3JlYXRlQ2hhbmdlUmVxdWVzdFJlc3BvbnNlEm0KEEdldENoYW5nZVJlcXVlc3QSKy5mbGFnZm9yZ2UuYWRtaW4udjEuR2V0Q2hhbmdlUmVxdWVzdFJlcXVlc3QaLC5mbGFnZm9yZ2UuYWRtaW4udjEuR2V0Q2hhbmdlUmVxdWVzdFJlc3BvbnNlEnMKEkxpc3RDaGFuZ2VSZXF1ZXN0cxItLmZsYWdmb3JnZS5hZG1pbi52MS5MaXN0Q2hhbmdlUmVxdWVzdHNSZXF1ZXN0Gi4uZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RDaGFuZ2VSZXF1ZXN0c1Jlc3BvbnNlEnYKE1VwZGF0ZUNoYW5nZVJlcXVlc3QSLi5mbGFnZm9yZ2UuYWRtaW4udjEuVXBkYXRlQ2hhbmdlUmVxdWVzdFJlcXVlc3QaLy5mbGFnZm9yZ2UuYWRtaW4udjEuVXBkYXRlQ2hhbmdlUmVxdWVzdFJlc3BvbnNlEnkKFEFwcHJvdmVDaGFuZ2VSZXF1ZXN0Ei8uZmxhZ2ZvcmdlLmFkbWluLnYxLkFwcHJvdmVDaGFuZ2VSZXF1ZXN0UmVxdWVzdBowLmZsYWdmb3JnZS5hZG1pbi52MS5BcHByb3ZlQ2hhbmdlUmVxdWVzdFJlc3BvbnNlEnYKE1JlamVjdENoYW5nZVJlcXVlc3QSLi5mbGFnZm9yZ2UuYWRtaW4udjEuUmVqZWN0Q2hhbmdlUmVxdWVzdFJlcXVlc3QaLy5mbGFnZm9yZ2UuYWRtaW4udjEuUmVqZWN0Q2hhbmdlUmVxdWVzdFJlc3BvbnNlEnMKEkFwcGx5Q2hhbmdlUmVxdWVzdBItLmZsYWdmb3JnZS5hZG1pbi52MS5BcHBseUNoYW5nZVJlcXVlc3RSZXF1ZXN0Gi4uZmxhZ2ZvcmdlLmFkbWluLnYxLkFwcGx5Q2hhbmdlUmVxdWVzdFJlc3BvbnNlEnwKFVdpdGhkcmF3Q2hhbmdlUmVxdWVzdBIwLmZsYWdmb3JnZS5hZG1pbi52MS5XaXRoZHJhd0NoYW5nZVJlcXVlc3RSZXF1ZXN0GjEuZmxhZ2ZvcmdlLmFkbWluLnYxLldpdGhkcmF3Q2hhbmdlUmVxdWVzdFJlc3BvbnNlEnkKFENvbW1lbnRDaGFuZ2VSZXF1ZXN0Ei8uZmxhZ2ZvcmdlLmFkbWluLnYxLkNvbW1lbnRDaGFuZ2VSZXF1ZXN0UmVxdWVzdBowLmZsYWdmb3JnZS5hZG1pbi52MS5Db21tZW50Q2hhbmdlUmVxdWVzdFJlc3BvbnNlYgZwcm90bzM", [file_flagforge_admin_v1_diff, file_flagforge_admin_v1_release_plan, file_flagforge_manifest_v1_manifest, file_google_protobuf_timestamp]);
+  fileDesc("CidmbGFnZm9yZ2UvYWRtaW4vdjEvY2hhbmdlX3JlcXVlc3QucHJvdG8SEmZsYWdmb3JnZS5hZG1pbi52MSJ3CghBcHByb3ZhbBIRCgltZW1iZXJfaWQYASABKAkSFgoOY29udGVudF9kaWdlc3QYAiABKAkSDwoHY29tbWVudBgDIAEoCRIvCgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAijgEKFENoYW5nZVJlcXVlc3RDb21tZW50EhEKCW1lbWJlcl9pZBgBIAEoCRIMCgR0ZXh0GAIgASgJEi8KC2NyZWF0ZV90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRwYXRoGAQgASgJEhYKDmNvbnRlbnRfZGlnZXN0GAUgASgJIucCCg5Qcm9wb3NlZENoYW5nZRI7CgtmbGFnX2NvbmZpZxgBIAEoCzIkLmZsYWdmb3JnZS5hZG1pbi52MS5GbGFnQ29uZmlnQ2hhbmdlSAASMQoHc2VnbWVudBgCIAEoCzIeLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZWdtZW50SAASTQoUZW52aXJvbm1lbnRfc2V0dGluZ3MYAyABKAsyLS5mbGFnZm9yZ2UuYWRtaW4udjEuRW52aXJvbm1lbnRTZXR0aW5nc0NoYW5nZUgAEj0KDHJlbGVhc2VfcGxhbhgKIAEoCzIlLmZsYWdmb3JnZS5hZG1pbi52MS5SZWxlYXNlUGxhbkNoYW5nZUgAEk0KFGVudmlyb25tZW50X3JvbGxiYWNrGAQgASgLMi0uZmxhZ2ZvcmdlLmFkbWluLnYxLkVudmlyb25tZW50Um9sbGJhY2tDaGFuZ2VIAEIICgZjaGFuZ2UioAEKGUVudmlyb25tZW50Um9sbGJhY2tDaGFuZ2USDgoGdGFyZ2V0GAEgASgJEjwKDGZsYWdfY29uZmlncxgCIAMoCzImLmZsYWdmb3JnZS5hZG1pbi52MS5Sb2xsYmFja0ZsYWdDb25maWcSNQoIc2VnbWVudHMYAyADKAsyIy5mbGFnZm9yZ2UuYWRtaW4udjEuUm9sbGJhY2tTZWdtZW50ImwKElJvbGxiYWNrRmxhZ0NvbmZpZxIMCgRmbGFnGAEgASgJEjEKBmNvbmZpZxgCIAEoCzIhLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5GbGFnQ29uZmlnEhUKDWJhc2VfcmV2aXNpb24YAyABKAMiZgoPUm9sbGJhY2tTZWdtZW50EgsKA2tleRgBIAEoCRIvCgdzZWdtZW50GAIgASgLMh4uZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLlNlZ21lbnQSFQoNYmFzZV9yZXZpc2lvbhgDIAEoAyJyChlFbnZpcm9ubWVudFNldHRpbmdzQ2hhbmdlEhoKEmFwcHJvdmFsc19yZXF1aXJlZBgBIAEoCBIaChJyZXF1aXJlZF9hcHByb3ZhbHMYAiABKAUSHQoVZW1lcmdlbmN5X29mZl9hbGxvd2VkGAMgASgIIlMKEEZsYWdDb25maWdDaGFuZ2USDAoEZmxhZxgBIAEoCRIxCgZjb25maWcYAiABKAsyIS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ0NvbmZpZyK6BAoNQ2hhbmdlUmVxdWVzdBIKCgJpZBgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRIyCgZjaGFuZ2UYAyABKAsyIi5mbGFnZm9yZ2UuYWRtaW4udjEuUHJvcG9zZWRDaGFuZ2USFQoNYmFzZV9yZXZpc2lvbhgEIAEoAxIvCgRkaWZmGAUgAygLMiEuZmxhZ2ZvcmdlLmFkbWluLnYxLkRpZmZPcGVyYXRpb24SEwoLZGVzY3JpcHRpb24YBiABKAkSEQoJYXV0aG9yX2lkGAcgASgJEjUKBXN0YXRlGAggASgOMiYuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3RTdGF0ZRIaChJyZXF1aXJlZF9hcHByb3ZhbHMYCSABKAUSLwoJYXBwcm92YWxzGAogAygLMhwuZmxhZ2ZvcmdlLmFkbWluLnYxLkFwcHJvdmFsEjoKCGNvbW1lbnRzGAsgAygLMiguZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3RDb21tZW50EhYKDmNvbnRlbnRfZGlnZXN0GAwgASgJEhAKCHJldmlzaW9uGA0gASgDEi8KC2NyZWF0ZV90aW1lGA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgPIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQYXV0aG9yX2lzc3Vlcl9pZBgQIAEoCSLIAQoaQ3JlYXRlQ2hhbmdlUmVxdWVzdFJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSMgoGY2hhbmdlGAQgASgLMiIuZmxhZ2ZvcmdlLmFkbWluLnYxLlByb3Bvc2VkQ2hhbmdlEhUKDWJhc2VfcmV2aXNpb24YBSABKAMSEwoLZGVzY3JpcHRpb24YBiABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAcgASgJIlgKG0NyZWF0ZUNoYW5nZVJlcXVlc3RSZXNwb25zZRI5Cg5jaGFuZ2VfcmVxdWVzdBgBIAEoCzIhLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0IlgKF0dldENoYW5nZVJlcXVlc3RSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgoKAmlkGAQgASgJIlUKGEdldENoYW5nZVJlcXVlc3RSZXNwb25zZRI5Cg5jaGFuZ2VfcmVxdWVzdBgBIAEoCzIhLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0IuMBChlMaXN0Q2hhbmdlUmVxdWVzdHNSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEjUKBXN0YXRlGAQgASgOMiYuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3RTdGF0ZRIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCRI1CgVpbmJveBgHIAEoDjImLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0SW5ib3gicQoaTGlzdENoYW5nZVJlcXVlc3RzUmVzcG9uc2USOgoPY2hhbmdlX3JlcXVlc3RzGAEgAygLMiEuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3QSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIs0BChpVcGRhdGVDaGFuZ2VSZXF1ZXN0UmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIKCgJpZBgEIAEoCRIyCgZjaGFuZ2UYBSABKAsyIi5mbGFnZm9yZ2UuYWRtaW4udjEuUHJvcG9zZWRDaGFuZ2USFQoNYmFzZV9yZXZpc2lvbhgGIAEoAxITCgtkZXNjcmlwdGlvbhgHIAEoCRIQCghyZXZpc2lvbhgIIAEoAyJYChtVcGRhdGVDaGFuZ2VSZXF1ZXN0UmVzcG9uc2USOQoOY2hhbmdlX3JlcXVlc3QYASABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCKFAQobQXBwcm92ZUNoYW5nZVJlcXVlc3RSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgoKAmlkGAQgASgJEhYKDmNvbnRlbnRfZGlnZXN0GAUgASgJEg8KB2NvbW1lbnQYBiABKAkiWQocQXBwcm92ZUNoYW5nZVJlcXVlc3RSZXNwb25zZRI5Cg5jaGFuZ2VfcmVxdWVzdBgBIAEoCzIhLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0ImwKGlJlamVjdENoYW5nZVJlcXVlc3RSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgoKAmlkGAQgASgJEg8KB2NvbW1lbnQYBSABKAkiWAobUmVqZWN0Q2hhbmdlUmVxdWVzdFJlc3BvbnNlEjkKDmNoYW5nZV9yZXF1ZXN0GAEgASgLMiEuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3QiWgoZQXBwbHlDaGFuZ2VSZXF1ZXN0UmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIKCgJpZBgEIAEoCSJXChpBcHBseUNoYW5nZVJlcXVlc3RSZXNwb25zZRI5Cg5jaGFuZ2VfcmVxdWVzdBgBIAEoCzIhLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0Il0KHFdpdGhkcmF3Q2hhbmdlUmVxdWVzdFJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSCgoCaWQYBCABKAkiWgodV2l0aGRyYXdDaGFuZ2VSZXF1ZXN0UmVzcG9uc2USOQoOY2hhbmdlX3JlcXVlc3QYASABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCJ4ChtDb21tZW50Q2hhbmdlUmVxdWVzdFJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSCgoCaWQYBCABKAkSDAoEdGV4dBgFIAEoCRIMCgRwYXRoGAYgASgJIlkKHENvbW1lbnRDaGFuZ2VSZXF1ZXN0UmVzcG9uc2USOQoOY2hhbmdlX3JlcXVlc3QYASABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCrCAQoSQ2hhbmdlUmVxdWVzdFN0YXRlEiQKIENIQU5HRV9SRVFVRVNUX1NUQVRFX1VOU1BFQ0lGSUVEEAASHQoZQ0hBTkdFX1JFUVVFU1RfU1RBVEVfT1BFThABEiAKHENIQU5HRV9SRVFVRVNUX1NUQVRFX0FQUExJRUQQAhIhCh1DSEFOR0VfUkVRVUVTVF9TVEFURV9SRUpFQ1RFRBADEiIKHkNIQU5HRV9SRVFVRVNUX1NUQVRFX1dJVEhEUkFXThAEKoMBChJDaGFuZ2VSZXF1ZXN0SW5ib3gSJAogQ0hBTkdFX1JFUVVFU1RfSU5CT1hfVU5TUEVDSUZJRUQQABIoCiRDSEFOR0VfUkVRVUVTVF9JTkJPWF9ORUVEU19NWV9SRVZJRVcQARIdChlDSEFOR0VfUkVRVUVTVF9JTkJPWF9NSU5FEAIyywgKFENoYW5nZVJlcXVlc3RTZXJ2aWNlEnYKE0NyZWF0ZUNoYW5nZVJlcXVlc3QSLi5mbGFnZm9yZ2UuYWRtaW4udjEuQ3JlYXRlQ2hhbmdlUmVxdWVzdFJlcXVlc3QaLy5mbGFnZm9yZ2UuYWRtaW4udjEuQ3JlYXRlQ2hhbmdlUmVxdWVzdFJlc3BvbnNlEm0KEEdldENoYW5nZVJlcXVlc3QSKy5mbGFnZm9yZ2UuYWRtaW4udjEuR2V0Q2hhbmdlUmVxdWVzdFJlcXVlc3QaLC5mbGFnZm9yZ2UuYWRtaW4udjEuR2V0Q2hhbmdlUmVxdWVzdFJlc3BvbnNlEnMKEkxpc3RDaGFuZ2VSZXF1ZXN0cxItLmZsYWdmb3JnZS5hZG1pbi52MS5MaXN0Q2hhbmdlUmVxdWVzdHNSZXF1ZXN0Gi4uZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RDaGFuZ2VSZXF1ZXN0c1Jlc3BvbnNlEnYKE1VwZGF0ZUNoYW5nZVJlcXVlc3QSLi5mbGFnZm9yZ2UuYWRtaW4udjEuVXBkYXRlQ2hhbmdlUmVxdWVzdFJlcXVlc3QaLy5mbGFnZm9yZ2UuYWRtaW4udjEuVXBkYXRlQ2hhbmdlUmVxdWVzdFJlc3BvbnNlEnkKFEFwcHJvdmVDaGFuZ2VSZXF1ZXN0Ei8uZmxhZ2ZvcmdlLmFkbWluLnYxLkFwcHJvdmVDaGFuZ2VSZXF1ZXN0UmVxdWVzdBowLmZsYWdmb3JnZS5hZG1pbi52MS5BcHByb3ZlQ2hhbmdlUmVxdWVzdFJlc3BvbnNlEnYKE1JlamVjdENoYW5nZVJlcXVlc3QSLi5mbGFnZm9yZ2UuYWRtaW4udjEuUmVqZWN0Q2hhbmdlUmVxdWVzdFJlcXVlc3QaLy5mbGFnZm9yZ2UuYWRtaW4udjEuUmVqZWN0Q2hhbmdlUmVxdWVzdFJlc3BvbnNlEnMKEkFwcGx5Q2hhbmdlUmVxdWVzdBItLmZsYWdmb3JnZS5hZG1pbi52MS5BcHBseUNoYW5nZVJlcXVlc3RSZXF1ZXN0Gi4uZmxhZ2ZvcmdlLmFkbWluLnYxLkFwcGx5Q2hhbmdlUmVxdWVzdFJlc3BvbnNlEnwKFVdpdGhkcmF3Q2hhbmdlUmVxdWVzdBIwLmZsYWdmb3JnZS5hZG1pbi52MS5XaXRoZHJhd0NoYW5nZVJlcXVlc3RSZXF1ZXN0GjEuZmxhZ2ZvcmdlLmFkbWluLnYxLldpdGhkcmF3Q2hhbmdlUmVxdWVzdFJlc3BvbnNlEnkKFENvbW1lbnRDaGFuZ2VSZXF1ZXN0Ei8uZmxhZ2ZvcmdlLmFkbWluLnYxLkNvbW1lbnRDaGFuZ2VSZXF1ZXN0UmVxdWVzdBowLmZsYWdmb3JnZS5hZG1pbi52MS5Db21tZW50Q2hhbmdlUmVxdWVzdFJlc3BvbnNlYgZwcm90bzM", [file_flagforge_admin_v1_diff, file_flagforge_admin_v1_release_plan, file_flagforge_manifest_v1_manifest, file_google_protobuf_timestamp]);
 
 /**
  * Approval binds a member's approval to a digest of the exact proposed content.
@@ -211,6 +211,15 @@ export type ProposedChange = Message<"flagforge.admin.v1.ProposedChange"> & {
      */
     value: ReleasePlanChange;
     case: "releasePlan";
+  } | {
+    /**
+     * Restore many flag configurations and segments at once (RollbackEnvironment
+     * opens it).
+     *
+     * @generated from field: flagforge.admin.v1.EnvironmentRollbackChange environment_rollback = 4;
+     */
+    value: EnvironmentRollbackChange;
+    case: "environmentRollback";
   } | { case: undefined; value?: undefined };
 };
 
@@ -249,6 +258,14 @@ export type ProposedChangeJson = {
    * @generated from field: flagforge.admin.v1.ReleasePlanChange release_plan = 10;
    */
   releasePlan?: ReleasePlanChangeJson;
+
+  /**
+   * Restore many flag configurations and segments at once (RollbackEnvironment
+   * opens it).
+   *
+   * @generated from field: flagforge.admin.v1.EnvironmentRollbackChange environment_rollback = 4;
+   */
+  environmentRollback?: EnvironmentRollbackChangeJson;
 };
 
 /**
@@ -257,6 +274,177 @@ export type ProposedChangeJson = {
  */
 export const ProposedChangeSchema: GenMessage<ProposedChange, {jsonType: ProposedChangeJson}> = /*@__PURE__*/
   messageDesc(file_flagforge_admin_v1_change_request, 2);
+
+/**
+ * EnvironmentRollbackChange restores flag configurations and segments of the
+ * environment to an earlier state, in one transaction.
+ *
+ * @generated from message flagforge.admin.v1.EnvironmentRollbackChange
+ */
+export type EnvironmentRollbackChange = Message<"flagforge.admin.v1.EnvironmentRollbackChange"> & {
+  /**
+   * What is restored ("manifest version 12", or a time).
+   *
+   * @generated from field: string target = 1;
+   */
+  target: string;
+
+  /**
+   * @generated from field: repeated flagforge.admin.v1.RollbackFlagConfig flag_configs = 2;
+   */
+  flagConfigs: RollbackFlagConfig[];
+
+  /**
+   * @generated from field: repeated flagforge.admin.v1.RollbackSegment segments = 3;
+   */
+  segments: RollbackSegment[];
+};
+
+/**
+ * EnvironmentRollbackChange restores flag configurations and segments of the
+ * environment to an earlier state, in one transaction.
+ *
+ * @generated from message flagforge.admin.v1.EnvironmentRollbackChange
+ */
+export type EnvironmentRollbackChangeJson = {
+  /**
+   * What is restored ("manifest version 12", or a time).
+   *
+   * @generated from field: string target = 1;
+   */
+  target?: string;
+
+  /**
+   * @generated from field: repeated flagforge.admin.v1.RollbackFlagConfig flag_configs = 2;
+   */
+  flagConfigs?: RollbackFlagConfigJson[];
+
+  /**
+   * @generated from field: repeated flagforge.admin.v1.RollbackSegment segments = 3;
+   */
+  segments?: RollbackSegmentJson[];
+};
+
+/**
+ * Describes the message flagforge.admin.v1.EnvironmentRollbackChange.
+ * Use `create(EnvironmentRollbackChangeSchema)` to create a new message.
+ */
+export const EnvironmentRollbackChangeSchema: GenMessage<EnvironmentRollbackChange, {jsonType: EnvironmentRollbackChangeJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_change_request, 3);
+
+/**
+ * RollbackFlagConfig restores one flag's configuration.
+ *
+ * @generated from message flagforge.admin.v1.RollbackFlagConfig
+ */
+export type RollbackFlagConfig = Message<"flagforge.admin.v1.RollbackFlagConfig"> & {
+  /**
+   * @generated from field: string flag = 1;
+   */
+  flag: string;
+
+  /**
+   * @generated from field: flagforge.manifest.v1.FlagConfig config = 2;
+   */
+  config?: FlagConfig | undefined;
+
+  /**
+   * The configuration's revision the rollback was computed from.
+   *
+   * @generated from field: int64 base_revision = 3;
+   */
+  baseRevision: bigint;
+};
+
+/**
+ * RollbackFlagConfig restores one flag's configuration.
+ *
+ * @generated from message flagforge.admin.v1.RollbackFlagConfig
+ */
+export type RollbackFlagConfigJson = {
+  /**
+   * @generated from field: string flag = 1;
+   */
+  flag?: string;
+
+  /**
+   * @generated from field: flagforge.manifest.v1.FlagConfig config = 2;
+   */
+  config?: FlagConfigJson;
+
+  /**
+   * The configuration's revision the rollback was computed from.
+   *
+   * @generated from field: int64 base_revision = 3;
+   */
+  baseRevision?: string;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.RollbackFlagConfig.
+ * Use `create(RollbackFlagConfigSchema)` to create a new message.
+ */
+export const RollbackFlagConfigSchema: GenMessage<RollbackFlagConfig, {jsonType: RollbackFlagConfigJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_change_request, 4);
+
+/**
+ * RollbackSegment re-creates, replaces or deletes one segment.
+ *
+ * @generated from message flagforge.admin.v1.RollbackSegment
+ */
+export type RollbackSegment = Message<"flagforge.admin.v1.RollbackSegment"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * The segment to restore; unset: delete it.
+   *
+   * @generated from field: flagforge.manifest.v1.Segment segment = 2;
+   */
+  segment?: Segment | undefined;
+
+  /**
+   * The segment's revision the rollback was computed from (0: it does not exist).
+   *
+   * @generated from field: int64 base_revision = 3;
+   */
+  baseRevision: bigint;
+};
+
+/**
+ * RollbackSegment re-creates, replaces or deletes one segment.
+ *
+ * @generated from message flagforge.admin.v1.RollbackSegment
+ */
+export type RollbackSegmentJson = {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key?: string;
+
+  /**
+   * The segment to restore; unset: delete it.
+   *
+   * @generated from field: flagforge.manifest.v1.Segment segment = 2;
+   */
+  segment?: SegmentJson;
+
+  /**
+   * The segment's revision the rollback was computed from (0: it does not exist).
+   *
+   * @generated from field: int64 base_revision = 3;
+   */
+  baseRevision?: string;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.RollbackSegment.
+ * Use `create(RollbackSegmentSchema)` to create a new message.
+ */
+export const RollbackSegmentSchema: GenMessage<RollbackSegment, {jsonType: RollbackSegmentJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_change_request, 5);
 
 /**
  * EnvironmentSettingsChange is the complete new governance settings of the
@@ -309,7 +497,7 @@ export type EnvironmentSettingsChangeJson = {
  * Use `create(EnvironmentSettingsChangeSchema)` to create a new message.
  */
 export const EnvironmentSettingsChangeSchema: GenMessage<EnvironmentSettingsChange, {jsonType: EnvironmentSettingsChangeJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 3);
+  messageDesc(file_flagforge_admin_v1_change_request, 6);
 
 /**
  * FlagConfigChange is a new configuration for one flag.
@@ -350,7 +538,7 @@ export type FlagConfigChangeJson = {
  * Use `create(FlagConfigChangeSchema)` to create a new message.
  */
 export const FlagConfigChangeSchema: GenMessage<FlagConfigChange, {jsonType: FlagConfigChangeJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 4);
+  messageDesc(file_flagforge_admin_v1_change_request, 7);
 
 /**
  * ChangeRequest is a proposed change awaiting approvals.
@@ -549,7 +737,7 @@ export type ChangeRequestJson = {
  * Use `create(ChangeRequestSchema)` to create a new message.
  */
 export const ChangeRequestSchema: GenMessage<ChangeRequest, {jsonType: ChangeRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 5);
+  messageDesc(file_flagforge_admin_v1_change_request, 8);
 
 /**
  * @generated from message flagforge.admin.v1.CreateChangeRequestRequest
@@ -636,7 +824,7 @@ export type CreateChangeRequestRequestJson = {
  * Use `create(CreateChangeRequestRequestSchema)` to create a new message.
  */
 export const CreateChangeRequestRequestSchema: GenMessage<CreateChangeRequestRequest, {jsonType: CreateChangeRequestRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 6);
+  messageDesc(file_flagforge_admin_v1_change_request, 9);
 
 /**
  * @generated from message flagforge.admin.v1.CreateChangeRequestResponse
@@ -663,7 +851,7 @@ export type CreateChangeRequestResponseJson = {
  * Use `create(CreateChangeRequestResponseSchema)` to create a new message.
  */
 export const CreateChangeRequestResponseSchema: GenMessage<CreateChangeRequestResponse, {jsonType: CreateChangeRequestResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 7);
+  messageDesc(file_flagforge_admin_v1_change_request, 10);
 
 /**
  * @generated from message flagforge.admin.v1.GetChangeRequestRequest
@@ -720,7 +908,7 @@ export type GetChangeRequestRequestJson = {
  * Use `create(GetChangeRequestRequestSchema)` to create a new message.
  */
 export const GetChangeRequestRequestSchema: GenMessage<GetChangeRequestRequest, {jsonType: GetChangeRequestRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 8);
+  messageDesc(file_flagforge_admin_v1_change_request, 11);
 
 /**
  * @generated from message flagforge.admin.v1.GetChangeRequestResponse
@@ -747,7 +935,7 @@ export type GetChangeRequestResponseJson = {
  * Use `create(GetChangeRequestResponseSchema)` to create a new message.
  */
 export const GetChangeRequestResponseSchema: GenMessage<GetChangeRequestResponse, {jsonType: GetChangeRequestResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 9);
+  messageDesc(file_flagforge_admin_v1_change_request, 12);
 
 /**
  * @generated from message flagforge.admin.v1.ListChangeRequestsRequest
@@ -842,7 +1030,7 @@ export type ListChangeRequestsRequestJson = {
  * Use `create(ListChangeRequestsRequestSchema)` to create a new message.
  */
 export const ListChangeRequestsRequestSchema: GenMessage<ListChangeRequestsRequest, {jsonType: ListChangeRequestsRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 10);
+  messageDesc(file_flagforge_admin_v1_change_request, 13);
 
 /**
  * @generated from message flagforge.admin.v1.ListChangeRequestsResponse
@@ -879,7 +1067,7 @@ export type ListChangeRequestsResponseJson = {
  * Use `create(ListChangeRequestsResponseSchema)` to create a new message.
  */
 export const ListChangeRequestsResponseSchema: GenMessage<ListChangeRequestsResponse, {jsonType: ListChangeRequestsResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 11);
+  messageDesc(file_flagforge_admin_v1_change_request, 14);
 
 /**
  * @generated from message flagforge.admin.v1.UpdateChangeRequestRequest
@@ -976,7 +1164,7 @@ export type UpdateChangeRequestRequestJson = {
  * Use `create(UpdateChangeRequestRequestSchema)` to create a new message.
  */
 export const UpdateChangeRequestRequestSchema: GenMessage<UpdateChangeRequestRequest, {jsonType: UpdateChangeRequestRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 12);
+  messageDesc(file_flagforge_admin_v1_change_request, 15);
 
 /**
  * @generated from message flagforge.admin.v1.UpdateChangeRequestResponse
@@ -1003,7 +1191,7 @@ export type UpdateChangeRequestResponseJson = {
  * Use `create(UpdateChangeRequestResponseSchema)` to create a new message.
  */
 export const UpdateChangeRequestResponseSchema: GenMessage<UpdateChangeRequestResponse, {jsonType: UpdateChangeRequestResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 13);
+  messageDesc(file_flagforge_admin_v1_change_request, 16);
 
 /**
  * @generated from message flagforge.admin.v1.ApproveChangeRequestRequest
@@ -1084,7 +1272,7 @@ export type ApproveChangeRequestRequestJson = {
  * Use `create(ApproveChangeRequestRequestSchema)` to create a new message.
  */
 export const ApproveChangeRequestRequestSchema: GenMessage<ApproveChangeRequestRequest, {jsonType: ApproveChangeRequestRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 14);
+  messageDesc(file_flagforge_admin_v1_change_request, 17);
 
 /**
  * @generated from message flagforge.admin.v1.ApproveChangeRequestResponse
@@ -1111,7 +1299,7 @@ export type ApproveChangeRequestResponseJson = {
  * Use `create(ApproveChangeRequestResponseSchema)` to create a new message.
  */
 export const ApproveChangeRequestResponseSchema: GenMessage<ApproveChangeRequestResponse, {jsonType: ApproveChangeRequestResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 15);
+  messageDesc(file_flagforge_admin_v1_change_request, 18);
 
 /**
  * @generated from message flagforge.admin.v1.RejectChangeRequestRequest
@@ -1178,7 +1366,7 @@ export type RejectChangeRequestRequestJson = {
  * Use `create(RejectChangeRequestRequestSchema)` to create a new message.
  */
 export const RejectChangeRequestRequestSchema: GenMessage<RejectChangeRequestRequest, {jsonType: RejectChangeRequestRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 16);
+  messageDesc(file_flagforge_admin_v1_change_request, 19);
 
 /**
  * @generated from message flagforge.admin.v1.RejectChangeRequestResponse
@@ -1205,7 +1393,7 @@ export type RejectChangeRequestResponseJson = {
  * Use `create(RejectChangeRequestResponseSchema)` to create a new message.
  */
 export const RejectChangeRequestResponseSchema: GenMessage<RejectChangeRequestResponse, {jsonType: RejectChangeRequestResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 17);
+  messageDesc(file_flagforge_admin_v1_change_request, 20);
 
 /**
  * @generated from message flagforge.admin.v1.ApplyChangeRequestRequest
@@ -1262,7 +1450,7 @@ export type ApplyChangeRequestRequestJson = {
  * Use `create(ApplyChangeRequestRequestSchema)` to create a new message.
  */
 export const ApplyChangeRequestRequestSchema: GenMessage<ApplyChangeRequestRequest, {jsonType: ApplyChangeRequestRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 18);
+  messageDesc(file_flagforge_admin_v1_change_request, 21);
 
 /**
  * @generated from message flagforge.admin.v1.ApplyChangeRequestResponse
@@ -1289,7 +1477,7 @@ export type ApplyChangeRequestResponseJson = {
  * Use `create(ApplyChangeRequestResponseSchema)` to create a new message.
  */
 export const ApplyChangeRequestResponseSchema: GenMessage<ApplyChangeRequestResponse, {jsonType: ApplyChangeRequestResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 19);
+  messageDesc(file_flagforge_admin_v1_change_request, 22);
 
 /**
  * @generated from message flagforge.admin.v1.WithdrawChangeRequestRequest
@@ -1346,7 +1534,7 @@ export type WithdrawChangeRequestRequestJson = {
  * Use `create(WithdrawChangeRequestRequestSchema)` to create a new message.
  */
 export const WithdrawChangeRequestRequestSchema: GenMessage<WithdrawChangeRequestRequest, {jsonType: WithdrawChangeRequestRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 20);
+  messageDesc(file_flagforge_admin_v1_change_request, 23);
 
 /**
  * @generated from message flagforge.admin.v1.WithdrawChangeRequestResponse
@@ -1373,7 +1561,7 @@ export type WithdrawChangeRequestResponseJson = {
  * Use `create(WithdrawChangeRequestResponseSchema)` to create a new message.
  */
 export const WithdrawChangeRequestResponseSchema: GenMessage<WithdrawChangeRequestResponse, {jsonType: WithdrawChangeRequestResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 21);
+  messageDesc(file_flagforge_admin_v1_change_request, 24);
 
 /**
  * @generated from message flagforge.admin.v1.CommentChangeRequestRequest
@@ -1456,7 +1644,7 @@ export type CommentChangeRequestRequestJson = {
  * Use `create(CommentChangeRequestRequestSchema)` to create a new message.
  */
 export const CommentChangeRequestRequestSchema: GenMessage<CommentChangeRequestRequest, {jsonType: CommentChangeRequestRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 22);
+  messageDesc(file_flagforge_admin_v1_change_request, 25);
 
 /**
  * @generated from message flagforge.admin.v1.CommentChangeRequestResponse
@@ -1483,7 +1671,7 @@ export type CommentChangeRequestResponseJson = {
  * Use `create(CommentChangeRequestResponseSchema)` to create a new message.
  */
 export const CommentChangeRequestResponseSchema: GenMessage<CommentChangeRequestResponse, {jsonType: CommentChangeRequestResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_change_request, 23);
+  messageDesc(file_flagforge_admin_v1_change_request, 26);
 
 /**
  * ChangeRequestState is where a change request is in its life.
