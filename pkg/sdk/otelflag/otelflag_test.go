@@ -65,7 +65,7 @@ func (tel *telemetry) events() []map[string]string {
 			}
 			m := map[string]string{}
 			for _, a := range e.Attributes {
-				m[string(a.Key)] = a.Value.Emit()
+				m[string(a.Key)] = a.Value.String()
 			}
 			out = append(out, m)
 		}

@@ -9,7 +9,7 @@ import (
 )
 
 // TestHistoryConformance runs the history suite as the application's login role
-// (so the grants of migration 00007 are proven sufficient).
+// (so the grants of migration 00008 are proven sufficient).
 func TestHistoryConformance(t *testing.T) {
 	storetest.RunHistory(t, func(t *testing.T) store.Store {
 		return open(t, testpg.AppURL(t, testpg.New(t)))
