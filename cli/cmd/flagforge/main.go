@@ -21,6 +21,9 @@
 //	flagforge release create --org acme --project web --env production --flag checkout --steps 1%/1h,5%/4h,25%/1d,100% \
 //	    [--guardrail errors --promql 'sum(rate(http_errors_total[$window]))' --threshold 0.5 --window 5m] [--on-breach off]
 //	flagforge release list|get|start|pause|resume|rollback|cancel --org acme --project web --env production [--id <plan>] [--comment "..."]
+//	flagforge history  --org acme --project web --env production (--flag new-ui | --segment beta) [--diff 2..3]
+//	flagforge revert   --org acme --project web --env production (--flag new-ui | --segment beta) --revision 2 [--comment "..."]
+//	flagforge rollback --org acme --project web --env production (--version 12 | --time 2026-11-28T07:00:00Z) [--dry-run] [--comment "..."]
 //
 // The control plane's gRPC address and API token come from --server and --token,
 // or FLAGFORGE_SERVER and FLAGFORGE_TOKEN; --tls (system roots) or --ca <pem>
@@ -39,6 +42,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,6 +52,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/flagforge/flagforge/cli/flagsfile"
+	"github.com/flagforge/flagforge/cli/history"
 	"github.com/flagforge/flagforge/cli/remote"
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
@@ -63,7 +68,7 @@ func main() {
 	}
 }
 
-const usage = `usage: flagforge <list|export|plan|apply|validate|evaluate|contexts|private-attributes|permissions> [flags],
+const usage = `usage: flagforge <list|export|plan|apply|validate|evaluate|contexts|private-attributes|permissions|history|revert|rollback> [flags],
 flagforge roles <list|grant|revoke> [flags], flagforge webhooks <deliveries|test|redeliver> [flags],
 flagforge release <create|list|get|start|pause|resume|rollback|cancel> [flags]; flagforge <command> -h for its flags`
 
@@ -96,7 +101,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	useTLS := fs.Bool("tls", os.Getenv("FLAGFORGE_TLS") == "true", "connect to the control plane over TLS (system roots)")
 	caFile := fs.String("ca", os.Getenv("FLAGFORGE_CA"), "connect over TLS trusting this CA certificate (PEM)")
 	withImpact := fs.Bool("impact", true, "plan: preview each changed configuration's effect on the environment's seen contexts")
-	limit := fs.Int("limit", 20, "contexts: how many seen contexts to print")
+	limit := fs.Int("limit", 20, "contexts: how many seen contexts to print; history: how many revisions")
 	setPrivate := fs.String("set", "", "private-attributes: replace the list with these comma-separated names (\"-\" for none)")
 	member := fs.String("member", "", "roles: the member (id or email)")
 	role := fs.String("role", "", "roles grant: owner, admin, editor or viewer")
@@ -111,6 +116,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	lSort := fs.String("sort", "", "list: key, name, created or updated")
 	lDesc := fs.Bool("desc", false, "list: reverse the order")
 	lArchived := fs.Bool("archived", false, "list: include archived flags")
+	segment := fs.String("segment", "", "history, revert: the segment (instead of --flag)")
+	diffRange := fs.String("diff", "", "history: diff two revisions, FROM..TO (TO empty: the latest)")
+	revision := fs.Int64("revision", 0, "revert: the revision to restore")
+	version := fs.Uint64("version", 0, "rollback: the manifest version to restore")
+	at := fs.String("time", "", "rollback: the time to restore (RFC 3339)")
+	dryRun := fs.Bool("dry-run", false, "rollback: only show what would change")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -128,7 +139,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	case "evaluate":
 		return evaluate(ctx, out, *file, *env, *flagKey, *evalCtx, *evaluator, *sdkKey)
-	case "export", "plan", "apply", "private-attributes", "webhooks deliveries", "webhooks test", "webhooks redeliver":
+	case "export", "plan", "apply", "private-attributes", "webhooks deliveries", "webhooks test", "webhooks redeliver", "history", "revert", "rollback":
 		if *org == "" || *project == "" || *token == "" {
 			return errors.New("--org, --project and --token (or FLAGFORGE_TOKEN) are required")
 		}
@@ -184,6 +195,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		return l.Render(out)
+	case "history", "revert", "rollback":
+		return historyCommand(ctx, conn, out, fs, cmd, *token, history.Target{Org: *org, Project: *project, Environment: *env, Flag: *flagKey, Segment: *segment},
+			*comment, *limit, *diffRange, *revision, *version, *at, *dryRun)
 	case "export":
 		f, err := c.Export(ctx, *org, *project, *env)
 		if err != nil {
@@ -324,6 +338,58 @@ func dial(server string, useTLS bool, caFile string) (*grpc.ClientConn, error) {
 		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
 	}
 	return grpc.NewClient(server, grpc.WithTransportCredentials(creds))
+}
+
+// historyCommand runs history, revert and rollback.
+func historyCommand(ctx context.Context, conn *grpc.ClientConn, out io.Writer, fs *flag.FlagSet, cmd, token string, target history.Target,
+	comment string, limit int, diffRange string, revision int64, version uint64, at string, dryRun bool) error {
+	// A revert's or rollback's comment is only what the caller said.
+	why := ""
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "comment" {
+			why = comment
+		}
+	})
+	h := history.New(conn, token)
+	switch cmd {
+	case "history":
+		if diffRange == "" {
+			return h.List(ctx, out, target, limit)
+		}
+		from, to, err := parseRange(diffRange)
+		if err != nil {
+			return err
+		}
+		return h.Diff(ctx, out, target, from, to)
+	case "revert":
+		return h.Revert(ctx, out, target, revision, why)
+	default:
+		var t time.Time
+		if at != "" {
+			var err error
+			if t, err = time.Parse(time.RFC3339Nano, at); err != nil {
+				return fmt.Errorf("--time must be RFC 3339 (2026-11-28T07:00:00Z): %w", err)
+			}
+		}
+		return h.Rollback(ctx, out, target.Org, target.Project, target.Environment, version, t, dryRun, why)
+	}
+}
+
+// parseRange reads "FROM..TO" (TO empty: 0, the latest).
+func parseRange(s string) (from, to int64, err error) {
+	a, b, ok := strings.Cut(s, "..")
+	if !ok {
+		return 0, 0, fmt.Errorf("--diff must be FROM..TO, e.g. 2..3 or 2..")
+	}
+	if from, err = strconv.ParseInt(a, 10, 64); err != nil || from <= 0 {
+		return 0, 0, fmt.Errorf("--diff: FROM must be a revision number: %q", a)
+	}
+	if b != "" {
+		if to, err = strconv.ParseInt(b, 10, 64); err != nil || to <= 0 {
+			return 0, 0, fmt.Errorf("--diff: TO must be a revision number or empty: %q", b)
+		}
+	}
+	return from, to, nil
 }
 
 func envOr(k, def string) string {

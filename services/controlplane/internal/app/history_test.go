@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"crypto/ed25519"
+	clihistory "github.com/flagforge/flagforge/cli/history"
 	"strings"
 	"testing"
 	"time"
@@ -285,4 +286,42 @@ func TestEnvironmentRollbackToAManifestVersion(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestCLIHistory: the flagforge CLI's history, diff, revert and rollback (package
+// cli/history, which `flagforge history|revert|rollback` call) against a running
+// control plane.
+func TestCLIHistory(t *testing.T) {
+	t.Parallel()
+	c := start(t, ratelimit.Config{})
+	c.project()
+	c.call("PUT", prodFlag, c.owner, onBody).want(t, 200)
+	h := clihistory.New(c.conn, c.owner)
+	target := clihistory.Target{Org: "acme", Project: "web", Environment: "production", Flag: "new-ui"}
+	var out strings.Builder
+	if err := h.List(t.Context(), &out, target, 10); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "flag_config.update") || !strings.Contains(out.String(), "launch") {
+		t.Errorf("history:\n%s", out.String())
+	}
+	out.Reset()
+	if err := h.Diff(t.Context(), &out, target, 1, 0); err != nil || !strings.Contains(out.String(), "+ /on: true") {
+		t.Errorf("diff: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := h.Revert(t.Context(), &out, target, 1, "cli"); err != nil || !strings.Contains(out.String(), "restored revision 1 (now revision 3)") {
+		t.Errorf("revert: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := h.Rollback(t.Context(), &out, "acme", "web", "production", 0, time.Now().Add(-time.Hour), true, ""); err != nil ||
+		!strings.Contains(out.String(), "dry run: nothing written") {
+		t.Errorf("rollback preview: %v\n%s", err, out.String())
+	}
+	if err := h.Revert(t.Context(), &out, clihistory.Target{Org: "acme", Project: "web", Environment: "production"}, 1, ""); err == nil {
+		t.Error("a revert naming neither a flag nor a segment went through")
+	}
+	if err := h.Revert(t.Context(), &out, target, 0, ""); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("revert to revision 0: %v", err)
+	}
 }
