@@ -379,7 +379,7 @@ func historyCommand(ctx context.Context, conn *grpc.ClientConn, out io.Writer, f
 func parseRange(s string) (from, to int64, err error) {
 	a, b, ok := strings.Cut(s, "..")
 	if !ok {
-		return 0, 0, fmt.Errorf("--diff must be FROM..TO, e.g. 2..3 or 2..")
+		return 0, 0, errors.New("--diff must be FROM..TO, e.g. 2..3 (TO empty: the latest)")
 	}
 	if from, err = strconv.ParseInt(a, 10, 64); err != nil || from <= 0 {
 		return 0, 0, fmt.Errorf("--diff: FROM must be a revision number: %q", a)

@@ -107,7 +107,7 @@ var GovernanceTable = map[string]Governance{
 	adminv1.HistoryService_RevertFlagConfig_FullMethodName:    ViaChangeRequest,
 	adminv1.HistoryService_RevertSegment_FullMethodName:       ViaChangeRequest,
 	adminv1.HistoryService_RollbackEnvironment_FullMethodName: ViaChangeRequest,
-	adminv1.SegmentService_DeleteSegment_FullMethodName: RefusedWhenServing,
+	adminv1.SegmentService_DeleteSegment_FullMethodName:       RefusedWhenServing,
 
 	adminv1.MemberService_CreateMember_FullMethodName: Membership,
 	adminv1.MemberService_UpdateMember_FullMethodName: Membership,
