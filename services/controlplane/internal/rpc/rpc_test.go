@@ -29,10 +29,12 @@ func TestEveryRegisteredMethodIsDeclared(t *testing.T) {
 		t.Fatal(err)
 	}
 	server.Register(gs, nil, nil)
-	// The app registers the manifest download and the explain API beside the admin
-	// services.
+	// The app registers the manifest download, the explain API, seen contexts and
+	// impact previews beside the admin services.
 	adminv1.RegisterManifestServiceServer(gs, adminv1.UnimplementedManifestServiceServer{})
 	adminv1.RegisterExplainServiceServer(gs, adminv1.UnimplementedExplainServiceServer{})
+	adminv1.RegisterSeenContextServiceServer(gs, adminv1.UnimplementedSeenContextServiceServer{})
+	adminv1.RegisterImpactServiceServer(gs, adminv1.UnimplementedImpactServiceServer{})
 	served := map[string]bool{}
 	for svc, info := range gs.GetServiceInfo() {
 		for _, m := range info.Methods {
