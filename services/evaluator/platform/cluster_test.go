@@ -39,17 +39,7 @@ func startRedisCluster(t *testing.T) *redisCluster {
 	}
 	c := &redisCluster{t: t, dir: t.TempDir(), procs: map[string]*proc{}}
 	for range 6 {
-		// The cluster bus gets its own free port (cluster-port): port+10000,
-		// the default, may be taken or beyond 65535.
-		port, bus := freePort(t), freePort(t)
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		c.procs[addr] = start(t, "redis-cluster "+addr, bin, nil,
-			"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--dir", c.dir, "--cluster-enabled", "yes", "--cluster-port", fmt.Sprint(bus),
-			"--cluster-config-file", filepath.Join(c.dir, fmt.Sprintf("nodes-%d.conf", port)),
-			"--cluster-node-timeout", "1500")
-		c.addrs = append(c.addrs, addr)
-		waitPing(t, addr)
+		c.startNode(bin)
 	}
 	args := append([]string{"--cluster", "create"}, c.addrs...)
 	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
@@ -60,6 +50,61 @@ func startRedisCluster(t *testing.T) *redisCluster {
 	c.client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.addrs[:3], ClusterStateReloadInterval: time.Second})
 	t.Cleanup(func() { _ = c.client.Close() })
 	return c
+}
+
+// startNode starts one cluster node on free ports. The cluster bus gets its own
+// free port (cluster-port): port+10000, the default, may be taken or beyond
+// 65535. A free port can be taken between choosing and binding it (the other
+// nodes' connections use ephemeral ports too): a node that exits at start is
+// started again on other ports, up to 5 times.
+func (c *redisCluster) startNode(bin string) {
+	c.t.Helper()
+	for attempt := 1; ; attempt++ {
+		port, bus := freePort(c.t), freePort(c.t)
+		if port == bus {
+			continue
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		p := start(c.t, "redis-cluster "+addr, bin, nil,
+			"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--dir", c.dir, "--cluster-enabled", "yes", "--cluster-port", fmt.Sprint(bus),
+			"--cluster-config-file", filepath.Join(c.dir, fmt.Sprintf("nodes-%d.conf", port)),
+			"--cluster-node-timeout", "1500")
+		if pingable(addr, p.done) {
+			c.procs[addr] = p
+			c.addrs = append(c.addrs, addr)
+			return
+		}
+		p.Stop()
+		if attempt == 5 {
+			c.t.Fatalf("redis node %s does not answer PING (5 attempts):\n%s", addr, tail(p.logs.String(), 20))
+		}
+	}
+}
+
+// pingable waits up to 10 s for a PONG from addr; false at once when the
+// process ends (exited is closed).
+func pingable(addr string, exited <-chan struct{}) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		select {
+		case <-exited:
+			return false
+		default:
+		}
+		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			continue
+		}
+		_, _ = conn.Write([]byte("PING\r\n"))
+		buf := make([]byte, 7)
+		_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+		n, _ := conn.Read(buf)
+		_ = conn.Close()
+		if strings.HasPrefix(string(buf[:n]), "+PONG") {
+			return true
+		}
+	}
+	return false
 }
 
 // URL is the cluster's FLAGFORGE_REDIS_URL: the three masters as seeds.
@@ -101,8 +146,9 @@ func (c *redisCluster) waitHealthy() {
 	}
 }
 
-// masterOf returns the address of the master serving key's slot and of its
-// replica, as the cluster currently reports them.
+// masterOf returns the address of the master serving key's slot and of an
+// online replica of it, as the cluster reports them. A replica still loading its
+// first full copy from the master (health "loading") is waited for, up to 60 s.
 func (c *redisCluster) masterOf(key string) (master, replica string) {
 	c.t.Helper()
 	ctx := context.Background()
@@ -110,15 +156,30 @@ func (c *redisCluster) masterOf(key string) (master, replica string) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	shards, err := c.client.ClusterShards(ctx).Result()
-	if err != nil {
-		c.t.Fatal(err)
+	var shards []redis.ClusterShard
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if shards, err = c.client.ClusterShards(ctx).Result(); err != nil {
+			c.t.Fatal(err)
+		}
+		if master, replica = servingSlot(shards, slot); master != "" && replica != "" {
+			return master, replica
+		}
+		if time.Now().After(deadline) {
+			break
+		}
 	}
+	c.t.Fatalf("no master with an online replica serves slot %d of %s within 60 s: %+v", slot, key, shards)
+	return "", ""
+}
+
+// servingSlot is the online master of slot and one online replica of it.
+func servingSlot(shards []redis.ClusterShard, slot int64) (master, replica string) {
 	for _, sh := range shards {
 		for _, r := range sh.Slots {
 			if r.Start > slot || slot > r.End {
 				continue
 			}
+			master, replica = "", ""
 			for _, n := range sh.Nodes {
 				addr := fmt.Sprintf("%s:%d", n.IP, n.Port)
 				switch {
@@ -129,12 +190,9 @@ func (c *redisCluster) masterOf(key string) (master, replica string) {
 					replica = addr
 				}
 			}
-			if master != "" && replica != "" {
-				return master, replica
-			}
+			return master, replica
 		}
 	}
-	c.t.Fatalf("no master with a replica serves slot %d of %s: %+v", slot, key, shards)
 	return "", ""
 }
 
@@ -159,28 +217,6 @@ func (c *redisCluster) kill(master, replica string) {
 	}
 	c.waitHealthy()
 	c.client.ReloadState(context.Background())
-}
-
-func waitPing(t *testing.T, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		conn, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			_, _ = conn.Write([]byte("PING\r\n"))
-			buf := make([]byte, 7)
-			_ = conn.SetReadDeadline(time.Now().Add(time.Second))
-			n, _ := conn.Read(buf)
-			_ = conn.Close()
-			if strings.HasPrefix(string(buf[:n]), "+PONG") {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis node %s does not answer PING", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // TestRedisClusterCarriesManifestsThroughFailovers runs the control plane and an
