@@ -166,18 +166,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	default:
 		return errors.New(usage)
 	}
-	creds := insecure.NewCredentials()
-	switch {
-	case *caFile != "":
-		c, err := credentials.NewClientTLSFromFile(*caFile, "")
-		if err != nil {
-			return fmt.Errorf("--ca: %w", err)
-		}
-		creds = c
-	case *useTLS:
-		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
-	}
-	conn, err := grpc.NewClient(*server, grpc.WithTransportCredentials(creds))
+	conn, err := dial(*server, *useTLS, *caFile)
 	if err != nil {
 		return err
 	}
