@@ -10,7 +10,7 @@ PACKAGES := $(foreach m,$(MODULES),github.com/flagforge/flagforge/$(m)/...)
 TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc \
          $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2 $(BIN)/golangci-lint
 
-.PHONY: all tools generate generate-check lint breaking build test test-short test-js test-deploy images chaos bench fuzz services run run-evaluator clean web test-web bench-web
+.PHONY: all tools generate generate-check lint breaking build test test-short test-js test-deploy images chaos bench bench-propagation fuzz services run run-evaluator clean web test-web bench-web
 
 all: generate build test
 
@@ -127,6 +127,17 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 github.com/flagforge/flagforge/pkg/eval/...
 	$(GO) test -run '^$$' -bench . -benchmem github.com/flagforge/flagforge/services/evaluator/...
 	bash bench/evaluator-load.sh
+
+## bench-propagation: what one change costs in an environment of FLAGS flags (comma list),
+## on SQLite + sync stream and on PostgreSQL + Redis: change -> stream client p50/max, CPU
+## per change of the control plane and the evaluator, full manifest size
+## (docs/benchmarks.md, "Propagation"). STACKS=embedded,postgres CHANGES=30
+FLAGS   ?= 100,1000,10000
+STACKS  ?= embedded,postgres
+CHANGES ?= 30
+bench-propagation: services
+	FLAGFORGE_BENCH_PROPAGATION=$(FLAGS) FLAGFORGE_BENCH_STACKS=$(STACKS) FLAGFORGE_BENCH_CHANGES=$(CHANGES) \
+	  $(GO) test -count=1 -timeout 60m -run '^TestPropagation$$' -v github.com/flagforge/flagforge/services/evaluator/platform
 
 ## fuzz: fuzz compile+evaluate (FUZZTIME=5m make fuzz)
 FUZZTIME ?= 60s

@@ -166,8 +166,13 @@ func (pl *platform) startEvaluatorWith(name, dataDir string, extra ...string) *e
 	return e
 }
 
-// call makes a JSON call; body is marshalled unless nil.
+// call makes a JSON call within 5 s; body is marshalled unless nil.
 func call(method, url, token string, body any) (int, map[string]any, error) {
+	return callWithin(5*time.Second, method, url, token, body)
+}
+
+// callWithin is call with another time limit.
+func callWithin(limit time.Duration, method, url, token string, body any) (int, map[string]any, error) {
 	var rd io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
@@ -176,7 +181,7 @@ func call(method, url, token string, body any) (int, map[string]any, error) {
 		}
 		rd = bytes.NewReader(raw)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
