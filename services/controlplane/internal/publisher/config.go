@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/flagforge/flagforge/services/controlplane/internal/snapshot"
 )
 
 // Config tunes the publisher. Zero fields take the defaults of DefaultConfig
@@ -35,6 +37,16 @@ type Config struct {
 	OutboxRetention time.Duration `env:"PUBLISHER_OUTBOX_RETENTION, default=24h"`
 	PruneInterval   time.Duration `env:"PUBLISHER_PRUNE_INTERVAL, default=10m"`
 	PruneBatch      int           `env:"PUBLISHER_PRUNE_BATCH, default=500"`
+	// SnapshotKeepVersions and SnapshotKeepDays are the snapshot retention
+	// (snapshot.Retention): every SnapshotPruneInterval the active publisher
+	// deletes the snapshots of each environment that are neither among its
+	// SnapshotKeepVersions highest versions nor the highest version of one of the
+	// last SnapshotKeepDays days (UTC). The newest snapshot is always kept.
+	// SnapshotKeepVersions < 0 keeps every snapshot (no pruning);
+	// SnapshotKeepDays < 0 keeps no daily snapshots beyond the last versions.
+	SnapshotKeepVersions  int           `env:"SNAPSHOT_KEEP_VERSIONS, default=100"`
+	SnapshotKeepDays      int           `env:"SNAPSHOT_KEEP_DAYS, default=30"`
+	SnapshotPruneInterval time.Duration `env:"SNAPSHOT_PRUNE_INTERVAL, default=1h"`
 }
 
 // DefaultConfig returns the defaults.
@@ -53,6 +65,10 @@ func DefaultConfig() Config {
 		OutboxRetention: 24 * time.Hour,
 		PruneInterval:   10 * time.Minute,
 		PruneBatch:      500,
+
+		SnapshotKeepVersions:  100,
+		SnapshotKeepDays:      30,
+		SnapshotPruneInterval: time.Hour,
 	}
 }
 
@@ -95,7 +111,25 @@ func (c Config) WithDefaults() Config {
 	if c.PruneBatch == 0 {
 		c.PruneBatch = d.PruneBatch
 	}
+	if c.SnapshotKeepVersions == 0 {
+		c.SnapshotKeepVersions = d.SnapshotKeepVersions
+	}
+	if c.SnapshotKeepDays == 0 {
+		c.SnapshotKeepDays = d.SnapshotKeepDays
+	}
+	if c.SnapshotPruneInterval == 0 {
+		c.SnapshotPruneInterval = d.SnapshotPruneInterval
+	}
 	return c
+}
+
+// SnapshotRetention is the retention the publisher applies; ok is false when
+// pruning is off (SnapshotKeepVersions < 0).
+func (c Config) SnapshotRetention() (r snapshot.Retention, ok bool) {
+	if c.SnapshotKeepVersions < 0 {
+		return snapshot.Retention{}, false
+	}
+	return snapshot.Retention{Keep: c.SnapshotKeepVersions, Days: max(c.SnapshotKeepDays, 0)}, true
 }
 
 // Validate checks c (after WithDefaults).
@@ -118,6 +152,9 @@ func (c Config) Validate() error {
 	}
 	if c.PruneInterval <= 0 || c.PruneBatch <= 0 || c.PruneBatch > 10000 {
 		errList = append(errList, errors.New("publisher: prune interval must be positive and prune batch between 1 and 10000"))
+	}
+	if c.SnapshotPruneInterval <= 0 {
+		errList = append(errList, fmt.Errorf("FLAGFORGE_SNAPSHOT_PRUNE_INTERVAL: %s must be positive", c.SnapshotPruneInterval))
 	}
 	return errors.Join(errList...)
 }

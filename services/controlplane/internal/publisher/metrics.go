@@ -12,6 +12,7 @@ type metrics struct {
 	redisRepairs prometheus.Counter
 	snapshotErrs prometheus.Counter
 	outboxPruned prometheus.Counter
+	snapsPruned  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -36,12 +37,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "snapshot_errors_total", Help: "Snapshots that could not be written to object storage after retries."}),
 		outboxPruned: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flagforge", Subsystem: "publisher",
 			Name: "outbox_pruned_total", Help: "Published outbox rows deleted after the retention."}),
+		snapsPruned: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "flagforge", Subsystem: "publisher",
+			Name: "snapshots_pruned_total", Help: "Manifest snapshots deleted by the snapshot retention."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.outboxLag, m.latency, m.size, m.versions, m.leader, m.redisErrors, m.redisRepairs, m.snapshotErrs,
-		m.outboxPruned} {
+		m.outboxPruned, m.snapsPruned} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -181,9 +181,10 @@ func (p *Publisher) lead(ctx context.Context) error {
 	// Pruning runs beside publishing (it only deletes rows already published, so
 	// it never contends with a publish transaction) and stops with leadership.
 	pruneCtx, stopPruning := context.WithCancel(ctx)
-	pruned := make(chan struct{})
-	go func() { defer close(pruned); p.pruneLoop(pruneCtx) }()
-	defer func() { stopPruning(); <-pruned }()
+	pruned := make(chan struct{}, 2)
+	go func() { defer func() { pruned <- struct{}{} }(); p.pruneLoop(pruneCtx) }()
+	go func() { defer func() { pruned <- struct{}{} }(); p.snapshotPruneLoop(pruneCtx) }()
+	defer func() { stopPruning(); <-pruned; <-pruned }()
 	poll := time.NewTicker(p.cfg.PollInterval)
 	defer poll.Stop()
 	nextResign := time.Time{}
@@ -664,6 +665,35 @@ func (p *Publisher) pruneOutbox(ctx context.Context) {
 	if total > 0 {
 		p.m.outboxPruned.Add(float64(total))
 		p.log.DebugContext(ctx, "pruned published outbox rows", "rows", total, "published_before", cutoff)
+	}
+}
+
+// snapshotPruneLoop applies the snapshot retention at the start of leadership
+// and then every SnapshotPruneInterval, when the snapshot store can prune
+// (snapshot.Pruner) and the retention is on. A failure is logged and retried
+// next interval.
+func (p *Publisher) snapshotPruneLoop(ctx context.Context) {
+	pr, ok := p.d.Snapshots.(snapshot.Pruner)
+	r, on := p.cfg.SnapshotRetention()
+	if !ok || !on {
+		return
+	}
+	tick := time.NewTicker(p.cfg.SnapshotPruneInterval)
+	defer tick.Stop()
+	for {
+		n, err := snapshot.Prune(ctx, pr, r, p.now())
+		p.m.snapsPruned.Add(float64(n))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			p.log.WarnContext(ctx, "pruning manifest snapshots failed; retrying next interval", "err", err, "deleted", n)
+		case n > 0:
+			p.log.InfoContext(ctx, "pruned manifest snapshots", "deleted", n, "keep_versions", r.Keep, "keep_days", r.Days)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
 	}
 }
 

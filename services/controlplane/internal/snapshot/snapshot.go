@@ -5,6 +5,8 @@
 // Objects are named {org}/{project}/{environment}/{version:020d}.manifest (the
 // zero-padded version sorts lexically) and hold the SignedManifest protobuf
 // binary exactly as published. Put is idempotent: a version's bytes never change.
+// Prune (retention.go) deletes the snapshots a Retention does not keep; the
+// newest of every environment is always kept.
 package snapshot
 
 import (
