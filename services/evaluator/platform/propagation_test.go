@@ -220,7 +220,9 @@ func measurePropagation(t *testing.T, pl *platform, e *evaluator, n, changes int
 	r.manifestBytes = first.size
 	cur := pl.admin("GET", envPath+"/flags/"+flipped, nil)
 	rev, _ := strconv.Atoi(fmt.Sprint(cur["config"].(map[string]any)["revision"]))
-	time.Sleep(500 * time.Millisecond) // let the bulk's garbage collection settle
+	// The bulk's aftermath (older versions' snapshots, garbage collection) is not
+	// part of a change's cost: wait until both processes are idle.
+	waitIdle(t, pl.cp.cmd.Process.Pid, e.p.cmd.Process.Pid)
 	cp0, ev0 := cpuTime(t, pl.cp.cmd.Process.Pid), cpuTime(t, e.p.cmd.Process.Pid)
 	lat := make([]time.Duration, 0, changes)
 	for i := range changes {
@@ -250,6 +252,24 @@ func measurePropagation(t *testing.T, pl *platform, e *evaluator, n, changes int
 	slices.Sort(lat)
 	r.p50, r.max = lat[len(lat)/2], lat[len(lat)-1]
 	return r
+}
+
+// waitIdle waits (at most a minute) until every process of pids used at most
+// one clock tick of CPU in half a second.
+func waitIdle(t *testing.T, pids ...int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for _, pid := range pids {
+		last := cpuTime(t, pid)
+		for time.Now().Before(deadline) {
+			time.Sleep(500 * time.Millisecond)
+			now := cpuTime(t, pid)
+			if now-last <= 10*time.Millisecond {
+				break
+			}
+			last = now
+		}
+	}
 }
 
 // cpuTime is the CPU time (user + system, every thread) process pid has used.

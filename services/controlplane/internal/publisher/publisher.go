@@ -49,6 +49,7 @@ import (
 // Store is what the publisher needs from storage.
 type Store interface {
 	EnvironmentManifest(ctx context.Context, ref store.EnvRef, now time.Time) (*manifestv1.Manifest, error)
+	EnvironmentEntries(ctx context.Context, ref store.EnvRef, flags, segments []string, now time.Time) (*store.EnvEntries, error)
 	PendingOutbox(ctx context.Context, limit int) ([]store.OutboxEvent, error)
 	store.Publishing
 }
@@ -83,6 +84,9 @@ type Publisher struct {
 	wake  chan struct{}
 	redis *redisSink
 	snaps chan snapJob
+	// state is the latest version of each environment published in this
+	// leadership (state.go); only the leading goroutine uses it.
+	state states
 }
 
 type snapJob struct {
@@ -177,6 +181,9 @@ func (p *Publisher) lead(ctx context.Context) error {
 	}
 	p.m.leader.Set(1)
 	p.log.InfoContext(ctx, "publisher is the leader", "epoch", epoch, "key_id", p.d.Signer.KeyID())
+	// A previous leadership's state may be behind what another leader stored
+	// since: start from the database.
+	p.state = states{}
 	p.reconcile(ctx)
 	// Pruning runs beside publishing (it only deletes rows already published, so
 	// it never contends with a publish transaction) and stops with leadership.
@@ -225,6 +232,8 @@ type built struct {
 	stored *store.StoredManifest
 	delta  *manifestv1.SignedDelta
 	size   int
+	// state is the environment's state once the version is stored.
+	state *envState
 }
 
 // drain publishes until the outbox is empty.
@@ -240,22 +249,13 @@ func (p *Publisher) drain(ctx context.Context, epoch uint64) error {
 		}
 		now := p.now()
 		p.m.outboxLag.Set(now.Sub(events[0].Created).Seconds())
-		targets, err := p.targets(ctx, events)
+		targets, chs, err := p.targets(ctx, events)
 		if err != nil {
 			return err
 		}
-		// A recovery (recover-from-snapshots) always publishes a version after the
-		// snapshot it adopted, even with the same content: signed by this leader,
-		// with a fresh expiry, it tells every evaluator the recovery landed.
-		forced := map[store.EnvRef]bool{}
-		for _, e := range events {
-			if e.Kind == store.RecoveryAction {
-				forced[store.EnvRef{Org: e.Org, Project: e.Project, Environment: e.Environment}] = true
-			}
-		}
 		var out []*built
 		for _, ref := range targets {
-			b, err := p.build(ctx, ref, epoch, forced[ref])
+			b, err := p.build(ctx, ref, epoch, chs[ref])
 			if err != nil {
 				return fmt.Errorf("build %s/%s/%s: %w", ref.Org, ref.Project, ref.Environment, err)
 			}
@@ -280,72 +280,110 @@ func (p *Publisher) drain(ctx context.Context, epoch uint64) error {
 	}
 }
 
-// targets resolves outbox rows to environments, each once.
-func (p *Publisher) targets(ctx context.Context, events []store.OutboxEvent) ([]store.EnvRef, error) {
-	seen := map[store.EnvRef]bool{}
-	scopes := map[[2]string]bool{}
+// targets resolves outbox rows to environments, each once, with what the rows
+// say changed in each (changes.go). A row without an environment applies to
+// every environment of its project (or organization).
+func (p *Publisher) targets(ctx context.Context, events []store.OutboxEvent) ([]store.EnvRef, map[store.EnvRef]*changes, error) {
+	chs := map[store.EnvRef]*changes{}
+	scopes := map[[2]string][]store.EnvRef{}
 	var out []store.EnvRef
-	add := func(r store.EnvRef) {
-		if !seen[r] {
-			seen[r] = true
+	add := func(r store.EnvRef, e store.OutboxEvent) {
+		c := chs[r]
+		if c == nil {
+			c = &changes{}
+			chs[r] = c
 			out = append(out, r)
 		}
+		c.add(e)
 	}
 	for _, e := range events {
+		if ignored(e) {
+			continue
+		}
 		if e.Environment != "" && e.Project != "" {
-			add(store.EnvRef{Org: e.Org, Project: e.Project, Environment: e.Environment})
+			add(store.EnvRef{Org: e.Org, Project: e.Project, Environment: e.Environment}, e)
 			continue
 		}
 		scope := [2]string{e.Org, e.Project}
-		if scopes[scope] {
-			continue
+		refs, ok := scopes[scope]
+		if !ok {
+			var err error
+			if refs, err = p.d.Store.PublishTargets(ctx, e.Org, e.Project); err != nil {
+				return nil, nil, err
+			}
+			scopes[scope] = refs
 		}
-		scopes[scope] = true
-		refs, err := p.d.Store.PublishTargets(ctx, e.Org, e.Project)
+		for _, r := range refs {
+			add(r, e)
+		}
+	}
+	return out, chs, nil
+}
+
+// build assembles the next version of ref from its state and what changed, or
+// nil when the content is unchanged (unless ch.force) or the environment no
+// longer exists. Only the named flags and segments are read (plus the SDK keys
+// and private attributes, small), unless ch.full or no version is held yet.
+func (p *Publisher) build(ctx context.Context, ref store.EnvRef, epoch uint64, ch *changes) (*built, error) {
+	now := p.now().UTC().Truncate(time.Microsecond)
+	st, err := p.stateOf(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil || ch.full {
+		cur, err := p.d.Store.EnvironmentManifest(ctx, ref, now)
+		if errors.Is(err, errs.NotFound) {
+			return nil, nil // deleted; its last manifest stays until it expires
+		}
 		if err != nil {
 			return nil, err
 		}
-		for _, r := range refs {
-			add(r)
+		manifest.Canonicalize(cur)
+		if st == nil {
+			return p.first(cur, ref, epoch, now)
 		}
+		return p.next(st, contentDelta(st.m, cur), ref, epoch, now, ch.force)
 	}
-	return out, nil
-}
-
-// build assembles the next version of ref, or nil when its content equals the
-// latest version's (unless force) or the environment no longer exists.
-func (p *Publisher) build(ctx context.Context, ref store.EnvRef, epoch uint64, force bool) (*built, error) {
-	now := p.now().UTC().Truncate(time.Microsecond)
-	cur, err := p.d.Store.EnvironmentManifest(ctx, ref, now)
+	e, err := p.d.Store.EnvironmentEntries(ctx, ref, ch.flagKeys(), ch.segmentKeys(), now)
 	if errors.Is(err, errs.NotFound) {
-		return nil, nil // deleted; its last manifest stays until it expires
+		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	var prev *manifestv1.Manifest
-	var latest *store.StoredManifest
-	latest, err = p.d.Store.LatestManifest(ctx, ref)
-	switch {
-	case errors.Is(err, errs.NotFound):
-		latest = nil
-	case err != nil:
-		return nil, err
-	default:
-		prev = &manifestv1.Manifest{}
-		if err := proto.Unmarshal(latest.Signed.GetPayload(), prev); err != nil {
-			return nil, fmt.Errorf("stored version %d: %w", latest.Version, err)
-		}
-	}
-	manifest.Canonicalize(cur)
-	if prev != nil && !force && sameContent(prev, cur) {
+	// The database's order may follow a collation; a manifest's is by byte.
+	canonical := &manifestv1.Manifest{Flags: e.Flags, Segments: e.Segments, SdkKeys: e.SdkKeys}
+	manifest.Canonicalize(canonical)
+	d := &manifestv1.ManifestDelta{}
+	entriesDelta(d, st.m, e, ch.flagKeys(), ch.segmentKeys())
+	return p.next(st, d, ref, epoch, now, ch.force)
+}
+
+// first signs version 1 of ref.
+func (p *Publisher) first(cur *manifestv1.Manifest, ref store.EnvRef, epoch uint64, now time.Time) (*built, error) {
+	cur.Version = 1
+	return p.sign(cur, nil, ref, epoch, now)
+}
+
+// next signs the version after st with the content changes of d, or returns
+// nil when d changes nothing and force is off.
+func (p *Publisher) next(st *envState, d *manifestv1.ManifestDelta, ref store.EnvRef, epoch uint64, now time.Time, force bool) (*built, error) {
+	if emptyDelta(d) && !force {
 		return nil, nil
 	}
-	cur.Version = 1
-	if latest != nil {
-		cur.Version = latest.Version + 1
-		cur.PreviousDigest = latest.Digest
+	d.Org, d.Project, d.Environment = ref.Org, ref.Project, ref.Environment
+	d.FromVersion, d.ToVersion = st.version, st.version+1
+	cur, err := manifest.Apply(st.m, d)
+	if err != nil {
+		return nil, err
 	}
+	cur.PreviousDigest = st.digest
+	return p.sign(cur, d, ref, epoch, now)
+}
+
+// sign completes cur's version fields, signs it (and d, the delta from the
+// previous version, when there is one) and returns the version to commit.
+func (p *Publisher) sign(cur *manifestv1.Manifest, d *manifestv1.ManifestDelta, ref store.EnvRef, epoch uint64, now time.Time) (*built, error) {
 	cur.IssuedAt = timestamppb.New(now)
 	cur.ExpiresAt = timestamppb.New(now.Add(p.cfg.Lifetime))
 	cur.PublisherEpoch = epoch
@@ -353,15 +391,14 @@ func (p *Publisher) build(ctx context.Context, ref store.EnvRef, epoch uint64, f
 	if err != nil {
 		return nil, err
 	}
+	digest := manifest.Digest(sm.GetPayload())
 	b := &built{size: len(sm.GetPayload()), stored: &store.StoredManifest{
-		Ref: ref, Version: cur.Version, Signed: sm, Digest: manifest.Digest(sm.GetPayload()), Epoch: epoch,
+		Ref: ref, Version: cur.Version, Signed: sm, Digest: digest, Epoch: epoch,
 		IssuedAt: now, ExpiresAt: now.Add(p.cfg.Lifetime),
-	}}
-	if prev != nil {
-		d, err := manifest.Diff(prev, cur)
-		if err != nil {
-			return nil, err
-		}
+	}, state: &envState{version: cur.Version, digest: digest, m: cur}}
+	if d != nil {
+		d.IssuedAt, d.ExpiresAt, d.PublisherEpoch = cur.IssuedAt, cur.ExpiresAt, epoch
+		d.PreviousDigest, d.ResultDigest = cur.PreviousDigest, digest
 		if b.delta, err = p.d.Signer.Delta(d); err != nil {
 			return nil, err
 		}
@@ -369,16 +406,6 @@ func (p *Publisher) build(ctx context.Context, ref store.EnvRef, epoch uint64, f
 		manifest.WithResult(b.delta, sm)
 	}
 	return b, nil
-}
-
-// sameContent compares what evaluators use, not the identity fields.
-func sameContent(a, b *manifestv1.Manifest) bool {
-	strip := func(m *manifestv1.Manifest) *manifestv1.Manifest {
-		c := proto.Clone(m).(*manifestv1.Manifest)
-		c.Version, c.IssuedAt, c.ExpiresAt, c.PreviousDigest, c.PublisherEpoch = 0, nil, nil, nil, 0
-		return c
-	}
-	return proto.Equal(strip(a), strip(b))
 }
 
 // commit stores the versions and marks the rows, then distributes.
@@ -391,10 +418,15 @@ func (p *Publisher) commit(ctx context.Context, epoch uint64, out []*built, ids 
 		ms[i] = b.stored
 	}
 	if err := p.d.Store.CommitManifests(ctx, epoch, ms, ids, p.cfg.History); err != nil {
+		// The commit may have landed or not: read the states again.
+		p.state = states{}
 		if errors.Is(err, errs.FailedPrecondition) {
 			return fmt.Errorf("%w: %w", errFenced, err)
 		}
 		return err
+	}
+	for _, b := range out {
+		p.state[b.stored.Ref] = b.state
 	}
 	for _, b := range out {
 		p.m.versions.Inc()
@@ -452,7 +484,7 @@ func (p *Publisher) resign(ctx context.Context, epoch uint64) error {
 		if h.ExpiresAt.After(threshold) {
 			continue
 		}
-		b, err := p.build(ctx, h.Ref, epoch, true)
+		b, err := p.build(ctx, h.Ref, epoch, &changes{force: true})
 		if err != nil {
 			return err
 		}

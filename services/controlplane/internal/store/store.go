@@ -239,6 +239,23 @@ type Manifests interface {
 	EnvironmentManifest(ctx context.Context, ref EnvRef, now time.Time) (*manifestv1.Manifest, error)
 	// PendingOutbox returns up to limit unpublished events, oldest first.
 	PendingOutbox(ctx context.Context, limit int) ([]OutboxEvent, error)
+	// EnvironmentEntries reads, in one snapshot, only the named flags and segments
+	// of an environment as its manifest carries them (EnvironmentManifest's
+	// content, restricted), plus its SDK keys valid at now and its private
+	// attributes (both small). A named flag that is archived, deleted or has no
+	// configuration there, and a named segment that does not exist, are absent
+	// from the result: the publisher deletes them from the manifest.
+	// errs.NotFound: the environment does not exist.
+	EnvironmentEntries(ctx context.Context, ref EnvRef, flags, segments []string, now time.Time) (*EnvEntries, error)
+}
+
+// EnvEntries is what EnvironmentEntries read.
+type EnvEntries struct {
+	// Flags and Segments are the named ones that exist, ordered by key.
+	Flags             []*manifestv1.Flag
+	Segments          []*manifestv1.Segment
+	SdkKeys           []*manifestv1.SdkKey
+	PrivateAttributes []string
 }
 
 // StoredManifest is one signed manifest version as the publisher stored it.

@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -35,31 +37,115 @@ func (s *Store) EnvironmentManifest(ctx context.Context, ref store.EnvRef, now t
 		if out.Segments, err = collect(rows, scanSegment); err != nil {
 			return err
 		}
-		rows, err = x.query(ctx, `SELECT id, hash, kind, expire_at FROM sdk_keys
-			WHERE org = ? AND project = ? AND environment = ? AND revoked_at = 0 AND (expire_at = 0 OR expire_at > ?)
-			ORDER BY id`, ref.Org, ref.Project, ref.Environment, micros(now))
-		if err != nil {
-			return err
-		}
-		out.SdkKeys, err = collect(rows, func(sc interface{ Scan(...any) error }) (*manifestv1.SdkKey, error) {
-			var k manifestv1.SdkKey
-			var kind int32
-			var e int64
-			if err := sc.Scan(&k.Id, &k.Hash, &kind, &e); err != nil {
-				return nil, err
-			}
-			k.Kind = manifestv1.SdkKeyKind(kind)
-			if e != 0 {
-				k.ExpiresAt = timestamppb.New(fromMicros(e))
-			}
-			return &k, nil
-		})
+		out.SdkKeys, err = manifestSdkKeys(ctx, x, ref, now)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// manifestSdkKeys reads the environment's SDK keys valid at now, ordered by id.
+func manifestSdkKeys(ctx context.Context, x q, ref store.EnvRef, now time.Time) ([]*manifestv1.SdkKey, error) {
+	rows, err := x.query(ctx, `SELECT id, hash, kind, expire_at FROM sdk_keys
+		WHERE org = ? AND project = ? AND environment = ? AND revoked_at = 0 AND (expire_at = 0 OR expire_at > ?)
+		ORDER BY id`, ref.Org, ref.Project, ref.Environment, micros(now))
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, func(sc interface{ Scan(...any) error }) (*manifestv1.SdkKey, error) {
+		var k manifestv1.SdkKey
+		var kind int32
+		var e int64
+		if err := sc.Scan(&k.Id, &k.Hash, &kind, &e); err != nil {
+			return nil, err
+		}
+		k.Kind = manifestv1.SdkKeyKind(kind)
+		if e != 0 {
+			k.ExpiresAt = timestamppb.New(fromMicros(e))
+		}
+		return &k, nil
+	})
+}
+
+// entriesChunk bounds the keys of one IN list (SQLite's default limit on bound
+// parameters is 32,766; PostgreSQL's 65,535).
+const entriesChunk = 500
+
+// EnvironmentEntries reads the named flags and segments of an environment, its
+// SDK keys and private attributes, in one snapshot (store.Manifests).
+func (s *Store) EnvironmentEntries(ctx context.Context, ref store.EnvRef, flags, segments []string, now time.Time) (*store.EnvEntries, error) {
+	out := &store.EnvEntries{}
+	err := s.readTx(ctx, func(x q) error {
+		if _, err := s.loadEnv(ctx, x, ref, false); err != nil {
+			return err
+		}
+		var err error
+		if out.PrivateAttributes, err = privateAttributes(ctx, x, ref); err != nil {
+			return err
+		}
+		for keys := range slices.Chunk(sortedUnique(flags), entriesChunk) {
+			fs, err := namedFlags(ctx, x, ref, keys)
+			if err != nil {
+				return err
+			}
+			out.Flags = append(out.Flags, fs...)
+		}
+		for keys := range slices.Chunk(sortedUnique(segments), entriesChunk) {
+			args := []any{ref.Org, ref.Project, ref.Environment}
+			for _, k := range keys {
+				args = append(args, k)
+			}
+			rows, err := x.query(ctx, `SELECT key, body, revision FROM segments WHERE org = ? AND project = ? AND environment = ?
+				AND key IN (?`+strings.Repeat(", ?", len(keys)-1)+`) ORDER BY key`, args...)
+			if err != nil {
+				return err
+			}
+			sgs, err := collect(rows, scanSegment)
+			if err != nil {
+				return err
+			}
+			out.Segments = append(out.Segments, sgs...)
+		}
+		out.SdkKeys, err = manifestSdkKeys(ctx, x, ref, now)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func sortedUnique(keys []string) []string {
+	out := slices.Clone(keys)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// namedFlags reads the non-archived flags among keys that have a configuration
+// in the environment, ordered by key.
+func namedFlags(ctx context.Context, x q, ref store.EnvRef, keys []string) ([]*manifestv1.Flag, error) {
+	args := []any{ref.Environment, ref.Org, ref.Project, false}
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	rows, err := x.query(ctx, `SELECT f.key, f.body, c.config, c.revision FROM flags f
+		JOIN flag_configs c ON c.org = f.org AND c.project = f.project AND c.flag = f.key AND c.environment = ?
+		WHERE f.org = ? AND f.project = ? AND f.archived = ? AND f.key IN (?`+strings.Repeat(", ?", len(keys)-1)+`)
+		ORDER BY f.key`, args...)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, func(sc interface{ Scan(...any) error }) (*manifestv1.Flag, error) {
+		var key string
+		var body, config []byte
+		var rev int64
+		if err := sc.Scan(&key, &body, &config, &rev); err != nil {
+			return nil, err
+		}
+		return decodeManifestFlag(key, body, config, rev)
+	})
 }
 
 // PendingOutbox returns up to limit unpublished events, oldest first.

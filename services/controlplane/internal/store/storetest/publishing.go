@@ -174,3 +174,37 @@ var publishingTests = []test{
 		}
 	}},
 }
+
+func init() {
+	tests = append(tests, test{"publishing: EnvironmentEntries reads only the named flags and segments, as the manifest carries them",
+		func(t *testing.T, f *fixture) {
+			f.flag(t, "a", onConfig())
+			f.flag(t, "b", onConfig("a"))
+			f.flag(t, "gone", onConfig())
+			must[*adminv1.Flag](t)(f.s.SetFlagArchived(f.ctx, meta, pref, "gone", true, 1))
+			f.segment(t, "beta")
+			f.segment(t, "gamma")
+			must[*adminv1.SdkKey](t)(f.s.CreateSDKKey(f.ctx, meta, eref, &adminv1.SdkKey{Name: "server",
+				Kind: manifestv1.SdkKeyKind_SDK_KEY_KIND_SERVER, Prefix: "srv_cccc"}, []byte("hash-1")))
+			must[*adminv1.ContextPolicy](t)(f.s.SetContextPolicy(f.ctx, meta, pref, &adminv1.ContextPolicy{PrivateAttributes: []string{"email"}}))
+			now := time.Now()
+			full := must[*manifestv1.Manifest](t)(f.s.EnvironmentManifest(f.ctx, eref, now))
+			got := must[*store.EnvEntries](t)(f.s.EnvironmentEntries(f.ctx, eref, []string{"b", "gone", "missing", "a", "b"},
+				[]string{"gamma", "nope"}, now))
+			want := &store.EnvEntries{Flags: full.GetFlags()[:2], Segments: full.GetSegments()[1:], SdkKeys: full.GetSdkKeys(),
+				PrivateAttributes: full.GetPrivateAttributes()}
+			if len(full.GetFlags()) != 2 || full.GetFlags()[1].GetKey() != "b" || full.GetSegments()[1].GetKey() != "gamma" ||
+				len(full.GetSdkKeys()) != 1 || len(want.PrivateAttributes) != 1 {
+				t.Fatalf("unexpected manifest %v", full)
+			}
+			if d := diff(want, got); d != "" {
+				t.Fatalf("EnvironmentEntries (-want +got):\n%s", d)
+			}
+			none := must[*store.EnvEntries](t)(f.s.EnvironmentEntries(f.ctx, eref, nil, nil, now))
+			if len(none.Flags)+len(none.Segments) != 0 || len(none.SdkKeys) != 1 {
+				t.Fatalf("no names: %+v", none)
+			}
+			_, err := f.s.EnvironmentEntries(f.ctx, store.EnvRef{Org: org, Project: project, Environment: "nope"}, []string{"a"}, nil, now)
+			wantKind(t, err, errs.NotFound)
+		}})
+}
