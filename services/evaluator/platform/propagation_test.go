@@ -241,8 +241,8 @@ func measurePropagation(t *testing.T, pl *platform, e *evaluator, n, changes int
 					lat = append(lat, s.at.Sub(sent))
 					break wait
 				}
-			case <-time.After(30 * time.Second):
-				t.Fatalf("change %d not received within 30s", i)
+			case <-time.After(2 * time.Minute):
+				t.Fatalf("change %d not received within 2 minutes", i)
 			}
 		}
 		time.Sleep(10 * time.Millisecond)
