@@ -12,6 +12,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -23,6 +24,9 @@ import (
 // Manifest is a compiled manifest of one environment.
 type Manifest struct {
 	m *eval.Manifest
+	// keys are computed once, on first use by a bulk evaluation.
+	keysOnce     sync.Once
+	keys, client []string
 }
 
 // Context is an evaluation context built once per request.
@@ -68,15 +72,32 @@ func Compile(m *manifestv1.Manifest) (*Manifest, error) {
 func NewContext(s *structpb.Struct) (*Context, error) {
 	c, err := eval.ContextFromStruct(s)
 	if err != nil {
-		var ice *eval.InvalidContextError
-		if errors.As(err, &ice) {
-			field := "context"
-			if ice.Attribute != "" {
-				field += "." + ice.Attribute
-			}
-			return nil, errs.Invalid(field, "%s", ice.Problem)
+		return nil, invalidContext(err)
+	}
+	return c, nil
+}
+
+// invalidContext names the offending field of a refused context.
+func invalidContext(err error) error {
+	var ice *eval.InvalidContextError
+	if errors.As(err, &ice) {
+		field := "context"
+		if ice.Attribute != "" {
+			field += "." + ice.Attribute
 		}
-		return nil, errs.Wrap(errs.InvalidArgument, err, "invalid context")
+		return errs.Invalid(field, "%s", ice.Problem)
+	}
+	return errs.Wrap(errs.InvalidArgument, err, "invalid context")
+}
+
+// ContextFromAttrs builds the evaluation context of a request whose context was
+// decoded straight into Go values (package reqcodec: nil, bool, float64, string,
+// []any, map[string]any); the map is kept, not copied. The limits are NewContext's,
+// with the same errors.
+func ContextFromAttrs(attrs map[string]any) (*Context, error) {
+	c, err := eval.NewContext(attrs)
+	if err != nil {
+		return nil, invalidContext(err)
 	}
 	return c, nil
 }
@@ -89,6 +110,29 @@ func (m *Manifest) ClientVisible(key string) bool { return m.m.ClientVisible(key
 
 // FlagKeys returns the flag keys in manifest order (a fresh slice).
 func (m *Manifest) FlagKeys() []string { return m.m.FlagKeys() }
+
+// Keys returns the flag keys in manifest order (shared: do not modify).
+func (m *Manifest) Keys() []string {
+	m.keysOnce.Do(m.indexKeys)
+	return m.keys
+}
+
+// ClientKeys returns the keys of the client-visible flags in manifest order
+// (shared: do not modify): what a bulk evaluation for a client key walks.
+func (m *Manifest) ClientKeys() []string {
+	m.keysOnce.Do(m.indexKeys)
+	return m.client
+}
+
+func (m *Manifest) indexKeys() {
+	m.keys = m.m.FlagKeys()
+	m.client = make([]string, 0, len(m.keys))
+	for _, k := range m.keys {
+		if m.m.ClientVisible(k) {
+			m.client = append(m.client, k)
+		}
+	}
+}
 
 // PrivateAttributes are the project's private attributes: removed from every
 // context sampled for the usage report (shared: do not modify).

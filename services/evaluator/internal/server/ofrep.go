@@ -20,6 +20,7 @@ import (
 	"github.com/flagforge/flagforge/services/evaluator/internal/broadcast"
 	"github.com/flagforge/flagforge/services/evaluator/internal/engine"
 	"github.com/flagforge/flagforge/services/evaluator/internal/holder"
+	"github.com/flagforge/flagforge/services/evaluator/internal/reqcodec"
 	"github.com/flagforge/flagforge/services/evaluator/internal/usage"
 )
 
@@ -133,9 +134,13 @@ func (s *Service) ServeOFREPFlag(w http.ResponseWriter, r *http.Request) {
 	s.metrics.count(d.Reason)
 	s.countUsage(g.Environment, flagKey, &d, usage.Minute(start))
 	s.sampleContext(g.Environment, env, c, usage.Minute(start), start)
-	item, status := ofrepItem(flagKey, &d)
+	status := ofrepStatus(&d)
 	s.metrics.ofrep.Observe(time.Since(start).Seconds())
-	writeOFREPJSON(w, status, item)
+	out := outPool.Get().(*[]byte)
+	defer outPool.Put(out)
+	b := appendOFREPItem((*out)[:0], flagKey, &d)
+	*out = b[:0]
+	writeOFREPBytes(w, status, b)
 }
 
 // ServeOFREPBulk is POST /ofrep/v1/evaluate/flags.
@@ -151,29 +156,42 @@ func (s *Service) ServeOFREPBulk(w http.ResponseWriter, r *http.Request) {
 		writeOFREPJSON(w, http.StatusBadRequest, fail)
 		return
 	}
-	keys := env.Compiled.FlagKeys()
-	out := ofrepBulk{Flags: make([]any, 0, len(keys)), Metadata: ofrepMetadata{ManifestVersion: env.Version()}}
+	// The body is ofrepBulk as encoding/json writes it, assembled by hand: one
+	// buffer for every item (appendOFREPItem).
+	out := outPool.Get().(*[]byte)
+	defer outPool.Put(out)
+	b := append((*out)[:0], `{"flags":[`...)
 	minute := usage.Minute(start)
+	n := 0
+	keys := env.Compiled.Keys()
+	if g.Kind == auth.Client {
+		keys = env.Compiled.ClientKeys()
+	}
 	for _, key := range keys {
-		if g.Kind == auth.Client && !env.Compiled.ClientVisible(key) {
-			continue
-		}
 		d := env.Compiled.Evaluate(key, c, nil)
 		s.metrics.count(d.Reason)
 		s.countUsage(g.Environment, key, &d, minute)
-		item, _ := ofrepItem(key, &d)
-		out.Flags = append(out.Flags, item)
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = appendOFREPItem(b, key, &d)
 	}
+	b = append(b, `],"metadata":{"manifestVersion":`...)
+	b = strconv.AppendUint(b, env.Version(), 10)
+	b = append(b, '}')
 	s.sampleContext(g.Environment, env, c, minute, start)
 	if g.Kind == auth.Client && s.hub != nil {
 		// EventSource cannot send headers: the (public) client key goes in the URL.
-		out.EventStreams = []ofrepEventStream{{Type: "sse", Endpoint: ofrepStreamEndpoint{RequestURI: "/ofrep/v1/events?key=" + url.QueryEscape(ofrepKey(r))}}}
+		streams, err := json.Marshal([]ofrepEventStream{{Type: "sse", Endpoint: ofrepStreamEndpoint{RequestURI: "/ofrep/v1/events?key=" + url.QueryEscape(ofrepKey(r))}}})
+		if err != nil {
+			writeOFREPError(w, err)
+			return
+		}
+		b = append(append(b, `,"eventStreams":`...), streams...)
 	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		writeOFREPError(w, err)
-		return
-	}
+	b = append(b, '}')
+	*out = b[:0]
 	sum := sha256.Sum256(b)
 	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
 	h := w.Header()
@@ -288,6 +306,13 @@ func (s *Service) ofrepContext(r *http.Request) (*engine.Context, *ofrepFailure)
 	if int64(buf.Len()) > s.maxBody {
 		return nil, &ofrepFailure{ErrorCode: ofrepParseError, ErrorDetails: "the request body is larger than " + strconv.FormatInt(s.maxBody, 10) + " bytes"}
 	}
+	// The fast path (package reqcodec); anything else, errors included, takes the
+	// general path below.
+	if attrs, ok := reqcodec.DecodeOFREPJSON(buf.Bytes()); ok {
+		if c, err := engine.ContextFromAttrs(attrs); err == nil {
+			return c, nil
+		}
+	}
 	var st *structpb.Struct
 	if len(bytes.TrimSpace(buf.Bytes())) > 0 {
 		var req struct {
@@ -320,11 +345,7 @@ func (s *Service) ofrepContext(r *http.Request) (*engine.Context, *ofrepFailure)
 // error.
 func ofrepItem(key string, d *engine.Decision) (any, int) {
 	if d.Reason == engine.ReasonError {
-		f := &ofrepFailure{Key: key, ErrorCode: d.ErrorCode, ErrorDetails: d.ErrorMessage}
-		if d.ErrorCode == engine.ErrorFlagNotFound {
-			return f, http.StatusNotFound
-		}
-		return f, http.StatusBadRequest
+		return &ofrepFailure{Key: key, ErrorCode: d.ErrorCode, ErrorDetails: d.ErrorMessage}, ofrepStatus(d)
 	}
 	out := &ofrepSuccess{Key: key, Reason: d.Reason, Variant: d.Variant,
 		Metadata: ofrepMetadata{ManifestVersion: d.ManifestVersion, RuleID: d.RuleID}}
@@ -334,6 +355,17 @@ func ofrepItem(key string, d *engine.Decision) (any, int) {
 		}
 	}
 	return out, http.StatusOK
+}
+
+// ofrepStatus is the status a single-flag call answers d with (see ofrepItem).
+func ofrepStatus(d *engine.Decision) int {
+	switch {
+	case d.Reason != engine.ReasonError:
+		return http.StatusOK
+	case d.ErrorCode == engine.ErrorFlagNotFound:
+		return http.StatusNotFound
+	}
+	return http.StatusBadRequest
 }
 
 // writeOFREPError answers a call error: the HTTP status of its kind (401, 403,
@@ -373,6 +405,11 @@ func writeOFREPJSON(w http.ResponseWriter, status int, v any) {
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"errorDetails":"internal error"}`)
 	}
+	writeOFREPBytes(w, status, b)
+}
+
+// writeOFREPBytes answers the JSON body b.
+func writeOFREPBytes(w http.ResponseWriter, status int, b []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -12,6 +12,8 @@ import (
 	evaluationv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/evaluation/v1"
 	"github.com/flagforge/flagforge/pkg/limits"
 	"github.com/flagforge/flagforge/pkg/strictjson"
+	"github.com/flagforge/flagforge/services/evaluator/internal/engine"
+	"github.com/flagforge/flagforge/services/evaluator/internal/reqcodec"
 )
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -45,21 +47,53 @@ func (s *Service) ServeEvaluate(gateway http.Handler) http.Handler {
 			return
 		}
 		var req evaluationv1.EvaluateRequest
-		if err := strictjson.Unmarshal(buf.Bytes(), &req); err != nil {
-			writeError(w, err)
-			return
+		c := decodeEvaluateJSON(buf.Bytes(), &req)
+		if c == nil {
+			if err := strictjson.Unmarshal(buf.Bytes(), &req); err != nil {
+				writeError(w, err)
+				return
+			}
 		}
-		res, err := s.evaluate(bearer(r), &req)
+		res, err := s.evaluateWith(bearer(r), &req, c)
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		b, err := protojson.Marshal(res)
-		if err != nil {
-			writeError(w, err)
-			return
+		out := outPool.Get().(*[]byte)
+		defer outPool.Put(out)
+		b, ok := reqcodec.AppendEvaluateResponse((*out)[:0], res)
+		if !ok {
+			if b, err = protojson.Marshal(res); err != nil {
+				writeError(w, err)
+				return
+			}
+		} else {
+			*out = b[:0] // keep a grown buffer for the next response
 		}
-		w.Header().Set("Content-Type", "application/json")
+		w.Header()["Content-Type"] = jsonContentType
 		_, _ = w.Write(b)
 	})
+}
+
+// outPool holds response buffers (net/http copies what is written).
+var outPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// jsonContentType is the Content-Type header value, shared (never modified).
+var jsonContentType = []string{"application/json"}
+
+// decodeEvaluateJSON is the fast path of POST /v1/evaluate (package reqcodec):
+// it fills req and returns the context, or returns nil when the body must take
+// the general path (strictjson, then the context from its Struct), which gives
+// the answer or the error.
+func decodeEvaluateJSON(body []byte, req *evaluationv1.EvaluateRequest) *engine.Context {
+	var fast reqcodec.Evaluate
+	if !reqcodec.DecodeEvaluateJSON(body, &fast) {
+		return nil
+	}
+	c, err := engine.ContextFromAttrs(fast.Attrs)
+	if err != nil {
+		return nil
+	}
+	req.FlagKey, req.Type, req.DefaultValue = fast.FlagKey, fast.Type, fast.Default
+	return c
 }

@@ -200,6 +200,12 @@ func (s *Service) Evaluate(ctx context.Context, req *evaluationv1.EvaluateReques
 // evaluate is Evaluate for the caller's SDK key (shared by gRPC and the REST
 // handler).
 func (s *Service) evaluate(sdkKey string, req *evaluationv1.EvaluateRequest) (*evaluationv1.EvaluateResponse, error) {
+	return s.evaluateWith(sdkKey, req, nil)
+}
+
+// evaluateWith is evaluate with the context c already decoded (package reqcodec;
+// req.Context is then not read), or nil: decode req.Context.
+func (s *Service) evaluateWith(sdkKey string, req *evaluationv1.EvaluateRequest, c *engine.Context) (*evaluationv1.EvaluateResponse, error) {
 	start := s.now()
 	g, env, err := s.authenticateKey(sdkKey, start)
 	if err != nil {
@@ -212,9 +218,10 @@ func (s *Service) evaluate(sdkKey string, req *evaluationv1.EvaluateRequest) (*e
 	if _, known := manifestv1.FlagType_name[int32(req.GetType())]; !known {
 		return nil, errs.Invalid("type", "unknown type %d; one of boolean, string, number, json", req.GetType())
 	}
-	c, err := engine.NewContext(req.GetContext())
-	if err != nil {
-		return nil, err
+	if c == nil {
+		if c, err = engine.NewContext(req.GetContext()); err != nil {
+			return nil, err
+		}
 	}
 	var d engine.Decision
 	if g.Kind == auth.Client && !env.Compiled.ClientVisible(key) {
