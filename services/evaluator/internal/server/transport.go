@@ -42,17 +42,19 @@ func StreamErrors(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handl
 }
 
 // NewGRPC returns a gRPC server with the evaluation service, the health service
-// (hs) and reflection, and the codec that sends stream frames pre-serialized.
+// (hs) and reflection, and the codec that sends stream frames pre-serialized and
+// decodes Evaluate requests straight into engine contexts (unary.go).
 // extra options (the limits: message size, keepalive pings and enforcement; a
 // tracing stats handler) are appended.
 func NewGRPC(svc evaluationv1.EvaluationServiceServer, hs *health.Server, extra ...grpc.ServerOption) *grpc.Server {
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(UnaryErrors),
 		grpc.ChainStreamInterceptor(StreamErrors),
-		grpc.ForceServerCodecV2(newFrameCodec()),
+		grpc.ForceServerCodecV2(newUnaryCodec()),
 	}
+	opts = append(opts, unaryOptions()...)
 	gs := grpc.NewServer(append(opts, extra...)...)
-	evaluationv1.RegisterEvaluationServiceServer(gs, svc)
+	gs.RegisterService(serviceDesc(svc), svc)
 	healthpb.RegisterHealthServer(gs, hs)
 	reflection.Register(gs)
 	return gs
