@@ -6,11 +6,15 @@
 #   2. REST POST /v1/evaluate with wrk + Lua: a distinct targetingKey per request,
 #   3. OFREP POST /ofrep/v1/evaluate/flags/targeted the same way (same flag, same
 #      contexts), for comparison with 2,
+#   4. bulk evaluation with the client key (200 client-visible flags of 1,000):
+#      OFREP POST /ofrep/v1/evaluate/flags and POST /v1/evaluate/all, distinct
+#      contexts (BULK=0 skips them),
 # and prints requests/s, p50/p99 latency, server CPU time per request
 # (utime+stime from /proc/<pid>/stat) and resident memory; then stops everything.
 #
 #   bench/evaluator-load.sh                   # 50 connections, 20 s per run
 #   DURATION=5 CONNS=50 bench/evaluator-load.sh
+#   EVALUATOR_BIN=/tmp/old/evaluator bench/evaluator-load.sh   # a prebuilt evaluator (e.g. another commit) for comparison
 #
 # Needs: go, redis-server, h2load, wrk (apt-get install nghttp2-client wrk).
 set -euo pipefail
@@ -45,7 +49,12 @@ done
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
 echo "== build"
-(cd "$ROOT" && go build -o "$WORK/evaluator" ./services/evaluator/cmd/evaluator && go build -o "$WORK/setup" ./services/evaluator/bench/setup)
+(cd "$ROOT" && go build -o "$WORK/setup" ./services/evaluator/bench/setup)
+if [ -n "${EVALUATOR_BIN:-}" ]; then
+  cp "$EVALUATOR_BIN" "$WORK/evaluator"
+else
+  (cd "$ROOT" && go build -o "$WORK/evaluator" ./services/evaluator/cmd/evaluator)
+fi
 
 REDIS_PORT="$(free_port)"; GRPC_PORT="$(free_port)"; HTTP_PORT="$(free_port)"; ADMIN_PORT="$(free_port)"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$WORK/redis.log" 2>&1 &
@@ -71,6 +80,12 @@ curl -sf "http://127.0.0.1:$HTTP_PORT/readyz" >/dev/null || { cat "$WORK/evaluat
 TICK="$(getconf CLK_TCK)"
 cpu_ticks() { awk '{print $14+$15}' "/proc/$EVAL_PID/stat"; }
 rss_kib() { awk '/VmRSS/{print $2}' "/proc/$EVAL_PID/status"; }
+# bulk_requests counts the calls of one bulk endpoint (the latency histogram's count).
+bulk_requests() {
+  local method=EvaluateAll
+  [ "$1" = /ofrep/v1/evaluate/flags ] && method=OFREPBulk
+  curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v m="$method" '$1 ~ "^flagforge_evaluator_evaluation_duration_seconds_count" && $1 ~ "method=\""m"\"" {s+=$2} END{printf "%d", s}'
+}
 evaluations() { curl -s "http://127.0.0.1:$HTTP_PORT/metrics" | awk '/^flagforge_evaluator_evaluations_total/{s+=$2} END{printf "%d", s}'; }
 
 echo "== resident memory with 1,000 flags loaded (idle): $(( $(rss_kib) / 1024 )) MiB ($(rss_kib) KiB)"
@@ -141,6 +156,23 @@ C1="$(cpu_ticks)"; E1="$(evaluations)"
 REQS=$((E1 - E0))
 report OFREP "$REQS" "$((C1 - C0))"
 echo "RSS after OFREP load: $(( $(rss_kib) / 1024 )) MiB"
+
+if [ "${BULK:-1}" != 0 ]; then
+  CLIENT_KEY="$(cat "$WORK/client.key")"
+  for path in /ofrep/v1/evaluate/flags /v1/evaluate/all; do
+    sed -e "s#\"/v1/evaluate\"#\"$path\"#" -e "s#'{\"flagKey\":\"targeted\",\"context\"#'{\"context\"#" \
+        -e "s#Bearer $SERVER_KEY#Bearer $CLIENT_KEY#" "$WORK/evaluate.lua" >"$WORK/bulk.lua"
+    grep -q "\"$path\"" "$WORK/bulk.lua" && ! grep -q flagKey "$WORK/bulk.lua" || { echo "bulk.lua not derived" >&2; exit 1; }
+    FLAGS="$(curl -sf -X POST "http://127.0.0.1:$HTTP_PORT$path" -H "Authorization: Bearer $CLIENT_KEY" \
+      -d '{"context":{"targetingKey":"u1","region":"us-east-1"}}' | grep -o '"reason"' | wc -l)"
+    echo "== bulk POST $path with the client key ($FLAGS flags per answer): wrk -c $CONNS -d ${DURATION}s"
+    R0="$(bulk_requests "$path")"; C0="$(cpu_ticks)"
+    wrk -t "$THREADS" -c "$CONNS" -d "${DURATION}s" --latency -s "$WORK/bulk.lua" "http://127.0.0.1:$HTTP_PORT" \
+      | grep -E 'Requests/sec|requests in|50%|99%|Non-2xx|wrk errors'
+    C1="$(cpu_ticks)"; R1="$(bulk_requests "$path")"
+    report "bulk $path" "$((R1 - R0))" "$((C1 - C0))"
+  done
+fi
 
 if [ -n "${PPROF:-}" ]; then
   echo "== CPU profile (${PPROF}) under REST load -> $ROOT/bench/cpu-rest.pprof"

@@ -8,7 +8,8 @@
 //
 // The manifest's "targeted" flag has a rule with an ends_with clause on "email"
 // (serving "on") and a 25/75 rollout on targetingKey by default; the 999 others are
-// boolean flags with a rule on "region".
+// boolean flags with a rule on "region"; 200 of the 1,000 (targeted and every fifth)
+// are client-visible, the browser-shaped bulk evaluation of issue 18.
 package main
 
 import (
@@ -94,7 +95,7 @@ func run(redisURL, out string, n int, bump uint64) error {
 func flagsOf(n int, version uint64) []*manifestv1.Flag {
 	out := []*manifestv1.Flag{targeted()}
 	for i := 1; i < n; i++ {
-		out = append(out, fixture.BoolFlag(fmt.Sprintf("flag-%04d", i), i != 1 || version%2 == 1, i%10 == 0))
+		out = append(out, fixture.BoolFlag(fmt.Sprintf("flag-%04d", i), i != 1 || version%2 == 1, i%5 == 0))
 	}
 	return out
 }

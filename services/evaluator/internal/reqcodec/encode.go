@@ -16,42 +16,74 @@ import (
 // integer), without spaces. ok is false when protojson would fail (a Value with
 // no kind, a non-finite number, invalid UTF-8): the caller then uses protojson.
 func AppendEvaluateResponse(b []byte, r *evaluationv1.EvaluateResponse) ([]byte, bool) {
-	b = append(b, '{')
-	first := true
-	sep := func() {
+	b, ok := appendResult(append(b, '{'), Result{Value: r.Value, Variant: r.Variant, Reason: r.Reason,
+		RuleID: r.RuleId, ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage})
+	if !ok {
+		return b, false
+	}
+	first := len(b) > 0 && b[len(b)-1] == '{'
+	if r.FlagKey != "" {
 		if !first {
 			b = append(b, ',')
 		}
 		first = false
+		b = append(b, `"flagKey":`...)
+		if b, ok = AppendString(b, r.FlagKey); !ok {
+			return b, false
+		}
 	}
+	if r.ManifestVersion != 0 {
+		if !first {
+			b = append(b, ',')
+		}
+		b = append(b, `"manifestVersion":"`...)
+		b = strconv.AppendUint(b, r.ManifestVersion, 10)
+		b = append(b, '"')
+	}
+	return append(b, '}'), true
+}
+
+// Result is one decision: the fields EvaluateResponse and EvaluationResult share.
+type Result struct {
+	Value                                            *structpb.Value
+	Variant, Reason, RuleID, ErrorCode, ErrorMessage string
+}
+
+// AppendResult appends r as protojson writes a flagforge.evaluation.v1
+// EvaluationResult; ok as for AppendEvaluateResponse.
+func AppendResult(b []byte, r Result) ([]byte, bool) {
+	b, ok := appendResult(append(b, '{'), r)
+	return append(b, '}'), ok
+}
+
+// appendResult appends r's members (after the opening brace) in field order.
+func appendResult(b []byte, r Result) ([]byte, bool) {
 	ok := true
+	first := true
 	if r.Value != nil {
-		sep()
+		first = false
 		b = append(b, `"value":`...)
 		if b, ok = AppendValue(b, r.Value); !ok {
 			return b, false
 		}
 	}
 	for _, f := range [...]struct{ name, v string }{
-		{`"variant":`, r.Variant}, {`"reason":`, r.Reason}, {`"ruleId":`, r.RuleId},
-		{`"errorCode":`, r.ErrorCode}, {`"errorMessage":`, r.ErrorMessage}, {`"flagKey":`, r.FlagKey},
+		{`"variant":`, r.Variant}, {`"reason":`, r.Reason}, {`"ruleId":`, r.RuleID},
+		{`"errorCode":`, r.ErrorCode}, {`"errorMessage":`, r.ErrorMessage},
 	} {
 		if f.v == "" {
 			continue
 		}
-		sep()
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
 		b = append(b, f.name...)
 		if b, ok = AppendString(b, f.v); !ok {
 			return b, false
 		}
 	}
-	if r.ManifestVersion != 0 {
-		sep()
-		b = append(b, `"manifestVersion":"`...)
-		b = strconv.AppendUint(b, r.ManifestVersion, 10)
-		b = append(b, '"')
-	}
-	return append(b, '}'), true
+	return b, true
 }
 
 // AppendValue appends v as protojson writes a google.protobuf.Value (object

@@ -412,3 +412,94 @@ func (d *jsonDec) num() (any, bool) {
 	d.i = j
 	return f, true
 }
+
+// EvaluateAll is an EvaluateAllRequest decoded for the hot path.
+type EvaluateAll struct {
+	// Attrs is the context (nil: none).
+	Attrs map[string]any
+	// FlagKeys are the flags asked for (nil: all).
+	FlagKeys []string
+}
+
+// DecodeEvaluateAllJSON decodes the body of POST /v1/evaluate/all, as
+// DecodeEvaluateJSON does /v1/evaluate's. An empty body takes the general path.
+func DecodeEvaluateAllJSON(b []byte, out *EvaluateAll) bool {
+	*out = EvaluateAll{}
+	d := jsonDec{b: b}
+	d.ws()
+	if !d.eat('{') {
+		return false
+	}
+	var seenCtx, seenKeys bool
+	d.ws()
+	if !d.eat('}') {
+		for {
+			d.ws()
+			name, ok := d.str()
+			if !ok {
+				return false
+			}
+			d.ws()
+			if !d.eat(':') {
+				return false
+			}
+			d.ws()
+			if d.i >= len(d.b) {
+				return false
+			}
+			switch name {
+			case "context":
+				if seenCtx || d.b[d.i] != '{' {
+					return false
+				}
+				seenCtx = true
+				if out.Attrs, ok = d.object(1); !ok {
+					return false
+				}
+			case "flagKeys", "flag_keys":
+				if seenKeys || !d.eat('[') {
+					return false
+				}
+				seenKeys = true
+				if out.FlagKeys, ok = d.strings(); !ok {
+					return false
+				}
+			default:
+				return false
+			}
+			d.ws()
+			if d.eat('}') {
+				break
+			}
+			if !d.eat(',') {
+				return false
+			}
+		}
+	}
+	d.ws()
+	return d.i == len(d.b)
+}
+
+// strings reads the rest of an array of strings (after '[').
+func (d *jsonDec) strings() ([]string, bool) {
+	var out []string
+	d.ws()
+	if d.eat(']') {
+		return out, true
+	}
+	for {
+		d.ws()
+		s, ok := d.str()
+		if !ok {
+			return nil, false
+		}
+		out = append(out, s)
+		d.ws()
+		if d.eat(']') {
+			return out, true
+		}
+		if !d.eat(',') {
+			return nil, false
+		}
+	}
+}

@@ -172,3 +172,57 @@ func FuzzDecodeEvaluateJSON(f *testing.F) {
 		checkOFREPJSON(t, body)
 	})
 }
+
+func checkEvaluateAllJSON(t *testing.T, body []byte) (fast bool) {
+	t.Helper()
+	var got reqcodec.EvaluateAll
+	if !reqcodec.DecodeEvaluateAllJSON(body, &got) {
+		return false
+	}
+	var want evaluationv1.EvaluateAllRequest
+	if err := strictjson.Unmarshal(body, &want); err != nil {
+		t.Fatalf("%q: the fast decoder accepted what strictjson refuses: %v", body, err)
+	}
+	if len(got.FlagKeys) != len(want.GetFlagKeys()) || (len(got.FlagKeys) > 0 && !reflect.DeepEqual(got.FlagKeys, want.GetFlagKeys())) {
+		t.Fatalf("%q: flag keys: fast %q, strictjson %q", body, got.FlagKeys, want.GetFlagKeys())
+	}
+	fc, ferr := engine.ContextFromAttrs(got.Attrs)
+	sc, serr := engine.NewContext(want.GetContext())
+	if (ferr == nil) != (serr == nil) {
+		t.Fatalf("%q: context errors differ: fast %v, general %v", body, ferr, serr)
+	}
+	if ferr == nil && !sameAttrs(fc.Attributes(), sc.Attributes()) {
+		t.Fatalf("%q: contexts differ:\nfast    %#v\ngeneral %#v", body, fc.Attributes(), sc.Attributes())
+	}
+	return true
+}
+
+func TestDecodeEvaluateAllJSONAgreesWithStrictjson(t *testing.T) {
+	t.Parallel()
+	g := gen{rand.New(rand.NewPCG(7, 8))}
+	fast := 0
+	const n = 3000
+	for range n {
+		body := `{"context":` + g.object(3, g.r.IntN(5))
+		switch g.r.IntN(4) {
+		case 0:
+			body += `,"flagKeys":[` + g.quote(g.str()) + `,` + g.quote(g.str()) + `]`
+		case 1:
+			body += `,"flag_keys":[` + g.value(0) + `]`
+		case 2:
+			body += `,"flagKeys":[]`
+		}
+		if checkEvaluateAllJSON(t, []byte(g.mutate(body+`}`))) {
+			fast++
+		}
+	}
+	t.Logf("fast path taken: %d/%d", fast, n)
+	if fast < n/4 {
+		t.Fatalf("the generator rarely reaches the fast path (%d of %d)", fast, n)
+	}
+	for _, body := range []string{`{"context":{"targetingKey":"u1"}}`, `{}`, `{"flagKeys":["a","b"],"context":{}}`} {
+		if !checkEvaluateAllJSON(t, []byte(body)) {
+			t.Errorf("%s: took the general path", body)
+		}
+	}
+}

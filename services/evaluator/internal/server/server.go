@@ -251,32 +251,41 @@ func (s *Service) EvaluateAll(ctx context.Context, req *evaluationv1.EvaluateAll
 	if err != nil {
 		return nil, err
 	}
-	named := len(req.GetFlagKeys()) > 0
 	keys := req.GetFlagKeys()
-	if !named {
-		keys = env.Compiled.FlagKeys()
-	}
-	minute := usage.Minute(start)
-	flags := make(map[string]*evaluationv1.EvaluationResult, len(keys))
-	for _, key := range keys {
-		var d engine.Decision
-		switch {
-		case g.Kind == auth.Client && !env.Compiled.ClientVisible(key):
-			if !named {
-				continue
-			}
-			d = env.Compiled.NotFound(key, nil)
-		default:
-			d = env.Compiled.Evaluate(key, c, nil)
-		}
-		s.metrics.count(d.Reason)
-		s.countUsage(g.Environment, key, &d, minute)
+	flags := make(map[string]*evaluationv1.EvaluationResult, max(len(keys), len(env.Compiled.ClientKeys())))
+	s.evaluateAll(g, env, c, keys, start, func(key string, d *engine.Decision) {
 		flags[key] = &evaluationv1.EvaluationResult{
 			Value: d.Value, Variant: d.Variant, Reason: d.Reason, RuleId: d.RuleID,
 			ErrorCode: d.ErrorCode, ErrorMessage: d.ErrorMessage,
 		}
+	})
+	return &evaluationv1.EvaluateAllResponse{Flags: flags, ManifestVersion: env.Version()}, nil
+}
+
+// evaluateAll decides, for EvaluateAll's callers (gRPC and the REST handler),
+// every flag the grant may see, or (named not empty) the flags named, in order,
+// calling emit for each (d is only valid during the call). A named flag the key
+// may not see is FLAG_NOT_FOUND. It counts the metrics and usage.
+func (s *Service) evaluateAll(g auth.Grant, env *holder.Env, c *engine.Context, named []string, start time.Time, emit func(key string, d *engine.Decision)) {
+	keys := named
+	if len(named) == 0 {
+		keys = env.Compiled.Keys()
+		if g.Kind == auth.Client {
+			keys = env.Compiled.ClientKeys()
+		}
+	}
+	minute := usage.Minute(start)
+	for _, key := range keys {
+		var d engine.Decision
+		if len(named) > 0 && g.Kind == auth.Client && !env.Compiled.ClientVisible(key) {
+			d = env.Compiled.NotFound(key, nil)
+		} else {
+			d = env.Compiled.Evaluate(key, c, nil)
+		}
+		s.metrics.count(d.Reason)
+		s.countUsage(g.Environment, key, &d, minute)
+		emit(key, &d)
 	}
 	s.sampleContext(g.Environment, env, c, minute, start)
 	s.metrics.all.Observe(time.Since(start).Seconds())
-	return &evaluationv1.EvaluateAllResponse{Flags: flags, ManifestVersion: env.Version()}, nil
 }

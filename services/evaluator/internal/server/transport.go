@@ -173,7 +173,11 @@ func NewHTTP(cfg HTTPConfig) http.Handler {
 		evaluate = cfg.Service.ServeEvaluate(gateway)
 	}
 	mux.Handle("/v1/evaluate", cors.wrap(evaluate))
-	mux.Handle("/v1/evaluate/all", cors.wrap(gateway))
+	evaluateAll := gateway
+	if cfg.Service != nil {
+		evaluateAll = cfg.Service.ServeEvaluateAll(gateway)
+	}
+	mux.Handle("/v1/evaluate/all", cors.wrap(evaluateAll))
 	if cfg.Stream != nil {
 		mux.Handle("GET /v1/stream", stream(cfg.Stream))
 	}
