@@ -58,7 +58,7 @@ func AppendResult(b []byte, r Result) ([]byte, bool) {
 
 // appendResult appends r's members (after the opening brace) in field order.
 func appendResult(b []byte, r Result) ([]byte, bool) {
-	ok := true
+	var ok bool
 	first := true
 	if r.Value != nil {
 		first = false

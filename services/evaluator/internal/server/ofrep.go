@@ -78,14 +78,10 @@ type ofrepMetadata struct {
 	RuleID          string `json:"ruleId,omitempty"`
 }
 
-// ofrepBulk is the bulk response.
-type ofrepBulk struct {
-	Flags    []any         `json:"flags"`
-	Metadata ofrepMetadata `json:"metadata"`
-	// EventStreams tells client providers where to hear of changes (OFREP's
-	// proposed SSE extension, ADR 0008, as @openfeature/ofrep-web-provider reads it).
-	EventStreams []ofrepEventStream `json:"eventStreams,omitempty"`
-}
+// The bulk response is {"flags": [items], "metadata": {"manifestVersion": N},
+// "eventStreams": [ofrepEventStream]} (eventStreams for client keys only: OFREP's
+// proposed SSE extension, ADR 0008, as @openfeature/ofrep-web-provider reads it),
+// written by hand in ServeOFREPBulk.
 
 // ofrepEventStream is one change-notification endpoint, relative to the origin
 // the provider called.

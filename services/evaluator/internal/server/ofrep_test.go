@@ -363,6 +363,7 @@ func benchHTTP(b *testing.B, path, body string) {
 	}
 	h := server.NewHTTP(server.HTTPConfig{Gateway: gw, Service: svc, Ready: func() bool { return true }, Gatherer: prometheus.NewRegistry()})
 	b.ReportAllocs()
+	cpu := cpuTime()
 	for b.Loop() {
 		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+fixture.ServerKey(env))
@@ -373,6 +374,7 @@ func benchHTTP(b *testing.B, path, body string) {
 			b.Fatalf("%d %s", w.Code, w.Body)
 		}
 	}
+	b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
 }
 
 // BenchmarkOFREPFlag is POST /ofrep/v1/evaluate/flags/{key}, to compare with

@@ -28,7 +28,7 @@ func appendOFREPItem(b []byte, key string, d *engine.Decision) []byte {
 }
 
 func appendOFREPItemFast(b []byte, key string, d *engine.Decision) ([]byte, bool) {
-	ok := true
+	var ok bool
 	b = append(b, '{')
 	if d.Reason == engine.ReasonError {
 		if key != "" {

@@ -275,8 +275,8 @@ func (s *Service) evaluateAll(g auth.Grant, env *holder.Env, c *engine.Context, 
 		}
 	}
 	minute := usage.Minute(start)
+	var d engine.Decision // one for the call: emit's argument escapes
 	for _, key := range keys {
-		var d engine.Decision
 		if len(named) > 0 && g.Kind == auth.Client && !env.Compiled.ClientVisible(key) {
 			d = env.Compiled.NotFound(key, nil)
 		} else {
