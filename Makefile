@@ -10,7 +10,7 @@ PACKAGES := $(foreach m,$(MODULES),github.com/flagforge/flagforge/$(m)/...)
 TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc \
          $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2 $(BIN)/golangci-lint
 
-.PHONY: all tools generate generate-check lint breaking build test test-short test-js test-deploy images chaos bench bench-propagation fuzz services run run-evaluator clean web test-web bench-web
+.PHONY: all tools generate generate-check lint breaking build test test-short test-js test-deploy images chaos bench bench-propagation bench-coldstart bench-unary fuzz services run run-evaluator clean web test-web bench-web
 
 all: generate build test
 
@@ -128,6 +128,18 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem github.com/flagforge/flagforge/services/evaluator/...
 	bash bench/evaluator-load.sh
 
+## bench-coldstart: evaluator start with 10,000 flags x 3 environments, from the local
+## copies (< 500 ms) and from Redis (< 1 s); cpu-ms/op is the figure (docs/benchmarks.md)
+bench-coldstart:
+	$(GO) test -run '^$$' -bench 'ColdStart' -benchmem -benchtime 3x \
+	  github.com/flagforge/flagforge/services/evaluator/internal/holder github.com/flagforge/flagforge/services/evaluator/internal/source
+
+## bench-unary: the evaluator's hot paths in process (unary REST, OFREP, gRPC, bulk):
+## allocations and cpu-µs/op (docs/benchmarks.md); bench/evaluator-load.sh serves them
+bench-unary:
+	$(GO) test -run '^$$' -bench 'EvaluateHTTP|OFREPFlag|EvaluateGRPC|BareGRPC|Bulk' -benchmem -count 3 -benchtime 3000x \
+	  github.com/flagforge/flagforge/services/evaluator/internal/server
+
 ## bench-propagation: what one change costs in an environment of FLAGS flags (comma list),
 ## on SQLite + sync stream and on PostgreSQL + Redis: change -> stream client p50/max, CPU
 ## per change of the control plane and the evaluator, full manifest size
@@ -139,10 +151,12 @@ bench-propagation: services
 	FLAGFORGE_BENCH_PROPAGATION=$(FLAGS) FLAGFORGE_BENCH_STACKS=$(STACKS) FLAGFORGE_BENCH_CHANGES=$(CHANGES) \
 	  $(GO) test -count=1 -timeout 60m -run '^TestPropagation$$' -v github.com/flagforge/flagforge/services/evaluator/platform
 
-## fuzz: fuzz compile+evaluate (FUZZTIME=5m make fuzz)
+## fuzz: fuzz compile+evaluate and the evaluator's request decoders (FUZZTIME=5m make fuzz)
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzEvaluate -fuzztime $(FUZZTIME) github.com/flagforge/flagforge/pkg/eval
+	$(GO) test -run '^$$' -fuzz FuzzDecodeEvaluateJSON -fuzztime $(FUZZTIME) github.com/flagforge/flagforge/services/evaluator/internal/reqcodec
+	$(GO) test -run '^$$' -fuzz FuzzDecodeEvaluateProto -fuzztime $(FUZZTIME) github.com/flagforge/flagforge/services/evaluator/internal/reqcodec
 
 ## run: the embedded platform (control plane on SQLite + evaluator + the web console
 ## at http://127.0.0.1:8080/), data in ./data
