@@ -8,6 +8,7 @@
 //	flagforge contexts --org acme --project web --env production [--limit 20]
 //	flagforge private-attributes --org acme --project web [--set email,address.street]
 //	flagforge apply    --org acme --project web -f flags.yaml [--comment "..."]
+//	flagforge bulk     --org acme --project web (--add-tag t | --off-in staging) [--flags a,b | list filters] [--dry-run] [--comment "..."]
 //	flagforge validate -f flags.yaml
 //	flagforge evaluate -f flags.yaml --env production --flag new-ui --context '{"targetingKey":"u1"}'
 //	flagforge evaluate --evaluator http://127.0.0.1:8081 --sdk-key ff_srv_... --flag new-ui --context '{...}'
@@ -68,7 +69,7 @@ func main() {
 	}
 }
 
-const usage = `usage: flagforge <list|export|plan|apply|validate|evaluate|contexts|private-attributes|permissions|history|revert|rollback> [flags],
+const usage = `usage: flagforge <list|export|plan|apply|bulk|validate|evaluate|contexts|private-attributes|permissions|history|revert|rollback> [flags],
 flagforge roles <list|grant|revoke> [flags], flagforge webhooks <deliveries|test|redeliver> [flags],
 flagforge release <create|list|get|start|pause|resume|rollback|cancel> [flags]; flagforge <command> -h for its flags`
 
@@ -121,7 +122,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	revision := fs.Int64("revision", 0, "revert: the revision to restore")
 	version := fs.Uint64("version", 0, "rollback: the manifest version to restore")
 	at := fs.String("time", "", "rollback: the time to restore (RFC 3339)")
-	dryRun := fs.Bool("dry-run", false, "rollback: only show what would change")
+	dryRun := fs.Bool("dry-run", false, "rollback, bulk: only show what would change")
+	addTag := fs.String("add-tag", "", "bulk: add this tag to every selected flag")
+	offIn := fs.String("off-in", "", "bulk: turn every selected flag off in this environment")
+	bulkKeys := fs.String("flags", "", "bulk: only these flags (comma separated), else every flag the list filters select")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -143,7 +147,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if *org == "" || *project == "" || *token == "" {
 			return errors.New("--org, --project and --token (or FLAGFORGE_TOKEN) are required")
 		}
-	case "list":
+	case "list", "bulk":
 		if *org == "" || *project == "" || *token == "" {
 			return errors.New("--org, --project and --token (or FLAGFORGE_TOKEN) are required")
 		}
@@ -184,6 +188,19 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		return l.Render(out)
+	case "bulk":
+		var keys []string
+		for _, k := range strings.Split(*bulkKeys, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				keys = append(keys, k)
+			}
+		}
+		bulkComment := *comment
+		if bulkComment == "flagforge apply" {
+			bulkComment = "flagforge bulk"
+		}
+		_, err := c.Bulk(ctx, out, listReq, keys, remote.BulkAction{AddTag: *addTag, OffIn: *offIn}, bulkComment, *dryRun)
+		return err
 	case "history", "revert", "rollback":
 		return historyCommand(ctx, conn, out, fs, cmd, *token, history.Target{Org: *org, Project: *project, Environment: *env, Flag: *flagKey, Segment: *segment},
 			*comment, *limit, *diffRange, *revision, *version, *at, *dryRun)

@@ -284,3 +284,50 @@ func TestCreateFlagWithConfigurationsIdempotent(t *testing.T) {
 		t.Fatalf("field key retry: %s vs %s, audit %d -> %d", f1.raw, f2.raw, mid, len(audit()))
 	}
 }
+
+// TestBulkWriteIsBasedOnRevisions: a configuration's base_revision and a flag's
+// revision, when set, must be the stored ones or the whole write is refused
+// (409, naming the item); a definition change that leaves what a protected
+// environment serves alone (a tag) passes, one that changes it is refused.
+func TestBulkWriteIsBasedOnRevisions(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, ratelimit.Config{}, func(t *testing.T, c *cp) {
+		c.project()
+		const bulk = "/v1/orgs/acme/projects/web:bulkWrite"
+		const cfg = "/v1/orgs/acme/projects/web/environments/production/flags/r-0000"
+		c.call("POST", bulk, c.owner, bulkBody(2, "r")).want(t, 200)
+		rev := c.call("GET", cfg, c.owner, nil).want(t, 200).get("config", "revision")
+		off := map[string]any{"on": false, "offVariant": "off", "defaultServe": map[string]any{"variant": "off"}}
+		offAt := func(base any) map[string]any {
+			return map[string]any{"comment": "off", "configs": []any{map[string]any{"environment": "production", "flag": "r-0000", "config": off, "baseRevision": base}}}
+		}
+		r := c.call("POST", bulk, c.owner, offAt(1)).want(t, 409)
+		if f := r.fieldViolation(); !strings.HasPrefix(f, "configs[0].base") || !strings.Contains(r.raw, "stale") {
+			t.Fatalf("stale base revision: field %q: %s", f, r.raw)
+		}
+		if on := c.call("GET", cfg, c.owner, nil).get("config", "config", "on"); on != true {
+			t.Fatalf("a refused bulk write changed the configuration (on = %v)", on)
+		}
+		if r := c.call("POST", bulk, c.owner, offAt(rev)).want(t, 200); r.get("configsUpdated") != float64(1) {
+			t.Fatalf("bulk write on the current revision: %s", r.raw)
+		}
+		tagged := func(revision int, variants ...any) map[string]any {
+			f := map[string]any{"key": "r-0001", "type": "boolean", "tags": []any{"bulk", "extra"}, "revision": revision}
+			if len(variants) > 0 {
+				f["variants"] = variants
+			}
+			return map[string]any{"flags": []any{f}}
+		}
+		if f := c.call("POST", bulk, c.owner, tagged(5)).want(t, 409).fieldViolation(); f != "flags[0].revision" {
+			t.Fatalf("stale flag revision names %q", f)
+		}
+		c.protect(t, false)
+		if r := c.call("POST", bulk, c.owner, tagged(1)).want(t, 200); r.get("flagsUpdated") != float64(1) {
+			t.Fatalf("a tag added while production requires approvals: %s", r.raw)
+		}
+		swapped := tagged(2, map[string]any{"key": "on", "value": false}, map[string]any{"key": "off", "value": true})
+		if r := c.call("POST", bulk, c.owner, swapped); r.status != 400 || !strings.Contains(r.raw, "requires approvals") {
+			t.Fatalf("a definition change production serves: %d %s", r.status, r.raw)
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/flagforge/flagforge/cli/flagsfile"
 	"github.com/flagforge/flagforge/cli/remote"
+	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
 	"github.com/flagforge/flagforge/services/controlplane/internal/ratelimit"
 )
 
@@ -224,4 +225,55 @@ func BenchmarkApply1000(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestCLIBulk drives `flagforge bulk` (cli/remote.Bulk): a tag added to the
+// flags a filter selects and flags turned off in staging, each in ONE bulk
+// write; a dry run changes nothing; a protected environment refuses turning
+// flags off in bulk with the server's reason, and nothing changes.
+func TestCLIBulk(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, ratelimit.Config{}, func(t *testing.T, c *cp) {
+		c.project()
+		for _, k := range []string{"b-1", "b-2", "other"} {
+			c.call("POST", flagsURL, c.owner, map[string]any{"flag": map[string]any{"key": k, "type": "FLAG_TYPE_BOOLEAN"}}).want(t, 200)
+			for _, env := range []string{"staging", "production"} {
+				c.call("PUT", "/v1/orgs/acme/projects/web/environments/"+env+"/flags/"+k, c.owner, onBody).want(t, 200)
+			}
+		}
+		cl := remote.New(c.conn, c.owner)
+		sel := &adminv1.ListFlagsRequest{Org: "acme", Project: "web", Query: "b-"}
+		var out strings.Builder
+		if _, err := cl.Bulk(t.Context(), &out, sel, nil, remote.BulkAction{AddTag: "wave"}, "tag", true); err != nil || !strings.Contains(out.String(), "dry run") {
+			t.Fatalf("dry run: %v\n%s", err, out.String())
+		}
+		if got := fmt.Sprint(keys(c.call("GET", flagsURL+"?tags=wave", c.owner, nil).want(t, 200))); got != "[]" {
+			t.Fatalf("a dry run tagged %s", got)
+		}
+		res, err := cl.Bulk(t.Context(), &out, sel, nil, remote.BulkAction{AddTag: "wave"}, "tag", false)
+		if err != nil || res.GetFlagsUpdated() != 2 {
+			t.Fatalf("bulk tag: %v %v\n%s", res, err, out.String())
+		}
+		if got := fmt.Sprint(keys(c.call("GET", flagsURL+"?tags=wave", c.owner, nil).want(t, 200))); got != "[b-1 b-2]" {
+			t.Fatalf("tagged: %s", got)
+		}
+		res, err = cl.Bulk(t.Context(), &out, &adminv1.ListFlagsRequest{Org: "acme", Project: "web"}, []string{"b-2", "other"}, remote.BulkAction{OffIn: "staging"}, "incident", false)
+		if err != nil || res.GetConfigsUpdated() != 2 {
+			t.Fatalf("bulk off: %v %v\n%s", res, err, out.String())
+		}
+		if got := fmt.Sprint(keys(c.call("GET", flagsURL+"?environment=staging&on=false", c.owner, nil).want(t, 200))); got != "[b-2 new-ui other]" {
+			t.Fatalf("off in staging: %s", got)
+		}
+		c.protect(t, false)
+		_, err = cl.Bulk(t.Context(), &out, sel, nil, remote.BulkAction{OffIn: "production"}, "incident", false)
+		if err == nil || !strings.Contains(err.Error(), "requires approvals") {
+			t.Fatalf("bulk off in a protected environment: %v", err)
+		}
+		if got := fmt.Sprint(keys(c.call("GET", flagsURL+"?environment=production&on=true", c.owner, nil).want(t, 200))); got != "[b-1 b-2 other]" {
+			t.Fatalf("a refused bulk write changed production: %s", got)
+		}
+		if _, err := cl.Bulk(t.Context(), &out, sel, []string{"nope"}, remote.BulkAction{AddTag: "x"}, "", false); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+			t.Fatalf("an unknown flag: %v", err)
+		}
+	})
 }

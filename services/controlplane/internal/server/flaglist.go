@@ -112,29 +112,18 @@ func (s *FlagService) listFlagsInMemory(ctx context.Context, ref store.ProjectRe
 			break
 		}
 	}
-	// The environments whose configurations are read: the one filtered on, or
-	// every one when states are answered or the status is matched in any.
+	// The configurations read, in one query: of the environment filtered on, or
+	// of every environment when states are answered or the status is matched in any.
 	var envs []string
 	if e := req.GetEnvironment(); e != "" {
 		if _, err := s.store.GetEnvironment(ctx, store.EnvRef{Org: ref.Org, Project: ref.Project, Environment: e}); err != nil {
 			return nil, err
 		}
-	}
-	if req.GetIncludeEnvironments() || (req.GetStatus() != adminv1.FlagStatus_FLAG_STATUS_UNSPECIFIED && req.GetEnvironment() == "") {
-		for tok := ""; ; {
-			es, next, err := s.store.ListEnvironments(ctx, ref, store.Page{Size: maxPageSize, Token: tok})
-			if err != nil {
-				return nil, err
-			}
-			for _, e := range es {
-				envs = append(envs, e.GetKey())
-			}
-			if tok = next; tok == "" {
-				break
-			}
-		}
-	} else if e := req.GetEnvironment(); e != "" {
 		envs = []string{e}
+	}
+	readConfigs := req.GetIncludeEnvironments() || req.GetStatus() != adminv1.FlagStatus_FLAG_STATUS_UNSPECIFIED || req.GetEnvironment() != ""
+	if req.GetIncludeEnvironments() || (req.GetStatus() != adminv1.FlagStatus_FLAG_STATUS_UNSPECIFIED && req.GetEnvironment() == "") {
+		envs = nil // every environment
 	}
 	byFlag := map[string]*adminv1.FlagEnvironmentStates{}
 	flagByKey := map[string]*adminv1.Flag{}
@@ -147,29 +136,23 @@ func (s *FlagService) listFlagsInMemory(ctx context.Context, ref store.ProjectRe
 		latest[f.GetKey()] = f.GetUpdateTime().AsTime().UnixMicro()
 	}
 	now := s.clock()
-	for _, e := range envs {
-		eref := store.EnvRef{Org: ref.Org, Project: ref.Project, Environment: e}
-		for tok := ""; ; {
-			fcs, next, err := s.store.ListFlagConfigs(ctx, eref, store.Page{Size: maxPageSize, Token: tok})
-			if err != nil {
-				return nil, err
+	if readConfigs {
+		fcs, err := s.store.ListProjectFlagConfigs(ctx, ref, envs)
+		if err != nil {
+			return nil, err
+		}
+		for _, fc := range fcs {
+			st := byFlag[fc.GetFlag()]
+			if st == nil {
+				continue // archived and not asked for, or filtered by tag
 			}
-			for _, fc := range fcs {
-				st := byFlag[fc.GetFlag()]
-				if st == nil {
-					continue // archived and not asked for, or filtered by tag
-				}
-				f := flagByKey[fc.GetFlag()]
-				st.States = append(st.States, &adminv1.FlagEnvironmentState{
-					Environment: e, On: fc.GetConfig().GetOn(), Status: s.life.Status(f, fc, now),
-					Revision: fc.GetRevision(), UpdateTime: fc.GetUpdateTime(), LastEvaluated: fc.GetLastEvaluated(),
-				})
-				if u := fc.GetUpdateTime().AsTime().UnixMicro(); u > latest[fc.GetFlag()] {
-					latest[fc.GetFlag()] = u
-				}
-			}
-			if tok = next; tok == "" {
-				break
+			f := flagByKey[fc.GetFlag()]
+			st.States = append(st.States, &adminv1.FlagEnvironmentState{
+				Environment: fc.GetEnvironment(), On: fc.GetConfig().GetOn(), Status: s.life.Status(f, fc, now),
+				Revision: fc.GetRevision(), UpdateTime: fc.GetUpdateTime(), LastEvaluated: fc.GetLastEvaluated(),
+			})
+			if u := fc.GetUpdateTime().AsTime().UnixMicro(); u > latest[fc.GetFlag()] {
+				latest[fc.GetFlag()] = u
 			}
 		}
 	}

@@ -171,6 +171,11 @@ type Flags interface {
 
 	GetFlagConfig(ctx context.Context, ref EnvRef, flag string) (*adminv1.FlagEnvironmentConfig, error)
 	ListFlagConfigs(ctx context.Context, ref EnvRef, p Page) ([]*adminv1.FlagEnvironmentConfig, string, error)
+	// ListProjectFlagConfigs lists the configurations of every flag of a project
+	// in the environments named (every environment when envs is empty), ordered by
+	// environment then flag, in ONE query: the flags list's per-environment
+	// states and lifecycle filter read them on each request.
+	ListProjectFlagConfigs(ctx context.Context, ref ProjectRef, envs []string) ([]*adminv1.FlagEnvironmentConfig, error)
 	UpdateFlagConfig(ctx context.Context, m WriteMeta, ref EnvRef, flag string, c *manifestv1.FlagConfig, revision int64, check Check) (*adminv1.FlagEnvironmentConfig, error)
 }
 
@@ -401,6 +406,8 @@ type BulkSegment struct {
 type BulkConfig struct {
 	Environment, Flag string
 	Config            *manifestv1.FlagConfig
+	// BaseRevision, when not 0, must be the stored configuration's revision.
+	BaseRevision int64
 }
 
 // BulkResult counts what a bulk write did.

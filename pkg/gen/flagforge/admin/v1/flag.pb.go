@@ -2544,6 +2544,10 @@ type BulkWriteRequest struct {
 	Org     string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
 	Project string                 `protobuf:"bytes,2,opt,name=project,proto3" json:"project,omitempty"`
 	// Created, or replaced when they differ (matched by key; the type cannot change).
+	// A flag's revision, when not 0, is the revision the caller based it on: the
+	// whole write is refused (ABORTED, field flags[i].revision) when the stored
+	// flag is at another one. A definition change is refused when it would change
+	// what an environment requiring approvals serves (tags, names, owners do not).
 	Flags []*Flag `protobuf:"bytes,3,rep,name=flags,proto3" json:"flags,omitempty"`
 	// Created, or replaced when they differ.
 	Segments []*BulkSegment `protobuf:"bytes,4,rep,name=segments,proto3" json:"segments,omitempty"`
@@ -2682,10 +2686,14 @@ func (x *BulkSegment) GetSegment() *v1.Segment {
 
 // BulkFlagConfig is a flag's configuration in one environment.
 type BulkFlagConfig struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Environment   string                 `protobuf:"bytes,1,opt,name=environment,proto3" json:"environment,omitempty"`
-	Flag          string                 `protobuf:"bytes,2,opt,name=flag,proto3" json:"flag,omitempty"`
-	Config        *v1.FlagConfig         `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Environment string                 `protobuf:"bytes,1,opt,name=environment,proto3" json:"environment,omitempty"`
+	Flag        string                 `protobuf:"bytes,2,opt,name=flag,proto3" json:"flag,omitempty"`
+	Config      *v1.FlagConfig         `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
+	// The configuration's revision the caller based config on (0: whatever is
+	// stored). Another stored revision refuses the whole write (ABORTED, field
+	// configs[i].base_revision): no bulk write silently replaces a newer change.
+	BaseRevision  int64 `protobuf:"varint,4,opt,name=base_revision,json=baseRevision,proto3" json:"base_revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2739,6 +2747,13 @@ func (x *BulkFlagConfig) GetConfig() *v1.FlagConfig {
 		return x.Config
 	}
 	return nil
+}
+
+func (x *BulkFlagConfig) GetBaseRevision() int64 {
+	if x != nil {
+		return x.BaseRevision
+	}
+	return 0
 }
 
 // BulkWriteResponse counts what the write did.
@@ -3047,11 +3062,12 @@ const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"\acomment\x18\x06 \x01(\tR\acomment\"i\n" +
 	"\vBulkSegment\x12 \n" +
 	"\venvironment\x18\x01 \x01(\tR\venvironment\x128\n" +
-	"\asegment\x18\x02 \x01(\v2\x1e.flagforge.manifest.v1.SegmentR\asegment\"\x81\x01\n" +
+	"\asegment\x18\x02 \x01(\v2\x1e.flagforge.manifest.v1.SegmentR\asegment\"\xa6\x01\n" +
 	"\x0eBulkFlagConfig\x12 \n" +
 	"\venvironment\x18\x01 \x01(\tR\venvironment\x12\x12\n" +
 	"\x04flag\x18\x02 \x01(\tR\x04flag\x129\n" +
-	"\x06config\x18\x03 \x01(\v2!.flagforge.manifest.v1.FlagConfigR\x06config\"\xe1\x02\n" +
+	"\x06config\x18\x03 \x01(\v2!.flagforge.manifest.v1.FlagConfigR\x06config\x12#\n" +
+	"\rbase_revision\x18\x04 \x01(\x03R\fbaseRevision\"\xe1\x02\n" +
 	"\x11BulkWriteResponse\x12#\n" +
 	"\rflags_created\x18\x01 \x01(\x05R\fflagsCreated\x12#\n" +
 	"\rflags_updated\x18\x02 \x01(\x05R\fflagsUpdated\x12'\n" +

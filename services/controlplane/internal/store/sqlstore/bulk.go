@@ -131,7 +131,7 @@ func (t *Tx) bulk(ctx context.Context, m store.WriteMeta, ref store.ProjectRef, 
 			return errs.Invalid(fmt.Sprintf("configs[%d].environment", i), "unknown environment %q", c.Environment)
 		}
 		eref := store.EnvRef{Org: ref.Org, Project: ref.Project, Environment: c.Environment}
-		changed, err := t.replaceFlagConfig(ctx, m, eref, c.Flag, c.Config)
+		changed, err := t.replaceFlagConfig(ctx, m, eref, c.Flag, c.Config, c.BaseRevision)
 		if err != nil {
 			return fieldErr(err, fmt.Sprintf("configs[%d]", i))
 		}
@@ -206,6 +206,9 @@ func (t *Tx) upsertFlag(ctx context.Context, m store.WriteMeta, ref store.Projec
 	if f.GetType() != before.GetType() {
 		return false, false, errs.Invalid("type", "cannot change (is %s)", before.GetType())
 	}
+	if f.GetRevision() != 0 && f.GetRevision() != before.Revision {
+		return false, false, staleField("revision", "flag", before.Key, before.Revision, f.GetRevision())
+	}
 	after := proto.CloneOf(f)
 	after.Key, after.Archived, after.Revision = before.Key, before.Archived, before.Revision
 	after.CreateTime, after.UpdateTime = before.CreateTime, before.UpdateTime
@@ -217,9 +220,14 @@ func (t *Tx) upsertFlag(ctx context.Context, m store.WriteMeta, ref store.Projec
 	if err != nil {
 		return false, false, err
 	}
-	if _, err := t.q().exec(ctx, `UPDATE flags SET body = ?, tags = ?, revision = ?, updated_at = ?
-		WHERE org = ? AND project = ? AND key = ?`, body, tagsColumn(after.Tags), after.Revision, now,
-		ref.Org, ref.Project, after.Key); err != nil {
+	// Four eyes: a new definition may not change what a protected environment
+	// serves (variants it serves); tags, names and owners may change.
+	if err := t.guardFlagWrite(ctx, ref, after.Key, "the bulk write's definition of", howLowerProtection, func() error {
+		_, err := t.q().exec(ctx, `UPDATE flags SET body = ?, tags = ?, revision = ?, updated_at = ?
+			WHERE org = ? AND project = ? AND key = ?`, body, tagsColumn(after.Tags), after.Revision, now,
+			ref.Org, ref.Project, after.Key)
+		return err
+	}); err != nil {
 		return false, false, err
 	}
 	return false, true, t.record(ctx, m, change{org: ref.Org, project: ref.Project, action: "flag.update",
@@ -227,13 +235,16 @@ func (t *Tx) upsertFlag(ctx context.Context, m store.WriteMeta, ref store.Projec
 }
 
 // replaceFlagConfig replaces a flag's configuration when it differs.
-func (t *Tx) replaceFlagConfig(ctx context.Context, m store.WriteMeta, ref store.EnvRef, flag string, c *manifestv1.FlagConfig) (bool, error) {
+func (t *Tx) replaceFlagConfig(ctx context.Context, m store.WriteMeta, ref store.EnvRef, flag string, c *manifestv1.FlagConfig, base int64) (bool, error) {
 	if c == nil {
 		c = &manifestv1.FlagConfig{}
 	}
 	before, err := t.s.loadFlagConfig(ctx, t.q(), ref, flag, true)
 	if err != nil {
 		return false, err
+	}
+	if base != 0 && base != before.Revision {
+		return false, staleField("base_revision", "flag configuration", flag, before.Revision, base)
 	}
 	if proto.Equal(before.GetConfig(), c) {
 		return false, nil

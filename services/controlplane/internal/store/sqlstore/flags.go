@@ -442,6 +442,38 @@ func (s *Store) ListFlagConfigs(ctx context.Context, ref store.EnvRef, p store.P
 	return out, next, nil
 }
 
+// ListProjectFlagConfigs lists a project's flag configurations in envs (all
+// when empty) with one query.
+func (s *Store) ListProjectFlagConfigs(ctx context.Context, ref store.ProjectRef, envs []string) ([]*adminv1.FlagEnvironmentConfig, error) {
+	q := `SELECT environment, flag, config, revision, updated_at, last_evaluated FROM flag_configs WHERE org = ? AND project = ?`
+	args := []any{ref.Org, ref.Project}
+	if len(envs) > 0 {
+		q += ` AND environment IN (?` + strings.Repeat(`, ?`, len(envs)-1) + `)`
+		for _, e := range envs {
+			args = append(args, e)
+		}
+	}
+	rows, err := s.r().query(ctx, q+` ORDER BY environment, flag`, args...)
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	out, err := collect(rows, func(sc interface{ Scan(...any) error }) (*adminv1.FlagEnvironmentConfig, error) {
+		var c adminv1.FlagEnvironmentConfig
+		var b []byte
+		var u, le int64
+		if err := sc.Scan(&c.Environment, &c.Flag, &b, &c.Revision, &u, &le); err != nil {
+			return nil, err
+		}
+		c.Config = &manifestv1.FlagConfig{}
+		if err := proto.Unmarshal(b, c.Config); err != nil {
+			return nil, err
+		}
+		c.UpdateTime, c.LastEvaluated = ts(u), ts(le)
+		return &c, nil
+	})
+	return out, s.translate(err)
+}
+
 // UpdateFlagConfig replaces a flag's configuration in an environment.
 func (s *Store) UpdateFlagConfig(ctx context.Context, m store.WriteMeta, ref store.EnvRef, flag string, c *manifestv1.FlagConfig, revision int64, check store.Check) (*adminv1.FlagEnvironmentConfig, error) {
 	if c == nil {

@@ -13,6 +13,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -255,6 +256,11 @@ func notFound(what, key string) error {
 // stale is the error for a revision mismatch.
 func stale(what, key string, have, want int64) error {
 	return errs.E(errs.Aborted, "%s %q: revision %d is stale (current %d)", what, key, want, have)
+}
+
+// staleField is stale naming the request field that carried the revision.
+func staleField(field, what, key string, have, want int64) error {
+	return &errs.Error{Kind: errs.Aborted, Field: field, Message: fmt.Sprintf("%s %q: revision %d is stale (current %d)", what, key, want, have)}
 }
 
 // affected returns the rows a statement changed.
