@@ -44,7 +44,9 @@ describe("the console at work", () => {
   it("finds flags among many with server-side filters kept in the URL; only the rows in view are rendered", async (t) => {
     if (!browser) return t.skip("no browser");
     // flag-01 is evaluated in staging: its sparkline counts it.
-    for (let i = 0; i < 5; i++) assert.equal((await platform.evaluate("staging", "flag-01", { targetingKey: `u${i}` })).variant, "on");
+    // (once the evaluator serves the set-up: it follows the control plane within seconds)
+    await eventually(async () => assert.equal((await platform.evaluate("staging", "flag-01", { targetingKey: "u0" })).variant, "on"));
+    for (let i = 1; i < 5; i++) assert.equal((await platform.evaluate("staging", "flag-01", { targetingKey: `u${i}` })).variant, "on");
     await signIn(page, platform.url, platform.token);
     await page.getByRole("status").filter({ hasText: `${FLAGS} flags` }).waitFor();
     const rendered = await page.locator("tbody tr[aria-rowindex]").count();
