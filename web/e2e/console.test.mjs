@@ -99,7 +99,7 @@ describe("the web console", () => {
       const text = await page.getByTestId("usage-total").textContent();
       const n = Number(/last hour: ([\d,]+)/.exec(text)?.[1].replace(/,/g, "") ?? 0);
       assert.ok(n >= 300, text);
-    }, 20000);
+    }, 60000);
     const fr = await platform.evaluate("production", "checkout", { targetingKey: "user-1", country: "FR" });
     assert.equal(fr.variant, "off");
     assert.equal(fr.reason, "DEFAULT");
