@@ -91,9 +91,16 @@ describe("the console at work", () => {
     const bar = page.getByRole("region", { name: "Bulk actions" });
     await bar.getByText("8 selected").waitFor();
     await checkA11y(page, "flags list (bulk selection)");
+    // Each bulk action is ONE request to the bulk write API (one transaction).
+    const writes = [];
+    const onRequest = (r) => r.method() !== "GET" && r.url().includes("/v1/") && writes.push(`${r.method()} ${new URL(r.url()).pathname}`);
+    page.on("request", onRequest);
     await bar.getByLabel("Tag to add").fill("bulk");
     await bar.getByRole("button", { name: "Add tag" }).click();
     await page.getByRole("status").filter({ hasText: "Tag 8 flags bulk: 8 done" }).waitFor();
+    await page.getByRole("status").filter({ hasText: "One bulk write (one transaction)." }).waitFor();
+    assert.deepEqual(writes.filter((w) => !w.endsWith(":validate")), ["POST /v1/orgs/acme/projects/web:bulkWrite"]);
+    writes.length = 0;
     const tagged = await platform.admin("GET", "/v1/orgs/acme/projects/web/flags?tags=bulk");
     assert.equal(tagged.flags.length, 8);
 
@@ -112,11 +119,14 @@ describe("the console at work", () => {
     assert.equal((await platform.evaluate("production", "flag-01", { targetingKey: "u" })).variant, "on");
     await outcome.getByRole("link", { name: "review" }).first().waitFor();
     await page.getByRole("button", { name: "Dismiss" }).click();
+    writes.length = 0;
 
     await page.getByLabel("Select all 8 flags shown").check();
     await bar.getByLabel("Turn off in").selectOption("staging");
     await bar.getByRole("button", { name: "Turn off" }).click();
     await page.getByRole("status").filter({ hasText: "Turn 8 flags off in staging: 8 done" }).waitFor();
+    assert.deepEqual(writes, ["POST /v1/orgs/acme/projects/web:bulkWrite"]);
+    page.off("request", onRequest);
     await eventually(async () => assert.equal((await platform.evaluate("staging", "flag-06", { targetingKey: "u" })).reason, "DISABLED"));
     await page.getByRole("button", { name: "Dismiss" }).click();
 

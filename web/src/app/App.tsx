@@ -20,6 +20,8 @@ const Schedules = lazy(() => import("../features/schedules/components/Schedules"
 const SdkKeys = lazy(() => import("../features/keys/components/SdkKeys"));
 const ChangeRequests = lazy(() => import("../features/approvals/components/ChangeRequests"));
 const ChangeRequestPage = lazy(() => import("../features/approvals/components/ChangeRequestPage"));
+const FlagHistory = lazy(() => import("../features/history/components/FlagHistory"));
+const EnvironmentRollback = lazy(() => import("../features/history/components/EnvironmentRollback"));
 const ReleasePlanPage = lazy(() => import("../features/releases/components/ReleasePlanPage"));
 
 function subscribe(cb: () => void) {
@@ -48,6 +50,9 @@ function Routes({ path }: { path: string }) {
   if ((m = match("/o/:org/p/:project/flags", path))) page = <FlagsList org={m.org} project={m.project} />;
   else if ((m = match("/o/:org/p/:project/flags/:flag/:env", path)))
     page = <FlagPage key={`${m.flag}/${m.env}`} org={m.org} project={m.project} flag={m.flag} env={m.env} />;
+  else if ((m = match("/o/:org/p/:project/flags/:flag/:env/history", path)))
+    page = <FlagHistory key={`${m.flag}/${m.env}`} org={m.org} project={m.project} flag={m.flag} env={m.env} />;
+  else if ((m = match("/o/:org/p/:project/rollback", path))) page = <EnvironmentRollback org={m.org} project={m.project} />;
   else if ((m = match("/o/:org/p/:project/releases/:flag/:env", path)))
     page = <ReleasePlanPage key={`${m.flag}/${m.env}`} org={m.org} project={m.project} flag={m.flag} env={m.env} />;
   else if ((m = match("/o/:org/p/:project/playground", path))) page = <Playground org={m.org} project={m.project} />;

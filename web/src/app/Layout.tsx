@@ -19,6 +19,7 @@ export function Layout({ org, project, children }: { org: string; project: strin
     { to: `${base}/segments`, label: "Segments" },
     { to: `${base}/changes`, label: "Change requests" },
     { to: `${base}/schedules`, label: "Schedules" },
+    { to: `${base}/rollback`, label: "Rollback" },
     { to: `${base}/playground`, label: "Playground" },
     { to: `${base}/contexts`, label: "Seen contexts" },
     { to: `${base}/audit`, label: "Audit log" },

@@ -37,7 +37,10 @@ export function setToken(token: string, method: Method = "token", org = ""): voi
   changed();
 }
 
+// clearToken signs out: the credential and any unsaved drafts kept in the tab
+// (flag targeting edits, "flagforge:draft:…") are forgotten.
 export function clearToken(): void {
+  for (const k of Object.keys(sessionStorage)) if (k.startsWith("flagforge:draft:")) sessionStorage.removeItem(k);
   sessionStorage.removeItem(KEY);
   sessionStorage.removeItem(METHOD);
   sessionStorage.removeItem(ORG);

@@ -10,6 +10,9 @@ import { useChangeRequest } from "../api/get-change-request";
 import { useRebaseChangeRequest, useReviewChangeRequest } from "../api/review-change-request";
 import { stateLabel } from "./ChangeRequests";
 import { ImpactPreview } from "./ImpactPreview";
+import { useQuery } from "@tanstack/react-query";
+import { permissionsOptions, useCan } from "../../permissions/api/permissions";
+import { Denied, deniedProps } from "../../permissions/components/Denied";
 
 // lines renders a flag configuration as the lines a reviewer reads.
 function lines(c?: FlagConfigJson): string[] {
@@ -73,6 +76,8 @@ export default function ChangeRequestPage({ org, project, env, id }: { org: stri
   // The diff line (JSON Pointer) the next comment is on; "" for the whole request.
   const [linePath, setLinePath] = useState("");
   const [notice, setNotice] = useState("");
+  const can = useCan(org, "change_request", "write", project, env);
+  const me = useQuery(permissionsOptions(org, project, env));
   if (q.error) return <ErrorMessage error={q.error} />;
   if (!cr) return <p aria-busy="true">Loading change request…</p>;
   const open = cr.state === "CHANGE_REQUEST_STATE_OPEN";
@@ -80,6 +85,10 @@ export default function ChangeRequestPage({ org, project, env, id }: { org: stri
   const stale = open && !!cr.change?.flagConfig && !!liveRevision && liveRevision !== String(cr.baseRevision ?? "");
   const approvals = cr.approvals ?? [];
   const required = cr.requiredApprovals ?? 1;
+  // Four eyes: the author may not approve their own request (the server refuses
+  // it too); said before they try.
+  const own = !!me.data?.memberId && me.data.memberId === cr.authorId;
+  const canApprove = !can.allowed ? can : own ? { allowed: false, reason: "You wrote this change request: another member must approve it (four eyes). You may still comment, apply it once approved, or withdraw it.", loading: false } : can;
   const act = (a: Parameters<typeof review.mutate>[0], done: string) =>
     review.mutate(a, { onSuccess: () => { setNotice(done); setComment(""); setLinePath(""); } });
   const comments = cr.comments ?? [];
@@ -185,28 +194,30 @@ export default function ChangeRequestPage({ org, project, env, id }: { org: stri
           Approving signs this exact content (digest <code>{(cr.contentDigest ?? "").slice(0, 12)}</code>); any later edit resets approvals.
         </p>
         <div className="mt-2 flex flex-wrap gap-2">
-          <button type="button" className={btnPrimary} disabled={!open || review.isPending} onClick={() => act({ kind: "approve", contentDigest: cr.contentDigest ?? "", comment }, "You approved this change request.")}>
+          <button type="button" className={btnPrimary} {...deniedProps(canApprove, can.allowed ? "approve-denied" : "review-denied")} disabled={!canApprove.allowed || !open || review.isPending} onClick={() => act({ kind: "approve", contentDigest: cr.contentDigest ?? "", comment }, "You approved this change request.")}>
             Approve
           </button>
-          <button type="button" className={btnDanger} disabled={!open || review.isPending} onClick={() => act({ kind: "reject", comment }, "You rejected this change request.")}>
+          <button type="button" className={btnDanger} {...deniedProps(can, "review-denied")} disabled={!can.allowed || !open || review.isPending} onClick={() => act({ kind: "reject", comment }, "You rejected this change request.")}>
             Reject
           </button>
-          <button type="button" className={btn} disabled={!comment.trim() || review.isPending} onClick={() => act({ kind: "comment", text: comment, path: linePath }, linePath ? `Comment added on ${linePath}.` : "Comment added.")}>
+          <button type="button" className={btn} {...deniedProps(can, "review-denied")} disabled={!can.allowed || !comment.trim() || review.isPending} onClick={() => act({ kind: "comment", text: comment, path: linePath }, linePath ? `Comment added on ${linePath}.` : "Comment added.")}>
             Comment
           </button>
           <button
             type="button"
             className={btnPrimary}
-            disabled={!open || stale || approvals.length < required || review.isPending}
-            title={approvals.length < required ? `Needs ${required - approvals.length} more approval(s)` : undefined}
+            {...deniedProps(can, "review-denied")}
+            disabled={!can.allowed || !open || stale || approvals.length < required || review.isPending}
+            title={!can.allowed ? can.reason : approvals.length < required ? `Needs ${required - approvals.length} more approval(s)` : undefined}
             onClick={() => act({ kind: "apply" }, "Applied: the change is live.")}
           >
             Apply
           </button>
-          <button type="button" className={btn} disabled={!open || review.isPending} onClick={() => act({ kind: "withdraw" }, "Withdrawn.")}>
+          <button type="button" className={btn} {...deniedProps(can, "review-denied")} disabled={!can.allowed || !open || review.isPending} onClick={() => act({ kind: "withdraw" }, "Withdrawn.")}>
             Withdraw
           </button>
         </div>
+        {can.allowed ? open && <Denied can={canApprove} id="approve-denied" /> : <Denied can={can} id="review-denied" />}
         {open && approvals.length < required && <p className="mt-1 text-xs">Apply is enabled once {required} approval(s) are given.</p>}
         <p role="status" className="mt-2 text-sm">{notice}</p>
         <ErrorMessage error={review.error} />

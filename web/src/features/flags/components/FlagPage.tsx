@@ -16,6 +16,9 @@ import { ListInput, RuleBuilder } from "./RuleBuilder";
 import { Prerequisites } from "./Prerequisites";
 import { ServeEditor } from "./ServeEditor";
 import { Usage } from "./Usage";
+import { clearDraft, readDraft, writeDraft } from "../lib/drafts";
+import { useCan } from "../../permissions/api/permissions";
+import { Denied, deniedProps } from "../../permissions/components/Denied";
 
 function Section({ n, title, children }: { n: number; title: string; children: ReactNode }) {
   return (
@@ -51,6 +54,11 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
   const [notice, setNotice] = useState("");
   const [crLink, setCrLink] = useState("");
   const [runAt, setRunAt] = useState("");
+  // restored: the draft was read back from session storage (a reload kept it).
+  const [restored, setRestored] = useState(false);
+  const canWrite = useCan(org, "flag_config", "write", project, env);
+  const canKill = useCan(org, "flag_config", "write", project);
+  const canSchedule = useCan(org, "schedule", "write", project, env);
   const schedule = useScheduleMutation(org, project, env, (i: Parameters<typeof createSchedule>[3]) => createSchedule(org, project, env, i));
   const startFrom = (c?: FlagConfigJson, revision?: string) => {
     setDraft(clone(c));
@@ -59,10 +67,30 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
   const dirty = !!(origin && draft && changedSections(origin.config, draft) > 0);
   useEffect(() => {
     if (!server?.config) return;
+    if (draft === null) {
+      // A draft kept from before a reload comes back with the revision it was
+      // based on: if the flag changed since, the conflict is shown as usual.
+      const kept = readDraft(org, project, flag, env);
+      if (kept) {
+        setDraft(kept.draft);
+        setOrigin(kept.origin);
+        setRestored(true);
+        return;
+      }
+    }
     // First load, or a change made elsewhere while nothing is edited: follow it.
     if (draft === null || (!dirty && origin?.revision !== server.revision)) startFrom(server.config, server.revision);
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [server, draft, dirty]);
+  // Keep an unsaved edit across reloads; forget it once nothing is unsaved.
+  useEffect(() => {
+    if (!draft || !origin) return;
+    if (dirty) writeDraft(org, project, flag, env, { draft, origin });
+    else {
+      clearDraft(org, project, flag, env);
+      setRestored(false);
+    }
+  }, [org, project, flag, env, draft, origin, dirty]);
   const movedOn = !!(dirty && server?.revision && origin && server.revision !== origin.revision);
   const variants = (def.data?.flag?.variants ?? []).map((v) => v.key ?? "");
   const base = `/o/${encodeURIComponent(org)}/p/${encodeURIComponent(project)}`;
@@ -127,14 +155,18 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
           <Link className="text-blue-800 underline dark:text-blue-300" href={`${base}/playground?flag=${encodeURIComponent(flag)}&env=${encodeURIComponent(env)}`}>
             Explain for a context…
           </Link>
-          <Link className="text-blue-800 underline dark:text-blue-300" href={`${base}/audit?resource=${encodeURIComponent(`projects/${project}/`)}&q=${encodeURIComponent(flag)}`}>
+          <Link className="text-blue-800 underline dark:text-blue-300" href={`${base}/flags/${encodeURIComponent(flag)}/${encodeURIComponent(env)}/history`}>
             History
+          </Link>
+          <Link className="text-blue-800 underline dark:text-blue-300" href={`${base}/audit?resource=${encodeURIComponent(`projects/${project}/`)}&q=${encodeURIComponent(flag)}`}>
+            Audit entries
           </Link>
           <Link className="text-blue-800 underline dark:text-blue-300" href={`${base}/releases/${encodeURIComponent(flag)}/${encodeURIComponent(env)}`}>
             Release plan
           </Link>
           {server.config?.on && (
             <EmergencyOffDialog
+              can={canWrite}
               org={org}
               project={project}
               flag={flag}
@@ -145,7 +177,7 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
               }}
             />
           )}
-          <KillDialog org={org} project={project} flag={flag} envCount={envs.data?.environments?.length ?? 0} />
+          <KillDialog can={canKill} org={org} project={project} flag={flag} envCount={envs.data?.environments?.length ?? 0} />
         </span>
       </div>
       {f.name && <p>{f.name}</p>}
@@ -171,7 +203,19 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
           Production{envInfo?.settings?.approvalsRequired ? ": changes need approval" : ""}
         </p>
       )}
+      {restored && dirty && (
+        <div role="status" className="flex flex-wrap items-center gap-2 rounded border border-amber-700 bg-amber-50 px-3 py-2 text-sm text-amber-950 dark:bg-amber-950 dark:text-amber-100">
+          Draft restored: your unsaved edit of {flag} in {env} was kept from before the page reloaded (based on revision {origin?.revision}).
+          <button type="button" className={btn} onClick={() => { save.reset(); startFrom(server.config, server.revision); }}>
+            Discard draft
+          </button>
+        </div>
+      )}
+      <Denied can={canWrite} id="flag-write-denied" />
       <h2 className="sr-only">Targeting in {env}, in evaluation order</h2>
+      {/* A role that may not write the configuration sees it read-only. */}
+      <fieldset disabled={!canWrite.allowed} aria-describedby={canWrite.allowed ? undefined : "flag-write-denied"} className="flex min-w-0 flex-col gap-4">
+      <legend className="sr-only">Targeting in {env}</legend>
       <Section n={1} title="On / off">
         <div className="flex flex-wrap items-center gap-4">
           <label className="flex items-center gap-2">
@@ -225,6 +269,7 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
       <Section n={5} title="Default">
         <ServeEditor name="Otherwise serve" serve={d.defaultServe} variants={variants} path="config.default_serve" errField={errField} onChange={(s) => upd({ defaultServe: s })} />
       </Section>
+      </fieldset>
 
       <div className="sticky bottom-0 -mx-4 border-t border-slate-400 bg-slate-50 px-4 py-3 dark:bg-slate-900" role="region" aria-label="Save changes">
         <div className="mx-auto flex max-w-7xl flex-wrap items-center gap-3">
@@ -245,7 +290,7 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
             <span className={label}>Comment</span>
             <input className={`${input} w-72`} value={comment} onChange={(e) => setComment(e.target.value)} placeholder="why (recorded in the audit log)" />
           </label>
-          <button type="button" className={btnPrimary} disabled={!changes || save.isPending} onClick={() => void submit().catch(() => {})}>
+          <button type="button" className={btnPrimary} {...deniedProps(canWrite, "flag-write-denied")} disabled={!canWrite.allowed || !changes || save.isPending} onClick={() => void submit().catch(() => {})}>
             {save.isPending ? "Saving…" : "Save changes"}
           </button>
           <label className="flex items-center gap-2">
@@ -255,7 +300,8 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
           <button
             type="button"
             className={btn}
-            disabled={!changes || !runAt || schedule.isPending}
+            {...deniedProps(canSchedule, "schedule-denied")}
+            disabled={!canSchedule.allowed || !changes || !runAt || schedule.isPending}
             onClick={() => {
               const runTime = new Date(runAt).toISOString();
               schedule.mutate(
@@ -272,6 +318,7 @@ export default function FlagPage({ org, project, flag, env }: { org: string; pro
           >
             Schedule
           </button>
+          <Denied can={canSchedule} id="schedule-denied" />
           <button type="button" className={btn} disabled={!changes} onClick={() => { save.reset(); startFrom(server.config, server.revision); }}>
             Discard
           </button>

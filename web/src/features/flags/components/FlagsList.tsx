@@ -12,6 +12,8 @@ import { useProjectUsage } from "../api/get-project-usage";
 import { useSearchFlags, type FlagSearch } from "../api/search-flags";
 import type { FlagUsageSeriesJson } from "../../../gen/flagforge/admin/v1/usage_pb";
 import { statusLabel, typeLabel } from "./format";
+import { useCan } from "../../permissions/api/permissions";
+import { Denied, deniedProps } from "../../permissions/components/Denied";
 
 const statuses: Record<string, FlagStatusJson> = {
   active: "FLAG_STATUS_ACTIVE",
@@ -101,6 +103,7 @@ export default function FlagsList({ org, project }: { org: string; project: stri
   const usage = useProjectUsage(org, project, usageEnv);
   const rows = flags.data?.flags ?? [];
   const [creating, setCreating] = useState(false);
+  const canCreate = useCan(org, "flag", "write", project);
   // "/" focuses the search, as in most consoles (not while typing elsewhere).
   const searchBox = useRef<HTMLInputElement>(null);
   useEffect(() => {
@@ -165,9 +168,10 @@ export default function FlagsList({ org, project }: { org: string; project: stri
             onChange={(e) => setQuery(e.target.value)}
           />
         </label>
-        <button type="button" className={btnPrimary} onClick={() => setCreating((v) => !v)} aria-expanded={creating}>
+        <button type="button" className={btnPrimary} {...deniedProps(canCreate, "new-flag-denied")} onClick={() => setCreating((v) => !v)} aria-expanded={creating}>
           New flag
         </button>
+        <Denied can={canCreate} id="new-flag-denied" />
       </div>
       <div className="mb-3 flex flex-wrap items-end gap-3 text-sm">
         <div className="flex flex-col gap-1">
@@ -388,16 +392,19 @@ function BulkBar({ org, project, envKeys, flags, states, onDone }: {
   const bulk = useBulkFlags(org, project);
   const [tag, setTag] = useState("");
   const [env, setEnv] = useState("");
+  const canDefine = useCan(org, "flag", "write", project);
   const [comment, setComment] = useState("");
   const [confirmArchive, setConfirmArchive] = useState(false);
-  const [outcomes, setOutcomes] = useState<{ what: string; list: BulkOutcome[] } | null>(null);
+  const [outcomes, setOutcomes] = useState<{ what: string; list: BulkOutcome[]; atomic: boolean } | null>(null);
+  const envList = useEnvironments(org, project);
   const n = flags.length;
   const offEnv = env || envKeys[0] || "";
+  const canOff = useCan(org, "flag_config", "write", project, offEnv || undefined);
   const run = (action: BulkAction, what: string) => {
     setConfirmArchive(false);
     bulk.mutate({ flags, states, action }, {
-      onSuccess: (list) => {
-        setOutcomes({ what, list });
+      onSuccess: (r) => {
+        setOutcomes({ what, list: r.outcomes, atomic: r.atomic });
         onDone();
       },
     });
@@ -415,7 +422,7 @@ function BulkBar({ org, project, envKeys, flags, states, onDone }: {
               Confirm: archive {n} flags
             </button>
           ) : (
-            <button type="button" className={btn} disabled={bulk.isPending} onClick={() => setConfirmArchive(true)}>
+            <button type="button" className={btn} {...deniedProps(canDefine, "bulk-define-denied")} disabled={!canDefine.allowed || bulk.isPending} onClick={() => setConfirmArchive(true)}>
               Archive…
             </button>
           )}
@@ -423,7 +430,7 @@ function BulkBar({ org, project, envKeys, flags, states, onDone }: {
             <span className={label}>Tag to add</span>
             <input className={`${input} w-36`} value={tag} onChange={(e) => setTag(e.target.value.trim().toLowerCase())} placeholder="checkout" />
           </label>
-          <button type="button" className={btn} disabled={!tag || bulk.isPending} onClick={() => run({ kind: "tag", tag }, `Tag ${n} flags ${tag}`)}>
+          <button type="button" className={btn} {...deniedProps(canDefine, "bulk-define-denied")} disabled={!canDefine.allowed || !tag || bulk.isPending} onClick={() => run({ kind: "tag", tag }, `Tag ${n} flags ${tag}`)}>
             Add tag
           </button>
           <div className="flex flex-col gap-1">
@@ -440,10 +447,12 @@ function BulkBar({ org, project, envKeys, flags, states, onDone }: {
             <span className={label}>Reason (audit, change requests)</span>
             <input className={`${input} w-56`} value={comment} onChange={(e) => setComment(e.target.value)} />
           </label>
-          <button type="button" className={btn} disabled={!offEnv || bulk.isPending} onClick={() => run({ kind: "off", env: offEnv, comment }, `Turn ${n} flags off in ${offEnv}`)}>
+          <button type="button" className={btn} {...deniedProps(canOff, "bulk-off-denied")} disabled={!canOff.allowed || !offEnv || bulk.isPending} onClick={() => run({ kind: "off", env: offEnv, comment, protectedEnv: !!envList.data?.environments?.find((e) => e.key === offEnv)?.settings?.approvalsRequired }, `Turn ${n} flags off in ${offEnv}`)}>
             Turn off
           </button>
           {bulk.isPending && <span aria-busy="true">Working…</span>}
+          <Denied can={canDefine} id="bulk-define-denied" />
+          <Denied can={canOff} id="bulk-off-denied" />
         </div>
       )}
       <div role="status" aria-live="polite" className="mb-2 text-sm">
@@ -453,6 +462,7 @@ function BulkBar({ org, project, envKeys, flags, states, onDone }: {
               {outcomes.what}: {outcomes.list.length - refused.length - crs.length} done
               {crs.length ? `, ${crs.length} change request${crs.length > 1 ? "s" : ""} created` : ""}
               {refused.length ? `, ${refused.length} refused` : ""}.
+              {outcomes.atomic ? (refused.length ? " One bulk write, refused as a whole: nothing changed." : " One bulk write (one transaction).") : ""}
             </p>
             <ul className="ml-5 list-disc">
               {crs.map((o) => (

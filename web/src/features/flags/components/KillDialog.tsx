@@ -3,10 +3,14 @@ import { ErrorMessage } from "../../../components/ErrorMessage";
 import { btn, btnDanger, input, label } from "../../../components/ui";
 import { useEmergencyOff } from "../api/emergency-off";
 import { useKillFlag } from "../api/kill-flag";
+import type { Can } from "../../permissions/api/permissions";
+import { Denied, deniedProps } from "../../permissions/components/Denied";
+
+const allowed: Can = { allowed: true, reason: "", loading: false };
 
 // KillDialog turns a flag off in every environment of its project: the user states
 // the reason and types the flag's key to confirm.
-export function KillDialog({ org, project, flag, envCount }: { org: string; project: string; flag: string; envCount: number }) {
+export function KillDialog({ org, project, flag, envCount, can = allowed }: { org: string; project: string; flag: string; envCount: number; can?: Can }) {
   const ref = useRef<HTMLDialogElement>(null);
   const kill = useKillFlag(org, project, flag);
   const [reason, setReason] = useState("");
@@ -20,9 +24,10 @@ export function KillDialog({ org, project, flag, envCount }: { org: string; proj
   }
   return (
     <>
-      <button type="button" className={btnDanger} onClick={() => { kill.reset(); ref.current?.showModal(); }}>
+      <button type="button" className={btnDanger} {...deniedProps(can, "kill-denied")} onClick={() => { kill.reset(); ref.current?.showModal(); }}>
         Kill everywhere
       </button>
+      <Denied can={can} id="kill-denied" />
       <p role="status" className="text-sm">{done}</p>
       <dialog ref={ref} aria-labelledby="kill-title" className="m-auto max-w-lg rounded-lg p-0 backdrop:bg-black/50">
         <form onSubmit={(e) => void submit(e).catch(() => {})} className="flex flex-col gap-3 bg-white p-5 text-slate-900 dark:bg-slate-900 dark:text-slate-100">
@@ -59,7 +64,7 @@ export function KillDialog({ org, project, flag, envCount }: { org: string; proj
 // EmergencyOffDialog turns a flag off in one environment without waiting for
 // approval (where the environment allows it), with a reason, confirmed by typing
 // the environment's key.
-export function EmergencyOffDialog({ org, project, flag, env, onDone }: { org: string; project: string; flag: string; env: string; onDone: () => void }) {
+export function EmergencyOffDialog({ org, project, flag, env, onDone, can = allowed }: { org: string; project: string; flag: string; env: string; onDone: () => void; can?: Can }) {
   const ref = useRef<HTMLDialogElement>(null);
   const off = useEmergencyOff(org, project, env, flag);
   const [reason, setReason] = useState("");
@@ -72,9 +77,10 @@ export function EmergencyOffDialog({ org, project, flag, env, onDone }: { org: s
   }
   return (
     <>
-      <button type="button" className={btnDanger} onClick={() => { off.reset(); ref.current?.showModal(); }}>
+      <button type="button" className={btnDanger} {...deniedProps(can, "emergency-denied")} onClick={() => { off.reset(); ref.current?.showModal(); }}>
         Emergency off in {env}
       </button>
+      <Denied can={can} id="emergency-denied" />
       <dialog ref={ref} aria-labelledby="eoff-title" className="m-auto max-w-lg rounded-lg p-0 backdrop:bg-black/50">
         <form onSubmit={(e) => void submit(e).catch(() => {})} className="flex flex-col gap-3 bg-white p-5 text-slate-900 dark:bg-slate-900 dark:text-slate-100">
           <h2 id="eoff-title" className="text-lg font-bold">
