@@ -62,6 +62,11 @@ type Client struct {
 	head      uint64
 	headKnown bool
 
+	// tlsErr is the last TLS handshake's failure (nil: none, or it succeeded
+	// since); tlsFailed is closed, and replaced, at each failure (handshakeWatch).
+	tlsErr    error
+	tlsFailed chan struct{}
+
 	ready     chan struct{} // closed once caught up (see caughtUpLocked)
 	readyOnce sync.Once
 	fatalCh   chan struct{} // closed when a fatal error stops the client
@@ -105,6 +110,7 @@ func New(cfg Config) (*Client, error) {
 		cfg: cfg, log: cfg.Logger.With("component", "flagforge-sdk"), verifier: v,
 		http: cfg.HTTPClient, mode: ModeOffline, stated: StateNotReady,
 		ready: make(chan struct{}), fatalCh: make(chan struct{}), done: make(chan struct{}),
+		tlsFailed: make(chan struct{}),
 	}
 	if !cfg.DisableUsage {
 		c.usage = newUsage(cfg.MaxPendingCounts)
@@ -114,7 +120,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Address != "" {
 		creds := insecure.NewCredentials()
 		if cfg.TLS != nil {
-			creds = credentials.NewTLS(cfg.TLS)
+			creds = &handshakeWatch{TransportCredentials: credentials.NewTLS(cfg.TLS), c: c}
 		}
 		// The SDK, not the gRPC channel, decides when to reconnect (see dialer).
 		opts := append(append([]grpc.DialOption{
@@ -131,7 +137,11 @@ func New(cfg Config) (*Client, error) {
 		c.api = evaluationv1.NewEvaluationServiceClient(c.conn)
 	}
 	if cfg.HTTPURL != "" && c.http == nil {
-		c.http, c.ownHTTP = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}, true
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if cfg.TLS != nil {
+			tr.TLSClientConfig = cfg.TLS.Clone()
+		}
+		c.http, c.ownHTTP = &http.Client{Transport: tr}, true
 	}
 	c.events = newDispatcher(c.log)
 
@@ -213,29 +223,40 @@ func (c *Client) ApplySignedManifest(sm *manifestv1.SignedManifest) error {
 }
 
 // WaitReady waits until the client is ready (nil), the evaluator refuses the SDK
-// key (an error wrapping ErrKeyRefused), the client is closed (ErrClosed), or ctx
-// ends (ctx.Err()). Ready means caught up: a client that talks to an evaluator is
+// key (an error wrapping ErrKeyRefused), a TLS handshake with the evaluator fails
+// on a certificate or protocol error (an error wrapping ErrTLS, at once: waiting
+// would not fix it), the client is closed (ErrClosed), or ctx ends (ctx.Err()). Ready means caught up: a client that talks to an evaluator is
 // ready once it holds the version the evaluator announced as current when the
 // stream opened (StreamStart) or that a poll returned, never on an older snapshot
 // or bootstrap manifest; an offline client is ready with its bootstrap manifest.
 // Evaluations work without it (from whatever manifest is held).
 func (c *Client) WaitReady(ctx context.Context) error {
-	select {
-	case <-c.ready:
-		return nil
-	default:
-	}
-	select {
-	case <-c.ready:
-		return nil
-	case <-c.fatalCh:
+	for {
+		select {
+		case <-c.ready:
+			return nil
+		default:
+		}
 		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.fatal
-	case <-c.done:
-		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
+		tlsErr, tlsFailed := c.tlsErr, c.tlsFailed
+		c.mu.Unlock()
+		if tlsErr != nil {
+			return tlsErr
+		}
+		select {
+		case <-c.ready:
+			return nil
+		case <-c.fatalCh:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.fatal
+		case <-c.done:
+			return ErrClosed
+		case <-tlsFailed:
+			// A handshake failed: report it (the loop reads it).
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 

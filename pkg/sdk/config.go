@@ -44,7 +44,12 @@ type Config struct {
 	Bootstrap     []byte
 	BootstrapFile string
 
-	// TLS secures the gRPC connection; nil: plaintext (loopback or a sidecar only).
+	// TLS secures the gRPC connection and the SDK's own polling client (not a
+	// caller's HTTPClient); nil: plaintext (loopback or a sidecar only). RootCAs
+	// verifies the evaluator (nil: the system roots), Certificates or
+	// GetClientCertificate present a client certificate (mTLS); build one from
+	// PEM files, reloaded when they change, with tlsfiles.New(...).ClientConfig().
+	// A handshake refused on a certificate makes WaitReady return ErrTLS.
 	TLS *tls.Config
 	// DialOptions are appended to the SDK's own gRPC dial options.
 	DialOptions []grpc.DialOption

@@ -89,7 +89,9 @@ func (p *Provider) Metadata() of.Metadata { return of.Metadata{Name: Name} }
 func (p *Provider) Hooks() []of.Hook { return p.hooks }
 
 // Init waits for the first manifest (bounded by the init timeout). A refused SDK
-// key is a PROVIDER_FATAL init error.
+// key is a PROVIDER_FATAL init error; a TLS handshake refused on a certificate
+// (sdk.ErrTLS) fails Init at once with PROVIDER_NOT_READY and the handshake's
+// error, and the client goes on trying.
 func (p *Provider) Init(of.EvaluationContext) error {
 	ctx, cancel := context.WithTimeout(context.Background(), p.initTimeout)
 	defer cancel()
@@ -102,6 +104,9 @@ func (p *Provider) Init(of.EvaluationContext) error {
 		return nil
 	case errors.Is(err, sdk.ErrKeyRefused):
 		return &of.ProviderInitError{ErrorCode: of.ProviderFatalCode, Message: err.Error()}
+	case errors.Is(err, sdk.ErrTLS):
+		// Not fatal: the client goes on trying (a certificate can be replaced).
+		return &of.ProviderInitError{ErrorCode: of.ProviderNotReadyCode, Message: err.Error()}
 	}
 	return &of.ProviderInitError{ErrorCode: of.ProviderNotReadyCode, Message: fmt.Sprintf("no manifest yet: %v", err)}
 }

@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,7 +17,12 @@ import (
 	"testing"
 	"time"
 
+	of "github.com/open-feature/go-sdk/openfeature"
+
 	syncv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/sync/v1"
+	"github.com/flagforge/flagforge/pkg/manifest"
+	"github.com/flagforge/flagforge/pkg/sdk"
+	sdkof "github.com/flagforge/flagforge/pkg/sdk/openfeature"
 	"github.com/flagforge/flagforge/pkg/tlsfiles"
 	"github.com/flagforge/flagforge/pkg/tlsfiles/tlstest"
 	"google.golang.org/grpc"
@@ -186,6 +193,8 @@ func TestTLSAndMutualTLSBetweenEvaluatorAndControlPlane(t *testing.T) {
 		t.Fatalf("evaluator healthcheck over TLS: %v", hc)
 	}
 
+	sdkOverTLS(t, client, token, "https://"+cpHTTP, evGRPC, filepath.Join(dir, "trusted.pem"), ca, dir)
+
 	// Rotation: replace the control plane's certificate files; new handshakes
 	// get the new certificate without a restart.
 	before := peerSerial(t, cpHTTP, ca.File)
@@ -229,4 +238,87 @@ func execCommand(ctx context.Context, bin string, env []string, args ...string) 
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	return cmd
+}
+
+// sdkOverTLS runs the Go SDK and its OpenFeature provider against the evaluator
+// at evGRPC, which serves TLS with a certificate of ca: with ca as the root they
+// sync and evaluate; with another CA, Init and WaitReady fail at once with the
+// handshake's error (sdk.ErrTLS), not when their timeout ends.
+func sdkOverTLS(t *testing.T, client *http.Client, token, cpURL, evGRPC, trustedFile string, ca *tlstest.CA, dir string) {
+	t.Helper()
+	post := func(path string, body any) map[string]any {
+		t.Helper()
+		raw, _ := json.Marshal(body)
+		req, _ := http.NewRequest(http.MethodPost, cpURL+path, bytes.NewReader(raw))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		out := map[string]any{}
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST %s: %d %v", path, resp.StatusCode, out)
+		}
+		return out
+	}
+	key := post("/v1/orgs/acme/projects/web/environments/production/sdk-keys", map[string]any{"name": "tls", "kind": "SDK_KEY_KIND_SERVER"})
+	secret, _ := key["secret"].(string)
+	post("/v1/orgs/acme/projects/web/flags", map[string]any{"flag": map[string]any{"key": "tls-flag", "type": "FLAG_TYPE_BOOLEAN"},
+		"configs": map[string]any{"production": map[string]any{"on": true, "offVariant": "off", "defaultServe": map[string]any{"variant": "on"}}}})
+	pemKeys, err := manifest.LoadPEM(trustedFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := manifest.ParsePublicKeys(pemKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newProvider := func(roots string) *sdkof.Provider {
+		t.Helper()
+		r, err := tlsfiles.New(tlsfiles.Files{CA: roots}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := sdk.New(sdk.Config{Address: evGRPC, SDKKey: secret, TrustedKeys: keys, TLS: r.ClientConfig(), DisableUsage: true,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := sdkof.New(c, sdkof.WithInitTimeout(30*time.Second))
+		t.Cleanup(p.Shutdown)
+		return p
+	}
+
+	p := newProvider(ca.File)
+	if err := p.Init(of.EvaluationContext{}); err != nil {
+		t.Fatalf("OpenFeature provider over TLS: Init: %v", err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		d := p.BooleanEvaluation(context.Background(), "tls-flag", false, of.FlattenedContext{"targetingKey": "user-1"})
+		if d.Value && d.Error() == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tls-flag over TLS: %+v, want true", d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	rogue := tlstest.NewCA(t, "not-the-evaluators")
+	bad := newProvider(rogue.File)
+	began := time.Now()
+	err = bad.Init(of.EvaluationContext{})
+	if err == nil || !strings.Contains(err.Error(), "certificate signed by unknown authority") {
+		t.Fatalf("Init with a wrong CA: %v, want the handshake's error", err)
+	}
+	if waited := time.Since(began); waited > 15*time.Second {
+		t.Fatalf("Init with a wrong CA took %v: it waited instead of reporting the handshake", waited)
+	}
+	if err := bad.Client().WaitReady(context.Background()); !errors.Is(err, sdk.ErrTLS) {
+		t.Fatalf("WaitReady with a wrong CA: %v, want sdk.ErrTLS", err)
+	}
 }
