@@ -2,6 +2,7 @@ package platform
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,7 +40,10 @@ func TestDisasterRecoveryDrill(t *testing.T) {
 			unavailable(t, "%s not in PATH (scripts/ensure-services.sh installs the PostgreSQL client tools): %v", tool, err)
 		}
 	}
-	pl := newPlatform(t, false)
+	// Checkpoints of the audit chain every 200 ms (default 1 min), so the
+	// changes after the backup are checkpointed before the disaster, as they
+	// would be in production over a longer time: the restore loses them.
+	pl := newPlatformOn(t, false, nil, "FLAGFORGE_AUDIT_CHECKPOINT_INTERVAL=200ms")
 	projectPath := "/v1/orgs/" + org + "/projects/" + project
 	pl.admin("POST", "/v1/orgs/"+org+"/projects", map[string]any{"project": map[string]any{"key": project, "name": "Web"}})
 	key := pl.admin("POST", envPath+"/sdk-keys", map[string]any{"name": "dr drill", "kind": "SDK_KEY_KIND_SERVER"})
@@ -70,6 +75,7 @@ func TestDisasterRecoveryDrill(t *testing.T) {
 	pl.waitFlags(e, served, 10*time.Second)
 	before := pl.state()
 	versionBefore := pl.heldVersion(e)
+	lostThrough := pl.waitCheckpointOfHead()
 
 	// An evaluator under load from now to the end: every answer must be right.
 	var evals, failed atomic.Int64
@@ -133,6 +139,10 @@ func TestDisasterRecoveryDrill(t *testing.T) {
 	report := recoverCmd()
 	t.Logf("recover-from-snapshots printed:\n%s", report)
 	for _, want := range []string{
+		// The restore lost the audit entries after the backup, which a
+		// checkpoint had recorded: the recovery signs a marker of that range.
+		fmt.Sprintf("..%d are missing", lostThrough),
+		fmt.Sprintf("..%d lost, the chain continues from entry", lostThrough),
 		fmt.Sprintf("acme/web/production: recovered from snapshot version %d", versionBefore),
 		"flags:    created 1 [later]",
 		"configs:  updated 2 [later new-ui]",
@@ -174,11 +184,53 @@ func TestDisasterRecoveryDrill(t *testing.T) {
 	pl.setFlag(false)
 	pl.waitValue(false, 10*time.Second, e)
 
-	// The audit chain verifies, the recovery entries in it.
-	cmd := exec.Command(controlPlaneBin, "verify-audit")
-	cmd.Env = append(os.Environ(), pl.controlPlaneEnv()...)
-	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "acme: ok") {
+	// The audit chain verifies against the checkpoints, the range the restore
+	// lost excused by the signed recovery marker, the recovery entries in it.
+	pl.waitCheckpointOfHead()
+	verifyAudit := func() (string, error) {
+		cmd := exec.Command(controlPlaneBin, "verify-audit")
+		cmd.Env = append(os.Environ(), pl.controlPlaneEnv()...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := verifyAudit(); err != nil || !strings.Contains(out, "acme: ok") ||
+		!strings.Contains(out, fmt.Sprintf("..%d lost in a restore, recorded by the signed recovery marker", lostThrough)) {
 		t.Fatalf("verify-audit after the recovery: %v\n%s", err, out)
+	}
+	// The marker excuses that range only: an altered marker is a finding.
+	markers, _ := filepath.Glob(filepath.Join(pl.dir, "controlplane", "snapshots", org, "_audit", "recovery-*.marker"))
+	if len(markers) != 1 {
+		t.Fatalf("recovery markers %v, want one", markers)
+	}
+	signed, err := os.ReadFile(markers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The payload widened by one more lost entry, the signature kept.
+	var envelope map[string]any
+	if err := json.Unmarshal(signed, &envelope); err != nil {
+		t.Fatal(err)
+	}
+	payload, err := base64.StdEncoding.DecodeString(envelope["payload"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var marker map[string]any
+	if err := json.Unmarshal(payload, &marker); err != nil {
+		t.Fatal(err)
+	}
+	marker["lost_through"] = marker["lost_through"].(float64) + 1
+	payload, _ = json.Marshal(marker)
+	envelope["payload"] = base64.StdEncoding.EncodeToString(payload)
+	forged, _ := json.Marshal(envelope)
+	if err := os.WriteFile(markers[0], forged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := verifyAudit(); err == nil || !strings.Contains(out, "acme: BROKEN") || !strings.Contains(out, "recovery marker 1 of 1 does not verify") {
+		t.Fatalf("verify-audit with an altered recovery marker: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(markers[0], signed, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	audit := pl.admin("GET", "/v1/orgs/"+org+"/audit?action=environment.recover", nil)
 	if entries, _ := audit["entries"].([]any); len(entries) != 3 {
@@ -288,4 +340,31 @@ func (pl *platform) state() map[string]any {
 		out[env+"/segments"] = pl.admin("GET", ep+"/segments?pageSize=1000", nil)["segments"]
 	}
 	return out
+}
+
+// waitCheckpointOfHead waits until the control plane has checkpointed the head of
+// acme's audit chain (FLAGFORGE_AUDIT_CHECKPOINT_INTERVAL) and returns its
+// sequence.
+func (pl *platform) waitCheckpointOfHead() int64 {
+	pl.t.Helper()
+	var head int64
+	for _, e := range pl.admin("GET", "/v1/orgs/"+org+"/audit?pageSize=50", nil)["entries"].([]any) {
+		if seq, err := strconv.ParseInt(fmt.Sprint(e.(map[string]any)["sequence"]), 10, 64); err == nil && seq > head {
+			head = seq
+		}
+	}
+	if head == 0 {
+		pl.t.Fatal("no audit entry with a sequence")
+	}
+	path := filepath.Join(pl.dir, "controlplane", "snapshots", org, "_audit", fmt.Sprintf("%020d.checkpoint", head))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return head
+		}
+		if time.Now().After(deadline) {
+			pl.t.Fatalf("no checkpoint of audit entry %d after 15s (%s)", head, path)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

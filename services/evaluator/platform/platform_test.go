@@ -54,9 +54,11 @@ type platform struct {
 	adminToken string
 	sdkKey     string
 	cp         *proc
-	cpHTTP     string
-	cpGRPC     string
-	verifier   *manifest.Verifier
+	// cpEnv are extra variables of the control plane (startControlPlane).
+	cpEnv    []string
+	cpHTTP   string
+	cpGRPC   string
+	verifier *manifest.Verifier
 }
 
 // newPlatform starts PostgreSQL (with private, the test's own cluster when one can
@@ -66,10 +68,11 @@ func newPlatform(t *testing.T, private bool) *platform {
 	return newPlatformOn(t, private, nil)
 }
 
-// newPlatformOn is newPlatform on cluster (nil: the test's own redis-server).
-func newPlatformOn(t *testing.T, private bool, cluster *redisCluster) *platform {
+// newPlatformOn is newPlatform on cluster (nil: the test's own redis-server),
+// with cpEnv added to the control plane's environment.
+func newPlatformOn(t *testing.T, private bool, cluster *redisCluster, cpEnv ...string) *platform {
 	t.Helper()
-	pl := &platform{t: t, dir: t.TempDir(), syncToken: "sync-" + randomHex(16), adminToken: "ffat_" + randomHex(20), cluster: cluster}
+	pl := &platform{t: t, dir: t.TempDir(), syncToken: "sync-" + randomHex(16), adminToken: "ffat_" + randomHex(20), cluster: cluster, cpEnv: cpEnv}
 	if pg, ok := startPrivatePostgresIf(t, private); ok {
 		pl.pg, pl.dbURL = pg, pg.url
 	} else {
@@ -111,7 +114,7 @@ func (pl *platform) redisURL() string {
 // /readyz. The first start bootstraps organization acme with the admin token.
 func (pl *platform) startControlPlane() {
 	pl.t.Helper()
-	pl.cp = start(pl.t, "control plane", controlPlaneBin, []string{
+	pl.cp = start(pl.t, "control plane", controlPlaneBin, append([]string{
 		"FLAGFORGE_DATABASE_URL=" + pl.dbURL,
 		"FLAGFORGE_DATA_DIR=" + filepath.Join(pl.dir, "controlplane"),
 		"FLAGFORGE_SIGNING_KEY=" + pl.keyPath,
@@ -124,7 +127,7 @@ func (pl *platform) startControlPlane() {
 		"FLAGFORGE_BOOTSTRAP_TOKEN=" + pl.adminToken,
 		"FLAGFORGE_RATE_LIMIT_RPS=0",
 		"FLAGFORGE_LOG_LEVEL=warn",
-	}, "serve")
+	}, pl.cpEnv...), "serve")
 	pl.cp.waitReady("http://"+pl.cpHTTP+"/readyz", 30*time.Second)
 }
 

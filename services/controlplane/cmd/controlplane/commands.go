@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -177,8 +178,8 @@ func verifyAudit(ctx context.Context, args []string, stdout, stderr io.Writer) e
 					continue
 				}
 				if r.Checkpoints > 0 {
-					_, _ = fmt.Fprintf(stdout, "%s: ok (%d entries; matches the signed checkpoint of entry %d, %s)\n", o.GetKey(), v.Checked,
-						r.Newest.Sequence, r.Newest.Time.Format("2006-01-02T15:04:05Z07:00"))
+					_, _ = fmt.Fprintf(stdout, "%s: ok (%d entries; matches the signed checkpoint of entry %d, %s%s)\n", o.GetKey(), v.Checked,
+						r.Newest.Sequence, r.Newest.Time.Format("2006-01-02T15:04:05Z07:00"), recoveredText(r.Recovered))
 					continue
 				}
 			}
@@ -205,6 +206,7 @@ func verifyAudit(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // anchors is where verify-audit finds the signed checkpoints.
 type anchors struct {
 	storage  checkpoint.Storage
+	signer   *manifest.Signer
 	verifier *manifest.Verifier
 }
 
@@ -234,5 +236,15 @@ func checkpoints(cfg *config.Config) (*anchors, error) {
 	} else if storage, err = snapshot.NewDir(cfg.SnapshotDir); err != nil {
 		return nil, err
 	}
-	return &anchors{storage: storage, verifier: v}, nil
+	return &anchors{storage: storage, signer: signer, verifier: v}, nil
+}
+
+// recoveredText describes the recovery markers that excused lost entries.
+func recoveredText(rs []checkpoint.Recovery) string {
+	var b strings.Builder
+	for _, r := range rs {
+		fmt.Fprintf(&b, "; entries %d..%d lost in a restore, recorded by the signed recovery marker of %s",
+			r.RestoredTo+1, r.LostThrough, r.Time.Format("2006-01-02T15:04:05Z07:00"))
+	}
+	return b.String()
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/flagforge/flagforge/pkg/manifest"
 	"github.com/flagforge/flagforge/services/controlplane/internal/checkpoint"
@@ -71,7 +72,7 @@ func recoverFromSnapshots(ctx context.Context, args []string, stdout, stderr io.
 		return errors.New("recover-from-snapshots: this store cannot recover environments")
 	}
 	_, _ = fmt.Fprintf(stderr, "recover-from-snapshots: snapshots in %s; trusted key ids %v\n", where, v.KeyIDs())
-	loss, err := auditLoss(ctx, cfg, st, stdout)
+	loss, err := auditLoss(ctx, cfg, st, stdout, !*dryRun)
 	if err != nil {
 		return err
 	}
@@ -123,7 +124,10 @@ func trustedKeys(cfg *config.Config, flagValue string) ([]ed25519.PublicKey, err
 // auditLoss compares each organization's restored audit chain with the signed
 // checkpoints (as verify-audit does) and prints, for each whose newest entries
 // the restore lost, the missing range; recovery records it in its audit entries.
-func auditLoss(ctx context.Context, cfg *config.Config, st store.Store, stdout io.Writer) (map[string]string, error) {
+// With mark, it also writes a signed recovery marker of that range beside the
+// checkpoints (checkpoint.MarkRecovery), so verify-audit accepts the loss the
+// operator acknowledged by recovering, and nothing else.
+func auditLoss(ctx context.Context, cfg *config.Config, st store.Store, stdout io.Writer, mark bool) (map[string]string, error) {
 	anchors, err := checkpoints(cfg)
 	if err != nil || anchors == nil {
 		return nil, err
@@ -143,9 +147,23 @@ func auditLoss(ctx context.Context, cfg *config.Config, st store.Store, stdout i
 			if err != nil {
 				return nil, fmt.Errorf("checkpoints of %s: %w", o.GetKey(), err)
 			}
-			if !r.OK {
-				out[o.GetKey()] = r.Problem
-				_, _ = fmt.Fprintf(stdout, "%s: audit history lost in the restore: %s\n", o.GetKey(), r.Problem)
+			if r.OK {
+				continue
+			}
+			out[o.GetKey()] = r.Problem
+			_, _ = fmt.Fprintf(stdout, "%s: audit history lost in the restore: %s\n", o.GetKey(), r.Problem)
+			if !mark {
+				continue
+			}
+			m, ok, err := checkpoint.MarkRecovery(ctx, chains, anchors.storage, anchors.signer, anchors.verifier, o.GetKey(), time.Now())
+			if err != nil {
+				return nil, fmt.Errorf("recovery marker of %s: %w", o.GetKey(), err)
+			}
+			if ok {
+				_, _ = fmt.Fprintf(stdout, "%s: signed recovery marker written: entries %d..%d lost, the chain continues from entry %d\n",
+					o.GetKey(), m.RestoredTo+1, m.LostThrough, m.RestoredTo)
+			} else {
+				_, _ = fmt.Fprintf(stdout, "%s: no recovery marker: the database contradicts its checkpoints otherwise than by a lost tail; verify-audit will report it\n", o.GetKey())
 			}
 		}
 		if next == "" {

@@ -45,6 +45,8 @@ type Storage interface {
 	PutCheckpoint(ctx context.Context, org string, seq int64, data []byte) error
 	Checkpoints(ctx context.Context, org string) ([]int64, error)
 	GetCheckpoint(ctx context.Context, org string, seq int64) ([]byte, error)
+	PutRecoveryMarker(ctx context.Context, org string, at time.Time, data []byte) error
+	RecoveryMarkers(ctx context.Context, org string) ([][]byte, error)
 }
 
 // Chains is what checkpoints read of the database.
@@ -183,13 +185,17 @@ type Result struct {
 	// names the missing or altered range.
 	OK      bool
 	Problem string
+	// Recovered are the signed recovery markers that excused checkpoints of
+	// entries a restore lost (see Recovery), oldest first.
+	Recovered []Recovery
 }
 
 // Verify compares org's chain in the database with its checkpoints, newest
 // first. The database must hold every checkpointed entry with the checkpointed
-// hash (so nothing up to the newest checkpoint was deleted or rewritten). A
-// checkpoint that does not verify (bad signature, unknown key) is itself a
-// finding.
+// hash (so nothing up to the newest checkpoint was deleted or rewritten),
+// except the entries of a range that a signed recovery marker records as lost in
+// a restore (see Recovery). A checkpoint or marker that does not verify (bad
+// signature, unknown key) is itself a finding.
 func Verify(ctx context.Context, chains Chains, storage Storage, v *manifest.Verifier, org string) (Result, error) {
 	seqs, err := storage.Checkpoints(ctx, org)
 	if err != nil {
@@ -203,6 +209,26 @@ func Verify(ctx context.Context, chains Chains, storage Storage, v *manifest.Ver
 	head, _, err := chains.AuditHead(ctx, org)
 	if err != nil {
 		return Result{}, err
+	}
+	markers, problem, err := recoveries(ctx, chains, storage, v, org)
+	if err != nil {
+		return Result{}, err
+	}
+	if problem != "" {
+		return Result{Checkpoints: len(seqs), Problem: problem}, nil
+	}
+	excused := func(h Head) bool {
+		m := covering(markers, h)
+		if m == nil {
+			return false
+		}
+		for _, r := range res.Recovered {
+			if r == *m {
+				return true
+			}
+		}
+		res.Recovered = append(res.Recovered, *m)
+		return true
 	}
 	var bad *Head // the newest checkpoint the database contradicts
 	for i, seq := range seqs {
@@ -232,7 +258,7 @@ func Verify(ctx context.Context, chains Chains, storage Storage, v *manifest.Ver
 			}
 			return res, nil
 		}
-		if bad == nil {
+		if bad == nil && !excused(h) {
 			hc := h
 			bad = &hc
 		}

@@ -28,6 +28,7 @@ var meta = store.WriteMeta{ActorID: "u-1", ActorName: "alice@example.com"}
 type fixture struct {
 	st       *postgres.Store
 	dir      *snapshot.Dir
+	signer   *manifest.Signer
 	verifier *manifest.Verifier
 	superURL string
 	head     int64 // the newest checkpointed entry
@@ -83,7 +84,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	signer, verifier := keys(t)
 	w := checkpoint.NewWriter(checkpoint.Config{Interval: time.Minute}, st, dir, signer, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	f := &fixture{st: st, dir: dir, verifier: verifier, superURL: url}
+	f := &fixture{st: st, dir: dir, signer: signer, verifier: verifier, superURL: url}
 	write(t, st, 3)
 	if err := w.WriteOnce(t.Context()); err != nil {
 		t.Fatal(err)
