@@ -260,7 +260,9 @@ func TestRollingRestartLosesNoEvaluation(t *testing.T) {
 			defer wg.Done()
 			for ctx.Err() == nil {
 				cctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+pl.sdkKey), 5*time.Second)
-				resp, err := api.Evaluate(cctx, &evaluationv1.EvaluateRequest{FlagKey: "new-ui", Context: evalCtx})
+				began := time.Now()
+				var pr peer.Peer
+				resp, err := api.Evaluate(cctx, &evaluationv1.EvaluateRequest{FlagKey: "new-ui", Context: evalCtx}, grpc.Peer(&pr))
 				cancel()
 				if ctx.Err() != nil {
 					return
@@ -271,7 +273,9 @@ func TestRollingRestartLosesNoEvaluation(t *testing.T) {
 				}
 				if err != nil {
 					failures.Add(1)
-					firstFailure.CompareAndSwap(nil, err.Error())
+					msg := fmt.Sprintf("%v after %v (peer %v)", err, time.Since(began).Round(time.Millisecond), pr.Addr)
+					firstFailure.CompareAndSwap(nil, msg)
+					t.Logf("%s: failed evaluation: %s", time.Now().Format("15:04:05.000"), msg)
 				}
 				time.Sleep(time.Millisecond)
 			}
@@ -283,8 +287,11 @@ func TestRollingRestartLosesNoEvaluation(t *testing.T) {
 	on := true
 	for i, e := range evs {
 		before := calls.Load()
+		t.Logf("%s: SIGTERM evaluator %d (%s)", time.Now().Format("15:04:05.000"), i, e.grpcAddr)
 		e.p.Stop()
+		t.Logf("%s: evaluator %d exited; starting it again", time.Now().Format("15:04:05.000"), i)
 		e.start(t)
+		t.Logf("%s: evaluator %d ready", time.Now().Format("15:04:05.000"), i)
 		on = !on
 		pl.setFlag(on)
 		waitSDKs(t, sdks, on, 30*time.Second)

@@ -22,6 +22,13 @@ import (
 
 var meta = store.WriteMeta{ActorID: "u-1", ActorName: "alice@example.com"}
 
+// The snapshot stores keep the checkpoints (the application finds them by a type
+// assertion, so a missing method would silently turn checkpoints off).
+var (
+	_ checkpoint.Storage = (*snapshot.Dir)(nil)
+	_ checkpoint.Storage = (*snapshot.S3)(nil)
+)
+
 // fixture is a PostgreSQL store (as the application's login role) with an
 // organization whose chain was checkpointed twice, and the superuser URL of its
 // database.
