@@ -180,5 +180,12 @@ if [ -n "${PPROF:-}" ]; then
   WRK=$!
   curl -s -o "$ROOT/bench/cpu-rest.pprof" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=10"
   wait "$WRK"
+  echo "== CPU profile under gRPC load -> $ROOT/bench/cpu-grpc.pprof"
+  h2load -c "$CONNS" -m "$STREAMS" -t "$THREADS" -D 12 \
+    -H 'content-type: application/grpc' -H 'te: trailers' -H "authorization: Bearer $SERVER_KEY" \
+    -d "$WORK/evaluate-0.bin" "http://127.0.0.1:$GRPC_PORT/flagforge.evaluation.v1.EvaluationService/Evaluate" >/dev/null &
+  H2=$!
+  curl -s -o "$ROOT/bench/cpu-grpc.pprof" "http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=10"
+  wait "$H2"
 fi
 echo "== done"
