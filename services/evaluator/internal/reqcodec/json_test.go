@@ -135,7 +135,7 @@ func TestDecodeJSONAgreesWithTheGeneralDecoders(t *testing.T) {
 	t.Parallel()
 	g := gen{rand.New(rand.NewPCG(1, 2))}
 	fastEval, fastOFREP := 0, 0
-	const n = 5000
+	const n = 2000
 	for range n {
 		ctx := g.object(3, g.r.IntN(6))
 		if g.r.IntN(10) == 0 {
@@ -201,7 +201,7 @@ func TestDecodeEvaluateAllJSONAgreesWithStrictjson(t *testing.T) {
 	t.Parallel()
 	g := gen{rand.New(rand.NewPCG(7, 8))}
 	fast := 0
-	const n = 3000
+	const n = 1500
 	for range n {
 		body := `{"context":` + g.object(3, g.r.IntN(5))
 		switch g.r.IntN(4) {

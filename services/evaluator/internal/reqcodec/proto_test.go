@@ -73,7 +73,7 @@ func TestDecodeEvaluateProtoAgreesWithProtoUnmarshal(t *testing.T) {
 	t.Parallel()
 	g := gen{rand.New(rand.NewPCG(5, 6))}
 	fast := 0
-	const n = 5000
+	const n = 2000
 	for range n {
 		req := &evaluationv1.EvaluateRequest{FlagKey: g.str(), Type: manifestv1.FlagType(g.r.IntN(6))}
 		if g.r.IntN(8) != 0 {
