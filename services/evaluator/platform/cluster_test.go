@@ -229,7 +229,11 @@ func (c *redisCluster) kill(master, replica string) {
 //	    promoted, the next change is served, and evaluations never fail meanwhile;
 //	(c) the same for the master of the channel's slot, where the evaluator's
 //	    subscription lives (when that is another master);
-//	(d) a forged version field in the hash is repaired by the next publish.
+//	(d) a forged version field in the hash is repaired by the next publish;
+//	(e) the environment's slot is resharded to another master while serving
+//	    (redis-cli --cluster reshard's steps): with the keys moved and the slot
+//	    still migrating (ASK) and after the hand-over (MOVED), changes are
+//	    published and served and evaluations never fail.
 func TestRedisClusterCarriesManifestsThroughFailovers(t *testing.T) {
 	cluster := startRedisCluster(t)
 	pl := newPlatformOn(t, false, cluster)
@@ -318,5 +322,54 @@ func TestRedisClusterCarriesManifestsThroughFailovers(t *testing.T) {
 	field, err := cluster.client.HGet(ctx, hashKey, "version").Result()
 	if err != nil || field == "999" {
 		t.Fatalf("version field after the repair: %q, %v", field, err)
+	}
+
+	// (e) Resharding the environment's slot while serving.
+	stop, done = make(chan struct{}), make(chan struct{})
+	calls, failures, firstErr = 0, 0, nil
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			calls++
+			if _, err := pl.evaluate(e); err != nil {
+				failures++
+				if firstErr == nil {
+					firstErr = err
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	from := cluster.ownerOf(hashSlot)
+	to := cluster.migrateSlot(hashSlot, from, func() {
+		// The keys are on the destination, the slot still the source's: the
+		// source answers ASK; the publisher and the evaluator follow it.
+		err := cluster.node(from).HGet(ctx, hashKey, "version").Err()
+		if err == nil || !strings.HasPrefix(err.Error(), "ASK ") {
+			t.Errorf("HGET on the migrating source: %v, want an ASK redirection", err)
+		}
+		pl.setFlag(false)
+		pl.waitValue(false, 20*time.Second, e)
+	})
+	// The slot is the destination's: the others answer MOVED until the clients
+	// reload their slot map.
+	if err := cluster.node(from).HGet(ctx, hashKey, "version").Err(); err == nil || !strings.HasPrefix(err.Error(), "MOVED ") {
+		t.Errorf("HGET on the former owner: %v, want a MOVED redirection", err)
+	}
+	pl.setFlag(true)
+	pl.waitValue(true, 20*time.Second, e)
+	close(stop)
+	<-done
+	if now := cluster.ownerOf(hashSlot); now != to {
+		t.Errorf("slot %d is served by %s after the migration, want %s", hashSlot, now, to)
+	}
+	t.Logf("slot %d of %s moved from %s to %s: %d evaluations, %d failed", hashSlot, hashKey, from, to, calls, failures)
+	if failures != 0 {
+		t.Errorf("%d of %d evaluations failed during the resharding; first: %v", failures, calls, firstErr)
 	}
 }
