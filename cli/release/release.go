@@ -6,6 +6,7 @@ package release
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -175,7 +176,7 @@ func Render(w io.Writer, p *adminv1.ReleasePlan) error {
 		states[s.GetName()] = s
 	}
 	for _, g := range p.GetGuardrails() {
-		fmt.Fprintf(&b, "  guardrail %s: %s > %g over %s", g.GetName(), g.GetPromql().GetQuery(), g.GetThreshold(), g.GetWindow().AsDuration())
+		fmt.Fprintf(&b, "  guardrail %s: %s > %g over %s", g.GetName(), CheckText(g), g.GetThreshold(), g.GetWindow().AsDuration())
 		if s := states[g.GetName()]; s != nil {
 			fmt.Fprintf(&b, "  [%s", strings.TrimPrefix(s.GetStatus().String(), "GUARDRAIL_STATUS_"))
 			if s.GetLastEvaluateTime() != nil {
@@ -208,4 +209,46 @@ func Step(st *adminv1.ReleaseStep) string {
 		parts = append(parts, pct+"% "+w.GetVariant())
 	}
 	return strings.Join(parts, " / ")
+}
+
+// CheckText describes a guardrail's check in one line.
+func CheckText(g *adminv1.Guardrail) string {
+	e := g.GetSdkErrors()
+	if e == nil {
+		return g.GetPromql().GetQuery()
+	}
+	what := "error ratio"
+	if e.GetMeasure() == adminv1.SdkErrorsMeasure_SDK_ERRORS_MEASURE_COUNT {
+		what = "errors"
+	}
+	v := "every variant"
+	if e.GetVariant() != "" {
+		v = "variant " + strconv.Quote(e.GetVariant())
+	}
+	s := "SDK-reported " + what + " of " + v
+	if n := e.GetMinEvaluations(); n > 0 {
+		s += fmt.Sprintf(" (at least %d evaluations)", n)
+	}
+	return s
+}
+
+// SDKErrorsCheck is the sdk_errors check of the CLI's --sdk-errors VARIANT
+// ("*": every variant), --measure ratio|count and --min-evaluations N.
+func SDKErrorsCheck(variant, measure string, minEvaluations int64) (*adminv1.SdkErrorsCheck, error) {
+	c := &adminv1.SdkErrorsCheck{Variant: variant, MinEvaluations: minEvaluations}
+	if variant == "*" {
+		c.Variant = ""
+	}
+	switch measure {
+	case "", "ratio":
+		c.Measure = adminv1.SdkErrorsMeasure_SDK_ERRORS_MEASURE_RATIO
+	case "count":
+		c.Measure = adminv1.SdkErrorsMeasure_SDK_ERRORS_MEASURE_COUNT
+	default:
+		return nil, fmt.Errorf("--measure %q: ratio or count", measure)
+	}
+	if minEvaluations < 0 {
+		return nil, errors.New("--min-evaluations must be >= 0")
+	}
+	return c, nil
 }

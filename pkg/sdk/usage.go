@@ -21,10 +21,17 @@ const maxReportCounts = 10_000
 // maxReportContexts is the evaluator's bound on the contexts of one call.
 const maxReportContexts = 1_000
 
-// counters is flag key -> variant ("" for errors) -> count. A table is immutable
-// once published with a snapshot; the counters themselves are atomics shared from
-// one manifest version to the next, so a swap loses nothing.
-type counters map[string]map[string]*atomic.Int64
+// counters is flag key -> variant ("" for errors) -> counter. A table is
+// immutable once published with a snapshot; the counters themselves are atomics
+// shared from one manifest version to the next, so a swap loses nothing.
+type counters map[string]map[string]*counter
+
+// counter counts the evaluations of one flag and variant, and the errors: for
+// variant "", evaluations that failed; for a variant, errors the application
+// reported against it (Client.ReportError).
+type counter struct {
+	n, errors atomic.Int64
+}
 
 type counterKey struct{ flag, variant string }
 
@@ -41,23 +48,37 @@ type usage struct {
 	env      *seen.Env
 
 	mu       sync.Mutex
-	all      map[counterKey]*atomic.Int64
+	all      map[counterKey]*counter
 	live     map[counterKey]bool // counters of the current manifest
 	pending  [][]*evaluationv1.EvaluationCount
 	pendingN int
 }
 
 func newUsage(maxCounts int) *usage {
-	return &usage{max: maxCounts, all: map[counterKey]*atomic.Int64{}}
+	return &usage{max: maxCounts, all: map[counterKey]*counter{}}
 }
 
-// count adds one evaluation of flag serving variant.
+// count adds one evaluation of flag serving variant; variant "" is an
+// evaluation that failed, counted as an error too.
 func (u *usage) count(cs counters, flag, variant string) {
 	if ctr := cs[flag][variant]; ctr != nil {
-		ctr.Add(1)
+		ctr.n.Add(1)
+		if variant == "" {
+			ctr.errors.Add(1)
+		}
 		return
 	}
 	u.dropped.Add(1)
+}
+
+// fail adds one error of flag and variant reported by the application; false
+// when the manifest has no such flag and variant.
+func (u *usage) fail(cs counters, flag, variant string) bool {
+	if ctr := cs[flag][variant]; ctr != nil {
+		ctr.errors.Add(1)
+		return true
+	}
+	return false
 }
 
 // build makes the counter table of m, reusing the counters of flags and variants
@@ -75,13 +96,13 @@ func (u *usage) build(m *manifestv1.Manifest) counters {
 			if len(u.all) >= u.max {
 				return
 			}
-			ctr = new(atomic.Int64)
+			ctr = new(counter)
 			u.all[k] = ctr
 		}
 		u.live[k] = true
 		vm := cs[flag]
 		if vm == nil {
-			vm = make(map[string]*atomic.Int64, len(m.GetFlags())+1)
+			vm = make(map[string]*counter, 4)
 			cs[flag] = vm
 		}
 		vm[variant] = ctr
@@ -103,9 +124,9 @@ func (u *usage) take(minute time.Time) []*evaluationv1.EvaluationCount {
 	ts := timestamppb.New(minute.UTC().Truncate(time.Minute))
 	var out []*evaluationv1.EvaluationCount
 	for k, ctr := range u.all {
-		n := ctr.Swap(0)
-		if n > 0 {
-			out = append(out, &evaluationv1.EvaluationCount{FlagKey: k.flag, Variant: k.variant, Minute: ts, Count: n})
+		n, e := ctr.n.Swap(0), ctr.errors.Swap(0)
+		if n > 0 || e > 0 {
+			out = append(out, &evaluationv1.EvaluationCount{FlagKey: k.flag, Variant: k.variant, Minute: ts, Count: n, Errors: e})
 		} else if !u.live[k] {
 			delete(u.all, k)
 		}

@@ -137,3 +137,30 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestErrorsAreCountedPerFlagAndVariantNextToTheEvaluations(t *testing.T) {
+	u := newUsage(100)
+	cs := u.build(usageManifest("a"))
+	u.count(cs, "a", "on")
+	u.count(cs, "a", "on")
+	u.count(cs, "a", "") // a failed evaluation: an evaluation and an error
+	if !u.fail(cs, "a", "on") || !u.fail(cs, "a", "on") || !u.fail(cs, "a", "off") {
+		t.Fatal("fail refused a flag and variant of the manifest")
+	}
+	if u.fail(cs, "a", "blue") || u.fail(cs, "nope", "on") {
+		t.Fatal("fail accepted a flag or variant the manifest does not have")
+	}
+	got := map[string][2]int64{}
+	for _, c := range u.take(time.Now()) {
+		got[c.GetFlagKey()+"/"+c.GetVariant()] = [2]int64{c.GetCount(), c.GetErrors()}
+	}
+	want := map[string][2]int64{"a/on": {2, 2}, "a/": {1, 1}, "a/off": {0, 1}}
+	if len(got) != len(want) {
+		t.Fatalf("counts and errors %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v (count, errors), want %v", k, got[k], v)
+		}
+	}
+}

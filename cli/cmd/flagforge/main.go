@@ -21,7 +21,11 @@
 //	flagforge webhooks redeliver  --org acme --project web --id <webhook id> --delivery <delivery id>
 //	flagforge release create --org acme --project web --env production --flag checkout --steps 1%/1h,5%/4h,25%/1d,100% \
 //	    [--guardrail errors --promql 'sum(rate(http_errors_total[$window]))' --threshold 0.5 --window 5m] [--on-breach off]
+//	    [--guardrail sdk-errors --sdk-errors on --measure ratio --min-evaluations 100 --threshold 0.05 --window 5m]
 //	flagforge release list|get|start|pause|resume|rollback|cancel --org acme --project web --env production [--id <plan>] [--comment "..."]
+//	flagforge config set   --org acme --project web --env production --flag checkout --config @checkout.json [--dry-run] [--comment "..."]
+//	flagforge config patch --org acme --project web --env production --flag checkout --patch '{"on": true}' [--dry-run]
+//	flagforge segment set  --org acme --project web --env production --segment beta --definition @beta.json [--dry-run]
 //	flagforge history  --org acme --project web --env production (--flag new-ui | --segment beta) [--diff 2..3]
 //	flagforge revert   --org acme --project web --env production (--flag new-ui | --segment beta) --revision 2 [--comment "..."]
 //	flagforge rollback --org acme --project web --env production (--version 12 | --time 2026-11-28T07:00:00Z) [--dry-run] [--comment "..."]
@@ -71,7 +75,8 @@ func main() {
 
 const usage = `usage: flagforge <list|export|plan|apply|bulk|validate|evaluate|contexts|private-attributes|permissions|history|revert|rollback> [flags],
 flagforge roles <list|grant|revoke> [flags], flagforge webhooks <deliveries|test|redeliver> [flags],
-flagforge release <create|list|get|start|pause|resume|rollback|cancel> [flags]; flagforge <command> -h for its flags`
+flagforge release <create|list|get|start|pause|resume|rollback|cancel> [flags], flagforge config <set|patch> [flags],
+flagforge segment set [flags]; flagforge <command> -h for its flags`
 
 // run executes one command; out receives its output.
 func run(ctx context.Context, args []string, out io.Writer) error {
@@ -81,6 +86,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	cmd, args := args[0], args[1:]
 	if cmd == "release" {
 		return releaseCmd(ctx, args, out)
+	}
+	if cmd == "config" || cmd == "segment" {
+		return configCmd(ctx, cmd, args, out)
 	}
 	if (cmd == "roles" || cmd == "webhooks") && len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = cmd+" "+args[0], args[1:]

@@ -34,8 +34,11 @@ func releaseCmd(ctx context.Context, args []string, out io.Writer) error {
 	steps := fs.String("steps", "", "create: steps as percent/hold, e.g. 1%/1h,5%/4h,25%/1d,100%")
 	variant := fs.String("variant", "on", "create: the variant the steps roll out")
 	rest := fs.String("rest", "off", "create: the variant the other contexts get")
-	guard := fs.String("guardrail", "", "create: a guardrail's name (with --promql, --threshold, --window)")
+	guard := fs.String("guardrail", "", "create: a guardrail's name (with --promql or --sdk-errors, --threshold, --window)")
 	promql := fs.String("promql", "", "create: the guardrail's PromQL ($window is replaced by --window)")
+	sdkErrors := fs.String("sdk-errors", "", "create: guard on the errors SDKs report for this variant ('*': every variant) instead of --promql")
+	measure := fs.String("measure", "ratio", "create, with --sdk-errors: ratio (errors per evaluation) or count")
+	minEvals := fs.Int64("min-evaluations", 0, "create, with --sdk-errors: fewer evaluations in the window hold the check")
 	threshold := fs.Float64("threshold", 0, "create: a value above this is a breach")
 	window := fs.String("window", "5m", "create: the guardrail's window")
 	onBreach := fs.String("on-breach", "last-safe-step", "create: last-safe-step or off")
@@ -73,8 +76,20 @@ func releaseCmd(ctx context.Context, args []string, out io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("--window: %w", err)
 			}
-			req.Guardrails = []*adminv1.Guardrail{{Name: *guard, Check: &adminv1.Guardrail_Promql{Promql: &adminv1.PromQLCheck{Query: *promql}},
-				Threshold: *threshold, Window: durationpb.New(w)}}
+			g := &adminv1.Guardrail{Name: *guard, Threshold: *threshold, Window: durationpb.New(w)}
+			switch {
+			case *promql != "" && *sdkErrors != "":
+				return errors.New("--promql and --sdk-errors: a guardrail has one check")
+			case *sdkErrors != "":
+				chk, err := release.SDKErrorsCheck(*sdkErrors, *measure, *minEvals)
+				if err != nil {
+					return err
+				}
+				g.Check = &adminv1.Guardrail_SdkErrors{SdkErrors: chk}
+			default:
+				g.Check = &adminv1.Guardrail_Promql{Promql: &adminv1.PromQLCheck{Query: *promql}}
+			}
+			req.Guardrails = []*adminv1.Guardrail{g}
 		}
 	case "list":
 	case "get", "start", "pause", "resume", "rollback", "cancel":

@@ -130,15 +130,17 @@ type outboxNotifier interface {
 
 // App is a bound, not yet serving, control plane.
 type App struct {
-	cfg   Config
-	log   *slog.Logger
-	grpc  *grpc.Server
-	http  *http.Server
-	glis  net.Listener
-	hlis  net.Listener
-	conn  *grpc.ClientConn
-	sync  *syncsvc.Server
-	close []func() error
+	cfg  Config
+	log  *slog.Logger
+	grpc *grpc.Server
+	http *http.Server
+	glis net.Listener
+	hlis net.Listener
+	conn *grpc.ClientConn
+	sync *syncsvc.Server
+	// impact previews proposals (ImpactService, and the admin API's dry runs).
+	impact *impact.Service
+	close  []func() error
 	// background runs with the servers: the manifest publisher and, when the
 	// store supports governance, the schedule runner and the webhook dispatcher
 	// (one per replica; the store makes them safe to run concurrently).
@@ -181,7 +183,8 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, e
 		cfg.Lifecycle = lifecycle.Defaults()
 	}
 	cfg.Release = cfg.Release.WithDefaults()
-	server.Register(a.grpc, st, cfg.Now, server.WithLifecycle(cfg.Lifecycle), server.WithPrometheus(cfg.Release.PrometheusURL != ""))
+	server.Register(a.grpc, st, cfg.Now, server.WithLifecycle(cfg.Lifecycle), server.WithPrometheus(cfg.Release.PrometheusURL != ""),
+		server.WithImpact(a.impact))
 	// grpc.health.v1 follows the database (as /readyz does); reflection lets
 	// grpcurl list and call the API without the protos.
 	hs := health.NewServer()
@@ -214,7 +217,11 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, e
 		if err := cfg.Release.Validate(); err != nil {
 			return nil, err
 		}
-		ev, err := cfg.Release.Evaluator()
+		var u release.Usage
+		if us, ok := st.(release.Usage); ok {
+			u = us
+		}
+		ev, err := cfg.Release.Evaluator(u, cfg.Now)
 		if err != nil {
 			return nil, err
 		}
@@ -294,7 +301,8 @@ func (a *App) manifests(cfg Config, st Store, reg prometheus.Registerer) error {
 	}
 	adminv1.RegisterSeenContextServiceServer(a.grpc, seenSvc)
 	crs, _ := st.(impact.ChangeRequests)
-	adminv1.RegisterImpactServiceServer(a.grpc, impact.NewService(st, crs, seenSvc))
+	a.impact = impact.NewService(st, crs, seenSvc)
+	adminv1.RegisterImpactServiceServer(a.grpc, a.impact)
 	a.background = append(a.background, seenSvc.Run)
 	a.sync, err = syncsvc.New(syncCfg, syncsvc.Deps{Store: st, Signer: m.Signer, Hub: hub, Logger: a.log, Contexts: seenSvc})
 	if err != nil {

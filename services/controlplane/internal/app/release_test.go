@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	"github.com/flagforge/flagforge/cli/release"
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
 	"github.com/flagforge/flagforge/services/controlplane/internal/app"
@@ -45,6 +47,15 @@ func TestReleasePlanBadInputNamesTheField(t *testing.T) {
 			"guardrails": []any{map[string]any{"name": "errors", "promql": map[string]any{"query": "up"}, "threshold": 1, "window": "60s"}}}, "guardrails[0].promql"},
 		{"guardrail without check", map[string]any{"flag": "new-ui", "steps": []any{map[string]any{"weights": weights(5)}},
 			"guardrails": []any{map[string]any{"name": "errors", "threshold": 1, "window": "60s"}}}, "guardrails[0]"},
+		{"SDK errors of an unknown variant", map[string]any{"flag": "new-ui", "steps": []any{map[string]any{"weights": weights(5)}},
+			"guardrails": []any{map[string]any{"name": "errors", "sdkErrors": map[string]any{"variant": "blue"}, "threshold": 0.1, "window": "60s"}}},
+			"guardrails[0].sdkErrors.variant"},
+		{"SDK errors with a negative minimum", map[string]any{"flag": "new-ui", "steps": []any{map[string]any{"weights": weights(5)}},
+			"guardrails": []any{map[string]any{"name": "errors", "sdkErrors": map[string]any{"variant": "on", "minEvaluations": -1}, "threshold": 0.1, "window": "60s"}}},
+			"guardrails[0].sdkErrors.minEvaluations"},
+		{"SDK errors with a negative threshold", map[string]any{"flag": "new-ui", "steps": []any{map[string]any{"weights": weights(5)}},
+			"guardrails": []any{map[string]any{"name": "errors", "sdkErrors": map[string]any{}, "threshold": -1, "window": "60s"}}},
+			"guardrails[0].threshold"},
 	}
 	for _, tc := range cases {
 		r := c.call("POST", prodPlans, c.owner, tc.body).want(t, 400)
@@ -150,7 +161,13 @@ func TestReleaseCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := release.New(c.conn, c.owner, "acme", "web", "staging")
-	p, cr, err := cl.Create(ctx, "new-ui", steps, nil, adminv1.BreachAction_BREACH_ACTION_OFF, "cli")
+	chk, err := release.SDKErrorsCheck("on", "ratio", 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guards := []*adminv1.Guardrail{{Name: "sdk-errors", Check: &adminv1.Guardrail_SdkErrors{SdkErrors: chk},
+		Threshold: 0.05, Window: durationpb.New(5 * time.Minute)}}
+	p, cr, err := cl.Create(ctx, "new-ui", steps, guards, adminv1.BreachAction_BREACH_ACTION_OFF, "cli")
 	if err != nil || cr != nil {
 		t.Fatalf("create: %v %v", err, cr)
 	}
@@ -163,7 +180,8 @@ func TestReleaseCLI(t *testing.T) {
 	if err := release.Render(&out, g); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"RUNNING  (1/2 steps applied)", "[>] step 1: 10% on / 90% off for 1h0m0s", "[ ] step 2: 100% on", "next step due", "on breach: off"} {
+	for _, want := range []string{"RUNNING  (1/2 steps applied)", "[>] step 1: 10% on / 90% off for 1h0m0s", "[ ] step 2: 100% on", "next step due", "on breach: off",
+		`guardrail sdk-errors: SDK-reported error ratio of variant "on" (at least 50 evaluations) > 0.05 over 5m0s`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("release get lacks %q:\n%s", want, out.String())
 		}

@@ -104,6 +104,7 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer 
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
 		runtime.WithErrorHandler(errorHandler),
+		runtime.WithMetadata(dryRunMetadata),
 		runtime.WithRoutingErrorHandler(strictjson.MethodNotAllowed),
 		// Strict input: unknown fields, wrong shapes and unknown enum values are
 		// 400s naming the field; enums accept their short names ("boolean").
@@ -138,7 +139,7 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, db Pinger, gatherer 
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", strictjson.Capture(gw))
+	mux.Handle("/v1/", dryRunGuard(gw, strictjson.Capture(gw)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

@@ -124,14 +124,24 @@ func (p *Prometheus) Query(ctx context.Context, query string) (float64, error) {
 	return f, nil
 }
 
+// Usage is what sdk_errors guardrails read: the evaluations and errors SDKs and
+// evaluators reported per variant (store.Usage).
+type Usage interface {
+	VariantUsage(ctx context.Context, ref store.EnvRef, flag string, since time.Time) ([]store.VariantTotal, error)
+}
+
 // Guardrails evaluates every kind of guardrail.
 type Guardrails struct {
 	// Prometheus answers PromQL guardrails (nil: they fail with ErrNoPrometheus).
 	Prometheus *Prometheus
+	// Usage answers sdk_errors guardrails (nil: they fail).
+	Usage Usage
+	// Now is the clock of sdk_errors windows (nil: time.Now).
+	Now func() time.Time
 }
 
 // Evaluate measures g.
-func (e Guardrails) Evaluate(ctx context.Context, _ store.EnvRef, _ string, g *adminv1.Guardrail) (float64, error) {
+func (e Guardrails) Evaluate(ctx context.Context, ref store.EnvRef, flag string, g *adminv1.Guardrail) (float64, error) {
 	switch c := g.GetCheck().(type) {
 	case *adminv1.Guardrail_Promql:
 		if e.Prometheus == nil {
@@ -139,8 +149,45 @@ func (e Guardrails) Evaluate(ctx context.Context, _ store.EnvRef, _ string, g *a
 		}
 		q := strings.ReplaceAll(c.Promql.GetQuery(), "$window", PromDuration(g.GetWindow().AsDuration()))
 		return e.Prometheus.Query(ctx, q)
+	case *adminv1.Guardrail_SdkErrors:
+		if e.Usage == nil {
+			return 0, errors.New("no usage store: sdk_errors guardrails cannot be evaluated")
+		}
+		now := time.Now
+		if e.Now != nil {
+			now = e.Now
+		}
+		totals, err := e.Usage.VariantUsage(ctx, ref, flag, now().Add(-g.GetWindow().AsDuration()))
+		if err != nil {
+			return 0, fmt.Errorf("reading usage: %w", err)
+		}
+		return SDKErrors(c.SdkErrors, totals), nil
 	}
 	return 0, fmt.Errorf("guardrail %q has no check", g.GetName())
+}
+
+// SDKErrors is the value of an sdk_errors check over a window's totals: the
+// errors of its variant ("" : every variant, failed evaluations included) as a
+// count, or divided by the evaluations (RATIO, the default). Fewer evaluations
+// than the check's minimum: 0 (too little traffic to judge).
+func SDKErrors(c *adminv1.SdkErrorsCheck, totals []store.VariantTotal) float64 {
+	var n, errs int64
+	for _, t := range totals {
+		if c.GetVariant() == "" || t.Variant == c.GetVariant() {
+			n += t.Evaluations
+			errs += t.Errors
+		}
+	}
+	if n < c.GetMinEvaluations() {
+		return 0
+	}
+	if c.GetMeasure() == adminv1.SdkErrorsMeasure_SDK_ERRORS_MEASURE_COUNT {
+		return float64(errs)
+	}
+	if n == 0 {
+		return 0
+	}
+	return float64(errs) / float64(n)
 }
 
 // evaluate measures every guardrail of p at now.

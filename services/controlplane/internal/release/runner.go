@@ -68,9 +68,11 @@ func (c Config) Validate() error {
 	return errors.Join(es...)
 }
 
-// Evaluator returns the guardrail evaluator the configuration describes.
-func (c Config) Evaluator() (Guardrails, error) {
-	var g Guardrails
+// Evaluator returns the guardrail evaluator the configuration describes;
+// sdk_errors guardrails read u (nil: they cannot be evaluated) with clock now
+// (nil: time.Now).
+func (c Config) Evaluator(u Usage, now func() time.Time) (Guardrails, error) {
+	g := Guardrails{Usage: u, Now: now}
 	if c.PrometheusURL != "" {
 		p, err := NewPrometheus(c.PrometheusURL, c.WithDefaults().QueryTimeout)
 		if err != nil {

@@ -25,7 +25,9 @@ const (
 // FlagService implements adminv1.FlagServiceServer.
 type FlagService struct {
 	adminv1.UnimplementedFlagServiceServer
-	store interface {
+	// impact previews dry runs (nil: their impact is unset).
+	impact Previewer
+	store  interface {
 		store.Flags
 		GetEnvironment(ctx context.Context, ref store.EnvRef) (*adminv1.Environment, error)
 		ListEnvironments(ctx context.Context, ref store.ProjectRef, p store.Page) ([]*adminv1.Environment, string, error)
@@ -334,6 +336,9 @@ func (s *FlagService) UpdateFlagConfig(ctx context.Context, req *adminv1.UpdateF
 	env, err := s.store.GetEnvironment(ctx, ref)
 	if err != nil {
 		return nil, err
+	}
+	if isDryRun(ctx, req.GetDryRun()) {
+		return s.dryRunFlagConfig(ctx, ref, env, req)
 	}
 	if env.GetSettings().GetApprovalsRequired() {
 		if s.gov == nil {

@@ -77,11 +77,12 @@ func (s *FlagService) PatchFlagConfig(ctx context.Context, req *adminv1.PatchFla
 		rev = cur.GetRevision()
 	}
 	out, err := s.UpdateFlagConfig(ctx, &adminv1.UpdateFlagConfigRequest{Org: ref.Org, Project: ref.Project, Environment: ref.Environment,
-		Flag: req.GetFlag(), Config: cfg, Revision: rev, Comment: req.GetComment()})
+		Flag: req.GetFlag(), Config: cfg, Revision: rev, Comment: req.GetComment(), DryRun: req.GetDryRun()})
 	if err != nil {
 		return nil, err
 	}
-	return &adminv1.PatchFlagConfigResponse{Config: out.GetConfig(), ChangeRequest: out.GetChangeRequest()}, nil
+	return &adminv1.PatchFlagConfigResponse{Config: out.GetConfig(), ChangeRequest: out.GetChangeRequest(),
+		Impact: out.GetImpact(), WouldOpenChangeRequest: out.GetWouldOpenChangeRequest()}, nil
 }
 
 // mergePatch applies an RFC 7396 merge patch to target.

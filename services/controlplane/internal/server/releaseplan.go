@@ -50,6 +50,8 @@ const (
 	minWindow      = time.Second
 	maxWindow      = 24 * time.Hour
 	maxRolloutSums = math.MaxInt32
+	// An sdk_errors guardrail's minimum sample.
+	maxMinEvaluations = 1_000_000_000
 )
 
 // planContent validates a plan's steps, guardrails and breach action against the
@@ -114,8 +116,22 @@ func (s *ReleasePlanService) planContent(c *checks, f *adminv1.Flag, steps []*ad
 			if !s.promql {
 				c.fail(p+".promql", "%v: PromQL guardrails cannot be evaluated", release.ErrNoPrometheus)
 			}
+		case *adminv1.Guardrail_SdkErrors:
+			e := ch.SdkErrors
+			if v := e.GetVariant(); v != "" && !variants[v] {
+				c.fail(p+".sdk_errors.variant", "%q is not a variant of flag %q (\"\" measures every variant)", v, f.GetKey())
+			}
+			if _, ok := adminv1.SdkErrorsMeasure_name[int32(e.GetMeasure())]; !ok {
+				c.fail(p+".sdk_errors.measure", "must be SDK_ERRORS_MEASURE_RATIO or SDK_ERRORS_MEASURE_COUNT")
+			}
+			if n := e.GetMinEvaluations(); n < 0 || n > maxMinEvaluations {
+				c.fail(p+".sdk_errors.min_evaluations", "must be between 0 and %d", maxMinEvaluations)
+			}
+			if g.GetThreshold() < 0 {
+				c.fail(p+".threshold", "must be >= 0 for sdk_errors (a ratio or a count of errors)")
+			}
 		default:
-			c.fail(p, "needs a check: promql")
+			c.fail(p, "needs a check: promql or sdk_errors")
 		}
 		if t := g.GetThreshold(); math.IsNaN(t) || math.IsInf(t, 0) {
 			c.fail(p+".threshold", "must be a finite number")

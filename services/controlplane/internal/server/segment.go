@@ -12,7 +12,9 @@ import (
 // SegmentService implements adminv1.SegmentServiceServer.
 type SegmentService struct {
 	adminv1.UnimplementedSegmentServiceServer
-	store interface {
+	// impact previews dry runs (nil: their impact is unset).
+	impact Previewer
+	store  interface {
 		store.Segments
 		GetEnvironment(ctx context.Context, ref store.EnvRef) (*adminv1.Environment, error)
 	}
@@ -115,6 +117,9 @@ func (s *SegmentService) UpdateSegment(ctx context.Context, req *adminv1.UpdateS
 	seg := &manifestv1.Segment{
 		Key: req.GetSegment(), Included: req.GetDefinition().GetIncluded(), Excluded: req.GetDefinition().GetExcluded(),
 		Rules: req.GetDefinition().GetRules(), Description: req.GetDefinition().GetDescription(),
+	}
+	if isDryRun(ctx, req.GetDryRun()) {
+		return s.dryRunSegment(ctx, ref, env, seg, req)
 	}
 	if env.GetSettings().GetApprovalsRequired() {
 		if s.gov == nil {

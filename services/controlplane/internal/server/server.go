@@ -45,6 +45,7 @@ type Option func(*options)
 type options struct {
 	life   lifecycle.Config
 	promql bool
+	impact Previewer
 }
 
 // WithPrometheus says a Prometheus is configured for PromQL guardrails (without
@@ -77,8 +78,8 @@ func Register(s grpc.ServiceRegistrar, st Storer, now func() time.Time, opts ...
 	for _, opt := range opts {
 		opt(&o)
 	}
-	fs := &FlagService{store: st, now: now, life: o.life}
-	ss := &SegmentService{store: st}
+	fs := &FlagService{store: st, now: now, life: o.life, impact: o.impact}
+	ss := &SegmentService{store: st, impact: o.impact}
 	es := &EnvironmentService{store: st}
 	hs, hasHistory := st.(historyStorer)
 	history := &HistoryService{store: hs, now: now}

@@ -331,6 +331,16 @@ type Usage interface {
 	// buckets of width bucket from start, by flag key; flags never evaluated in
 	// the window are left out.
 	ProjectUsage(ctx context.Context, ref EnvRef, start, end time.Time, bucket time.Duration) ([]*adminv1.FlagUsageSeries, error)
+	// VariantUsage sums a flag's evaluations and errors per variant over the
+	// minutes starting at or after since (the minute in progress included).
+	VariantUsage(ctx context.Context, ref EnvRef, flag string, since time.Time) ([]VariantTotal, error)
+}
+
+// VariantTotal is a variant's evaluations and errors over a window ("" is the
+// evaluations that failed).
+type VariantTotal struct {
+	Variant             string
+	Evaluations, Errors int64
 }
 
 // SeenContexts stores the evaluation contexts evaluators and SDKs sampled, and
@@ -359,11 +369,13 @@ type SeenContext struct {
 	Seen       time.Time
 }
 
-// UsageCount is how often a flag served a variant in one minute.
+// UsageCount is how often a flag served a variant in one minute, and how many
+// errors were reported against it (see EvaluationCount.errors).
 type UsageCount struct {
 	Flag, Variant string
 	Minute        time.Time
 	Count         int64
+	Errors        int64
 }
 
 // Store is the whole storage surface. Consumers should depend on the small

@@ -350,11 +350,11 @@ func (s *Server) ReportUsage(ctx context.Context, req *syncv1.ReportUsageRequest
 	}
 	counts := make([]store.UsageCount, 0, len(req.GetCounts()))
 	for _, c := range req.GetCounts() {
-		if c.GetFlagKey() == "" || c.GetMinute() == nil || c.GetCount() < 0 {
-			return nil, grpcErr(errs.Invalid("counts", "each count needs a flag key, a minute and a count >= 0"))
+		if c.GetFlagKey() == "" || c.GetMinute() == nil || c.GetCount() < 0 || c.GetErrors() < 0 {
+			return nil, grpcErr(errs.Invalid("counts", "each count needs a flag key, a minute, a count >= 0 and errors >= 0"))
 		}
 		counts = append(counts, store.UsageCount{Flag: c.GetFlagKey(), Variant: c.GetVariant(),
-			Minute: c.GetMinute().AsTime().UTC().Truncate(time.Minute), Count: c.GetCount()})
+			Minute: c.GetMinute().AsTime().UTC().Truncate(time.Minute), Count: c.GetCount(), Errors: c.GetErrors()})
 	}
 	if len(req.GetContexts()) > maxReportedContexts {
 		return nil, grpcErr(errs.Invalid("contexts", "at most %d contexts per batch", maxReportedContexts))

@@ -17,11 +17,13 @@ const MaxReportedCounts = 10_000
 // MaxReportedContexts bounds the sampled contexts of one ReportEvaluations batch.
 const MaxReportedContexts = 1_000
 
-// ReportEvaluations merges counts from SDKs that evaluate locally into the
+// ReportEvaluations merges counts (and the errors reported with them) from SDKs that evaluate locally into the
 // evaluator's usage counters (reported to the control plane with its own counts).
 // Minutes are truncated to the minute and must lie within the last 24 hours (or up
 // to 5 minutes ahead, for clock skew); counts of flags a client key may not see are
-// ignored. accepted is the number of counts merged. Sampled contexts join the
+// ignored, and so are errors reported with a client key (public: they could stop
+// any rollout guarded by SDK-reported errors). accepted is the number of counts
+// merged. Sampled contexts join the
 // evaluator's own sample of the key's environment (same bound per minute, the
 // manifest's private attributes removed again).
 func (s *Service) ReportEvaluations(ctx context.Context, req *evaluationv1.ReportEvaluationsRequest) (*evaluationv1.ReportEvaluationsResponse, error) {
@@ -39,8 +41,12 @@ func (s *Service) ReportEvaluations(ctx context.Context, req *evaluationv1.Repor
 		switch {
 		case c.GetFlagKey() == "":
 			return nil, errs.Invalid(field+".flagKey", "is required")
-		case c.GetCount() <= 0:
-			return nil, errs.Invalid(field+".count", "must be positive")
+		case c.GetCount() < 0:
+			return nil, errs.Invalid(field+".count", "must be >= 0")
+		case c.GetErrors() < 0:
+			return nil, errs.Invalid(field+".errors", "must be >= 0")
+		case c.GetCount() == 0 && c.GetErrors() == 0:
+			return nil, errs.Invalid(field+".count", "must be positive when errors is 0")
 		case c.GetMinute() == nil:
 			return nil, errs.Invalid(field+".minute", "is required")
 		}
@@ -70,7 +76,13 @@ func (s *Service) ReportEvaluations(ctx context.Context, req *evaluationv1.Repor
 		if g.Kind == auth.Client && !env.Compiled.ClientVisible(c.GetFlagKey()) {
 			continue
 		}
-		s.usage.Add(g.Environment, c.GetFlagKey(), c.GetVariant(), usage.Minute(c.GetMinute().AsTime()), c.GetCount())
+		errors := c.GetErrors()
+		if g.Kind == auth.Client {
+			// A client key is public: its errors could stop any rollout guarded by
+			// sdk_errors (docs/governance.md). Its evaluations still count.
+			errors = 0
+		}
+		s.usage.AddWithErrors(g.Environment, c.GetFlagKey(), c.GetVariant(), usage.Minute(c.GetMinute().AsTime()), c.GetCount(), errors)
 		accepted++
 	}
 	return &evaluationv1.ReportEvaluationsResponse{Accepted: accepted}, nil

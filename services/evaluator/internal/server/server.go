@@ -178,7 +178,11 @@ func (s *Service) countUsage(environment, flag string, d *engine.Decision, minut
 	if s.usage == nil || (d.Reason == engine.ReasonError && d.ErrorCode == engine.ErrorFlagNotFound) {
 		return
 	}
-	s.usage.Add(environment, flag, d.Variant, minute, 1)
+	var failed int64
+	if d.Reason == engine.ReasonError {
+		failed = 1 // an evaluation that failed: an error of the flag (variant "")
+	}
+	s.usage.AddWithErrors(environment, flag, d.Variant, minute, 1, failed)
 }
 
 // sampleContext offers the context of one request to the usage report's sample

@@ -1,4 +1,5 @@
-// Package usage counts evaluations per environment, flag, variant and minute,
+// Package usage counts evaluations (and errors: evaluations that failed, errors
+// SDKs reported against a variant) per environment, flag, variant and minute,
 // samples the contexts evaluated (pkg/seen: bounded per environment and minute,
 // private attributes removed), and reports both to the control plane
 // (flagforge.sync.v1 SyncService/ReportUsage) in the background.
@@ -50,9 +51,14 @@ type key struct {
 	variant string
 }
 
+// cell is one counter: evaluations and errors.
+type cell struct {
+	n, errors atomic.Int64
+}
+
 type shard struct {
 	mu sync.RWMutex
-	m  map[key]*atomic.Int64
+	m  map[key]*cell
 }
 
 // Counter holds the counts not yet reported.
@@ -97,7 +103,7 @@ func NewCounter(maxEntries int, reg prometheus.Registerer) (*Counter, error) {
 			Help: "Evaluations not reported because a usage bound was hit (too many distinct counters, or the control plane unreachable for long).",
 		})}
 	for i := range c.shards {
-		c.shards[i].m = map[key]*atomic.Int64{}
+		c.shards[i].m = map[key]*cell{}
 	}
 	if reg != nil {
 		if err := reg.Register(c.dropped); err != nil {
@@ -113,14 +119,21 @@ func Minute(now time.Time) int64 { return now.Unix() / 60 * 60 }
 // Add counts n evaluations of flag serving variant in env during minute (see
 // Minute).
 func (c *Counter) Add(env, flag, variant string, minute, n int64) {
-	if c == nil || n <= 0 {
+	c.AddWithErrors(env, flag, variant, minute, n, 0)
+}
+
+// AddWithErrors counts n evaluations and errs errors of flag and variant in env
+// during minute (errors: evaluations that failed, for variant "", or errors an
+// SDK reported against variant).
+func (c *Counter) AddWithErrors(env, flag, variant string, minute, n, errs int64) {
+	if c == nil || n < 0 || errs < 0 || n+errs == 0 {
 		return
 	}
 	k := key{minute: minute, env: env, flag: flag, variant: variant}
 	s := &c.shards[maphash.String(c.seed, flag)%shardCount]
 	s.mu.RLock()
 	if v := s.m[k]; v != nil {
-		v.Add(n)
+		v.add(n, errs)
 		s.mu.RUnlock()
 		return
 	}
@@ -128,17 +141,26 @@ func (c *Counter) Add(env, flag, variant string, minute, n int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if v := s.m[k]; v != nil {
-		v.Add(n)
+		v.add(n, errs)
 		return
 	}
 	if c.entries.Load() >= c.maxEntries {
 		c.dropped.Add(float64(n))
 		return
 	}
-	v := new(atomic.Int64)
-	v.Store(n)
+	v := new(cell)
+	v.add(n, errs)
 	s.m[k] = v
 	c.entries.Add(1)
+}
+
+func (v *cell) add(n, errs int64) {
+	if n != 0 {
+		v.n.Add(n)
+	}
+	if errs != 0 {
+		v.errors.Add(errs)
+	}
 }
 
 // take moves every count out of the counter, grouped by environment. Counters of
@@ -151,8 +173,8 @@ func (c *Counter) take(now time.Time) map[string][]*evaluationv1.EvaluationCount
 		s := &c.shards[i]
 		s.mu.Lock()
 		for k, v := range s.m {
-			n := v.Swap(0)
-			if n == 0 {
+			n, e := v.n.Swap(0), v.errors.Swap(0)
+			if n == 0 && e == 0 {
 				if k.minute < stale {
 					delete(s.m, k)
 					c.entries.Add(-1)
@@ -160,7 +182,7 @@ func (c *Counter) take(now time.Time) map[string][]*evaluationv1.EvaluationCount
 				continue
 			}
 			out[k.env] = append(out[k.env], &evaluationv1.EvaluationCount{
-				FlagKey: k.flag, Variant: k.variant, Minute: timestamppb.New(time.Unix(k.minute, 0).UTC()), Count: n,
+				FlagKey: k.flag, Variant: k.variant, Minute: timestamppb.New(time.Unix(k.minute, 0).UTC()), Count: n, Errors: e,
 			})
 		}
 		s.mu.Unlock()

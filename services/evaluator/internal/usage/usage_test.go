@@ -153,3 +153,25 @@ func BenchmarkSampleFull(b *testing.B) {
 		}
 	})
 }
+
+func TestErrorsTravelWithTheCountsAndAnErrorOnlyEntryIsReported(t *testing.T) {
+	t.Parallel()
+	c, err := NewCounter(0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 21, 10, 0, 30, 0, time.UTC)
+	c.AddWithErrors("a/b/c", "f", "on", Minute(t0), 10, 0)
+	c.AddWithErrors("a/b/c", "f", "on", Minute(t0), 0, 3) // errors an SDK reported
+	c.AddWithErrors("a/b/c", "f", "", Minute(t0), 1, 1)   // an evaluation that failed
+	c.AddWithErrors("a/b/c", "f", "off", Minute(t0), 0, 2)
+	c.AddWithErrors("a/b/c", "f", "x", Minute(t0), 0, 0) // nothing: no entry
+	got := map[string][2]int64{}
+	for _, e := range c.take(t0)["a/b/c"] {
+		got[e.GetVariant()] = [2]int64{e.GetCount(), e.GetErrors()}
+	}
+	want := map[string][2]int64{"on": {10, 3}, "": {1, 1}, "off": {0, 2}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("(count, errors) per variant = %v, want %v", got, want)
+	}
+}

@@ -1711,7 +1711,11 @@ type UpdateFlagConfigRequest struct {
 	// The revision the change was based on.
 	Revision int64 `protobuf:"varint,6,opt,name=revision,proto3" json:"revision,omitempty"`
 	// Recorded in the audit entry (and the change request when one is created).
-	Comment       string `protobuf:"bytes,7,opt,name=comment,proto3" json:"comment,omitempty"`
+	Comment string `protobuf:"bytes,7,opt,name=comment,proto3" json:"comment,omitempty"`
+	// Validate like a real write and answer the would-be result with its impact
+	// preview, writing nothing (no revision, audit entry, outbox row or change
+	// request). REST: ?dryRun=true.
+	DryRun        bool `protobuf:"varint,8,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1795,14 +1799,28 @@ func (x *UpdateFlagConfigRequest) GetComment() string {
 	return ""
 }
 
+func (x *UpdateFlagConfigRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 type UpdateFlagConfigResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The saved configuration (unset when a change request was created instead).
+	// In a dry run: the configuration as it would be saved (its revision the one
+	// it would get).
 	Config *FlagEnvironmentConfig `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
 	// Set when the environment requires approvals.
 	ChangeRequest *ChangeRequest `protobuf:"bytes,2,opt,name=change_request,json=changeRequest,proto3" json:"change_request,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Dry run only: the impact preview of the change over the seen contexts.
+	Impact *Impact `protobuf:"bytes,3,opt,name=impact,proto3" json:"impact,omitempty"`
+	// Dry run only: true when the write would open a change request (the
+	// environment requires approvals) rather than save.
+	WouldOpenChangeRequest bool `protobuf:"varint,4,opt,name=would_open_change_request,json=wouldOpenChangeRequest,proto3" json:"would_open_change_request,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *UpdateFlagConfigResponse) Reset() {
@@ -1849,6 +1867,20 @@ func (x *UpdateFlagConfigResponse) GetChangeRequest() *ChangeRequest {
 	return nil
 }
 
+func (x *UpdateFlagConfigResponse) GetImpact() *Impact {
+	if x != nil {
+		return x.Impact
+	}
+	return nil
+}
+
+func (x *UpdateFlagConfigResponse) GetWouldOpenChangeRequest() bool {
+	if x != nil {
+		return x.WouldOpenChangeRequest
+	}
+	return false
+}
+
 type PatchFlagConfigRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Org         string                 `protobuf:"bytes,1,opt,name=org,proto3" json:"org,omitempty"`
@@ -1863,7 +1895,11 @@ type PatchFlagConfigRequest struct {
 	// The revision the change was based on; 0: the current one (no check).
 	Revision int64 `protobuf:"varint,6,opt,name=revision,proto3" json:"revision,omitempty"`
 	// Recorded in the audit entry (and the change request when one is created).
-	Comment       string `protobuf:"bytes,7,opt,name=comment,proto3" json:"comment,omitempty"`
+	Comment string `protobuf:"bytes,7,opt,name=comment,proto3" json:"comment,omitempty"`
+	// Validate like a real write and answer the would-be result with its impact
+	// preview, writing nothing (no revision, audit entry, outbox row or change
+	// request). REST: ?dryRun=true.
+	DryRun        bool `protobuf:"varint,8,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1945,6 +1981,13 @@ func (x *PatchFlagConfigRequest) GetComment() string {
 		return x.Comment
 	}
 	return ""
+}
+
+func (x *PatchFlagConfigRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
 }
 
 type ValidateFlagConfigRequest struct {
@@ -2124,12 +2167,17 @@ func (x *ValidateFlagConfigResponse) GetViolations() []*FieldViolation {
 
 type PatchFlagConfigResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The saved configuration (unset when a change request was created instead).
+	// The saved configuration (unset when a change request was created instead);
+	// in a dry run, as it would be saved.
 	Config *FlagEnvironmentConfig `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
 	// Set when the environment requires approvals.
 	ChangeRequest *ChangeRequest `protobuf:"bytes,2,opt,name=change_request,json=changeRequest,proto3" json:"change_request,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Dry run only: the impact preview of the change over the seen contexts.
+	Impact *Impact `protobuf:"bytes,3,opt,name=impact,proto3" json:"impact,omitempty"`
+	// Dry run only: true when the write would open a change request.
+	WouldOpenChangeRequest bool `protobuf:"varint,4,opt,name=would_open_change_request,json=wouldOpenChangeRequest,proto3" json:"would_open_change_request,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *PatchFlagConfigResponse) Reset() {
@@ -2174,6 +2222,20 @@ func (x *PatchFlagConfigResponse) GetChangeRequest() *ChangeRequest {
 		return x.ChangeRequest
 	}
 	return nil
+}
+
+func (x *PatchFlagConfigResponse) GetImpact() *Impact {
+	if x != nil {
+		return x.Impact
+	}
+	return nil
+}
+
+func (x *PatchFlagConfigResponse) GetWouldOpenChangeRequest() bool {
+	if x != nil {
+		return x.WouldOpenChangeRequest
+	}
+	return false
 }
 
 type EmergencyOffFlagRequest struct {
@@ -2861,7 +2923,7 @@ var File_flagforge_admin_v1_flag_proto protoreflect.FileDescriptor
 
 const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"\n" +
-	"\x1dflagforge/admin/v1/flag.proto\x12\x12flagforge.admin.v1\x1a'flagforge/admin/v1/change_request.proto\x1a$flagforge/manifest/v1/manifest.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x04\n" +
+	"\x1dflagforge/admin/v1/flag.proto\x12\x12flagforge.admin.v1\x1a'flagforge/admin/v1/change_request.proto\x1a\x1fflagforge/admin/v1/impact.proto\x1a$flagforge/manifest/v1/manifest.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x04\n" +
 	"\x04Flag\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +
@@ -2992,7 +3054,7 @@ const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\"\x86\x01\n" +
 	"\x17ListFlagConfigsResponse\x12C\n" +
 	"\aconfigs\x18\x01 \x03(\v2).flagforge.admin.v1.FlagEnvironmentConfigR\aconfigs\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xec\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x85\x02\n" +
 	"\x17UpdateFlagConfigRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12 \n" +
@@ -3000,10 +3062,13 @@ const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"\x04flag\x18\x04 \x01(\tR\x04flag\x129\n" +
 	"\x06config\x18\x05 \x01(\v2!.flagforge.manifest.v1.FlagConfigR\x06config\x12\x1a\n" +
 	"\brevision\x18\x06 \x01(\x03R\brevision\x12\x18\n" +
-	"\acomment\x18\a \x01(\tR\acomment\"\xa7\x01\n" +
+	"\acomment\x18\a \x01(\tR\acomment\x12\x17\n" +
+	"\adry_run\x18\b \x01(\bR\x06dryRun\"\x96\x02\n" +
 	"\x18UpdateFlagConfigResponse\x12A\n" +
 	"\x06config\x18\x01 \x01(\v2).flagforge.admin.v1.FlagEnvironmentConfigR\x06config\x12H\n" +
-	"\x0echange_request\x18\x02 \x01(\v2!.flagforge.admin.v1.ChangeRequestR\rchangeRequest\"\xdf\x01\n" +
+	"\x0echange_request\x18\x02 \x01(\v2!.flagforge.admin.v1.ChangeRequestR\rchangeRequest\x122\n" +
+	"\x06impact\x18\x03 \x01(\v2\x1a.flagforge.admin.v1.ImpactR\x06impact\x129\n" +
+	"\x19would_open_change_request\x18\x04 \x01(\bR\x16wouldOpenChangeRequest\"\xf8\x01\n" +
 	"\x16PatchFlagConfigRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12 \n" +
@@ -3011,7 +3076,8 @@ const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"\x04flag\x18\x04 \x01(\tR\x04flag\x12-\n" +
 	"\x05patch\x18\x05 \x01(\v2\x17.google.protobuf.StructR\x05patch\x12\x1a\n" +
 	"\brevision\x18\x06 \x01(\x03R\brevision\x12\x18\n" +
-	"\acomment\x18\a \x01(\tR\acomment\"\xb8\x01\n" +
+	"\acomment\x18\a \x01(\tR\acomment\x12\x17\n" +
+	"\adry_run\x18\b \x01(\bR\x06dryRun\"\xb8\x01\n" +
 	"\x19ValidateFlagConfigRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12 \n" +
@@ -3024,10 +3090,12 @@ const file_flagforge_admin_v1_flag_proto_rawDesc = "" +
 	"\x1aValidateFlagConfigResponse\x12B\n" +
 	"\n" +
 	"violations\x18\x01 \x03(\v2\".flagforge.admin.v1.FieldViolationR\n" +
-	"violations\"\xa6\x01\n" +
+	"violations\"\x95\x02\n" +
 	"\x17PatchFlagConfigResponse\x12A\n" +
 	"\x06config\x18\x01 \x01(\v2).flagforge.admin.v1.FlagEnvironmentConfigR\x06config\x12H\n" +
-	"\x0echange_request\x18\x02 \x01(\v2!.flagforge.admin.v1.ChangeRequestR\rchangeRequest\"\x93\x01\n" +
+	"\x0echange_request\x18\x02 \x01(\v2!.flagforge.admin.v1.ChangeRequestR\rchangeRequest\x122\n" +
+	"\x06impact\x18\x03 \x01(\v2\x1a.flagforge.admin.v1.ImpactR\x06impact\x129\n" +
+	"\x19would_open_change_request\x18\x04 \x01(\bR\x16wouldOpenChangeRequest\"\x93\x01\n" +
 	"\x17EmergencyOffFlagRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12 \n" +
@@ -3175,8 +3243,9 @@ var file_flagforge_admin_v1_flag_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil),      // 44: google.protobuf.Timestamp
 	(*v1.FlagConfig)(nil),              // 45: flagforge.manifest.v1.FlagConfig
 	(*ChangeRequest)(nil),              // 46: flagforge.admin.v1.ChangeRequest
-	(*structpb.Struct)(nil),            // 47: google.protobuf.Struct
-	(*v1.Segment)(nil),                 // 48: flagforge.manifest.v1.Segment
+	(*Impact)(nil),                     // 47: flagforge.admin.v1.Impact
+	(*structpb.Struct)(nil),            // 48: google.protobuf.Struct
+	(*v1.Segment)(nil),                 // 49: flagforge.manifest.v1.Segment
 }
 var file_flagforge_admin_v1_flag_proto_depIdxs = []int32{
 	42, // 0: flagforge.admin.v1.Flag.type:type_name -> flagforge.manifest.v1.FlagType
@@ -3210,57 +3279,59 @@ var file_flagforge_admin_v1_flag_proto_depIdxs = []int32{
 	45, // 28: flagforge.admin.v1.UpdateFlagConfigRequest.config:type_name -> flagforge.manifest.v1.FlagConfig
 	3,  // 29: flagforge.admin.v1.UpdateFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
 	46, // 30: flagforge.admin.v1.UpdateFlagConfigResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	47, // 31: flagforge.admin.v1.PatchFlagConfigRequest.patch:type_name -> google.protobuf.Struct
-	45, // 32: flagforge.admin.v1.ValidateFlagConfigRequest.config:type_name -> flagforge.manifest.v1.FlagConfig
-	28, // 33: flagforge.admin.v1.ValidateFlagConfigResponse.violations:type_name -> flagforge.admin.v1.FieldViolation
-	3,  // 34: flagforge.admin.v1.PatchFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	46, // 35: flagforge.admin.v1.PatchFlagConfigResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	3,  // 36: flagforge.admin.v1.EmergencyOffFlagResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	3,  // 37: flagforge.admin.v1.KillFlagResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	3,  // 38: flagforge.admin.v1.ListStaleFlagsResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
-	2,  // 39: flagforge.admin.v1.BulkWriteRequest.flags:type_name -> flagforge.admin.v1.Flag
-	38, // 40: flagforge.admin.v1.BulkWriteRequest.segments:type_name -> flagforge.admin.v1.BulkSegment
-	39, // 41: flagforge.admin.v1.BulkWriteRequest.configs:type_name -> flagforge.admin.v1.BulkFlagConfig
-	48, // 42: flagforge.admin.v1.BulkSegment.segment:type_name -> flagforge.manifest.v1.Segment
-	45, // 43: flagforge.admin.v1.BulkFlagConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
-	45, // 44: flagforge.admin.v1.CreateFlagRequest.ConfigsEntry.value:type_name -> flagforge.manifest.v1.FlagConfig
-	4,  // 45: flagforge.admin.v1.FlagService.CreateFlag:input_type -> flagforge.admin.v1.CreateFlagRequest
-	6,  // 46: flagforge.admin.v1.FlagService.GetFlag:input_type -> flagforge.admin.v1.GetFlagRequest
-	8,  // 47: flagforge.admin.v1.FlagService.ListFlags:input_type -> flagforge.admin.v1.ListFlagsRequest
-	12, // 48: flagforge.admin.v1.FlagService.UpdateFlag:input_type -> flagforge.admin.v1.UpdateFlagRequest
-	14, // 49: flagforge.admin.v1.FlagService.ArchiveFlag:input_type -> flagforge.admin.v1.ArchiveFlagRequest
-	16, // 50: flagforge.admin.v1.FlagService.RestoreFlag:input_type -> flagforge.admin.v1.RestoreFlagRequest
-	18, // 51: flagforge.admin.v1.FlagService.DeleteFlag:input_type -> flagforge.admin.v1.DeleteFlagRequest
-	20, // 52: flagforge.admin.v1.FlagService.GetFlagConfig:input_type -> flagforge.admin.v1.GetFlagConfigRequest
-	22, // 53: flagforge.admin.v1.FlagService.ListFlagConfigs:input_type -> flagforge.admin.v1.ListFlagConfigsRequest
-	24, // 54: flagforge.admin.v1.FlagService.UpdateFlagConfig:input_type -> flagforge.admin.v1.UpdateFlagConfigRequest
-	26, // 55: flagforge.admin.v1.FlagService.PatchFlagConfig:input_type -> flagforge.admin.v1.PatchFlagConfigRequest
-	27, // 56: flagforge.admin.v1.FlagService.ValidateFlagConfig:input_type -> flagforge.admin.v1.ValidateFlagConfigRequest
-	31, // 57: flagforge.admin.v1.FlagService.EmergencyOffFlag:input_type -> flagforge.admin.v1.EmergencyOffFlagRequest
-	33, // 58: flagforge.admin.v1.FlagService.KillFlag:input_type -> flagforge.admin.v1.KillFlagRequest
-	35, // 59: flagforge.admin.v1.FlagService.ListStaleFlags:input_type -> flagforge.admin.v1.ListStaleFlagsRequest
-	37, // 60: flagforge.admin.v1.FlagService.BulkWrite:input_type -> flagforge.admin.v1.BulkWriteRequest
-	5,  // 61: flagforge.admin.v1.FlagService.CreateFlag:output_type -> flagforge.admin.v1.CreateFlagResponse
-	7,  // 62: flagforge.admin.v1.FlagService.GetFlag:output_type -> flagforge.admin.v1.GetFlagResponse
-	11, // 63: flagforge.admin.v1.FlagService.ListFlags:output_type -> flagforge.admin.v1.ListFlagsResponse
-	13, // 64: flagforge.admin.v1.FlagService.UpdateFlag:output_type -> flagforge.admin.v1.UpdateFlagResponse
-	15, // 65: flagforge.admin.v1.FlagService.ArchiveFlag:output_type -> flagforge.admin.v1.ArchiveFlagResponse
-	17, // 66: flagforge.admin.v1.FlagService.RestoreFlag:output_type -> flagforge.admin.v1.RestoreFlagResponse
-	19, // 67: flagforge.admin.v1.FlagService.DeleteFlag:output_type -> flagforge.admin.v1.DeleteFlagResponse
-	21, // 68: flagforge.admin.v1.FlagService.GetFlagConfig:output_type -> flagforge.admin.v1.GetFlagConfigResponse
-	23, // 69: flagforge.admin.v1.FlagService.ListFlagConfigs:output_type -> flagforge.admin.v1.ListFlagConfigsResponse
-	25, // 70: flagforge.admin.v1.FlagService.UpdateFlagConfig:output_type -> flagforge.admin.v1.UpdateFlagConfigResponse
-	30, // 71: flagforge.admin.v1.FlagService.PatchFlagConfig:output_type -> flagforge.admin.v1.PatchFlagConfigResponse
-	29, // 72: flagforge.admin.v1.FlagService.ValidateFlagConfig:output_type -> flagforge.admin.v1.ValidateFlagConfigResponse
-	32, // 73: flagforge.admin.v1.FlagService.EmergencyOffFlag:output_type -> flagforge.admin.v1.EmergencyOffFlagResponse
-	34, // 74: flagforge.admin.v1.FlagService.KillFlag:output_type -> flagforge.admin.v1.KillFlagResponse
-	36, // 75: flagforge.admin.v1.FlagService.ListStaleFlags:output_type -> flagforge.admin.v1.ListStaleFlagsResponse
-	40, // 76: flagforge.admin.v1.FlagService.BulkWrite:output_type -> flagforge.admin.v1.BulkWriteResponse
-	61, // [61:77] is the sub-list for method output_type
-	45, // [45:61] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	47, // 31: flagforge.admin.v1.UpdateFlagConfigResponse.impact:type_name -> flagforge.admin.v1.Impact
+	48, // 32: flagforge.admin.v1.PatchFlagConfigRequest.patch:type_name -> google.protobuf.Struct
+	45, // 33: flagforge.admin.v1.ValidateFlagConfigRequest.config:type_name -> flagforge.manifest.v1.FlagConfig
+	28, // 34: flagforge.admin.v1.ValidateFlagConfigResponse.violations:type_name -> flagforge.admin.v1.FieldViolation
+	3,  // 35: flagforge.admin.v1.PatchFlagConfigResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	46, // 36: flagforge.admin.v1.PatchFlagConfigResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
+	47, // 37: flagforge.admin.v1.PatchFlagConfigResponse.impact:type_name -> flagforge.admin.v1.Impact
+	3,  // 38: flagforge.admin.v1.EmergencyOffFlagResponse.config:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	3,  // 39: flagforge.admin.v1.KillFlagResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	3,  // 40: flagforge.admin.v1.ListStaleFlagsResponse.configs:type_name -> flagforge.admin.v1.FlagEnvironmentConfig
+	2,  // 41: flagforge.admin.v1.BulkWriteRequest.flags:type_name -> flagforge.admin.v1.Flag
+	38, // 42: flagforge.admin.v1.BulkWriteRequest.segments:type_name -> flagforge.admin.v1.BulkSegment
+	39, // 43: flagforge.admin.v1.BulkWriteRequest.configs:type_name -> flagforge.admin.v1.BulkFlagConfig
+	49, // 44: flagforge.admin.v1.BulkSegment.segment:type_name -> flagforge.manifest.v1.Segment
+	45, // 45: flagforge.admin.v1.BulkFlagConfig.config:type_name -> flagforge.manifest.v1.FlagConfig
+	45, // 46: flagforge.admin.v1.CreateFlagRequest.ConfigsEntry.value:type_name -> flagforge.manifest.v1.FlagConfig
+	4,  // 47: flagforge.admin.v1.FlagService.CreateFlag:input_type -> flagforge.admin.v1.CreateFlagRequest
+	6,  // 48: flagforge.admin.v1.FlagService.GetFlag:input_type -> flagforge.admin.v1.GetFlagRequest
+	8,  // 49: flagforge.admin.v1.FlagService.ListFlags:input_type -> flagforge.admin.v1.ListFlagsRequest
+	12, // 50: flagforge.admin.v1.FlagService.UpdateFlag:input_type -> flagforge.admin.v1.UpdateFlagRequest
+	14, // 51: flagforge.admin.v1.FlagService.ArchiveFlag:input_type -> flagforge.admin.v1.ArchiveFlagRequest
+	16, // 52: flagforge.admin.v1.FlagService.RestoreFlag:input_type -> flagforge.admin.v1.RestoreFlagRequest
+	18, // 53: flagforge.admin.v1.FlagService.DeleteFlag:input_type -> flagforge.admin.v1.DeleteFlagRequest
+	20, // 54: flagforge.admin.v1.FlagService.GetFlagConfig:input_type -> flagforge.admin.v1.GetFlagConfigRequest
+	22, // 55: flagforge.admin.v1.FlagService.ListFlagConfigs:input_type -> flagforge.admin.v1.ListFlagConfigsRequest
+	24, // 56: flagforge.admin.v1.FlagService.UpdateFlagConfig:input_type -> flagforge.admin.v1.UpdateFlagConfigRequest
+	26, // 57: flagforge.admin.v1.FlagService.PatchFlagConfig:input_type -> flagforge.admin.v1.PatchFlagConfigRequest
+	27, // 58: flagforge.admin.v1.FlagService.ValidateFlagConfig:input_type -> flagforge.admin.v1.ValidateFlagConfigRequest
+	31, // 59: flagforge.admin.v1.FlagService.EmergencyOffFlag:input_type -> flagforge.admin.v1.EmergencyOffFlagRequest
+	33, // 60: flagforge.admin.v1.FlagService.KillFlag:input_type -> flagforge.admin.v1.KillFlagRequest
+	35, // 61: flagforge.admin.v1.FlagService.ListStaleFlags:input_type -> flagforge.admin.v1.ListStaleFlagsRequest
+	37, // 62: flagforge.admin.v1.FlagService.BulkWrite:input_type -> flagforge.admin.v1.BulkWriteRequest
+	5,  // 63: flagforge.admin.v1.FlagService.CreateFlag:output_type -> flagforge.admin.v1.CreateFlagResponse
+	7,  // 64: flagforge.admin.v1.FlagService.GetFlag:output_type -> flagforge.admin.v1.GetFlagResponse
+	11, // 65: flagforge.admin.v1.FlagService.ListFlags:output_type -> flagforge.admin.v1.ListFlagsResponse
+	13, // 66: flagforge.admin.v1.FlagService.UpdateFlag:output_type -> flagforge.admin.v1.UpdateFlagResponse
+	15, // 67: flagforge.admin.v1.FlagService.ArchiveFlag:output_type -> flagforge.admin.v1.ArchiveFlagResponse
+	17, // 68: flagforge.admin.v1.FlagService.RestoreFlag:output_type -> flagforge.admin.v1.RestoreFlagResponse
+	19, // 69: flagforge.admin.v1.FlagService.DeleteFlag:output_type -> flagforge.admin.v1.DeleteFlagResponse
+	21, // 70: flagforge.admin.v1.FlagService.GetFlagConfig:output_type -> flagforge.admin.v1.GetFlagConfigResponse
+	23, // 71: flagforge.admin.v1.FlagService.ListFlagConfigs:output_type -> flagforge.admin.v1.ListFlagConfigsResponse
+	25, // 72: flagforge.admin.v1.FlagService.UpdateFlagConfig:output_type -> flagforge.admin.v1.UpdateFlagConfigResponse
+	30, // 73: flagforge.admin.v1.FlagService.PatchFlagConfig:output_type -> flagforge.admin.v1.PatchFlagConfigResponse
+	29, // 74: flagforge.admin.v1.FlagService.ValidateFlagConfig:output_type -> flagforge.admin.v1.ValidateFlagConfigResponse
+	32, // 75: flagforge.admin.v1.FlagService.EmergencyOffFlag:output_type -> flagforge.admin.v1.EmergencyOffFlagResponse
+	34, // 76: flagforge.admin.v1.FlagService.KillFlag:output_type -> flagforge.admin.v1.KillFlagResponse
+	36, // 77: flagforge.admin.v1.FlagService.ListStaleFlags:output_type -> flagforge.admin.v1.ListStaleFlagsResponse
+	40, // 78: flagforge.admin.v1.FlagService.BulkWrite:output_type -> flagforge.admin.v1.BulkWriteResponse
+	63, // [63:79] is the sub-list for method output_type
+	47, // [47:63] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_admin_v1_flag_proto_init() }
@@ -3269,6 +3340,7 @@ func file_flagforge_admin_v1_flag_proto_init() {
 		return
 	}
 	file_flagforge_admin_v1_change_request_proto_init()
+	file_flagforge_admin_v1_impact_proto_init()
 	file_flagforge_admin_v1_flag_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -209,6 +209,59 @@ func (GuardrailStatus) EnumDescriptor() ([]byte, []int) {
 	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{2}
 }
 
+// SdkErrorsMeasure is what an sdk_errors guardrail compares with its threshold.
+type SdkErrorsMeasure int32
+
+const (
+	// RATIO (the default).
+	SdkErrorsMeasure_SDK_ERRORS_MEASURE_UNSPECIFIED SdkErrorsMeasure = 0
+	// Errors divided by evaluations in the window (e.g. 0.05: 5%).
+	SdkErrorsMeasure_SDK_ERRORS_MEASURE_RATIO SdkErrorsMeasure = 1
+	// The number of errors in the window.
+	SdkErrorsMeasure_SDK_ERRORS_MEASURE_COUNT SdkErrorsMeasure = 2
+)
+
+// Enum value maps for SdkErrorsMeasure.
+var (
+	SdkErrorsMeasure_name = map[int32]string{
+		0: "SDK_ERRORS_MEASURE_UNSPECIFIED",
+		1: "SDK_ERRORS_MEASURE_RATIO",
+		2: "SDK_ERRORS_MEASURE_COUNT",
+	}
+	SdkErrorsMeasure_value = map[string]int32{
+		"SDK_ERRORS_MEASURE_UNSPECIFIED": 0,
+		"SDK_ERRORS_MEASURE_RATIO":       1,
+		"SDK_ERRORS_MEASURE_COUNT":       2,
+	}
+)
+
+func (x SdkErrorsMeasure) Enum() *SdkErrorsMeasure {
+	p := new(SdkErrorsMeasure)
+	*p = x
+	return p
+}
+
+func (x SdkErrorsMeasure) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SdkErrorsMeasure) Descriptor() protoreflect.EnumDescriptor {
+	return file_flagforge_admin_v1_release_plan_proto_enumTypes[3].Descriptor()
+}
+
+func (SdkErrorsMeasure) Type() protoreflect.EnumType {
+	return &file_flagforge_admin_v1_release_plan_proto_enumTypes[3]
+}
+
+func (x SdkErrorsMeasure) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SdkErrorsMeasure.Descriptor instead.
+func (SdkErrorsMeasure) EnumDescriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{3}
+}
+
 // ReleaseStep is one step of a plan: the flag's default rule serves this
 // distribution (and the flag is on) for at least min_duration.
 type ReleaseStep struct {
@@ -316,6 +369,77 @@ func (x *PromQLCheck) GetQuery() string {
 	return ""
 }
 
+// SdkErrorsCheck measures the errors that SDKs and evaluators report for the
+// plan's flag in the usage reports (EvaluationCount.errors): errors the
+// application reported against a variant (the Go SDK's Client.ReportError, the
+// OpenFeature error hook, the browser SDK's reportError) and evaluations that
+// failed. Usage is counted per minute, so the window is rounded up to whole
+// minutes (the minute in progress included); evaluators report every
+// FLAGFORGE_USAGE_INTERVAL, which delays what the check sees by up to that much.
+type SdkErrorsCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The variant whose errors are measured; "" measures the whole flag (every
+	// variant, and evaluations that failed).
+	Variant string           `protobuf:"bytes,1,opt,name=variant,proto3" json:"variant,omitempty"`
+	Measure SdkErrorsMeasure `protobuf:"varint,2,opt,name=measure,proto3,enum=flagforge.admin.v1.SdkErrorsMeasure" json:"measure,omitempty"`
+	// Fewer evaluations of the variant than this in the window and the check
+	// holds (value 0): too little traffic to judge (0..1,000,000,000).
+	MinEvaluations int64 `protobuf:"varint,3,opt,name=min_evaluations,json=minEvaluations,proto3" json:"min_evaluations,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SdkErrorsCheck) Reset() {
+	*x = SdkErrorsCheck{}
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SdkErrorsCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SdkErrorsCheck) ProtoMessage() {}
+
+func (x *SdkErrorsCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SdkErrorsCheck.ProtoReflect.Descriptor instead.
+func (*SdkErrorsCheck) Descriptor() ([]byte, []int) {
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SdkErrorsCheck) GetVariant() string {
+	if x != nil {
+		return x.Variant
+	}
+	return ""
+}
+
+func (x *SdkErrorsCheck) GetMeasure() SdkErrorsMeasure {
+	if x != nil {
+		return x.Measure
+	}
+	return SdkErrorsMeasure_SDK_ERRORS_MEASURE_UNSPECIFIED
+}
+
+func (x *SdkErrorsCheck) GetMinEvaluations() int64 {
+	if x != nil {
+		return x.MinEvaluations
+	}
+	return 0
+}
+
 // Guardrail is a check evaluated before each step and continuously while the
 // plan runs: a value above threshold is a breach.
 type Guardrail struct {
@@ -325,6 +449,7 @@ type Guardrail struct {
 	// Types that are valid to be assigned to Check:
 	//
 	//	*Guardrail_Promql
+	//	*Guardrail_SdkErrors
 	Check     isGuardrail_Check `protobuf_oneof:"check"`
 	Threshold float64           `protobuf:"fixed64,4,opt,name=threshold,proto3" json:"threshold,omitempty"`
 	// The look-back window (1s..1d).
@@ -335,7 +460,7 @@ type Guardrail struct {
 
 func (x *Guardrail) Reset() {
 	*x = Guardrail{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[2]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -347,7 +472,7 @@ func (x *Guardrail) String() string {
 func (*Guardrail) ProtoMessage() {}
 
 func (x *Guardrail) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[2]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -360,7 +485,7 @@ func (x *Guardrail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Guardrail.ProtoReflect.Descriptor instead.
 func (*Guardrail) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{2}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Guardrail) GetName() string {
@@ -381,6 +506,15 @@ func (x *Guardrail) GetPromql() *PromQLCheck {
 	if x != nil {
 		if x, ok := x.Check.(*Guardrail_Promql); ok {
 			return x.Promql
+		}
+	}
+	return nil
+}
+
+func (x *Guardrail) GetSdkErrors() *SdkErrorsCheck {
+	if x != nil {
+		if x, ok := x.Check.(*Guardrail_SdkErrors); ok {
+			return x.SdkErrors
 		}
 	}
 	return nil
@@ -408,7 +542,13 @@ type Guardrail_Promql struct {
 	Promql *PromQLCheck `protobuf:"bytes,2,opt,name=promql,proto3,oneof"`
 }
 
+type Guardrail_SdkErrors struct {
+	SdkErrors *SdkErrorsCheck `protobuf:"bytes,3,opt,name=sdk_errors,json=sdkErrors,proto3,oneof"`
+}
+
 func (*Guardrail_Promql) isGuardrail_Check() {}
+
+func (*Guardrail_SdkErrors) isGuardrail_Check() {}
 
 // GuardrailState is what the control plane last saw of one guardrail (output only).
 type GuardrailState struct {
@@ -425,7 +565,7 @@ type GuardrailState struct {
 
 func (x *GuardrailState) Reset() {
 	*x = GuardrailState{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[3]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +577,7 @@ func (x *GuardrailState) String() string {
 func (*GuardrailState) ProtoMessage() {}
 
 func (x *GuardrailState) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[3]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +590,7 @@ func (x *GuardrailState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GuardrailState.ProtoReflect.Descriptor instead.
 func (*GuardrailState) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{3}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GuardrailState) GetName() string {
@@ -502,7 +642,7 @@ type ReleasePlanChange struct {
 
 func (x *ReleasePlanChange) Reset() {
 	*x = ReleasePlanChange{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[4]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +654,7 @@ func (x *ReleasePlanChange) String() string {
 func (*ReleasePlanChange) ProtoMessage() {}
 
 func (x *ReleasePlanChange) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[4]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +667,7 @@ func (x *ReleasePlanChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasePlanChange.ProtoReflect.Descriptor instead.
 func (*ReleasePlanChange) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{4}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReleasePlanChange) GetFlag() string {
@@ -598,7 +738,7 @@ type ReleasePlan struct {
 
 func (x *ReleasePlan) Reset() {
 	*x = ReleasePlan{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[5]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +750,7 @@ func (x *ReleasePlan) String() string {
 func (*ReleasePlan) ProtoMessage() {}
 
 func (x *ReleasePlan) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[5]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +763,7 @@ func (x *ReleasePlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasePlan.ProtoReflect.Descriptor instead.
 func (*ReleasePlan) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{5}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReleasePlan) GetId() string {
@@ -783,7 +923,7 @@ type CreateReleasePlanRequest struct {
 
 func (x *CreateReleasePlanRequest) Reset() {
 	*x = CreateReleasePlanRequest{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[6]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -795,7 +935,7 @@ func (x *CreateReleasePlanRequest) String() string {
 func (*CreateReleasePlanRequest) ProtoMessage() {}
 
 func (x *CreateReleasePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[6]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -808,7 +948,7 @@ func (x *CreateReleasePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReleasePlanRequest.ProtoReflect.Descriptor instead.
 func (*CreateReleasePlanRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{6}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateReleasePlanRequest) GetOrg() string {
@@ -885,7 +1025,7 @@ type CreateReleasePlanResponse struct {
 
 func (x *CreateReleasePlanResponse) Reset() {
 	*x = CreateReleasePlanResponse{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[7]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +1037,7 @@ func (x *CreateReleasePlanResponse) String() string {
 func (*CreateReleasePlanResponse) ProtoMessage() {}
 
 func (x *CreateReleasePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[7]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +1050,7 @@ func (x *CreateReleasePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateReleasePlanResponse.ProtoReflect.Descriptor instead.
 func (*CreateReleasePlanResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{7}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateReleasePlanResponse) GetReleasePlan() *ReleasePlan {
@@ -938,7 +1078,7 @@ type ChangeRequestRef struct {
 
 func (x *ChangeRequestRef) Reset() {
 	*x = ChangeRequestRef{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[8]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1090,7 @@ func (x *ChangeRequestRef) String() string {
 func (*ChangeRequestRef) ProtoMessage() {}
 
 func (x *ChangeRequestRef) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[8]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1103,7 @@ func (x *ChangeRequestRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeRequestRef.ProtoReflect.Descriptor instead.
 func (*ChangeRequestRef) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{8}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ChangeRequestRef) GetId() string {
@@ -992,7 +1132,7 @@ type GetReleasePlanRequest struct {
 
 func (x *GetReleasePlanRequest) Reset() {
 	*x = GetReleasePlanRequest{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[9]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1004,7 +1144,7 @@ func (x *GetReleasePlanRequest) String() string {
 func (*GetReleasePlanRequest) ProtoMessage() {}
 
 func (x *GetReleasePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[9]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1017,7 +1157,7 @@ func (x *GetReleasePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReleasePlanRequest.ProtoReflect.Descriptor instead.
 func (*GetReleasePlanRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{9}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetReleasePlanRequest) GetOrg() string {
@@ -1057,7 +1197,7 @@ type GetReleasePlanResponse struct {
 
 func (x *GetReleasePlanResponse) Reset() {
 	*x = GetReleasePlanResponse{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[10]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1209,7 @@ func (x *GetReleasePlanResponse) String() string {
 func (*GetReleasePlanResponse) ProtoMessage() {}
 
 func (x *GetReleasePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[10]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1222,7 @@ func (x *GetReleasePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReleasePlanResponse.ProtoReflect.Descriptor instead.
 func (*GetReleasePlanResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{10}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetReleasePlanResponse) GetReleasePlan() *ReleasePlan {
@@ -1109,7 +1249,7 @@ type ListReleasePlansRequest struct {
 
 func (x *ListReleasePlansRequest) Reset() {
 	*x = ListReleasePlansRequest{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[11]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1261,7 @@ func (x *ListReleasePlansRequest) String() string {
 func (*ListReleasePlansRequest) ProtoMessage() {}
 
 func (x *ListReleasePlansRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[11]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1274,7 @@ func (x *ListReleasePlansRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasePlansRequest.ProtoReflect.Descriptor instead.
 func (*ListReleasePlansRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{11}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListReleasePlansRequest) GetOrg() string {
@@ -1196,7 +1336,7 @@ type ListReleasePlansResponse struct {
 
 func (x *ListReleasePlansResponse) Reset() {
 	*x = ListReleasePlansResponse{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[12]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1348,7 @@ func (x *ListReleasePlansResponse) String() string {
 func (*ListReleasePlansResponse) ProtoMessage() {}
 
 func (x *ListReleasePlansResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[12]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1361,7 @@ func (x *ListReleasePlansResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReleasePlansResponse.ProtoReflect.Descriptor instead.
 func (*ListReleasePlansResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{12}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListReleasePlansResponse) GetReleasePlans() []*ReleasePlan {
@@ -1256,7 +1396,7 @@ type UpdateReleasePlanRequest struct {
 
 func (x *UpdateReleasePlanRequest) Reset() {
 	*x = UpdateReleasePlanRequest{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[13]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1408,7 @@ func (x *UpdateReleasePlanRequest) String() string {
 func (*UpdateReleasePlanRequest) ProtoMessage() {}
 
 func (x *UpdateReleasePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[13]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1421,7 @@ func (x *UpdateReleasePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateReleasePlanRequest.ProtoReflect.Descriptor instead.
 func (*UpdateReleasePlanRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{13}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateReleasePlanRequest) GetOrg() string {
@@ -1357,7 +1497,7 @@ type UpdateReleasePlanResponse struct {
 
 func (x *UpdateReleasePlanResponse) Reset() {
 	*x = UpdateReleasePlanResponse{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[14]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1369,7 +1509,7 @@ func (x *UpdateReleasePlanResponse) String() string {
 func (*UpdateReleasePlanResponse) ProtoMessage() {}
 
 func (x *UpdateReleasePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[14]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1382,7 +1522,7 @@ func (x *UpdateReleasePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateReleasePlanResponse.ProtoReflect.Descriptor instead.
 func (*UpdateReleasePlanResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{14}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateReleasePlanResponse) GetReleasePlan() *ReleasePlan {
@@ -1412,7 +1552,7 @@ type StartReleasePlanRequest struct {
 
 func (x *StartReleasePlanRequest) Reset() {
 	*x = StartReleasePlanRequest{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[15]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1424,7 +1564,7 @@ func (x *StartReleasePlanRequest) String() string {
 func (*StartReleasePlanRequest) ProtoMessage() {}
 
 func (x *StartReleasePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[15]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1437,7 +1577,7 @@ func (x *StartReleasePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartReleasePlanRequest.ProtoReflect.Descriptor instead.
 func (*StartReleasePlanRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{15}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StartReleasePlanRequest) GetOrg() string {
@@ -1484,7 +1624,7 @@ type StartReleasePlanResponse struct {
 
 func (x *StartReleasePlanResponse) Reset() {
 	*x = StartReleasePlanResponse{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[16]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1636,7 @@ func (x *StartReleasePlanResponse) String() string {
 func (*StartReleasePlanResponse) ProtoMessage() {}
 
 func (x *StartReleasePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[16]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1649,7 @@ func (x *StartReleasePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartReleasePlanResponse.ProtoReflect.Descriptor instead.
 func (*StartReleasePlanResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{16}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StartReleasePlanResponse) GetReleasePlan() *ReleasePlan {
@@ -1532,7 +1672,7 @@ type PauseReleasePlanRequest struct {
 
 func (x *PauseReleasePlanRequest) Reset() {
 	*x = PauseReleasePlanRequest{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[17]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1544,7 +1684,7 @@ func (x *PauseReleasePlanRequest) String() string {
 func (*PauseReleasePlanRequest) ProtoMessage() {}
 
 func (x *PauseReleasePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[17]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1557,7 +1697,7 @@ func (x *PauseReleasePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseReleasePlanRequest.ProtoReflect.Descriptor instead.
 func (*PauseReleasePlanRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{17}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PauseReleasePlanRequest) GetOrg() string {
@@ -1604,7 +1744,7 @@ type PauseReleasePlanResponse struct {
 
 func (x *PauseReleasePlanResponse) Reset() {
 	*x = PauseReleasePlanResponse{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[18]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1756,7 @@ func (x *PauseReleasePlanResponse) String() string {
 func (*PauseReleasePlanResponse) ProtoMessage() {}
 
 func (x *PauseReleasePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[18]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1769,7 @@ func (x *PauseReleasePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseReleasePlanResponse.ProtoReflect.Descriptor instead.
 func (*PauseReleasePlanResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{18}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PauseReleasePlanResponse) GetReleasePlan() *ReleasePlan {
@@ -1652,7 +1792,7 @@ type ResumeReleasePlanRequest struct {
 
 func (x *ResumeReleasePlanRequest) Reset() {
 	*x = ResumeReleasePlanRequest{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[19]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1664,7 +1804,7 @@ func (x *ResumeReleasePlanRequest) String() string {
 func (*ResumeReleasePlanRequest) ProtoMessage() {}
 
 func (x *ResumeReleasePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[19]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1677,7 +1817,7 @@ func (x *ResumeReleasePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeReleasePlanRequest.ProtoReflect.Descriptor instead.
 func (*ResumeReleasePlanRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{19}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ResumeReleasePlanRequest) GetOrg() string {
@@ -1724,7 +1864,7 @@ type ResumeReleasePlanResponse struct {
 
 func (x *ResumeReleasePlanResponse) Reset() {
 	*x = ResumeReleasePlanResponse{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[20]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1736,7 +1876,7 @@ func (x *ResumeReleasePlanResponse) String() string {
 func (*ResumeReleasePlanResponse) ProtoMessage() {}
 
 func (x *ResumeReleasePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[20]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1749,7 +1889,7 @@ func (x *ResumeReleasePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeReleasePlanResponse.ProtoReflect.Descriptor instead.
 func (*ResumeReleasePlanResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{20}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResumeReleasePlanResponse) GetReleasePlan() *ReleasePlan {
@@ -1772,7 +1912,7 @@ type RollbackReleasePlanRequest struct {
 
 func (x *RollbackReleasePlanRequest) Reset() {
 	*x = RollbackReleasePlanRequest{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[21]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +1924,7 @@ func (x *RollbackReleasePlanRequest) String() string {
 func (*RollbackReleasePlanRequest) ProtoMessage() {}
 
 func (x *RollbackReleasePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[21]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +1937,7 @@ func (x *RollbackReleasePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackReleasePlanRequest.ProtoReflect.Descriptor instead.
 func (*RollbackReleasePlanRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{21}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RollbackReleasePlanRequest) GetOrg() string {
@@ -1844,7 +1984,7 @@ type RollbackReleasePlanResponse struct {
 
 func (x *RollbackReleasePlanResponse) Reset() {
 	*x = RollbackReleasePlanResponse{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[22]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1856,7 +1996,7 @@ func (x *RollbackReleasePlanResponse) String() string {
 func (*RollbackReleasePlanResponse) ProtoMessage() {}
 
 func (x *RollbackReleasePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[22]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1869,7 +2009,7 @@ func (x *RollbackReleasePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackReleasePlanResponse.ProtoReflect.Descriptor instead.
 func (*RollbackReleasePlanResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{22}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RollbackReleasePlanResponse) GetReleasePlan() *ReleasePlan {
@@ -1892,7 +2032,7 @@ type CancelReleasePlanRequest struct {
 
 func (x *CancelReleasePlanRequest) Reset() {
 	*x = CancelReleasePlanRequest{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[23]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1904,7 +2044,7 @@ func (x *CancelReleasePlanRequest) String() string {
 func (*CancelReleasePlanRequest) ProtoMessage() {}
 
 func (x *CancelReleasePlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[23]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1917,7 +2057,7 @@ func (x *CancelReleasePlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelReleasePlanRequest.ProtoReflect.Descriptor instead.
 func (*CancelReleasePlanRequest) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{23}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CancelReleasePlanRequest) GetOrg() string {
@@ -1964,7 +2104,7 @@ type CancelReleasePlanResponse struct {
 
 func (x *CancelReleasePlanResponse) Reset() {
 	*x = CancelReleasePlanResponse{}
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[24]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1976,7 +2116,7 @@ func (x *CancelReleasePlanResponse) String() string {
 func (*CancelReleasePlanResponse) ProtoMessage() {}
 
 func (x *CancelReleasePlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[24]
+	mi := &file_flagforge_admin_v1_release_plan_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1989,7 +2129,7 @@ func (x *CancelReleasePlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelReleasePlanResponse.ProtoReflect.Descriptor instead.
 func (*CancelReleasePlanResponse) Descriptor() ([]byte, []int) {
-	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{24}
+	return file_flagforge_admin_v1_release_plan_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CancelReleasePlanResponse) GetReleasePlan() *ReleasePlan {
@@ -2008,10 +2148,16 @@ const file_flagforge_admin_v1_release_plan_proto_rawDesc = "" +
 	"\aweights\x18\x01 \x03(\v2&.flagforge.manifest.v1.WeightedVariantR\aweights\x12<\n" +
 	"\fmin_duration\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\vminDuration\"#\n" +
 	"\vPromQLCheck\x12\x14\n" +
-	"\x05query\x18\x01 \x01(\tR\x05query\"\xb4\x01\n" +
+	"\x05query\x18\x01 \x01(\tR\x05query\"\x93\x01\n" +
+	"\x0eSdkErrorsCheck\x12\x18\n" +
+	"\avariant\x18\x01 \x01(\tR\avariant\x12>\n" +
+	"\ameasure\x18\x02 \x01(\x0e2$.flagforge.admin.v1.SdkErrorsMeasureR\ameasure\x12'\n" +
+	"\x0fmin_evaluations\x18\x03 \x01(\x03R\x0eminEvaluations\"\xf9\x01\n" +
 	"\tGuardrail\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x129\n" +
-	"\x06promql\x18\x02 \x01(\v2\x1f.flagforge.admin.v1.PromQLCheckH\x00R\x06promql\x12\x1c\n" +
+	"\x06promql\x18\x02 \x01(\v2\x1f.flagforge.admin.v1.PromQLCheckH\x00R\x06promql\x12C\n" +
+	"\n" +
+	"sdk_errors\x18\x03 \x01(\v2\".flagforge.admin.v1.SdkErrorsCheckH\x00R\tsdkErrors\x12\x1c\n" +
 	"\tthreshold\x18\x04 \x01(\x01R\tthreshold\x121\n" +
 	"\x06window\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x06windowB\a\n" +
 	"\x05check\"\xe0\x01\n" +
@@ -2165,7 +2311,11 @@ const file_flagforge_admin_v1_release_plan_proto_rawDesc = "" +
 	"\x18GUARDRAIL_STATUS_PENDING\x10\x01\x12\x17\n" +
 	"\x13GUARDRAIL_STATUS_OK\x10\x02\x12\x1d\n" +
 	"\x19GUARDRAIL_STATUS_BREACHED\x10\x03\x12\x1a\n" +
-	"\x16GUARDRAIL_STATUS_ERROR\x10\x042\x8a\b\n" +
+	"\x16GUARDRAIL_STATUS_ERROR\x10\x04*r\n" +
+	"\x10SdkErrorsMeasure\x12\"\n" +
+	"\x1eSDK_ERRORS_MEASURE_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18SDK_ERRORS_MEASURE_RATIO\x10\x01\x12\x1c\n" +
+	"\x18SDK_ERRORS_MEASURE_COUNT\x10\x022\x8a\b\n" +
 	"\x12ReleasePlanService\x12p\n" +
 	"\x11CreateReleasePlan\x12,.flagforge.admin.v1.CreateReleasePlanRequest\x1a-.flagforge.admin.v1.CreateReleasePlanResponse\x12g\n" +
 	"\x0eGetReleasePlan\x12).flagforge.admin.v1.GetReleasePlanRequest\x1a*.flagforge.admin.v1.GetReleasePlanResponse\x12m\n" +
@@ -2190,103 +2340,107 @@ func file_flagforge_admin_v1_release_plan_proto_rawDescGZIP() []byte {
 	return file_flagforge_admin_v1_release_plan_proto_rawDescData
 }
 
-var file_flagforge_admin_v1_release_plan_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_flagforge_admin_v1_release_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_flagforge_admin_v1_release_plan_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_flagforge_admin_v1_release_plan_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_flagforge_admin_v1_release_plan_proto_goTypes = []any{
 	(ReleasePlanState)(0),               // 0: flagforge.admin.v1.ReleasePlanState
 	(BreachAction)(0),                   // 1: flagforge.admin.v1.BreachAction
 	(GuardrailStatus)(0),                // 2: flagforge.admin.v1.GuardrailStatus
-	(*ReleaseStep)(nil),                 // 3: flagforge.admin.v1.ReleaseStep
-	(*PromQLCheck)(nil),                 // 4: flagforge.admin.v1.PromQLCheck
-	(*Guardrail)(nil),                   // 5: flagforge.admin.v1.Guardrail
-	(*GuardrailState)(nil),              // 6: flagforge.admin.v1.GuardrailState
-	(*ReleasePlanChange)(nil),           // 7: flagforge.admin.v1.ReleasePlanChange
-	(*ReleasePlan)(nil),                 // 8: flagforge.admin.v1.ReleasePlan
-	(*CreateReleasePlanRequest)(nil),    // 9: flagforge.admin.v1.CreateReleasePlanRequest
-	(*CreateReleasePlanResponse)(nil),   // 10: flagforge.admin.v1.CreateReleasePlanResponse
-	(*ChangeRequestRef)(nil),            // 11: flagforge.admin.v1.ChangeRequestRef
-	(*GetReleasePlanRequest)(nil),       // 12: flagforge.admin.v1.GetReleasePlanRequest
-	(*GetReleasePlanResponse)(nil),      // 13: flagforge.admin.v1.GetReleasePlanResponse
-	(*ListReleasePlansRequest)(nil),     // 14: flagforge.admin.v1.ListReleasePlansRequest
-	(*ListReleasePlansResponse)(nil),    // 15: flagforge.admin.v1.ListReleasePlansResponse
-	(*UpdateReleasePlanRequest)(nil),    // 16: flagforge.admin.v1.UpdateReleasePlanRequest
-	(*UpdateReleasePlanResponse)(nil),   // 17: flagforge.admin.v1.UpdateReleasePlanResponse
-	(*StartReleasePlanRequest)(nil),     // 18: flagforge.admin.v1.StartReleasePlanRequest
-	(*StartReleasePlanResponse)(nil),    // 19: flagforge.admin.v1.StartReleasePlanResponse
-	(*PauseReleasePlanRequest)(nil),     // 20: flagforge.admin.v1.PauseReleasePlanRequest
-	(*PauseReleasePlanResponse)(nil),    // 21: flagforge.admin.v1.PauseReleasePlanResponse
-	(*ResumeReleasePlanRequest)(nil),    // 22: flagforge.admin.v1.ResumeReleasePlanRequest
-	(*ResumeReleasePlanResponse)(nil),   // 23: flagforge.admin.v1.ResumeReleasePlanResponse
-	(*RollbackReleasePlanRequest)(nil),  // 24: flagforge.admin.v1.RollbackReleasePlanRequest
-	(*RollbackReleasePlanResponse)(nil), // 25: flagforge.admin.v1.RollbackReleasePlanResponse
-	(*CancelReleasePlanRequest)(nil),    // 26: flagforge.admin.v1.CancelReleasePlanRequest
-	(*CancelReleasePlanResponse)(nil),   // 27: flagforge.admin.v1.CancelReleasePlanResponse
-	(*v1.WeightedVariant)(nil),          // 28: flagforge.manifest.v1.WeightedVariant
-	(*durationpb.Duration)(nil),         // 29: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),       // 30: google.protobuf.Timestamp
-	(*v1.FlagConfig)(nil),               // 31: flagforge.manifest.v1.FlagConfig
+	(SdkErrorsMeasure)(0),               // 3: flagforge.admin.v1.SdkErrorsMeasure
+	(*ReleaseStep)(nil),                 // 4: flagforge.admin.v1.ReleaseStep
+	(*PromQLCheck)(nil),                 // 5: flagforge.admin.v1.PromQLCheck
+	(*SdkErrorsCheck)(nil),              // 6: flagforge.admin.v1.SdkErrorsCheck
+	(*Guardrail)(nil),                   // 7: flagforge.admin.v1.Guardrail
+	(*GuardrailState)(nil),              // 8: flagforge.admin.v1.GuardrailState
+	(*ReleasePlanChange)(nil),           // 9: flagforge.admin.v1.ReleasePlanChange
+	(*ReleasePlan)(nil),                 // 10: flagforge.admin.v1.ReleasePlan
+	(*CreateReleasePlanRequest)(nil),    // 11: flagforge.admin.v1.CreateReleasePlanRequest
+	(*CreateReleasePlanResponse)(nil),   // 12: flagforge.admin.v1.CreateReleasePlanResponse
+	(*ChangeRequestRef)(nil),            // 13: flagforge.admin.v1.ChangeRequestRef
+	(*GetReleasePlanRequest)(nil),       // 14: flagforge.admin.v1.GetReleasePlanRequest
+	(*GetReleasePlanResponse)(nil),      // 15: flagforge.admin.v1.GetReleasePlanResponse
+	(*ListReleasePlansRequest)(nil),     // 16: flagforge.admin.v1.ListReleasePlansRequest
+	(*ListReleasePlansResponse)(nil),    // 17: flagforge.admin.v1.ListReleasePlansResponse
+	(*UpdateReleasePlanRequest)(nil),    // 18: flagforge.admin.v1.UpdateReleasePlanRequest
+	(*UpdateReleasePlanResponse)(nil),   // 19: flagforge.admin.v1.UpdateReleasePlanResponse
+	(*StartReleasePlanRequest)(nil),     // 20: flagforge.admin.v1.StartReleasePlanRequest
+	(*StartReleasePlanResponse)(nil),    // 21: flagforge.admin.v1.StartReleasePlanResponse
+	(*PauseReleasePlanRequest)(nil),     // 22: flagforge.admin.v1.PauseReleasePlanRequest
+	(*PauseReleasePlanResponse)(nil),    // 23: flagforge.admin.v1.PauseReleasePlanResponse
+	(*ResumeReleasePlanRequest)(nil),    // 24: flagforge.admin.v1.ResumeReleasePlanRequest
+	(*ResumeReleasePlanResponse)(nil),   // 25: flagforge.admin.v1.ResumeReleasePlanResponse
+	(*RollbackReleasePlanRequest)(nil),  // 26: flagforge.admin.v1.RollbackReleasePlanRequest
+	(*RollbackReleasePlanResponse)(nil), // 27: flagforge.admin.v1.RollbackReleasePlanResponse
+	(*CancelReleasePlanRequest)(nil),    // 28: flagforge.admin.v1.CancelReleasePlanRequest
+	(*CancelReleasePlanResponse)(nil),   // 29: flagforge.admin.v1.CancelReleasePlanResponse
+	(*v1.WeightedVariant)(nil),          // 30: flagforge.manifest.v1.WeightedVariant
+	(*durationpb.Duration)(nil),         // 31: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),       // 32: google.protobuf.Timestamp
+	(*v1.FlagConfig)(nil),               // 33: flagforge.manifest.v1.FlagConfig
 }
 var file_flagforge_admin_v1_release_plan_proto_depIdxs = []int32{
-	28, // 0: flagforge.admin.v1.ReleaseStep.weights:type_name -> flagforge.manifest.v1.WeightedVariant
-	29, // 1: flagforge.admin.v1.ReleaseStep.min_duration:type_name -> google.protobuf.Duration
-	4,  // 2: flagforge.admin.v1.Guardrail.promql:type_name -> flagforge.admin.v1.PromQLCheck
-	29, // 3: flagforge.admin.v1.Guardrail.window:type_name -> google.protobuf.Duration
-	2,  // 4: flagforge.admin.v1.GuardrailState.status:type_name -> flagforge.admin.v1.GuardrailStatus
-	30, // 5: flagforge.admin.v1.GuardrailState.last_evaluate_time:type_name -> google.protobuf.Timestamp
-	3,  // 6: flagforge.admin.v1.ReleasePlanChange.steps:type_name -> flagforge.admin.v1.ReleaseStep
-	5,  // 7: flagforge.admin.v1.ReleasePlanChange.guardrails:type_name -> flagforge.admin.v1.Guardrail
-	1,  // 8: flagforge.admin.v1.ReleasePlanChange.breach_action:type_name -> flagforge.admin.v1.BreachAction
-	3,  // 9: flagforge.admin.v1.ReleasePlan.steps:type_name -> flagforge.admin.v1.ReleaseStep
-	5,  // 10: flagforge.admin.v1.ReleasePlan.guardrails:type_name -> flagforge.admin.v1.Guardrail
-	1,  // 11: flagforge.admin.v1.ReleasePlan.breach_action:type_name -> flagforge.admin.v1.BreachAction
-	0,  // 12: flagforge.admin.v1.ReleasePlan.state:type_name -> flagforge.admin.v1.ReleasePlanState
-	30, // 13: flagforge.admin.v1.ReleasePlan.step_apply_time:type_name -> google.protobuf.Timestamp
-	30, // 14: flagforge.admin.v1.ReleasePlan.next_step_time:type_name -> google.protobuf.Timestamp
-	6,  // 15: flagforge.admin.v1.ReleasePlan.guardrail_states:type_name -> flagforge.admin.v1.GuardrailState
-	30, // 16: flagforge.admin.v1.ReleasePlan.create_time:type_name -> google.protobuf.Timestamp
-	30, // 17: flagforge.admin.v1.ReleasePlan.update_time:type_name -> google.protobuf.Timestamp
-	31, // 18: flagforge.admin.v1.ReleasePlan.start_config:type_name -> flagforge.manifest.v1.FlagConfig
-	3,  // 19: flagforge.admin.v1.CreateReleasePlanRequest.steps:type_name -> flagforge.admin.v1.ReleaseStep
-	5,  // 20: flagforge.admin.v1.CreateReleasePlanRequest.guardrails:type_name -> flagforge.admin.v1.Guardrail
-	1,  // 21: flagforge.admin.v1.CreateReleasePlanRequest.breach_action:type_name -> flagforge.admin.v1.BreachAction
-	8,  // 22: flagforge.admin.v1.CreateReleasePlanResponse.release_plan:type_name -> flagforge.admin.v1.ReleasePlan
-	11, // 23: flagforge.admin.v1.CreateReleasePlanResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequestRef
-	8,  // 24: flagforge.admin.v1.GetReleasePlanResponse.release_plan:type_name -> flagforge.admin.v1.ReleasePlan
-	0,  // 25: flagforge.admin.v1.ListReleasePlansRequest.state:type_name -> flagforge.admin.v1.ReleasePlanState
-	8,  // 26: flagforge.admin.v1.ListReleasePlansResponse.release_plans:type_name -> flagforge.admin.v1.ReleasePlan
-	3,  // 27: flagforge.admin.v1.UpdateReleasePlanRequest.steps:type_name -> flagforge.admin.v1.ReleaseStep
-	5,  // 28: flagforge.admin.v1.UpdateReleasePlanRequest.guardrails:type_name -> flagforge.admin.v1.Guardrail
-	1,  // 29: flagforge.admin.v1.UpdateReleasePlanRequest.breach_action:type_name -> flagforge.admin.v1.BreachAction
-	8,  // 30: flagforge.admin.v1.UpdateReleasePlanResponse.release_plan:type_name -> flagforge.admin.v1.ReleasePlan
-	11, // 31: flagforge.admin.v1.UpdateReleasePlanResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequestRef
-	8,  // 32: flagforge.admin.v1.StartReleasePlanResponse.release_plan:type_name -> flagforge.admin.v1.ReleasePlan
-	8,  // 33: flagforge.admin.v1.PauseReleasePlanResponse.release_plan:type_name -> flagforge.admin.v1.ReleasePlan
-	8,  // 34: flagforge.admin.v1.ResumeReleasePlanResponse.release_plan:type_name -> flagforge.admin.v1.ReleasePlan
-	8,  // 35: flagforge.admin.v1.RollbackReleasePlanResponse.release_plan:type_name -> flagforge.admin.v1.ReleasePlan
-	8,  // 36: flagforge.admin.v1.CancelReleasePlanResponse.release_plan:type_name -> flagforge.admin.v1.ReleasePlan
-	9,  // 37: flagforge.admin.v1.ReleasePlanService.CreateReleasePlan:input_type -> flagforge.admin.v1.CreateReleasePlanRequest
-	12, // 38: flagforge.admin.v1.ReleasePlanService.GetReleasePlan:input_type -> flagforge.admin.v1.GetReleasePlanRequest
-	14, // 39: flagforge.admin.v1.ReleasePlanService.ListReleasePlans:input_type -> flagforge.admin.v1.ListReleasePlansRequest
-	16, // 40: flagforge.admin.v1.ReleasePlanService.UpdateReleasePlan:input_type -> flagforge.admin.v1.UpdateReleasePlanRequest
-	18, // 41: flagforge.admin.v1.ReleasePlanService.StartReleasePlan:input_type -> flagforge.admin.v1.StartReleasePlanRequest
-	20, // 42: flagforge.admin.v1.ReleasePlanService.PauseReleasePlan:input_type -> flagforge.admin.v1.PauseReleasePlanRequest
-	22, // 43: flagforge.admin.v1.ReleasePlanService.ResumeReleasePlan:input_type -> flagforge.admin.v1.ResumeReleasePlanRequest
-	24, // 44: flagforge.admin.v1.ReleasePlanService.RollbackReleasePlan:input_type -> flagforge.admin.v1.RollbackReleasePlanRequest
-	26, // 45: flagforge.admin.v1.ReleasePlanService.CancelReleasePlan:input_type -> flagforge.admin.v1.CancelReleasePlanRequest
-	10, // 46: flagforge.admin.v1.ReleasePlanService.CreateReleasePlan:output_type -> flagforge.admin.v1.CreateReleasePlanResponse
-	13, // 47: flagforge.admin.v1.ReleasePlanService.GetReleasePlan:output_type -> flagforge.admin.v1.GetReleasePlanResponse
-	15, // 48: flagforge.admin.v1.ReleasePlanService.ListReleasePlans:output_type -> flagforge.admin.v1.ListReleasePlansResponse
-	17, // 49: flagforge.admin.v1.ReleasePlanService.UpdateReleasePlan:output_type -> flagforge.admin.v1.UpdateReleasePlanResponse
-	19, // 50: flagforge.admin.v1.ReleasePlanService.StartReleasePlan:output_type -> flagforge.admin.v1.StartReleasePlanResponse
-	21, // 51: flagforge.admin.v1.ReleasePlanService.PauseReleasePlan:output_type -> flagforge.admin.v1.PauseReleasePlanResponse
-	23, // 52: flagforge.admin.v1.ReleasePlanService.ResumeReleasePlan:output_type -> flagforge.admin.v1.ResumeReleasePlanResponse
-	25, // 53: flagforge.admin.v1.ReleasePlanService.RollbackReleasePlan:output_type -> flagforge.admin.v1.RollbackReleasePlanResponse
-	27, // 54: flagforge.admin.v1.ReleasePlanService.CancelReleasePlan:output_type -> flagforge.admin.v1.CancelReleasePlanResponse
-	46, // [46:55] is the sub-list for method output_type
-	37, // [37:46] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	30, // 0: flagforge.admin.v1.ReleaseStep.weights:type_name -> flagforge.manifest.v1.WeightedVariant
+	31, // 1: flagforge.admin.v1.ReleaseStep.min_duration:type_name -> google.protobuf.Duration
+	3,  // 2: flagforge.admin.v1.SdkErrorsCheck.measure:type_name -> flagforge.admin.v1.SdkErrorsMeasure
+	5,  // 3: flagforge.admin.v1.Guardrail.promql:type_name -> flagforge.admin.v1.PromQLCheck
+	6,  // 4: flagforge.admin.v1.Guardrail.sdk_errors:type_name -> flagforge.admin.v1.SdkErrorsCheck
+	31, // 5: flagforge.admin.v1.Guardrail.window:type_name -> google.protobuf.Duration
+	2,  // 6: flagforge.admin.v1.GuardrailState.status:type_name -> flagforge.admin.v1.GuardrailStatus
+	32, // 7: flagforge.admin.v1.GuardrailState.last_evaluate_time:type_name -> google.protobuf.Timestamp
+	4,  // 8: flagforge.admin.v1.ReleasePlanChange.steps:type_name -> flagforge.admin.v1.ReleaseStep
+	7,  // 9: flagforge.admin.v1.ReleasePlanChange.guardrails:type_name -> flagforge.admin.v1.Guardrail
+	1,  // 10: flagforge.admin.v1.ReleasePlanChange.breach_action:type_name -> flagforge.admin.v1.BreachAction
+	4,  // 11: flagforge.admin.v1.ReleasePlan.steps:type_name -> flagforge.admin.v1.ReleaseStep
+	7,  // 12: flagforge.admin.v1.ReleasePlan.guardrails:type_name -> flagforge.admin.v1.Guardrail
+	1,  // 13: flagforge.admin.v1.ReleasePlan.breach_action:type_name -> flagforge.admin.v1.BreachAction
+	0,  // 14: flagforge.admin.v1.ReleasePlan.state:type_name -> flagforge.admin.v1.ReleasePlanState
+	32, // 15: flagforge.admin.v1.ReleasePlan.step_apply_time:type_name -> google.protobuf.Timestamp
+	32, // 16: flagforge.admin.v1.ReleasePlan.next_step_time:type_name -> google.protobuf.Timestamp
+	8,  // 17: flagforge.admin.v1.ReleasePlan.guardrail_states:type_name -> flagforge.admin.v1.GuardrailState
+	32, // 18: flagforge.admin.v1.ReleasePlan.create_time:type_name -> google.protobuf.Timestamp
+	32, // 19: flagforge.admin.v1.ReleasePlan.update_time:type_name -> google.protobuf.Timestamp
+	33, // 20: flagforge.admin.v1.ReleasePlan.start_config:type_name -> flagforge.manifest.v1.FlagConfig
+	4,  // 21: flagforge.admin.v1.CreateReleasePlanRequest.steps:type_name -> flagforge.admin.v1.ReleaseStep
+	7,  // 22: flagforge.admin.v1.CreateReleasePlanRequest.guardrails:type_name -> flagforge.admin.v1.Guardrail
+	1,  // 23: flagforge.admin.v1.CreateReleasePlanRequest.breach_action:type_name -> flagforge.admin.v1.BreachAction
+	10, // 24: flagforge.admin.v1.CreateReleasePlanResponse.release_plan:type_name -> flagforge.admin.v1.ReleasePlan
+	13, // 25: flagforge.admin.v1.CreateReleasePlanResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequestRef
+	10, // 26: flagforge.admin.v1.GetReleasePlanResponse.release_plan:type_name -> flagforge.admin.v1.ReleasePlan
+	0,  // 27: flagforge.admin.v1.ListReleasePlansRequest.state:type_name -> flagforge.admin.v1.ReleasePlanState
+	10, // 28: flagforge.admin.v1.ListReleasePlansResponse.release_plans:type_name -> flagforge.admin.v1.ReleasePlan
+	4,  // 29: flagforge.admin.v1.UpdateReleasePlanRequest.steps:type_name -> flagforge.admin.v1.ReleaseStep
+	7,  // 30: flagforge.admin.v1.UpdateReleasePlanRequest.guardrails:type_name -> flagforge.admin.v1.Guardrail
+	1,  // 31: flagforge.admin.v1.UpdateReleasePlanRequest.breach_action:type_name -> flagforge.admin.v1.BreachAction
+	10, // 32: flagforge.admin.v1.UpdateReleasePlanResponse.release_plan:type_name -> flagforge.admin.v1.ReleasePlan
+	13, // 33: flagforge.admin.v1.UpdateReleasePlanResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequestRef
+	10, // 34: flagforge.admin.v1.StartReleasePlanResponse.release_plan:type_name -> flagforge.admin.v1.ReleasePlan
+	10, // 35: flagforge.admin.v1.PauseReleasePlanResponse.release_plan:type_name -> flagforge.admin.v1.ReleasePlan
+	10, // 36: flagforge.admin.v1.ResumeReleasePlanResponse.release_plan:type_name -> flagforge.admin.v1.ReleasePlan
+	10, // 37: flagforge.admin.v1.RollbackReleasePlanResponse.release_plan:type_name -> flagforge.admin.v1.ReleasePlan
+	10, // 38: flagforge.admin.v1.CancelReleasePlanResponse.release_plan:type_name -> flagforge.admin.v1.ReleasePlan
+	11, // 39: flagforge.admin.v1.ReleasePlanService.CreateReleasePlan:input_type -> flagforge.admin.v1.CreateReleasePlanRequest
+	14, // 40: flagforge.admin.v1.ReleasePlanService.GetReleasePlan:input_type -> flagforge.admin.v1.GetReleasePlanRequest
+	16, // 41: flagforge.admin.v1.ReleasePlanService.ListReleasePlans:input_type -> flagforge.admin.v1.ListReleasePlansRequest
+	18, // 42: flagforge.admin.v1.ReleasePlanService.UpdateReleasePlan:input_type -> flagforge.admin.v1.UpdateReleasePlanRequest
+	20, // 43: flagforge.admin.v1.ReleasePlanService.StartReleasePlan:input_type -> flagforge.admin.v1.StartReleasePlanRequest
+	22, // 44: flagforge.admin.v1.ReleasePlanService.PauseReleasePlan:input_type -> flagforge.admin.v1.PauseReleasePlanRequest
+	24, // 45: flagforge.admin.v1.ReleasePlanService.ResumeReleasePlan:input_type -> flagforge.admin.v1.ResumeReleasePlanRequest
+	26, // 46: flagforge.admin.v1.ReleasePlanService.RollbackReleasePlan:input_type -> flagforge.admin.v1.RollbackReleasePlanRequest
+	28, // 47: flagforge.admin.v1.ReleasePlanService.CancelReleasePlan:input_type -> flagforge.admin.v1.CancelReleasePlanRequest
+	12, // 48: flagforge.admin.v1.ReleasePlanService.CreateReleasePlan:output_type -> flagforge.admin.v1.CreateReleasePlanResponse
+	15, // 49: flagforge.admin.v1.ReleasePlanService.GetReleasePlan:output_type -> flagforge.admin.v1.GetReleasePlanResponse
+	17, // 50: flagforge.admin.v1.ReleasePlanService.ListReleasePlans:output_type -> flagforge.admin.v1.ListReleasePlansResponse
+	19, // 51: flagforge.admin.v1.ReleasePlanService.UpdateReleasePlan:output_type -> flagforge.admin.v1.UpdateReleasePlanResponse
+	21, // 52: flagforge.admin.v1.ReleasePlanService.StartReleasePlan:output_type -> flagforge.admin.v1.StartReleasePlanResponse
+	23, // 53: flagforge.admin.v1.ReleasePlanService.PauseReleasePlan:output_type -> flagforge.admin.v1.PauseReleasePlanResponse
+	25, // 54: flagforge.admin.v1.ReleasePlanService.ResumeReleasePlan:output_type -> flagforge.admin.v1.ResumeReleasePlanResponse
+	27, // 55: flagforge.admin.v1.ReleasePlanService.RollbackReleasePlan:output_type -> flagforge.admin.v1.RollbackReleasePlanResponse
+	29, // 56: flagforge.admin.v1.ReleasePlanService.CancelReleasePlan:output_type -> flagforge.admin.v1.CancelReleasePlanResponse
+	48, // [48:57] is the sub-list for method output_type
+	39, // [39:48] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_admin_v1_release_plan_proto_init() }
@@ -2294,16 +2448,17 @@ func file_flagforge_admin_v1_release_plan_proto_init() {
 	if File_flagforge_admin_v1_release_plan_proto != nil {
 		return
 	}
-	file_flagforge_admin_v1_release_plan_proto_msgTypes[2].OneofWrappers = []any{
+	file_flagforge_admin_v1_release_plan_proto_msgTypes[3].OneofWrappers = []any{
 		(*Guardrail_Promql)(nil),
+		(*Guardrail_SdkErrors)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flagforge_admin_v1_release_plan_proto_rawDesc), len(file_flagforge_admin_v1_release_plan_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   25,
+			NumEnums:      4,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

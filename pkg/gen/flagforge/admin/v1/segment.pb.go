@@ -389,9 +389,13 @@ type UpdateSegmentRequest struct {
 	Environment string                 `protobuf:"bytes,3,opt,name=environment,proto3" json:"environment,omitempty"`
 	Segment     string                 `protobuf:"bytes,4,opt,name=segment,proto3" json:"segment,omitempty"`
 	// The new content; its key must equal segment.
-	Definition    *v1.Segment `protobuf:"bytes,5,opt,name=definition,proto3" json:"definition,omitempty"`
-	Revision      int64       `protobuf:"varint,6,opt,name=revision,proto3" json:"revision,omitempty"`
-	Comment       string      `protobuf:"bytes,7,opt,name=comment,proto3" json:"comment,omitempty"`
+	Definition *v1.Segment `protobuf:"bytes,5,opt,name=definition,proto3" json:"definition,omitempty"`
+	Revision   int64       `protobuf:"varint,6,opt,name=revision,proto3" json:"revision,omitempty"`
+	Comment    string      `protobuf:"bytes,7,opt,name=comment,proto3" json:"comment,omitempty"`
+	// Validate like a real write and answer the would-be result with its impact
+	// preview, writing nothing (no revision, audit entry, outbox row or change
+	// request). REST: ?dryRun=true.
+	DryRun        bool `protobuf:"varint,8,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -475,13 +479,25 @@ func (x *UpdateSegmentRequest) GetComment() string {
 	return ""
 }
 
+func (x *UpdateSegmentRequest) GetDryRun() bool {
+	if x != nil {
+		return x.DryRun
+	}
+	return false
+}
+
 type UpdateSegmentResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The saved segment (unset when a change request was created instead).
+	// The saved segment (unset when a change request was created instead); in a
+	// dry run, as it would be saved.
 	Segment       *v1.Segment    `protobuf:"bytes,1,opt,name=segment,proto3" json:"segment,omitempty"`
 	ChangeRequest *ChangeRequest `protobuf:"bytes,2,opt,name=change_request,json=changeRequest,proto3" json:"change_request,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Dry run only: the impact preview of the change over the seen contexts.
+	Impact *Impact `protobuf:"bytes,3,opt,name=impact,proto3" json:"impact,omitempty"`
+	// Dry run only: true when the write would open a change request.
+	WouldOpenChangeRequest bool `protobuf:"varint,4,opt,name=would_open_change_request,json=wouldOpenChangeRequest,proto3" json:"would_open_change_request,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *UpdateSegmentResponse) Reset() {
@@ -526,6 +542,20 @@ func (x *UpdateSegmentResponse) GetChangeRequest() *ChangeRequest {
 		return x.ChangeRequest
 	}
 	return nil
+}
+
+func (x *UpdateSegmentResponse) GetImpact() *Impact {
+	if x != nil {
+		return x.Impact
+	}
+	return nil
+}
+
+func (x *UpdateSegmentResponse) GetWouldOpenChangeRequest() bool {
+	if x != nil {
+		return x.WouldOpenChangeRequest
+	}
+	return false
 }
 
 type DeleteSegmentRequest struct {
@@ -644,7 +674,7 @@ var File_flagforge_admin_v1_segment_proto protoreflect.FileDescriptor
 
 const file_flagforge_admin_v1_segment_proto_rawDesc = "" +
 	"\n" +
-	" flagforge/admin/v1/segment.proto\x12\x12flagforge.admin.v1\x1a'flagforge/admin/v1/change_request.proto\x1a$flagforge/manifest/v1/manifest.proto\"\xc7\x01\n" +
+	" flagforge/admin/v1/segment.proto\x12\x12flagforge.admin.v1\x1a'flagforge/admin/v1/change_request.proto\x1a\x1fflagforge/admin/v1/impact.proto\x1a$flagforge/manifest/v1/manifest.proto\"\xc7\x01\n" +
 	"\x14CreateSegmentRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12 \n" +
@@ -669,7 +699,7 @@ const file_flagforge_admin_v1_segment_proto_rawDesc = "" +
 	"page_token\x18\x05 \x01(\tR\tpageToken\"z\n" +
 	"\x14ListSegmentsResponse\x12:\n" +
 	"\bsegments\x18\x01 \x03(\v2\x1e.flagforge.manifest.v1.SegmentR\bsegments\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xf4\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x8d\x02\n" +
 	"\x14UpdateSegmentRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12 \n" +
@@ -679,10 +709,13 @@ const file_flagforge_admin_v1_segment_proto_rawDesc = "" +
 	"definition\x18\x05 \x01(\v2\x1e.flagforge.manifest.v1.SegmentR\n" +
 	"definition\x12\x1a\n" +
 	"\brevision\x18\x06 \x01(\x03R\brevision\x12\x18\n" +
-	"\acomment\x18\a \x01(\tR\acomment\"\x9b\x01\n" +
+	"\acomment\x18\a \x01(\tR\acomment\x12\x17\n" +
+	"\adry_run\x18\b \x01(\bR\x06dryRun\"\x8a\x02\n" +
 	"\x15UpdateSegmentResponse\x128\n" +
 	"\asegment\x18\x01 \x01(\v2\x1e.flagforge.manifest.v1.SegmentR\asegment\x12H\n" +
-	"\x0echange_request\x18\x02 \x01(\v2!.flagforge.admin.v1.ChangeRequestR\rchangeRequest\"\x9a\x01\n" +
+	"\x0echange_request\x18\x02 \x01(\v2!.flagforge.admin.v1.ChangeRequestR\rchangeRequest\x122\n" +
+	"\x06impact\x18\x03 \x01(\v2\x1a.flagforge.admin.v1.ImpactR\x06impact\x129\n" +
+	"\x19would_open_change_request\x18\x04 \x01(\bR\x16wouldOpenChangeRequest\"\x9a\x01\n" +
 	"\x14DeleteSegmentRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12 \n" +
@@ -725,6 +758,7 @@ var file_flagforge_admin_v1_segment_proto_goTypes = []any{
 	(*DeleteSegmentResponse)(nil), // 9: flagforge.admin.v1.DeleteSegmentResponse
 	(*v1.Segment)(nil),            // 10: flagforge.manifest.v1.Segment
 	(*ChangeRequest)(nil),         // 11: flagforge.admin.v1.ChangeRequest
+	(*Impact)(nil),                // 12: flagforge.admin.v1.Impact
 }
 var file_flagforge_admin_v1_segment_proto_depIdxs = []int32{
 	10, // 0: flagforge.admin.v1.CreateSegmentRequest.segment:type_name -> flagforge.manifest.v1.Segment
@@ -734,21 +768,22 @@ var file_flagforge_admin_v1_segment_proto_depIdxs = []int32{
 	10, // 4: flagforge.admin.v1.UpdateSegmentRequest.definition:type_name -> flagforge.manifest.v1.Segment
 	10, // 5: flagforge.admin.v1.UpdateSegmentResponse.segment:type_name -> flagforge.manifest.v1.Segment
 	11, // 6: flagforge.admin.v1.UpdateSegmentResponse.change_request:type_name -> flagforge.admin.v1.ChangeRequest
-	0,  // 7: flagforge.admin.v1.SegmentService.CreateSegment:input_type -> flagforge.admin.v1.CreateSegmentRequest
-	2,  // 8: flagforge.admin.v1.SegmentService.GetSegment:input_type -> flagforge.admin.v1.GetSegmentRequest
-	4,  // 9: flagforge.admin.v1.SegmentService.ListSegments:input_type -> flagforge.admin.v1.ListSegmentsRequest
-	6,  // 10: flagforge.admin.v1.SegmentService.UpdateSegment:input_type -> flagforge.admin.v1.UpdateSegmentRequest
-	8,  // 11: flagforge.admin.v1.SegmentService.DeleteSegment:input_type -> flagforge.admin.v1.DeleteSegmentRequest
-	1,  // 12: flagforge.admin.v1.SegmentService.CreateSegment:output_type -> flagforge.admin.v1.CreateSegmentResponse
-	3,  // 13: flagforge.admin.v1.SegmentService.GetSegment:output_type -> flagforge.admin.v1.GetSegmentResponse
-	5,  // 14: flagforge.admin.v1.SegmentService.ListSegments:output_type -> flagforge.admin.v1.ListSegmentsResponse
-	7,  // 15: flagforge.admin.v1.SegmentService.UpdateSegment:output_type -> flagforge.admin.v1.UpdateSegmentResponse
-	9,  // 16: flagforge.admin.v1.SegmentService.DeleteSegment:output_type -> flagforge.admin.v1.DeleteSegmentResponse
-	12, // [12:17] is the sub-list for method output_type
-	7,  // [7:12] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	12, // 7: flagforge.admin.v1.UpdateSegmentResponse.impact:type_name -> flagforge.admin.v1.Impact
+	0,  // 8: flagforge.admin.v1.SegmentService.CreateSegment:input_type -> flagforge.admin.v1.CreateSegmentRequest
+	2,  // 9: flagforge.admin.v1.SegmentService.GetSegment:input_type -> flagforge.admin.v1.GetSegmentRequest
+	4,  // 10: flagforge.admin.v1.SegmentService.ListSegments:input_type -> flagforge.admin.v1.ListSegmentsRequest
+	6,  // 11: flagforge.admin.v1.SegmentService.UpdateSegment:input_type -> flagforge.admin.v1.UpdateSegmentRequest
+	8,  // 12: flagforge.admin.v1.SegmentService.DeleteSegment:input_type -> flagforge.admin.v1.DeleteSegmentRequest
+	1,  // 13: flagforge.admin.v1.SegmentService.CreateSegment:output_type -> flagforge.admin.v1.CreateSegmentResponse
+	3,  // 14: flagforge.admin.v1.SegmentService.GetSegment:output_type -> flagforge.admin.v1.GetSegmentResponse
+	5,  // 15: flagforge.admin.v1.SegmentService.ListSegments:output_type -> flagforge.admin.v1.ListSegmentsResponse
+	7,  // 16: flagforge.admin.v1.SegmentService.UpdateSegment:output_type -> flagforge.admin.v1.UpdateSegmentResponse
+	9,  // 17: flagforge.admin.v1.SegmentService.DeleteSegment:output_type -> flagforge.admin.v1.DeleteSegmentResponse
+	13, // [13:18] is the sub-list for method output_type
+	8,  // [8:13] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_admin_v1_segment_proto_init() }
@@ -757,6 +792,7 @@ func file_flagforge_admin_v1_segment_proto_init() {
 		return
 	}
 	file_flagforge_admin_v1_change_request_proto_init()
+	file_flagforge_admin_v1_impact_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

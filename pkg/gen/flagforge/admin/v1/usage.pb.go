@@ -23,12 +23,15 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// UsageBucket is how often a variant was served within one minute.
+// UsageBucket is how often a variant was served within one minute, and the
+// errors reported against it (evaluations that failed for the empty variant;
+// errors applications reported for a variant, e.g. the Go SDK's ReportError).
 type UsageBucket struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Variant       string                 `protobuf:"bytes,1,opt,name=variant,proto3" json:"variant,omitempty"`
 	Minute        *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=minute,proto3" json:"minute,omitempty"`
 	Count         int64                  `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	Errors        int64                  `protobuf:"varint,4,opt,name=errors,proto3" json:"errors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -80,6 +83,13 @@ func (x *UsageBucket) GetMinute() *timestamppb.Timestamp {
 func (x *UsageBucket) GetCount() int64 {
 	if x != nil {
 		return x.Count
+	}
+	return 0
+}
+
+func (x *UsageBucket) GetErrors() int64 {
+	if x != nil {
+		return x.Errors
 	}
 	return 0
 }
@@ -557,11 +567,12 @@ var File_flagforge_admin_v1_usage_proto protoreflect.FileDescriptor
 
 const file_flagforge_admin_v1_usage_proto_rawDesc = "" +
 	"\n" +
-	"\x1eflagforge/admin/v1/usage.proto\x12\x12flagforge.admin.v1\x1a$flagforge/manifest/v1/manifest.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"q\n" +
+	"\x1eflagforge/admin/v1/usage.proto\x12\x12flagforge.admin.v1\x1a$flagforge/manifest/v1/manifest.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x89\x01\n" +
 	"\vUsageBucket\x12\x18\n" +
 	"\avariant\x18\x01 \x01(\tR\avariant\x122\n" +
 	"\x06minute\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06minute\x12\x14\n" +
-	"\x05count\x18\x03 \x01(\x03R\x05count\"\xe9\x01\n" +
+	"\x05count\x18\x03 \x01(\x03R\x05count\x12\x16\n" +
+	"\x06errors\x18\x04 \x01(\x03R\x06errors\"\xe9\x01\n" +
 	"\x13GetFlagUsageRequest\x12\x10\n" +
 	"\x03org\x18\x01 \x01(\tR\x03org\x12\x18\n" +
 	"\aproject\x18\x02 \x01(\tR\aproject\x12 \n" +

@@ -738,8 +738,15 @@ type EvaluationCount struct {
 	FlagKey string                 `protobuf:"bytes,1,opt,name=flag_key,json=flagKey,proto3" json:"flag_key,omitempty"`
 	Variant string                 `protobuf:"bytes,2,opt,name=variant,proto3" json:"variant,omitempty"`
 	// Start of the minute (UTC, seconds truncated).
-	Minute        *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=minute,proto3" json:"minute,omitempty"`
-	Count         int64                  `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	Minute *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=minute,proto3" json:"minute,omitempty"`
+	// Evaluations (0 allowed when the entry only carries errors).
+	Count int64 `protobuf:"varint,4,opt,name=count,proto3" json:"count,omitempty"`
+	// Errors within the minute: for the empty variant, evaluations that failed
+	// (they are also in count); for a variant, errors the application reported
+	// against that variant (the Go SDK's Client.ReportError, the OpenFeature error
+	// hook). Release-plan guardrails of kind sdk_errors compare them with count.
+	// Reporters before this field existed send 0: their batches stay valid.
+	Errors        int64 `protobuf:"varint,5,opt,name=errors,proto3" json:"errors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -798,6 +805,13 @@ func (x *EvaluationCount) GetMinute() *timestamppb.Timestamp {
 func (x *EvaluationCount) GetCount() int64 {
 	if x != nil {
 		return x.Count
+	}
+	return 0
+}
+
+func (x *EvaluationCount) GetErrors() int64 {
+	if x != nil {
+		return x.Errors
 	}
 	return 0
 }
@@ -1012,12 +1026,13 @@ const file_flagforge_evaluation_v1_evaluation_proto_rawDesc = "" +
 	"\theartbeat\x18\x03 \x01(\v2\".flagforge.evaluation.v1.HeartbeatH\x00R\theartbeat\x12B\n" +
 	"\aclosing\x18\x04 \x01(\v2&.flagforge.evaluation.v1.StreamClosingH\x00R\aclosing\x12<\n" +
 	"\x05start\x18\x05 \x01(\v2$.flagforge.evaluation.v1.StreamStartH\x00R\x05startB\a\n" +
-	"\x05event\"\x90\x01\n" +
+	"\x05event\"\xa8\x01\n" +
 	"\x0fEvaluationCount\x12\x19\n" +
 	"\bflag_key\x18\x01 \x01(\tR\aflagKey\x12\x18\n" +
 	"\avariant\x18\x02 \x01(\tR\avariant\x122\n" +
 	"\x06minute\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06minute\x12\x14\n" +
-	"\x05count\x18\x04 \x01(\x03R\x05count\"\xa1\x01\n" +
+	"\x05count\x18\x04 \x01(\x03R\x05count\x12\x16\n" +
+	"\x06errors\x18\x05 \x01(\x03R\x06errors\"\xa1\x01\n" +
 	"\x18ReportEvaluationsRequest\x12@\n" +
 	"\x06counts\x18\x01 \x03(\v2(.flagforge.evaluation.v1.EvaluationCountR\x06counts\x12C\n" +
 	"\bcontexts\x18\x02 \x03(\v2'.flagforge.evaluation.v1.SampledContextR\bcontexts\"y\n" +

@@ -28,10 +28,10 @@ func (s *Store) RecordUsage(ctx context.Context, ref store.EnvRef, batchID strin
 		}
 		for _, c := range counts {
 			minute := micros(c.Minute.UTC().Truncate(time.Minute))
-			if _, err := t.q().exec(ctx, `INSERT INTO usage_counts (org, project, environment, flag, variant, minute, count)
-				VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org, project, environment, flag, minute, variant)
-				DO UPDATE SET count = usage_counts.count + excluded.count`,
-				ref.Org, ref.Project, ref.Environment, c.Flag, c.Variant, minute, c.Count); err != nil {
+			if _, err := t.q().exec(ctx, `INSERT INTO usage_counts (org, project, environment, flag, variant, minute, count, errors)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (org, project, environment, flag, minute, variant)
+				DO UPDATE SET count = usage_counts.count + excluded.count, errors = usage_counts.errors + excluded.errors`,
+				ref.Org, ref.Project, ref.Environment, c.Flag, c.Variant, minute, c.Count, c.Errors); err != nil {
 				return err
 			}
 			if _, err := t.q().exec(ctx, `UPDATE flag_configs SET last_evaluated = ?
@@ -50,7 +50,7 @@ func (s *Store) FlagUsage(ctx context.Context, ref store.EnvRef, flag string, st
 	if end.IsZero() {
 		endMicros = math.MaxInt64
 	}
-	rows, err := s.r().query(ctx, `SELECT variant, minute, count FROM usage_counts
+	rows, err := s.r().query(ctx, `SELECT variant, minute, count, errors FROM usage_counts
 		WHERE org = ? AND project = ? AND environment = ? AND flag = ? AND minute >= ? AND minute < ?
 		ORDER BY minute, variant`, ref.Org, ref.Project, ref.Environment, flag, micros(start), endMicros)
 	if err != nil {
@@ -59,7 +59,7 @@ func (s *Store) FlagUsage(ctx context.Context, ref store.EnvRef, flag string, st
 	out, err := collect(rows, func(sc interface{ Scan(...any) error }) (*adminv1.UsageBucket, error) {
 		var b adminv1.UsageBucket
 		var m int64
-		err := sc.Scan(&b.Variant, &m, &b.Count)
+		err := sc.Scan(&b.Variant, &m, &b.Count, &b.Errors)
 		b.Minute = timestamppb.New(fromMicros(m))
 		return &b, err
 	})
@@ -103,6 +103,26 @@ func (s *Store) ProjectUsage(ctx context.Context, ref store.EnvRef, start, end t
 		}
 	}
 	if err := rows.Err(); err != nil {
+		return nil, s.translate(err)
+	}
+	return out, nil
+}
+
+// VariantUsage sums a flag's evaluations and errors per variant over the minutes
+// starting at or after since (truncated to its minute), for sdk_errors guardrails.
+func (s *Store) VariantUsage(ctx context.Context, ref store.EnvRef, flag string, since time.Time) ([]store.VariantTotal, error) {
+	rows, err := s.r().query(ctx, `SELECT variant, CAST(SUM(count) AS BIGINT), CAST(SUM(errors) AS BIGINT) FROM usage_counts
+		WHERE org = ? AND project = ? AND environment = ? AND flag = ? AND minute >= ?
+		GROUP BY variant ORDER BY variant`, ref.Org, ref.Project, ref.Environment, flag, micros(since.UTC().Truncate(time.Minute)))
+	if err != nil {
+		return nil, s.translate(err)
+	}
+	out, err := collect(rows, func(sc interface{ Scan(...any) error }) (store.VariantTotal, error) {
+		var v store.VariantTotal
+		err := sc.Scan(&v.Variant, &v.Evaluations, &v.Errors)
+		return v, err
+	})
+	if err != nil {
 		return nil, s.translate(err)
 	}
 	return out, nil

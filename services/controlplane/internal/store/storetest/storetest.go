@@ -1278,6 +1278,34 @@ var tests = []test{
 		}
 	}},
 
+	{"usage: errors add up per variant next to the counts and VariantUsage sums a window", func(t *testing.T, f *fixture) {
+		f.flag(t, "a", nil)
+		m0 := time.Date(2030, 1, 2, 3, 4, 0, 0, time.UTC)
+		noErr(t, f.s.RecordUsage(f.ctx, eref, "b1", []store.UsageCount{
+			{Flag: "a", Variant: "on", Minute: m0, Count: 10, Errors: 2},
+			{Flag: "a", Variant: "off", Minute: m0, Count: 5},
+			{Flag: "a", Variant: "", Minute: m0.Add(time.Minute), Count: 1, Errors: 1},
+		}))
+		noErr(t, f.s.RecordUsage(f.ctx, eref, "b2", []store.UsageCount{
+			{Flag: "a", Variant: "on", Minute: m0.Add(time.Minute), Errors: 3}, // errors only
+			{Flag: "a", Variant: "on", Minute: m0, Count: 4, Errors: 1},
+		}))
+		noErr(t, f.s.RecordUsage(f.ctx, eref, "b2", []store.UsageCount{{Flag: "a", Variant: "on", Minute: m0, Errors: 100}})) // seen batch
+		got := must[[]store.VariantTotal](t)(f.s.VariantUsage(f.ctx, eref, "a", m0.Add(30*time.Second)))
+		want := []store.VariantTotal{{Variant: "", Evaluations: 1, Errors: 1}, {Variant: "off", Evaluations: 5}, {Variant: "on", Evaluations: 14, Errors: 6}}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("VariantUsage from minute 0 (-want +got):\n%s", d)
+		}
+		got = must[[]store.VariantTotal](t)(f.s.VariantUsage(f.ctx, eref, "a", m0.Add(time.Minute)))
+		want = []store.VariantTotal{{Variant: "", Evaluations: 1, Errors: 1}, {Variant: "on", Errors: 3}}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("VariantUsage from minute 1 (-want +got):\n%s", d)
+		}
+		if got := must[[]store.VariantTotal](t)(f.s.VariantUsage(f.ctx, eref, "b", m0)); len(got) != 0 {
+			t.Errorf("VariantUsage of a flag never evaluated = %v", got)
+		}
+	}},
+
 	{"every list pages with tokens and an invalid token is InvalidArgument", func(t *testing.T, f *fixture) {
 		m := f.member(t, "hal@example.com")
 		for i := range 5 {

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flagforge/admin/v1/release_plan.proto.
  */
 export const file_flagforge_admin_v1_release_plan: GenFile = /*@__PURE__*/
-  fileDesc("CiVmbGFnZm9yZ2UvYWRtaW4vdjEvcmVsZWFzZV9wbGFuLnByb3RvEhJmbGFnZm9yZ2UuYWRtaW4udjEidwoLUmVsZWFzZVN0ZXASNwoHd2VpZ2h0cxgBIAMoCzImLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5XZWlnaHRlZFZhcmlhbnQSLwoMbWluX2R1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIhwKC1Byb21RTENoZWNrEg0KBXF1ZXJ5GAEgASgJIpMBCglHdWFyZHJhaWwSDAoEbmFtZRgBIAEoCRIxCgZwcm9tcWwYAiABKAsyHy5mbGFnZm9yZ2UuYWRtaW4udjEuUHJvbVFMQ2hlY2tIABIRCgl0aHJlc2hvbGQYBCABKAESKQoGd2luZG93GAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQgcKBWNoZWNrIq4BCg5HdWFyZHJhaWxTdGF0ZRIMCgRuYW1lGAEgASgJEjMKBnN0YXR1cxgCIAEoDjIjLmZsYWdmb3JnZS5hZG1pbi52MS5HdWFyZHJhaWxTdGF0dXMSEgoKbGFzdF92YWx1ZRgDIAEoARI2ChJsYXN0X2V2YWx1YXRlX3RpbWUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWVycm9yGAUgASgJIsMBChFSZWxlYXNlUGxhbkNoYW5nZRIMCgRmbGFnGAIgASgJEi4KBXN0ZXBzGAMgAygLMh8uZmxhZ2ZvcmdlLmFkbWluLnYxLlJlbGVhc2VTdGVwEjEKCmd1YXJkcmFpbHMYBCADKAsyHS5mbGFnZm9yZ2UuYWRtaW4udjEuR3VhcmRyYWlsEjcKDWJyZWFjaF9hY3Rpb24YBSABKA4yIC5mbGFnZm9yZ2UuYWRtaW4udjEuQnJlYWNoQWN0aW9uSgQIARACIukFCgtSZWxlYXNlUGxhbhIKCgJpZBgBIAEoCRITCgtlbnZpcm9ubWVudBgCIAEoCRIMCgRmbGFnGAMgASgJEi4KBXN0ZXBzGAQgAygLMh8uZmxhZ2ZvcmdlLmFkbWluLnYxLlJlbGVhc2VTdGVwEjEKCmd1YXJkcmFpbHMYBSADKAsyHS5mbGFnZm9yZ2UuYWRtaW4udjEuR3VhcmRyYWlsEjcKDWJyZWFjaF9hY3Rpb24YBiABKA4yIC5mbGFnZm9yZ2UuYWRtaW4udjEuQnJlYWNoQWN0aW9uEhMKC2Rlc2NyaXB0aW9uGAcgASgJEjMKBXN0YXRlGAggASgOMiQuZmxhZ2ZvcmdlLmFkbWluLnYxLlJlbGVhc2VQbGFuU3RhdGUSFQoNYXBwbGllZF9zdGVwcxgJIAEoBRIWCg5sYXN0X3NhZmVfc3RlcBgKIAEoBRIzCg9zdGVwX2FwcGx5X3RpbWUYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDm5leHRfc3RlcF90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxwYXVzZV9yZWFzb24YDSABKAkSPAoQZ3VhcmRyYWlsX3N0YXRlcxgOIAMoCzIiLmZsYWdmb3JnZS5hZG1pbi52MS5HdWFyZHJhaWxTdGF0ZRIZChFjaGFuZ2VfcmVxdWVzdF9pZBgPIAEoCRIRCglhdXRob3JfaWQYECABKAkSEAoIcmV2aXNpb24YESABKAMSLwoLY3JlYXRlX3RpbWUYEiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGBMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI3CgxzdGFydF9jb25maWcYFCABKAsyIS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZ0NvbmZpZyKlAgoYQ3JlYXRlUmVsZWFzZVBsYW5SZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgwKBGZsYWcYBCABKAkSLgoFc3RlcHMYBSADKAsyHy5mbGFnZm9yZ2UuYWRtaW4udjEuUmVsZWFzZVN0ZXASMQoKZ3VhcmRyYWlscxgGIAMoCzIdLmZsYWdmb3JnZS5hZG1pbi52MS5HdWFyZHJhaWwSNwoNYnJlYWNoX2FjdGlvbhgHIAEoDjIgLmZsYWdmb3JnZS5hZG1pbi52MS5CcmVhY2hBY3Rpb24SEwoLZGVzY3JpcHRpb24YCCABKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAkgASgJIpABChlDcmVhdGVSZWxlYXNlUGxhblJlc3BvbnNlEjUKDHJlbGVhc2VfcGxhbhgBIAEoCzIfLmZsYWdmb3JnZS5hZG1pbi52MS5SZWxlYXNlUGxhbhI8Cg5jaGFuZ2VfcmVxdWVzdBgCIAEoCzIkLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0UmVmIjYKEENoYW5nZVJlcXVlc3RSZWYSCgoCaWQYASABKAkSFgoOY29udGVudF9kaWdlc3QYAiABKAkiVgoVR2V0UmVsZWFzZVBsYW5SZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgoKAmlkGAQgASgJIk8KFkdldFJlbGVhc2VQbGFuUmVzcG9uc2USNQoMcmVsZWFzZV9wbGFuGAEgASgLMh8uZmxhZ2ZvcmdlLmFkbWluLnYxLlJlbGVhc2VQbGFuIrYBChdMaXN0UmVsZWFzZVBsYW5zUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIMCgRmbGFnGAQgASgJEjMKBXN0YXRlGAUgASgOMiQuZmxhZ2ZvcmdlLmFkbWluLnYxLlJlbGVhc2VQbGFuU3RhdGUSEQoJcGFnZV9zaXplGAYgASgFEhIKCnBhZ2VfdG9rZW4YByABKAkiawoYTGlzdFJlbGVhc2VQbGFuc1Jlc3BvbnNlEjYKDXJlbGVhc2VfcGxhbnMYASADKAsyHy5mbGFnZm9yZ2UuYWRtaW4udjEuUmVsZWFzZVBsYW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIpwCChhVcGRhdGVSZWxlYXNlUGxhblJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSCgoCaWQYBCABKAkSLgoFc3RlcHMYBSADKAsyHy5mbGFnZm9yZ2UuYWRtaW4udjEuUmVsZWFzZVN0ZXASMQoKZ3VhcmRyYWlscxgGIAMoCzIdLmZsYWdmb3JnZS5hZG1pbi52MS5HdWFyZHJhaWwSNwoNYnJlYWNoX2FjdGlvbhgHIAEoDjIgLmZsYWdmb3JnZS5hZG1pbi52MS5CcmVhY2hBY3Rpb24SEwoLZGVzY3JpcHRpb24YCCABKAkSEAoIcmV2aXNpb24YCSABKAMikAEKGVVwZGF0ZVJlbGVhc2VQbGFuUmVzcG9uc2USNQoMcmVsZWFzZV9wbGFuGAEgASgLMh8uZmxhZ2ZvcmdlLmFkbWluLnYxLlJlbGVhc2VQbGFuEjwKDmNoYW5nZV9yZXF1ZXN0GAIgASgLMiQuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3RSZWYiaQoXU3RhcnRSZWxlYXNlUGxhblJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSCgoCaWQYBCABKAkSDwoHY29tbWVudBgFIAEoCSJRChhTdGFydFJlbGVhc2VQbGFuUmVzcG9uc2USNQoMcmVsZWFzZV9wbGFuGAEgASgLMh8uZmxhZ2ZvcmdlLmFkbWluLnYxLlJlbGVhc2VQbGFuImkKF1BhdXNlUmVsZWFzZVBsYW5SZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgoKAmlkGAQgASgJEg8KB2NvbW1lbnQYBSABKAkiUQoYUGF1c2VSZWxlYXNlUGxhblJlc3BvbnNlEjUKDHJlbGVhc2VfcGxhbhgBIAEoCzIfLmZsYWdmb3JnZS5hZG1pbi52MS5SZWxlYXNlUGxhbiJqChhSZXN1bWVSZWxlYXNlUGxhblJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSCgoCaWQYBCABKAkSDwoHY29tbWVudBgFIAEoCSJSChlSZXN1bWVSZWxlYXNlUGxhblJlc3BvbnNlEjUKDHJlbGVhc2VfcGxhbhgBIAEoCzIfLmZsYWdmb3JnZS5hZG1pbi52MS5SZWxlYXNlUGxhbiJsChpSb2xsYmFja1JlbGVhc2VQbGFuUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIKCgJpZBgEIAEoCRIPCgdjb21tZW50GAUgASgJIlQKG1JvbGxiYWNrUmVsZWFzZVBsYW5SZXNwb25zZRI1CgxyZWxlYXNlX3BsYW4YASABKAsyHy5mbGFnZm9yZ2UuYWRtaW4udjEuUmVsZWFzZVBsYW4iagoYQ2FuY2VsUmVsZWFzZVBsYW5SZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgoKAmlkGAQgASgJEg8KB2NvbW1lbnQYBSABKAkiUgoZQ2FuY2VsUmVsZWFzZVBsYW5SZXNwb25zZRI1CgxyZWxlYXNlX3BsYW4YASABKAsyHy5mbGFnZm9yZ2UuYWRtaW4udjEuUmVsZWFzZVBsYW4qpQIKEFJlbGVhc2VQbGFuU3RhdGUSIgoeUkVMRUFTRV9QTEFOX1NUQVRFX1VOU1BFQ0lGSUVEEAASKAokUkVMRUFTRV9QTEFOX1NUQVRFX0FXQUlUSU5HX0FQUFJPVkFMEAESHAoYUkVMRUFTRV9QTEFOX1NUQVRFX1JFQURZEAISHgoaUkVMRUFTRV9QTEFOX1NUQVRFX1JVTk5JTkcQAxIdChlSRUxFQVNFX1BMQU5fU1RBVEVfUEFVU0VEEAQSIAocUkVMRUFTRV9QTEFOX1NUQVRFX0NPTVBMRVRFRBAFEiIKHlJFTEVBU0VfUExBTl9TVEFURV9ST0xMRURfQkFDSxAGEiAKHFJFTEVBU0VfUExBTl9TVEFURV9DQU5DRUxMRUQQBypmCgxCcmVhY2hBY3Rpb24SHQoZQlJFQUNIX0FDVElPTl9VTlNQRUNJRklFRBAAEiAKHEJSRUFDSF9BQ1RJT05fTEFTVF9TQUZFX1NURVAQARIVChFCUkVBQ0hfQUNUSU9OX09GRhACKqUBCg9HdWFyZHJhaWxTdGF0dXMSIAocR1VBUkRSQUlMX1NUQVRVU19VTlNQRUNJRklFRBAAEhwKGEdVQVJEUkFJTF9TVEFUVVNfUEVORElORxABEhcKE0dVQVJEUkFJTF9TVEFUVVNfT0sQAhIdChlHVUFSRFJBSUxfU1RBVFVTX0JSRUFDSEVEEAMSGgoWR1VBUkRSQUlMX1NUQVRVU19FUlJPUhAEMooIChJSZWxlYXNlUGxhblNlcnZpY2UScAoRQ3JlYXRlUmVsZWFzZVBsYW4SLC5mbGFnZm9yZ2UuYWRtaW4udjEuQ3JlYXRlUmVsZWFzZVBsYW5SZXF1ZXN0Gi0uZmxhZ2ZvcmdlLmFkbWluLnYxLkNyZWF0ZVJlbGVhc2VQbGFuUmVzcG9uc2USZwoOR2V0UmVsZWFzZVBsYW4SKS5mbGFnZm9yZ2UuYWRtaW4udjEuR2V0UmVsZWFzZVBsYW5SZXF1ZXN0GiouZmxhZ2ZvcmdlLmFkbWluLnYxLkdldFJlbGVhc2VQbGFuUmVzcG9uc2USbQoQTGlzdFJlbGVhc2VQbGFucxIrLmZsYWdmb3JnZS5hZG1pbi52MS5MaXN0UmVsZWFzZVBsYW5zUmVxdWVzdBosLmZsYWdmb3JnZS5hZG1pbi52MS5MaXN0UmVsZWFzZVBsYW5zUmVzcG9uc2UScAoRVXBkYXRlUmVsZWFzZVBsYW4SLC5mbGFnZm9yZ2UuYWRtaW4udjEuVXBkYXRlUmVsZWFzZVBsYW5SZXF1ZXN0Gi0uZmxhZ2ZvcmdlLmFkbWluLnYxLlVwZGF0ZVJlbGVhc2VQbGFuUmVzcG9uc2USbQoQU3RhcnRSZWxlYXNlUGxhbhIrLmZsYWdmb3JnZS5hZG1pbi52MS5TdGFydFJlbGVhc2VQbGFuUmVxdWVzdBosLmZsYWdmb3JnZS5hZG1pbi52MS5TdGFydFJlbGVhc2VQbGFuUmVzcG9uc2USbQoQUGF1c2VSZWxlYXNlUGxhbhIrLmZsYWdmb3JnZS5hZG1pbi52MS5QYXVzZVJlbGVhc2VQbGFuUmVxdWVzdBosLmZsYWdmb3JnZS5hZG1pbi52MS5QYXVzZVJlbGVhc2VQbGFuUmVzcG9uc2UScAoRUmVzdW1lUmVsZWFzZVBsYW4SLC5mbGFnZm9yZ2UuYWRtaW4udjEuUmVzdW1lUmVsZWFzZVBsYW5SZXF1ZXN0Gi0uZmxhZ2ZvcmdlLmFkbWluLnYxLlJlc3VtZVJlbGVhc2VQbGFuUmVzcG9uc2USdgoTUm9sbGJhY2tSZWxlYXNlUGxhbhIuLmZsYWdmb3JnZS5hZG1pbi52MS5Sb2xsYmFja1JlbGVhc2VQbGFuUmVxdWVzdBovLmZsYWdmb3JnZS5hZG1pbi52MS5Sb2xsYmFja1JlbGVhc2VQbGFuUmVzcG9uc2UScAoRQ2FuY2VsUmVsZWFzZVBsYW4SLC5mbGFnZm9yZ2UuYWRtaW4udjEuQ2FuY2VsUmVsZWFzZVBsYW5SZXF1ZXN0Gi0uZmxhZ2ZvcmdlLmFkbWluLnYxLkNhbmNlbFJlbGVhc2VQbGFuUmVzcG9uc2ViBnByb3RvMw", [file_flagforge_manifest_v1_manifest, file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("CiVmbGFnZm9yZ2UvYWRtaW4vdjEvcmVsZWFzZV9wbGFuLnByb3RvEhJmbGFnZm9yZ2UuYWRtaW4udjEidwoLUmVsZWFzZVN0ZXASNwoHd2VpZ2h0cxgBIAMoCzImLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5XZWlnaHRlZFZhcmlhbnQSLwoMbWluX2R1cmF0aW9uGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIhwKC1Byb21RTENoZWNrEg0KBXF1ZXJ5GAEgASgJInEKDlNka0Vycm9yc0NoZWNrEg8KB3ZhcmlhbnQYASABKAkSNQoHbWVhc3VyZRgCIAEoDjIkLmZsYWdmb3JnZS5hZG1pbi52MS5TZGtFcnJvcnNNZWFzdXJlEhcKD21pbl9ldmFsdWF0aW9ucxgDIAEoAyLNAQoJR3VhcmRyYWlsEgwKBG5hbWUYASABKAkSMQoGcHJvbXFsGAIgASgLMh8uZmxhZ2ZvcmdlLmFkbWluLnYxLlByb21RTENoZWNrSAASOAoKc2RrX2Vycm9ycxgDIAEoCzIiLmZsYWdmb3JnZS5hZG1pbi52MS5TZGtFcnJvcnNDaGVja0gAEhEKCXRocmVzaG9sZBgEIAEoARIpCgZ3aW5kb3cYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CBwoFY2hlY2sirgEKDkd1YXJkcmFpbFN0YXRlEgwKBG5hbWUYASABKAkSMwoGc3RhdHVzGAIgASgOMiMuZmxhZ2ZvcmdlLmFkbWluLnYxLkd1YXJkcmFpbFN0YXR1cxISCgpsYXN0X3ZhbHVlGAMgASgBEjYKEmxhc3RfZXZhbHVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFZXJyb3IYBSABKAkiwwEKEVJlbGVhc2VQbGFuQ2hhbmdlEgwKBGZsYWcYAiABKAkSLgoFc3RlcHMYAyADKAsyHy5mbGFnZm9yZ2UuYWRtaW4udjEuUmVsZWFzZVN0ZXASMQoKZ3VhcmRyYWlscxgEIAMoCzIdLmZsYWdmb3JnZS5hZG1pbi52MS5HdWFyZHJhaWwSNwoNYnJlYWNoX2FjdGlvbhgFIAEoDjIgLmZsYWdmb3JnZS5hZG1pbi52MS5CcmVhY2hBY3Rpb25KBAgBEAIi6QUKC1JlbGVhc2VQbGFuEgoKAmlkGAEgASgJEhMKC2Vudmlyb25tZW50GAIgASgJEgwKBGZsYWcYAyABKAkSLgoFc3RlcHMYBCADKAsyHy5mbGFnZm9yZ2UuYWRtaW4udjEuUmVsZWFzZVN0ZXASMQoKZ3VhcmRyYWlscxgFIAMoCzIdLmZsYWdmb3JnZS5hZG1pbi52MS5HdWFyZHJhaWwSNwoNYnJlYWNoX2FjdGlvbhgGIAEoDjIgLmZsYWdmb3JnZS5hZG1pbi52MS5CcmVhY2hBY3Rpb24SEwoLZGVzY3JpcHRpb24YByABKAkSMwoFc3RhdGUYCCABKA4yJC5mbGFnZm9yZ2UuYWRtaW4udjEuUmVsZWFzZVBsYW5TdGF0ZRIVCg1hcHBsaWVkX3N0ZXBzGAkgASgFEhYKDmxhc3Rfc2FmZV9zdGVwGAogASgFEjMKD3N0ZXBfYXBwbHlfdGltZRgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoObmV4dF9zdGVwX3RpbWUYDCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHBhdXNlX3JlYXNvbhgNIAEoCRI8ChBndWFyZHJhaWxfc3RhdGVzGA4gAygLMiIuZmxhZ2ZvcmdlLmFkbWluLnYxLkd1YXJkcmFpbFN0YXRlEhkKEWNoYW5nZV9yZXF1ZXN0X2lkGA8gASgJEhEKCWF1dGhvcl9pZBgQIAEoCRIQCghyZXZpc2lvbhgRIAEoAxIvCgtjcmVhdGVfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYEyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjcKDHN0YXJ0X2NvbmZpZxgUIAEoCzIhLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5GbGFnQ29uZmlnIqUCChhDcmVhdGVSZWxlYXNlUGxhblJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSDAoEZmxhZxgEIAEoCRIuCgVzdGVwcxgFIAMoCzIfLmZsYWdmb3JnZS5hZG1pbi52MS5SZWxlYXNlU3RlcBIxCgpndWFyZHJhaWxzGAYgAygLMh0uZmxhZ2ZvcmdlLmFkbWluLnYxLkd1YXJkcmFpbBI3Cg1icmVhY2hfYWN0aW9uGAcgASgOMiAuZmxhZ2ZvcmdlLmFkbWluLnYxLkJyZWFjaEFjdGlvbhITCgtkZXNjcmlwdGlvbhgIIAEoCRIXCg9pZGVtcG90ZW5jeV9rZXkYCSABKAkikAEKGUNyZWF0ZVJlbGVhc2VQbGFuUmVzcG9uc2USNQoMcmVsZWFzZV9wbGFuGAEgASgLMh8uZmxhZ2ZvcmdlLmFkbWluLnYxLlJlbGVhc2VQbGFuEjwKDmNoYW5nZV9yZXF1ZXN0GAIgASgLMiQuZmxhZ2ZvcmdlLmFkbWluLnYxLkNoYW5nZVJlcXVlc3RSZWYiNgoQQ2hhbmdlUmVxdWVzdFJlZhIKCgJpZBgBIAEoCRIWCg5jb250ZW50X2RpZ2VzdBgCIAEoCSJWChVHZXRSZWxlYXNlUGxhblJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSCgoCaWQYBCABKAkiTwoWR2V0UmVsZWFzZVBsYW5SZXNwb25zZRI1CgxyZWxlYXNlX3BsYW4YASABKAsyHy5mbGFnZm9yZ2UuYWRtaW4udjEuUmVsZWFzZVBsYW4itgEKF0xpc3RSZWxlYXNlUGxhbnNSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgwKBGZsYWcYBCABKAkSMwoFc3RhdGUYBSABKA4yJC5mbGFnZm9yZ2UuYWRtaW4udjEuUmVsZWFzZVBsYW5TdGF0ZRIRCglwYWdlX3NpemUYBiABKAUSEgoKcGFnZV90b2tlbhgHIAEoCSJrChhMaXN0UmVsZWFzZVBsYW5zUmVzcG9uc2USNgoNcmVsZWFzZV9wbGFucxgBIAMoCzIfLmZsYWdmb3JnZS5hZG1pbi52MS5SZWxlYXNlUGxhbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkinAIKGFVwZGF0ZVJlbGVhc2VQbGFuUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIKCgJpZBgEIAEoCRIuCgVzdGVwcxgFIAMoCzIfLmZsYWdmb3JnZS5hZG1pbi52MS5SZWxlYXNlU3RlcBIxCgpndWFyZHJhaWxzGAYgAygLMh0uZmxhZ2ZvcmdlLmFkbWluLnYxLkd1YXJkcmFpbBI3Cg1icmVhY2hfYWN0aW9uGAcgASgOMiAuZmxhZ2ZvcmdlLmFkbWluLnYxLkJyZWFjaEFjdGlvbhITCgtkZXNjcmlwdGlvbhgIIAEoCRIQCghyZXZpc2lvbhgJIAEoAyKQAQoZVXBkYXRlUmVsZWFzZVBsYW5SZXNwb25zZRI1CgxyZWxlYXNlX3BsYW4YASABKAsyHy5mbGFnZm9yZ2UuYWRtaW4udjEuUmVsZWFzZVBsYW4SPAoOY2hhbmdlX3JlcXVlc3QYAiABKAsyJC5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdFJlZiJpChdTdGFydFJlbGVhc2VQbGFuUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIKCgJpZBgEIAEoCRIPCgdjb21tZW50GAUgASgJIlEKGFN0YXJ0UmVsZWFzZVBsYW5SZXNwb25zZRI1CgxyZWxlYXNlX3BsYW4YASABKAsyHy5mbGFnZm9yZ2UuYWRtaW4udjEuUmVsZWFzZVBsYW4iaQoXUGF1c2VSZWxlYXNlUGxhblJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSCgoCaWQYBCABKAkSDwoHY29tbWVudBgFIAEoCSJRChhQYXVzZVJlbGVhc2VQbGFuUmVzcG9uc2USNQoMcmVsZWFzZV9wbGFuGAEgASgLMh8uZmxhZ2ZvcmdlLmFkbWluLnYxLlJlbGVhc2VQbGFuImoKGFJlc3VtZVJlbGVhc2VQbGFuUmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIKCgJpZBgEIAEoCRIPCgdjb21tZW50GAUgASgJIlIKGVJlc3VtZVJlbGVhc2VQbGFuUmVzcG9uc2USNQoMcmVsZWFzZV9wbGFuGAEgASgLMh8uZmxhZ2ZvcmdlLmFkbWluLnYxLlJlbGVhc2VQbGFuImwKGlJvbGxiYWNrUmVsZWFzZVBsYW5SZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEgoKAmlkGAQgASgJEg8KB2NvbW1lbnQYBSABKAkiVAobUm9sbGJhY2tSZWxlYXNlUGxhblJlc3BvbnNlEjUKDHJlbGVhc2VfcGxhbhgBIAEoCzIfLmZsYWdmb3JnZS5hZG1pbi52MS5SZWxlYXNlUGxhbiJqChhDYW5jZWxSZWxlYXNlUGxhblJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSCgoCaWQYBCABKAkSDwoHY29tbWVudBgFIAEoCSJSChlDYW5jZWxSZWxlYXNlUGxhblJlc3BvbnNlEjUKDHJlbGVhc2VfcGxhbhgBIAEoCzIfLmZsYWdmb3JnZS5hZG1pbi52MS5SZWxlYXNlUGxhbiqlAgoQUmVsZWFzZVBsYW5TdGF0ZRIiCh5SRUxFQVNFX1BMQU5fU1RBVEVfVU5TUEVDSUZJRUQQABIoCiRSRUxFQVNFX1BMQU5fU1RBVEVfQVdBSVRJTkdfQVBQUk9WQUwQARIcChhSRUxFQVNFX1BMQU5fU1RBVEVfUkVBRFkQAhIeChpSRUxFQVNFX1BMQU5fU1RBVEVfUlVOTklORxADEh0KGVJFTEVBU0VfUExBTl9TVEFURV9QQVVTRUQQBBIgChxSRUxFQVNFX1BMQU5fU1RBVEVfQ09NUExFVEVEEAUSIgoeUkVMRUFTRV9QTEFOX1NUQVRFX1JPTExFRF9CQUNLEAYSIAocUkVMRUFTRV9QTEFOX1NUQVRFX0NBTkNFTExFRBAHKmYKDEJyZWFjaEFjdGlvbhIdChlCUkVBQ0hfQUNUSU9OX1VOU1BFQ0lGSUVEEAASIAocQlJFQUNIX0FDVElPTl9MQVNUX1NBRkVfU1RFUBABEhUKEUJSRUFDSF9BQ1RJT05fT0ZGEAIqpQEKD0d1YXJkcmFpbFN0YXR1cxIgChxHVUFSRFJBSUxfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHAoYR1VBUkRSQUlMX1NUQVRVU19QRU5ESU5HEAESFwoTR1VBUkRSQUlMX1NUQVRVU19PSxACEh0KGUdVQVJEUkFJTF9TVEFUVVNfQlJFQUNIRUQQAxIaChZHVUFSRFJBSUxfU1RBVFVTX0VSUk9SEAQqcgoQU2RrRXJyb3JzTWVhc3VyZRIiCh5TREtfRVJST1JTX01FQVNVUkVfVU5TUEVDSUZJRUQQABIcChhTREtfRVJST1JTX01FQVNVUkVfUkFUSU8QARIcChhTREtfRVJST1JTX01FQVNVUkVfQ09VTlQQAjKKCAoSUmVsZWFzZVBsYW5TZXJ2aWNlEnAKEUNyZWF0ZVJlbGVhc2VQbGFuEiwuZmxhZ2ZvcmdlLmFkbWluLnYxLkNyZWF0ZVJlbGVhc2VQbGFuUmVxdWVzdBotLmZsYWdmb3JnZS5hZG1pbi52MS5DcmVhdGVSZWxlYXNlUGxhblJlc3BvbnNlEmcKDkdldFJlbGVhc2VQbGFuEikuZmxhZ2ZvcmdlLmFkbWluLnYxLkdldFJlbGVhc2VQbGFuUmVxdWVzdBoqLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRSZWxlYXNlUGxhblJlc3BvbnNlEm0KEExpc3RSZWxlYXNlUGxhbnMSKy5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdFJlbGVhc2VQbGFuc1JlcXVlc3QaLC5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdFJlbGVhc2VQbGFuc1Jlc3BvbnNlEnAKEVVwZGF0ZVJlbGVhc2VQbGFuEiwuZmxhZ2ZvcmdlLmFkbWluLnYxLlVwZGF0ZVJlbGVhc2VQbGFuUmVxdWVzdBotLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVSZWxlYXNlUGxhblJlc3BvbnNlEm0KEFN0YXJ0UmVsZWFzZVBsYW4SKy5mbGFnZm9yZ2UuYWRtaW4udjEuU3RhcnRSZWxlYXNlUGxhblJlcXVlc3QaLC5mbGFnZm9yZ2UuYWRtaW4udjEuU3RhcnRSZWxlYXNlUGxhblJlc3BvbnNlEm0KEFBhdXNlUmVsZWFzZVBsYW4SKy5mbGFnZm9yZ2UuYWRtaW4udjEuUGF1c2VSZWxlYXNlUGxhblJlcXVlc3QaLC5mbGFnZm9yZ2UuYWRtaW4udjEuUGF1c2VSZWxlYXNlUGxhblJlc3BvbnNlEnAKEVJlc3VtZVJlbGVhc2VQbGFuEiwuZmxhZ2ZvcmdlLmFkbWluLnYxLlJlc3VtZVJlbGVhc2VQbGFuUmVxdWVzdBotLmZsYWdmb3JnZS5hZG1pbi52MS5SZXN1bWVSZWxlYXNlUGxhblJlc3BvbnNlEnYKE1JvbGxiYWNrUmVsZWFzZVBsYW4SLi5mbGFnZm9yZ2UuYWRtaW4udjEuUm9sbGJhY2tSZWxlYXNlUGxhblJlcXVlc3QaLy5mbGFnZm9yZ2UuYWRtaW4udjEuUm9sbGJhY2tSZWxlYXNlUGxhblJlc3BvbnNlEnAKEUNhbmNlbFJlbGVhc2VQbGFuEiwuZmxhZ2ZvcmdlLmFkbWluLnYxLkNhbmNlbFJlbGVhc2VQbGFuUmVxdWVzdBotLmZsYWdmb3JnZS5hZG1pbi52MS5DYW5jZWxSZWxlYXNlUGxhblJlc3BvbnNlYgZwcm90bzM", [file_flagforge_manifest_v1_manifest, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * ReleaseStep is one step of a plan: the flag's default rule serves this
@@ -111,6 +111,81 @@ export const PromQLCheckSchema: GenMessage<PromQLCheck, {jsonType: PromQLCheckJs
   messageDesc(file_flagforge_admin_v1_release_plan, 1);
 
 /**
+ * SdkErrorsCheck measures the errors that SDKs and evaluators report for the
+ * plan's flag in the usage reports (EvaluationCount.errors): errors the
+ * application reported against a variant (the Go SDK's Client.ReportError, the
+ * OpenFeature error hook, the browser SDK's reportError) and evaluations that
+ * failed. Usage is counted per minute, so the window is rounded up to whole
+ * minutes (the minute in progress included); evaluators report every
+ * FLAGFORGE_USAGE_INTERVAL, which delays what the check sees by up to that much.
+ *
+ * @generated from message flagforge.admin.v1.SdkErrorsCheck
+ */
+export type SdkErrorsCheck = Message<"flagforge.admin.v1.SdkErrorsCheck"> & {
+  /**
+   * The variant whose errors are measured; "" measures the whole flag (every
+   * variant, and evaluations that failed).
+   *
+   * @generated from field: string variant = 1;
+   */
+  variant: string;
+
+  /**
+   * @generated from field: flagforge.admin.v1.SdkErrorsMeasure measure = 2;
+   */
+  measure: SdkErrorsMeasure;
+
+  /**
+   * Fewer evaluations of the variant than this in the window and the check
+   * holds (value 0): too little traffic to judge (0..1,000,000,000).
+   *
+   * @generated from field: int64 min_evaluations = 3;
+   */
+  minEvaluations: bigint;
+};
+
+/**
+ * SdkErrorsCheck measures the errors that SDKs and evaluators report for the
+ * plan's flag in the usage reports (EvaluationCount.errors): errors the
+ * application reported against a variant (the Go SDK's Client.ReportError, the
+ * OpenFeature error hook, the browser SDK's reportError) and evaluations that
+ * failed. Usage is counted per minute, so the window is rounded up to whole
+ * minutes (the minute in progress included); evaluators report every
+ * FLAGFORGE_USAGE_INTERVAL, which delays what the check sees by up to that much.
+ *
+ * @generated from message flagforge.admin.v1.SdkErrorsCheck
+ */
+export type SdkErrorsCheckJson = {
+  /**
+   * The variant whose errors are measured; "" measures the whole flag (every
+   * variant, and evaluations that failed).
+   *
+   * @generated from field: string variant = 1;
+   */
+  variant?: string;
+
+  /**
+   * @generated from field: flagforge.admin.v1.SdkErrorsMeasure measure = 2;
+   */
+  measure?: SdkErrorsMeasureJson;
+
+  /**
+   * Fewer evaluations of the variant than this in the window and the check
+   * holds (value 0): too little traffic to judge (0..1,000,000,000).
+   *
+   * @generated from field: int64 min_evaluations = 3;
+   */
+  minEvaluations?: string;
+};
+
+/**
+ * Describes the message flagforge.admin.v1.SdkErrorsCheck.
+ * Use `create(SdkErrorsCheckSchema)` to create a new message.
+ */
+export const SdkErrorsCheckSchema: GenMessage<SdkErrorsCheck, {jsonType: SdkErrorsCheckJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_admin_v1_release_plan, 2);
+
+/**
  * Guardrail is a check evaluated before each step and continuously while the
  * plan runs: a value above threshold is a breach.
  *
@@ -133,6 +208,12 @@ export type Guardrail = Message<"flagforge.admin.v1.Guardrail"> & {
      */
     value: PromQLCheck;
     case: "promql";
+  } | {
+    /**
+     * @generated from field: flagforge.admin.v1.SdkErrorsCheck sdk_errors = 3;
+     */
+    value: SdkErrorsCheck;
+    case: "sdkErrors";
   } | { case: undefined; value?: undefined };
 
   /**
@@ -168,6 +249,11 @@ export type GuardrailJson = {
   promql?: PromQLCheckJson;
 
   /**
+   * @generated from field: flagforge.admin.v1.SdkErrorsCheck sdk_errors = 3;
+   */
+  sdkErrors?: SdkErrorsCheckJson;
+
+  /**
    * @generated from field: double threshold = 4;
    */
   threshold?: number | "NaN" | "Infinity" | "-Infinity";
@@ -185,7 +271,7 @@ export type GuardrailJson = {
  * Use `create(GuardrailSchema)` to create a new message.
  */
 export const GuardrailSchema: GenMessage<Guardrail, {jsonType: GuardrailJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 2);
+  messageDesc(file_flagforge_admin_v1_release_plan, 3);
 
 /**
  * GuardrailState is what the control plane last saw of one guardrail (output only).
@@ -260,7 +346,7 @@ export type GuardrailStateJson = {
  * Use `create(GuardrailStateSchema)` to create a new message.
  */
 export const GuardrailStateSchema: GenMessage<GuardrailState, {jsonType: GuardrailStateJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 3);
+  messageDesc(file_flagforge_admin_v1_release_plan, 4);
 
 /**
  * ReleasePlanChange is a release plan as a change request proposes it: the
@@ -323,7 +409,7 @@ export type ReleasePlanChangeJson = {
  * Use `create(ReleasePlanChangeSchema)` to create a new message.
  */
 export const ReleasePlanChangeSchema: GenMessage<ReleasePlanChange, {jsonType: ReleasePlanChangeJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 4);
+  messageDesc(file_flagforge_admin_v1_release_plan, 5);
 
 /**
  * ReleasePlan is a progressive rollout of one flag in one environment.
@@ -582,7 +668,7 @@ export type ReleasePlanJson = {
  * Use `create(ReleasePlanSchema)` to create a new message.
  */
 export const ReleasePlanSchema: GenMessage<ReleasePlan, {jsonType: ReleasePlanJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 5);
+  messageDesc(file_flagforge_admin_v1_release_plan, 6);
 
 /**
  * @generated from message flagforge.admin.v1.CreateReleasePlanRequest
@@ -689,7 +775,7 @@ export type CreateReleasePlanRequestJson = {
  * Use `create(CreateReleasePlanRequestSchema)` to create a new message.
  */
 export const CreateReleasePlanRequestSchema: GenMessage<CreateReleasePlanRequest, {jsonType: CreateReleasePlanRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 6);
+  messageDesc(file_flagforge_admin_v1_release_plan, 7);
 
 /**
  * @generated from message flagforge.admin.v1.CreateReleasePlanResponse
@@ -730,7 +816,7 @@ export type CreateReleasePlanResponseJson = {
  * Use `create(CreateReleasePlanResponseSchema)` to create a new message.
  */
 export const CreateReleasePlanResponseSchema: GenMessage<CreateReleasePlanResponse, {jsonType: CreateReleasePlanResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 7);
+  messageDesc(file_flagforge_admin_v1_release_plan, 8);
 
 /**
  * ChangeRequestRef names a change request opened for a plan.
@@ -771,7 +857,7 @@ export type ChangeRequestRefJson = {
  * Use `create(ChangeRequestRefSchema)` to create a new message.
  */
 export const ChangeRequestRefSchema: GenMessage<ChangeRequestRef, {jsonType: ChangeRequestRefJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 8);
+  messageDesc(file_flagforge_admin_v1_release_plan, 9);
 
 /**
  * @generated from message flagforge.admin.v1.GetReleasePlanRequest
@@ -828,7 +914,7 @@ export type GetReleasePlanRequestJson = {
  * Use `create(GetReleasePlanRequestSchema)` to create a new message.
  */
 export const GetReleasePlanRequestSchema: GenMessage<GetReleasePlanRequest, {jsonType: GetReleasePlanRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 9);
+  messageDesc(file_flagforge_admin_v1_release_plan, 10);
 
 /**
  * @generated from message flagforge.admin.v1.GetReleasePlanResponse
@@ -855,7 +941,7 @@ export type GetReleasePlanResponseJson = {
  * Use `create(GetReleasePlanResponseSchema)` to create a new message.
  */
 export const GetReleasePlanResponseSchema: GenMessage<GetReleasePlanResponse, {jsonType: GetReleasePlanResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 10);
+  messageDesc(file_flagforge_admin_v1_release_plan, 11);
 
 /**
  * @generated from message flagforge.admin.v1.ListReleasePlansRequest
@@ -950,7 +1036,7 @@ export type ListReleasePlansRequestJson = {
  * Use `create(ListReleasePlansRequestSchema)` to create a new message.
  */
 export const ListReleasePlansRequestSchema: GenMessage<ListReleasePlansRequest, {jsonType: ListReleasePlansRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 11);
+  messageDesc(file_flagforge_admin_v1_release_plan, 12);
 
 /**
  * @generated from message flagforge.admin.v1.ListReleasePlansResponse
@@ -987,7 +1073,7 @@ export type ListReleasePlansResponseJson = {
  * Use `create(ListReleasePlansResponseSchema)` to create a new message.
  */
 export const ListReleasePlansResponseSchema: GenMessage<ListReleasePlansResponse, {jsonType: ListReleasePlansResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 12);
+  messageDesc(file_flagforge_admin_v1_release_plan, 13);
 
 /**
  * @generated from message flagforge.admin.v1.UpdateReleasePlanRequest
@@ -1098,7 +1184,7 @@ export type UpdateReleasePlanRequestJson = {
  * Use `create(UpdateReleasePlanRequestSchema)` to create a new message.
  */
 export const UpdateReleasePlanRequestSchema: GenMessage<UpdateReleasePlanRequest, {jsonType: UpdateReleasePlanRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 13);
+  messageDesc(file_flagforge_admin_v1_release_plan, 14);
 
 /**
  * @generated from message flagforge.admin.v1.UpdateReleasePlanResponse
@@ -1135,7 +1221,7 @@ export type UpdateReleasePlanResponseJson = {
  * Use `create(UpdateReleasePlanResponseSchema)` to create a new message.
  */
 export const UpdateReleasePlanResponseSchema: GenMessage<UpdateReleasePlanResponse, {jsonType: UpdateReleasePlanResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 14);
+  messageDesc(file_flagforge_admin_v1_release_plan, 15);
 
 /**
  * @generated from message flagforge.admin.v1.StartReleasePlanRequest
@@ -1202,7 +1288,7 @@ export type StartReleasePlanRequestJson = {
  * Use `create(StartReleasePlanRequestSchema)` to create a new message.
  */
 export const StartReleasePlanRequestSchema: GenMessage<StartReleasePlanRequest, {jsonType: StartReleasePlanRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 15);
+  messageDesc(file_flagforge_admin_v1_release_plan, 16);
 
 /**
  * @generated from message flagforge.admin.v1.StartReleasePlanResponse
@@ -1229,7 +1315,7 @@ export type StartReleasePlanResponseJson = {
  * Use `create(StartReleasePlanResponseSchema)` to create a new message.
  */
 export const StartReleasePlanResponseSchema: GenMessage<StartReleasePlanResponse, {jsonType: StartReleasePlanResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 16);
+  messageDesc(file_flagforge_admin_v1_release_plan, 17);
 
 /**
  * @generated from message flagforge.admin.v1.PauseReleasePlanRequest
@@ -1296,7 +1382,7 @@ export type PauseReleasePlanRequestJson = {
  * Use `create(PauseReleasePlanRequestSchema)` to create a new message.
  */
 export const PauseReleasePlanRequestSchema: GenMessage<PauseReleasePlanRequest, {jsonType: PauseReleasePlanRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 17);
+  messageDesc(file_flagforge_admin_v1_release_plan, 18);
 
 /**
  * @generated from message flagforge.admin.v1.PauseReleasePlanResponse
@@ -1323,7 +1409,7 @@ export type PauseReleasePlanResponseJson = {
  * Use `create(PauseReleasePlanResponseSchema)` to create a new message.
  */
 export const PauseReleasePlanResponseSchema: GenMessage<PauseReleasePlanResponse, {jsonType: PauseReleasePlanResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 18);
+  messageDesc(file_flagforge_admin_v1_release_plan, 19);
 
 /**
  * @generated from message flagforge.admin.v1.ResumeReleasePlanRequest
@@ -1390,7 +1476,7 @@ export type ResumeReleasePlanRequestJson = {
  * Use `create(ResumeReleasePlanRequestSchema)` to create a new message.
  */
 export const ResumeReleasePlanRequestSchema: GenMessage<ResumeReleasePlanRequest, {jsonType: ResumeReleasePlanRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 19);
+  messageDesc(file_flagforge_admin_v1_release_plan, 20);
 
 /**
  * @generated from message flagforge.admin.v1.ResumeReleasePlanResponse
@@ -1417,7 +1503,7 @@ export type ResumeReleasePlanResponseJson = {
  * Use `create(ResumeReleasePlanResponseSchema)` to create a new message.
  */
 export const ResumeReleasePlanResponseSchema: GenMessage<ResumeReleasePlanResponse, {jsonType: ResumeReleasePlanResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 20);
+  messageDesc(file_flagforge_admin_v1_release_plan, 21);
 
 /**
  * @generated from message flagforge.admin.v1.RollbackReleasePlanRequest
@@ -1484,7 +1570,7 @@ export type RollbackReleasePlanRequestJson = {
  * Use `create(RollbackReleasePlanRequestSchema)` to create a new message.
  */
 export const RollbackReleasePlanRequestSchema: GenMessage<RollbackReleasePlanRequest, {jsonType: RollbackReleasePlanRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 21);
+  messageDesc(file_flagforge_admin_v1_release_plan, 22);
 
 /**
  * @generated from message flagforge.admin.v1.RollbackReleasePlanResponse
@@ -1511,7 +1597,7 @@ export type RollbackReleasePlanResponseJson = {
  * Use `create(RollbackReleasePlanResponseSchema)` to create a new message.
  */
 export const RollbackReleasePlanResponseSchema: GenMessage<RollbackReleasePlanResponse, {jsonType: RollbackReleasePlanResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 22);
+  messageDesc(file_flagforge_admin_v1_release_plan, 23);
 
 /**
  * @generated from message flagforge.admin.v1.CancelReleasePlanRequest
@@ -1578,7 +1664,7 @@ export type CancelReleasePlanRequestJson = {
  * Use `create(CancelReleasePlanRequestSchema)` to create a new message.
  */
 export const CancelReleasePlanRequestSchema: GenMessage<CancelReleasePlanRequest, {jsonType: CancelReleasePlanRequestJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 23);
+  messageDesc(file_flagforge_admin_v1_release_plan, 24);
 
 /**
  * @generated from message flagforge.admin.v1.CancelReleasePlanResponse
@@ -1605,7 +1691,7 @@ export type CancelReleasePlanResponseJson = {
  * Use `create(CancelReleasePlanResponseSchema)` to create a new message.
  */
 export const CancelReleasePlanResponseSchema: GenMessage<CancelReleasePlanResponse, {jsonType: CancelReleasePlanResponseJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_admin_v1_release_plan, 24);
+  messageDesc(file_flagforge_admin_v1_release_plan, 25);
 
 /**
  * ReleasePlanState is where a plan is in its life.
@@ -1772,6 +1858,47 @@ export type GuardrailStatusJson = "GUARDRAIL_STATUS_UNSPECIFIED" | "GUARDRAIL_ST
  */
 export const GuardrailStatusSchema: GenEnum<GuardrailStatus, GuardrailStatusJson> = /*@__PURE__*/
   enumDesc(file_flagforge_admin_v1_release_plan, 2);
+
+/**
+ * SdkErrorsMeasure is what an sdk_errors guardrail compares with its threshold.
+ *
+ * @generated from enum flagforge.admin.v1.SdkErrorsMeasure
+ */
+export enum SdkErrorsMeasure {
+  /**
+   * RATIO (the default).
+   *
+   * @generated from enum value: SDK_ERRORS_MEASURE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Errors divided by evaluations in the window (e.g. 0.05: 5%).
+   *
+   * @generated from enum value: SDK_ERRORS_MEASURE_RATIO = 1;
+   */
+  RATIO = 1,
+
+  /**
+   * The number of errors in the window.
+   *
+   * @generated from enum value: SDK_ERRORS_MEASURE_COUNT = 2;
+   */
+  COUNT = 2,
+}
+
+/**
+ * SdkErrorsMeasure is what an sdk_errors guardrail compares with its threshold.
+ *
+ * @generated from enum flagforge.admin.v1.SdkErrorsMeasure
+ */
+export type SdkErrorsMeasureJson = "SDK_ERRORS_MEASURE_UNSPECIFIED" | "SDK_ERRORS_MEASURE_RATIO" | "SDK_ERRORS_MEASURE_COUNT";
+
+/**
+ * Describes the enum flagforge.admin.v1.SdkErrorsMeasure.
+ */
+export const SdkErrorsMeasureSchema: GenEnum<SdkErrorsMeasure, SdkErrorsMeasureJson> = /*@__PURE__*/
+  enumDesc(file_flagforge_admin_v1_release_plan, 3);
 
 /**
  * ReleasePlanService runs progressive rollouts: a plan for one flag in one

@@ -6,6 +6,8 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { ChangeRequest, ChangeRequestJson } from "./change_request_pb";
 import { file_flagforge_admin_v1_change_request } from "./change_request_pb";
+import type { Impact, ImpactJson } from "./impact_pb";
+import { file_flagforge_admin_v1_impact } from "./impact_pb";
 import type { Segment, SegmentJson } from "../../manifest/v1/manifest_pb";
 import { file_flagforge_manifest_v1_manifest } from "../../manifest/v1/manifest_pb";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flagforge/admin/v1/segment.proto.
  */
 export const file_flagforge_admin_v1_segment: GenFile = /*@__PURE__*/
-  fileDesc("CiBmbGFnZm9yZ2UvYWRtaW4vdjEvc2VnbWVudC5wcm90bxISZmxhZ2ZvcmdlLmFkbWluLnYxIpMBChRDcmVhdGVTZWdtZW50UmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIvCgdzZWdtZW50GAQgASgLMh4uZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLlNlZ21lbnQSFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJIkgKFUNyZWF0ZVNlZ21lbnRSZXNwb25zZRIvCgdzZWdtZW50GAEgASgLMh4uZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLlNlZ21lbnQiVwoRR2V0U2VnbWVudFJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSDwoHc2VnbWVudBgEIAEoCSJFChJHZXRTZWdtZW50UmVzcG9uc2USLwoHc2VnbWVudBgBIAEoCzIeLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZWdtZW50Im8KE0xpc3RTZWdtZW50c1JlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkiYQoUTGlzdFNlZ21lbnRzUmVzcG9uc2USMAoIc2VnbWVudHMYASADKAsyHi5mbGFnZm9yZ2UubWFuaWZlc3QudjEuU2VnbWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkisQEKFFVwZGF0ZVNlZ21lbnRSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEg8KB3NlZ21lbnQYBCABKAkSMgoKZGVmaW5pdGlvbhgFIAEoCzIeLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZWdtZW50EhAKCHJldmlzaW9uGAYgASgDEg8KB2NvbW1lbnQYByABKAkigwEKFVVwZGF0ZVNlZ21lbnRSZXNwb25zZRIvCgdzZWdtZW50GAEgASgLMh4uZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLlNlZ21lbnQSOQoOY2hhbmdlX3JlcXVlc3QYAiABKAsyIS5mbGFnZm9yZ2UuYWRtaW4udjEuQ2hhbmdlUmVxdWVzdCJsChREZWxldGVTZWdtZW50UmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIPCgdzZWdtZW50GAQgASgJEhAKCHJldmlzaW9uGAUgASgDIhcKFURlbGV0ZVNlZ21lbnRSZXNwb25zZTKCBAoOU2VnbWVudFNlcnZpY2USZAoNQ3JlYXRlU2VnbWVudBIoLmZsYWdmb3JnZS5hZG1pbi52MS5DcmVhdGVTZWdtZW50UmVxdWVzdBopLmZsYWdmb3JnZS5hZG1pbi52MS5DcmVhdGVTZWdtZW50UmVzcG9uc2USWwoKR2V0U2VnbWVudBIlLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRTZWdtZW50UmVxdWVzdBomLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRTZWdtZW50UmVzcG9uc2USYQoMTGlzdFNlZ21lbnRzEicuZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RTZWdtZW50c1JlcXVlc3QaKC5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdFNlZ21lbnRzUmVzcG9uc2USZAoNVXBkYXRlU2VnbWVudBIoLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVTZWdtZW50UmVxdWVzdBopLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVTZWdtZW50UmVzcG9uc2USZAoNRGVsZXRlU2VnbWVudBIoLmZsYWdmb3JnZS5hZG1pbi52MS5EZWxldGVTZWdtZW50UmVxdWVzdBopLmZsYWdmb3JnZS5hZG1pbi52MS5EZWxldGVTZWdtZW50UmVzcG9uc2ViBnByb3RvMw", [file_flagforge_admin_v1_change_request, file_flagforge_manifest_v1_manifest]);
+  fileDesc("CiBmbGFnZm9yZ2UvYWRtaW4vdjEvc2VnbWVudC5wcm90bxISZmxhZ2ZvcmdlLmFkbWluLnYxIpMBChRDcmVhdGVTZWdtZW50UmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIvCgdzZWdtZW50GAQgASgLMh4uZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLlNlZ21lbnQSFwoPaWRlbXBvdGVuY3lfa2V5GAUgASgJIkgKFUNyZWF0ZVNlZ21lbnRSZXNwb25zZRIvCgdzZWdtZW50GAEgASgLMh4uZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLlNlZ21lbnQiVwoRR2V0U2VnbWVudFJlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSDwoHc2VnbWVudBgEIAEoCSJFChJHZXRTZWdtZW50UmVzcG9uc2USLwoHc2VnbWVudBgBIAEoCzIeLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZWdtZW50Im8KE0xpc3RTZWdtZW50c1JlcXVlc3QSCwoDb3JnGAEgASgJEg8KB3Byb2plY3QYAiABKAkSEwoLZW52aXJvbm1lbnQYAyABKAkSEQoJcGFnZV9zaXplGAQgASgFEhIKCnBhZ2VfdG9rZW4YBSABKAkiYQoUTGlzdFNlZ21lbnRzUmVzcG9uc2USMAoIc2VnbWVudHMYASADKAsyHi5mbGFnZm9yZ2UubWFuaWZlc3QudjEuU2VnbWVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiwgEKFFVwZGF0ZVNlZ21lbnRSZXF1ZXN0EgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEg8KB3NlZ21lbnQYBCABKAkSMgoKZGVmaW5pdGlvbhgFIAEoCzIeLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZWdtZW50EhAKCHJldmlzaW9uGAYgASgDEg8KB2NvbW1lbnQYByABKAkSDwoHZHJ5X3J1bhgIIAEoCCLSAQoVVXBkYXRlU2VnbWVudFJlc3BvbnNlEi8KB3NlZ21lbnQYASABKAsyHi5mbGFnZm9yZ2UubWFuaWZlc3QudjEuU2VnbWVudBI5Cg5jaGFuZ2VfcmVxdWVzdBgCIAEoCzIhLmZsYWdmb3JnZS5hZG1pbi52MS5DaGFuZ2VSZXF1ZXN0EioKBmltcGFjdBgDIAEoCzIaLmZsYWdmb3JnZS5hZG1pbi52MS5JbXBhY3QSIQoZd291bGRfb3Blbl9jaGFuZ2VfcmVxdWVzdBgEIAEoCCJsChREZWxldGVTZWdtZW50UmVxdWVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIPCgdzZWdtZW50GAQgASgJEhAKCHJldmlzaW9uGAUgASgDIhcKFURlbGV0ZVNlZ21lbnRSZXNwb25zZTKCBAoOU2VnbWVudFNlcnZpY2USZAoNQ3JlYXRlU2VnbWVudBIoLmZsYWdmb3JnZS5hZG1pbi52MS5DcmVhdGVTZWdtZW50UmVxdWVzdBopLmZsYWdmb3JnZS5hZG1pbi52MS5DcmVhdGVTZWdtZW50UmVzcG9uc2USWwoKR2V0U2VnbWVudBIlLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRTZWdtZW50UmVxdWVzdBomLmZsYWdmb3JnZS5hZG1pbi52MS5HZXRTZWdtZW50UmVzcG9uc2USYQoMTGlzdFNlZ21lbnRzEicuZmxhZ2ZvcmdlLmFkbWluLnYxLkxpc3RTZWdtZW50c1JlcXVlc3QaKC5mbGFnZm9yZ2UuYWRtaW4udjEuTGlzdFNlZ21lbnRzUmVzcG9uc2USZAoNVXBkYXRlU2VnbWVudBIoLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVTZWdtZW50UmVxdWVzdBopLmZsYWdmb3JnZS5hZG1pbi52MS5VcGRhdGVTZWdtZW50UmVzcG9uc2USZAoNRGVsZXRlU2VnbWVudBIoLmZsYWdmb3JnZS5hZG1pbi52MS5EZWxldGVTZWdtZW50UmVxdWVzdBopLmZsYWdmb3JnZS5hZG1pbi52MS5EZWxldGVTZWdtZW50UmVzcG9uc2ViBnByb3RvMw", [file_flagforge_admin_v1_change_request, file_flagforge_admin_v1_impact, file_flagforge_manifest_v1_manifest]);
 
 /**
  * @generated from message flagforge.admin.v1.CreateSegmentRequest
@@ -338,6 +340,15 @@ export type UpdateSegmentRequest = Message<"flagforge.admin.v1.UpdateSegmentRequ
    * @generated from field: string comment = 7;
    */
   comment: string;
+
+  /**
+   * Validate like a real write and answer the would-be result with its impact
+   * preview, writing nothing (no revision, audit entry, outbox row or change
+   * request). REST: ?dryRun=true.
+   *
+   * @generated from field: bool dry_run = 8;
+   */
+  dryRun: boolean;
 };
 
 /**
@@ -380,6 +391,15 @@ export type UpdateSegmentRequestJson = {
    * @generated from field: string comment = 7;
    */
   comment?: string;
+
+  /**
+   * Validate like a real write and answer the would-be result with its impact
+   * preview, writing nothing (no revision, audit entry, outbox row or change
+   * request). REST: ?dryRun=true.
+   *
+   * @generated from field: bool dry_run = 8;
+   */
+  dryRun?: boolean;
 };
 
 /**
@@ -394,7 +414,8 @@ export const UpdateSegmentRequestSchema: GenMessage<UpdateSegmentRequest, {jsonT
  */
 export type UpdateSegmentResponse = Message<"flagforge.admin.v1.UpdateSegmentResponse"> & {
   /**
-   * The saved segment (unset when a change request was created instead).
+   * The saved segment (unset when a change request was created instead); in a
+   * dry run, as it would be saved.
    *
    * @generated from field: flagforge.manifest.v1.Segment segment = 1;
    */
@@ -404,6 +425,20 @@ export type UpdateSegmentResponse = Message<"flagforge.admin.v1.UpdateSegmentRes
    * @generated from field: flagforge.admin.v1.ChangeRequest change_request = 2;
    */
   changeRequest?: ChangeRequest | undefined;
+
+  /**
+   * Dry run only: the impact preview of the change over the seen contexts.
+   *
+   * @generated from field: flagforge.admin.v1.Impact impact = 3;
+   */
+  impact?: Impact | undefined;
+
+  /**
+   * Dry run only: true when the write would open a change request.
+   *
+   * @generated from field: bool would_open_change_request = 4;
+   */
+  wouldOpenChangeRequest: boolean;
 };
 
 /**
@@ -411,7 +446,8 @@ export type UpdateSegmentResponse = Message<"flagforge.admin.v1.UpdateSegmentRes
  */
 export type UpdateSegmentResponseJson = {
   /**
-   * The saved segment (unset when a change request was created instead).
+   * The saved segment (unset when a change request was created instead); in a
+   * dry run, as it would be saved.
    *
    * @generated from field: flagforge.manifest.v1.Segment segment = 1;
    */
@@ -421,6 +457,20 @@ export type UpdateSegmentResponseJson = {
    * @generated from field: flagforge.admin.v1.ChangeRequest change_request = 2;
    */
   changeRequest?: ChangeRequestJson;
+
+  /**
+   * Dry run only: the impact preview of the change over the seen contexts.
+   *
+   * @generated from field: flagforge.admin.v1.Impact impact = 3;
+   */
+  impact?: ImpactJson;
+
+  /**
+   * Dry run only: true when the write would open a change request.
+   *
+   * @generated from field: bool would_open_change_request = 4;
+   */
+  wouldOpenChangeRequest?: boolean;
 };
 
 /**
