@@ -2,24 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/structpb"
-
-	"github.com/flagforge/flagforge/cli/remote"
-	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
-	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
-	"github.com/flagforge/flagforge/pkg/strictjson"
+	"github.com/flagforge/flagforge/cli/write"
 )
 
 const configUsage = `usage: flagforge config <set|patch> --org O --project P --env E --flag F (--config JSON|@file | --patch JSON) [--dry-run] [--comment "..."],
@@ -56,7 +45,8 @@ func configCmd(ctx context.Context, kind string, args []string, out io.Writer) e
 	if *org == "" || *project == "" || *env == "" || *token == "" {
 		return errors.New("--org, --project, --env and --token (or FLAGFORGE_TOKEN) are required")
 	}
-	switch kind + " " + action {
+	cmd := kind + " " + action
+	switch cmd {
 	case "config set", "config patch":
 		if *flagKey == "" {
 			return errors.New("--flag is required")
@@ -75,114 +65,19 @@ func configCmd(ctx context.Context, kind string, args []string, out io.Writer) e
 	defer func() { _ = conn.Close() }()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+*token)
-	flags, segments := adminv1.NewFlagServiceClient(conn), adminv1.NewSegmentServiceClient(conn)
-	var (
-		saved   proto.Message
-		cr      *adminv1.ChangeRequest
-		impact  *adminv1.Impact
-		wouldCR bool
-	)
-	switch kind + " " + action {
+	c := write.New(conn, *token, *org, *project, *env)
+	o := write.Options{Revision: *revision, Comment: *comment, DryRun: *dryRun}
+	var r *write.Result
+	switch cmd {
 	case "config set":
-		cfg := &manifestv1.FlagConfig{}
-		if err := decodeArg("--config", *config, cfg); err != nil {
-			return err
-		}
-		rev := *revision
-		if rev == 0 {
-			cur, err := flags.GetFlagConfig(ctx, &adminv1.GetFlagConfigRequest{Org: *org, Project: *project, Environment: *env, Flag: *flagKey})
-			if err != nil {
-				return err
-			}
-			rev = cur.GetConfig().GetRevision()
-		}
-		r, err := flags.UpdateFlagConfig(ctx, &adminv1.UpdateFlagConfigRequest{Org: *org, Project: *project, Environment: *env, Flag: *flagKey,
-			Config: cfg, Revision: rev, Comment: *comment, DryRun: *dryRun})
-		if err != nil {
-			return err
-		}
-		saved, cr, impact, wouldCR = r.GetConfig(), r.GetChangeRequest(), r.GetImpact(), r.GetWouldOpenChangeRequest()
+		r, err = c.SetConfig(ctx, *flagKey, *config, o)
 	case "config patch":
-		var m map[string]any
-		if err := json.Unmarshal([]byte(*patch), &m); err != nil || *patch == "" {
-			return fmt.Errorf("--patch must be a JSON object: %v", err)
-		}
-		st, err := structpb.NewStruct(m)
-		if err != nil {
-			return fmt.Errorf("--patch: %w", err)
-		}
-		r, err := flags.PatchFlagConfig(ctx, &adminv1.PatchFlagConfigRequest{Org: *org, Project: *project, Environment: *env, Flag: *flagKey,
-			Patch: st, Revision: *revision, Comment: *comment, DryRun: *dryRun})
-		if err != nil {
-			return err
-		}
-		saved, cr, impact, wouldCR = r.GetConfig(), r.GetChangeRequest(), r.GetImpact(), r.GetWouldOpenChangeRequest()
-	case "segment set":
-		sg := &manifestv1.Segment{}
-		if err := decodeArg("--definition", *definition, sg); err != nil {
-			return err
-		}
-		rev := *revision
-		if rev == 0 {
-			cur, err := segments.GetSegment(ctx, &adminv1.GetSegmentRequest{Org: *org, Project: *project, Environment: *env, Segment: *segment})
-			if err != nil {
-				return err
-			}
-			rev = cur.GetSegment().GetRevision()
-		}
-		r, err := segments.UpdateSegment(ctx, &adminv1.UpdateSegmentRequest{Org: *org, Project: *project, Environment: *env, Segment: *segment,
-			Definition: sg, Revision: rev, Comment: *comment, DryRun: *dryRun})
-		if err != nil {
-			return err
-		}
-		saved, cr, impact, wouldCR = r.GetSegment(), r.GetChangeRequest(), r.GetImpact(), r.GetWouldOpenChangeRequest()
-	}
-	return renderWrite(out, *env, *dryRun, saved, cr, impact, wouldCR)
-}
-
-// decodeArg reads a JSON message from an argument (or @file) as the REST API
-// takes it.
-func decodeArg(name, arg string, m proto.Message) error {
-	if arg == "" {
-		return fmt.Errorf("%s is required", name)
-	}
-	b := []byte(arg)
-	if path, ok := strings.CutPrefix(arg, "@"); ok {
-		var err error
-		if b, err = os.ReadFile(path); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-	}
-	if err := strictjson.Unmarshal(b, m); err != nil {
-		return fmt.Errorf("%s: %w", name, err)
-	}
-	return nil
-}
-
-func renderWrite(out io.Writer, env string, dryRun bool, saved proto.Message, cr *adminv1.ChangeRequest, impact *adminv1.Impact, wouldCR bool) error {
-	var b strings.Builder
-	switch {
-	case cr != nil:
-		fmt.Fprintf(&b, "approvals required: change request %s opened (content digest %s)\n", cr.GetId(), cr.GetContentDigest())
-	case dryRun && wouldCR:
-		b.WriteString("dry run: valid; nothing written. Environment " + env + " requires approvals: the write would open a change request with:\n")
-	case dryRun:
-		b.WriteString("dry run: valid; nothing written. The write would save:\n")
+		r, err = c.PatchConfig(ctx, *flagKey, *patch, o)
 	default:
-		b.WriteString("saved:\n")
+		r, err = c.SetSegment(ctx, *segment, *definition, o)
 	}
-	if saved != nil && saved.ProtoReflect().IsValid() && cr == nil {
-		js, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(saved)
-		if err != nil {
-			return err
-		}
-		b.Write(js)
-		b.WriteString("\n")
+	if err != nil {
+		return err
 	}
-	if impact != nil {
-		b.WriteString(remote.RenderImpact([]remote.EnvImpact{{Environment: env, Impact: impact}}))
-	}
-	_, err := io.WriteString(out, b.String())
-	return err
+	return write.Render(out, r)
 }

@@ -1,10 +1,12 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
 
+	"github.com/flagforge/flagforge/cli/write"
 	adminv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/admin/v1"
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
 	"github.com/flagforge/flagforge/services/controlplane/internal/ratelimit"
@@ -126,4 +128,56 @@ func TestDryRunWritesNothingAndAnswersTheResultWithItsImpact(t *testing.T) {
 			t.Fatalf("dry runs wrote: before %+v, after %+v", before, after)
 		}
 	})
+}
+
+// TestCLIDryRun: `flagforge config patch|set ... --dry-run` and `flagforge
+// segment set ... --dry-run` (package cli/write) print what would be saved and
+// its impact and write nothing; without --dry-run they save.
+func TestCLIDryRun(t *testing.T) {
+	t.Parallel()
+	c := start(t, ratelimit.Config{})
+	c.project()
+	c.call("POST", prodPath+"/segments", c.owner, map[string]any{"segment": map[string]any{"key": "beta", "included": []any{"user-1"}}}).want(t, 200)
+	ctx := context.Background()
+	w := write.New(c.conn, c.owner, "acme", "web", "production")
+	before := len(revisionsOf(t, c, "new-ui"))
+	var out bytes.Buffer
+	for _, run := range []func() (*write.Result, error){
+		func() (*write.Result, error) {
+			return w.PatchConfig(ctx, "new-ui", `{"on": true}`, write.Options{DryRun: true})
+		},
+		func() (*write.Result, error) {
+			return w.SetConfig(ctx, "new-ui", `{"on": true, "offVariant": "off", "defaultServe": {"variant": "on"}}`, write.Options{DryRun: true})
+		},
+		func() (*write.Result, error) {
+			return w.SetSegment(ctx, "beta", `{"key": "beta", "included": ["user-1", "user-2"]}`, write.Options{DryRun: true})
+		},
+	} {
+		r, err := run()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Reset()
+		if err := write.Render(&out, r); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "dry run: valid; nothing written") || !strings.Contains(out.String(), "Impact in production over") {
+			t.Fatalf("dry run output:\n%s", out.String())
+		}
+	}
+	if n := len(revisionsOf(t, c, "new-ui")); n != before {
+		t.Fatalf("a CLI dry run wrote: %d revisions, want %d", n, before)
+	}
+	if _, err := w.PatchConfig(ctx, "new-ui", `{"defaultServe": {"variant": "blue"}}`, write.Options{DryRun: true}); err == nil ||
+		!strings.Contains(err.Error(), "blue") {
+		t.Fatalf("an invalid dry run: %v", err)
+	}
+	r, err := w.PatchConfig(ctx, "new-ui", `{"on": true}`, write.Options{Comment: "cli"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := write.Render(&out, r); err != nil || !strings.HasPrefix(out.String(), "saved:") || len(revisionsOf(t, c, "new-ui")) != before+1 {
+		t.Fatalf("a CLI write: %v\n%s", err, out.String())
+	}
 }
