@@ -14,7 +14,7 @@ import (
 
 // writesOf is what a write leaves behind in production: the flag's and the
 // segment's revisions, the organization's audit entries, the unpublished outbox
-// rows and the latest manifest version.
+// rows (0 once published) and the latest manifest version.
 type writesOf struct {
 	revisions, segmentRevisions, audit, pending int
 	head                                        uint64
@@ -33,11 +33,16 @@ func (c *cp) writes(t *testing.T) writesOf {
 	a := c.call("GET", "/v1/orgs/acme/audit?pageSize=1000", c.owner, nil).want(t, 200)
 	es, _ := a.body["entries"].([]any)
 	w.audit = len(es)
-	p, err := c.st.PendingOutbox(context.Background(), 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.pending = len(p)
+	// Earlier writes are published first (a row a dry run wrote would be
+	// published too, and show as a new manifest version).
+	waitFor(t, func() bool {
+		p, err := c.st.PendingOutbox(context.Background(), 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.pending = len(p)
+		return w.pending == 0
+	}, "the outbox to be published")
 	hs, err := c.st.ManifestHeads(context.Background())
 	if err != nil {
 		t.Fatal(err)
