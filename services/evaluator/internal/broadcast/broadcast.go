@@ -24,12 +24,15 @@
 package broadcast
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -85,6 +88,33 @@ type Frame struct {
 	// Version is the manifest version the frame brings the receiver to (deltas and
 	// snapshots) or announces (heartbeats).
 	Version uint64
+
+	ndjsonOnce sync.Once
+	ndjson     []byte
+	ndjsonErr  error
+}
+
+// NDJSON is the frame as one line of GET /v1/stream, the way grpc-gateway
+// streams it: {"result":<the message as compact protojson>} and a newline.
+// It is encoded on first use and shared by every stream.
+func (f *Frame) NDJSON() ([]byte, error) {
+	f.ndjsonOnce.Do(func() {
+		b, err := protojson.Marshal(f.Msg)
+		if err != nil {
+			f.ndjsonErr = err
+			return
+		}
+		var buf bytes.Buffer
+		buf.Grow(len(b) + 12)
+		buf.WriteString(`{"result":`)
+		if err := json.Compact(&buf, b); err != nil { // protojson may add random spaces
+			f.ndjsonErr = err
+			return
+		}
+		buf.WriteString("}\n")
+		f.ndjson = buf.Bytes()
+	})
+	return f.ndjson, f.ndjsonErr
 }
 
 // NewFrame serializes msg.
@@ -139,6 +169,9 @@ type Hub struct {
 	perKey   map[[sha256.Size]byte]int
 	total    int
 	draining bool
+	// beats is closed (and replaced) at every heartbeat round: the one shared
+	// wake-up of every SSE stream's heartbeat (no timer per stream).
+	beats chan struct{}
 
 	open      *prometheus.GaugeVec
 	dropped   *prometheus.CounterVec
@@ -165,6 +198,7 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h := &Hub{
 		cfg: cfg, now: cfg.Now, envs: map[string]*env{}, keys: auth.Index{}, perKey: map[[sha256.Size]byte]int{},
+		beats: make(chan struct{}),
 		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "flagforge_evaluator_streams_open",
 			Help: "Streams open now, by kind (manifest: StreamManifest and /v1/stream; sse: /v1/sse).",
@@ -201,6 +235,15 @@ func New(cfg Config) (*Hub, error) {
 
 // Heartbeat is the configured heartbeat period.
 func (h *Hub) Heartbeat() time.Duration { return h.cfg.Heartbeat }
+
+// Beats is closed at the next heartbeat round (Run): a stream that sends its own
+// heartbeats (SSE, OFREP events) waits on it, then calls Beats again for the
+// round after. One channel serves every stream: no timer per stream.
+func (h *Hub) Beats() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.beats
+}
 
 // Sub is one open stream. Manifest subscribers read Frames; SSE subscribers read
 // Changed (a coalescing signal: they evaluate the latest state themselves).
@@ -559,6 +602,8 @@ func (h *Hub) beat() {
 			}
 		}
 	}
+	close(h.beats)
+	h.beats = make(chan struct{})
 	h.heartbeat.Inc()
 }
 

@@ -264,15 +264,15 @@ func (s *Service) ServeOFREPEvents(w http.ResponseWriter, r *http.Request) {
 	if _, err := w.Write([]byte(": connected\n\n")); err != nil || rc.Flush() != nil {
 		return
 	}
-	beat := time.NewTicker(s.hub.Heartbeat())
-	defer beat.Stop()
+	beat := s.hub.Beats() // the hub's shared heartbeat round, no timer per stream
 	for {
 		select {
 		case <-r.Context().Done():
 			return
 		case <-sub.Done():
 			return
-		case <-beat.C:
+		case <-beat:
+			beat = s.hub.Beats()
 			if _, err := w.Write([]byte(": heartbeat\n\n")); err != nil || rc.Flush() != nil {
 				return
 			}

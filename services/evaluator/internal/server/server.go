@@ -70,6 +70,7 @@ type Service struct {
 	limiter   *limit.Limiter
 	usage     *usage.Counter
 	maxBody   int64
+	sse       sseShare // /v1/sse's shared evaluations, by environment and context
 }
 
 // New returns the service over manifests.

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -84,12 +83,18 @@ func (s *Service) ServeSSE(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	last := s.evaluateVisible(g.Environment, env, c)
-	if writeEvent(w, "flags", env.Version(), last) != nil || rc.Flush() != nil {
+	// Streams of the same environment and context share their evaluation and
+	// encoded events (sseshare.go).
+	aud := s.sse.join(g.Environment, r.URL.Query().Get("context"))
+	defer s.sse.leave(aud)
+	last, err := s.sseView(aud, env, c)
+	if err != nil {
 		return
 	}
-	beat := time.NewTicker(s.hub.Heartbeat())
-	defer beat.Stop()
+	if _, err := w.Write(last.flags); err != nil || rc.Flush() != nil {
+		return
+	}
+	beat := s.hub.Beats() // the hub's shared heartbeat round, no timer per stream
 	for {
 		select {
 		case <-r.Context().Done():
@@ -98,7 +103,8 @@ func (s *Service) ServeSSE(w http.ResponseWriter, r *http.Request) {
 			_ = writeEvent(w, "closing", 0, map[string]string{"reason": sub.Reason(), "message": closingMessage(sub.Reason())})
 			_ = rc.Flush()
 			return
-		case <-beat.C:
+		case <-beat:
+			beat = s.hub.Beats()
 			if _, err := w.Write([]byte(": heartbeat\n\n")); err != nil || rc.Flush() != nil {
 				return
 			}
@@ -107,23 +113,16 @@ func (s *Service) ServeSSE(w http.ResponseWriter, r *http.Request) {
 			if env == nil {
 				continue
 			}
-			next := s.evaluateVisible(g.Environment, env, c)
-			changes := map[string]*sseResult{}
-			for k, v := range next {
-				if old, ok := last[k]; !ok || !old.same(v) {
-					changes[k] = &v
-				}
-			}
-			for k := range last {
-				if _, ok := next[k]; !ok {
-					changes[k] = nil
-				}
-			}
-			last = next
-			if len(changes) == 0 {
+			next, err := s.sseView(aud, env, c)
+			if err != nil || next == last {
 				continue
 			}
-			if writeEvent(w, "changes", env.Version(), changes) != nil || rc.Flush() != nil {
+			ev, err := changesSince(last, next)
+			last = next
+			if err != nil || ev == nil {
+				continue
+			}
+			if _, err := w.Write(ev); err != nil || rc.Flush() != nil {
 				return
 			}
 		}

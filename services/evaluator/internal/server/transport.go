@@ -41,6 +41,9 @@ func StreamErrors(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handl
 	return nil
 }
 
+// connReadBuffer is the read buffer of each gRPC connection.
+const connReadBuffer = 8 << 10
+
 // NewGRPC returns a gRPC server with the evaluation service, the health service
 // (hs) and reflection, and the codec that sends stream frames pre-serialized and
 // decodes Evaluate requests straight into engine contexts (unary.go).
@@ -51,6 +54,11 @@ func NewGRPC(svc evaluationv1.EvaluationServiceServer, hs *health.Server, extra 
 		grpc.ChainUnaryInterceptor(UnaryErrors),
 		grpc.ChainStreamInterceptor(StreamErrors),
 		grpc.ForceServerCodecV2(newUnaryCodec()),
+		// By default every connection holds a 32 KiB read buffer for its whole
+		// life (its write buffer is pooled already): most of the heap of a
+		// connection that carries idle streams. Reads go through 8 KiB
+		// (docs/evaluator.md).
+		grpc.ReadBufferSize(connReadBuffer),
 	}
 	opts = append(opts, unaryOptions()...)
 	gs := grpc.NewServer(append(opts, extra...)...)
@@ -101,7 +109,8 @@ func NewStreamGateway(ctx context.Context, conn *grpc.ClientConn) (*runtime.Serv
 type HTTPConfig struct {
 	// Gateway serves the REST mapping (NewGateway).
 	Gateway http.Handler
-	// Stream serves GET /v1/stream (NewStreamGateway); nil: not served.
+	// Stream serves GET /v1/stream (NewStreamGateway) when Service is nil;
+	// with a Service, Service.ServeStream serves it without the gRPC hop.
 	Stream http.Handler
 	// Service serves /v1/sse and /v1/manifest; nil: not served.
 	Service *Service
@@ -178,7 +187,10 @@ func NewHTTP(cfg HTTPConfig) http.Handler {
 		evaluateAll = cfg.Service.ServeEvaluateAll(gateway)
 	}
 	mux.Handle("/v1/evaluate/all", cors.wrap(evaluateAll))
-	if cfg.Stream != nil {
+	switch {
+	case cfg.Service != nil: // served from the hub directly (ndjson.go)
+		mux.Handle("GET /v1/stream", stream(http.HandlerFunc(cfg.Service.ServeStream)))
+	case cfg.Stream != nil:
 		mux.Handle("GET /v1/stream", stream(cfg.Stream))
 	}
 	if cfg.Service != nil {
