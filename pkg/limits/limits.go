@@ -253,20 +253,29 @@ type streamWriter struct {
 	d  time.Duration
 }
 
+// The deadline is lifted again once a flush returned: over HTTP/2 a write
+// deadline is a deadline of the whole stream (its timer resets the stream when
+// it fires, write pending or not), so a deadline left behind would end an idle
+// stream StreamWriteTimeout after its last write, before its next heartbeat.
+// Stream handlers flush after their writes.
 func (s *streamWriter) Write(p []byte) (int, error) {
 	_ = s.rc.SetWriteDeadline(time.Now().Add(s.d))
 	return s.ResponseWriter.Write(p)
 }
 
+func (s *streamWriter) lift() { _ = s.rc.SetWriteDeadline(time.Time{}) }
+
 // Flush implements http.Flusher.
 func (s *streamWriter) Flush() {
 	_ = s.rc.SetWriteDeadline(time.Now().Add(s.d))
+	defer s.lift()
 	_ = s.rc.Flush()
 }
 
 // FlushError flushes, reporting failure (http.ResponseController uses it).
 func (s *streamWriter) FlushError() error {
 	_ = s.rc.SetWriteDeadline(time.Now().Add(s.d))
+	defer s.lift()
 	return s.rc.Flush()
 }
 
