@@ -10,7 +10,7 @@ PACKAGES := $(foreach m,$(MODULES),github.com/flagforge/flagforge/$(m)/...)
 TOOLS := $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc \
          $(BIN)/protoc-gen-grpc-gateway $(BIN)/protoc-gen-openapiv2 $(BIN)/golangci-lint
 
-.PHONY: all tools generate generate-check lint breaking build test test-short test-js test-deploy images chaos bench bench-propagation bench-coldstart bench-unary fuzz services run run-evaluator clean web test-web bench-web
+.PHONY: all tools generate generate-check lint breaking build test test-short test-js test-deploy images chaos bench bench-propagation bench-coldstart bench-unary bench-streams fuzz services run run-evaluator clean web test-web bench-web
 
 all: generate build test
 
@@ -101,10 +101,13 @@ images:
 ## chaos: the fault tests against real processes: hostile bodies, slow clients, busy
 ## ports, the PostgreSQL guide, frozen stream clients, a fleet reconnecting to a
 ## restarted evaluator (the last two are slow, ~3 min), a rolling restart of three evaluators
-## under load (docs/operations.md). Figures: docs/reliability.md
+## under load (docs/operations.md). Figures: docs/reliability.md. Then 10,000 mixed streams
+## on one evaluator (make bench-streams' code path, ~2 min): fails when memory per stream
+## exceeds docs/benchmarks.md's figure by more than 25% or goroutines leak
 CHAOS_TESTS := TestHostile|TestSlowClients|TestABusyPort|TestRedisClientLogs|TestThePostgreSQLSetUp|TestChaos|TestRollingRestart
 chaos: services
 	FLAGFORGE_CHAOS=1 $(GO) test -count=1 -timeout 20m -v -run '$(CHAOS_TESTS)' github.com/flagforge/flagforge/services/evaluator/platform/...
+	FLAGFORGE_CHAOS=1 $(GO) test -count=1 -timeout 10m -v -run TestChaosStreams github.com/flagforge/flagforge/services/evaluator/bench/streamload
 
 ## test-web: the console's Playwright tests (Debian Chromium) against a real control
 ## plane and evaluator, the bundle-size budget, and the accessibility checks
@@ -150,6 +153,13 @@ CHANGES ?= 30
 bench-propagation: services
 	FLAGFORGE_BENCH_PROPAGATION=$(FLAGS) FLAGFORGE_BENCH_STACKS=$(STACKS) FLAGFORGE_BENCH_CHANGES=$(CHANGES) \
 	  $(GO) test -count=1 -timeout 60m -run '^TestPropagation$$' -v github.com/flagforge/flagforge/services/evaluator/platform
+
+## bench-streams: N mixed streams (SSE, NDJSON, gRPC) on one evaluator, held 2 min with
+## heartbeats, then 5 flag changes that every stream must receive; memory, goroutines, idle
+## CPU, accept time, change-to-receipt latency (make bench-streams N=100000; ARGS=-hold=30s).
+## Figures: docs/benchmarks.md "Streaming connections"
+bench-streams:
+	$(GO) run ./services/evaluator/bench/streams -n $(if $(filter command line,$(origin N)),$(N),10000) $(ARGS)
 
 ## fuzz: fuzz compile+evaluate and the evaluator's request decoders (FUZZTIME=5m make fuzz)
 FUZZTIME ?= 60s
