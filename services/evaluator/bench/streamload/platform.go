@@ -90,7 +90,7 @@ func startPlatform(ctx context.Context, cfg Config, dir string) (*platform, erro
 			return nil, err
 		}
 	}
-	pl.ev, err = startProc("evaluator", evBin, []string{
+	pl.ev, err = startProc("evaluator", evBin, append([]string{
 		"FLAGFORGE_SYNC_ADDR=" + cpGRPC,
 		"FLAGFORGE_SYNC_TOKEN=" + syncToken,
 		"FLAGFORGE_TRUSTED_KEYS=" + filepath.Join(dir, "signing-key.pub.pem"),
@@ -104,7 +104,7 @@ func startPlatform(ctx context.Context, cfg Config, dir string) (*platform, erro
 		"FLAGFORGE_MAX_STREAMS_PER_KEY=0",
 		"FLAGFORGE_STREAM_HEARTBEAT=" + cfg.Heartbeat.String(),
 		"FLAGFORGE_LOG_LEVEL=warn",
-	})
+	}, cfg.EvaluatorEnv...))
 	if err != nil {
 		pl.stop()
 		return nil, err

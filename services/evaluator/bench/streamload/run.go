@@ -54,6 +54,8 @@ type Config struct {
 	// Bin, when set, is a directory holding prebuilt flagforge-controlplane and
 	// flagforge-evaluator binaries (else both are built from the repository).
 	Bin string
+	// EvaluatorEnv is added to the evaluator's environment (FLAGFORGE_...=...).
+	EvaluatorEnv []string
 	// Profiles, when set, is a directory where the evaluator's heap and
 	// goroutine profiles are saved at the end of the hold.
 	Profiles string

@@ -28,6 +28,10 @@ func main() {
 	flag.DurationVar(&c.Timeout, "timeout", 0, "bound on the whole run (default 10m)")
 	flag.StringVar(&c.Bin, "bin", "", "directory with prebuilt flagforge-controlplane and flagforge-evaluator (default: build them)")
 	flag.StringVar(&c.Profiles, "profiles", "", "directory for the evaluator's heap and goroutine profiles at the end of the hold")
+	flag.Func("evaluator-env", "NAME=value added to the evaluator's environment (repeatable)", func(v string) error {
+		c.EvaluatorEnv = append(c.EvaluatorEnv, v)
+		return nil
+	})
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
