@@ -27,9 +27,9 @@ var ErrInvalidManifest = errors.New("eval: invalid manifest")
 type Manifest struct {
 	src      *manifestv1.Manifest
 	version  uint64
-	flags    map[string]*flag
+	flags    table[*flag]
 	keys     []string // flag keys in manifest order, without duplicates
-	segments map[string]*segment
+	segments table[*segment]
 }
 
 // flag is a compiled flag. Prerequisites and segments are referred to by key and
@@ -144,39 +144,39 @@ func compile(m *manifestv1.Manifest, prev *Manifest) (*Manifest, error) {
 	cm := &Manifest{
 		src:      m,
 		version:  m.GetVersion(),
-		flags:    make(map[string]*flag, len(m.GetFlags())),
+		flags:    newTable[*flag](len(m.GetFlags())),
 		keys:     make([]string, 0, len(m.GetFlags())),
-		segments: make(map[string]*segment, len(m.GetSegments())),
+		segments: newTable[*segment](len(m.GetSegments())),
 	}
 	c := &checker{regexps: map[string]*regexp.Regexp{}}
 	for _, s := range m.GetSegments() {
 		key := s.GetKey()
-		if _, dup := cm.segments[key]; dup {
-			cm.segments[key] = &segment{src: s, key: key, err: fmt.Sprintf("duplicate segment key %q", key)}
+		if _, dup := cm.segments.get(key); dup {
+			cm.segments.set(key, &segment{src: s, key: key, err: fmt.Sprintf("duplicate segment key %q", key)})
 			continue
 		}
 		if prev != nil {
-			if old := prev.segments[key]; old != nil && old.src == s && s != nil {
-				cm.segments[key] = old
+			if old, _ := prev.segments.get(key); old != nil && old.src == s && s != nil {
+				cm.segments.set(key, old)
 				continue
 			}
 		}
-		cm.segments[key] = c.compileSegment(s, nil)
+		cm.segments.set(key, c.compileSegment(s, nil))
 	}
 	for _, f := range m.GetFlags() {
 		key := f.GetKey()
-		if _, dup := cm.flags[key]; dup {
-			cm.flags[key] = &flag{src: f, key: key, typ: flagType(f.GetType()), err: fmt.Sprintf("duplicate flag key %q", key)}
+		if _, dup := cm.flags.get(key); dup {
+			cm.flags.set(key, &flag{src: f, key: key, typ: flagType(f.GetType()), err: fmt.Sprintf("duplicate flag key %q", key)})
 			continue
 		}
 		cm.keys = append(cm.keys, key)
 		if prev != nil {
-			if old := prev.flags[key]; old != nil && old.src == f && f != nil {
-				cm.flags[key] = old
+			if old, _ := prev.flags.get(key); old != nil && old.src == f && f != nil {
+				cm.flags.set(key, old)
 				continue
 			}
 		}
-		cm.flags[key] = c.compileFlag(f, nil)
+		cm.flags.set(key, c.compileFlag(f, nil))
 	}
 	return cm, nil
 }
@@ -191,19 +191,19 @@ func (m *Manifest) Proto() *manifestv1.Manifest { return m.src }
 func (m *Manifest) FlagKeys() []string { return append([]string(nil), m.keys...) }
 
 // HasFlag reports whether the manifest holds a flag with this key.
-func (m *Manifest) HasFlag(key string) bool { _, ok := m.flags[key]; return ok }
+func (m *Manifest) HasFlag(key string) bool { _, ok := m.flags.get(key); return ok }
 
 // ClientVisible reports whether client SDK keys may evaluate the flag (false for an
 // unknown flag).
 func (m *Manifest) ClientVisible(key string) bool {
-	f := m.flags[key]
+	f, _ := m.flags.get(key)
 	return f != nil && f.clientVisible
 }
 
 // FlagType returns the flag's type; ok is false for an unknown flag. A flag whose
 // type is unspecified or unknown has type Any (it evaluates to PARSE_ERROR).
 func (m *Manifest) FlagType(key string) (t ValueType, ok bool) {
-	f := m.flags[key]
+	f, _ := m.flags.get(key)
 	if f == nil {
 		return Any, false
 	}
@@ -213,7 +213,7 @@ func (m *Manifest) FlagType(key string) (t ValueType, ok bool) {
 // FlagError returns the reason the flag could not be compiled ("" when it is sound
 // or unknown): the ErrorMessage of its PARSE_ERROR results.
 func (m *Manifest) FlagError(key string) string {
-	if f := m.flags[key]; f != nil {
+	if f, _ := m.flags.get(key); f != nil {
 		return f.err
 	}
 	return ""

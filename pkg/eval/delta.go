@@ -153,3 +153,53 @@ func (m *Manifest) ApplyDelta(d *manifestv1.ManifestDelta) (*Manifest, error) {
 	}
 	return compile(next, m)
 }
+
+// Update returns the compiled manifest of next, where next is this manifest's
+// manifest with d applied and d's upserted flags and segments are next's very
+// messages (as manifest.Verifier.Apply and ApplyDeltaProto build it). Only d's
+// upserted flags and segments are compiled; everything else is shared with the
+// receiver, which stays untouched and usable, and only the table buckets d
+// touches are copied: the cost is that of the change, not of the environment.
+// Flags that depend on a changed segment or prerequisite need no recompiling:
+// compiled flags refer to them by key and resolve them in the evaluating manifest.
+// When next does not look like m with d applied (flag count differs, e.g.
+// duplicate keys), it compiles next whole, reusing what it can.
+func (m *Manifest) Update(next *manifestv1.Manifest, d *manifestv1.ManifestDelta) (*Manifest, error) {
+	if m == nil || d == nil {
+		return nil, &DeltaError{Err: ErrNilDelta}
+	}
+	if err := checkManifest(next); err != nil {
+		return nil, err
+	}
+	c := &checker{}
+	flags, segs := m.flags.edit(), m.segments.edit()
+	structural := false
+	for _, k := range d.GetDeletedFlags() {
+		structural = flags.del(k) || structural
+	}
+	for _, f := range d.GetUpsertedFlags() {
+		if f == nil {
+			continue
+		}
+		structural = flags.set(f.GetKey(), c.compileFlag(f, nil)) || structural
+	}
+	for _, k := range d.GetDeletedSegments() {
+		segs.del(k)
+	}
+	for _, s := range d.GetUpsertedSegments() {
+		if s != nil {
+			segs.set(s.GetKey(), c.compileSegment(s, nil))
+		}
+	}
+	if flags.t.n != len(next.GetFlags()) || segs.t.n != len(next.GetSegments()) {
+		return compile(next, m)
+	}
+	cm := &Manifest{src: next, version: next.GetVersion(), flags: flags.t, segments: segs.t, keys: m.keys}
+	if structural {
+		cm.keys = make([]string, len(next.GetFlags()))
+		for i, f := range next.GetFlags() {
+			cm.keys[i] = f.GetKey()
+		}
+	}
+	return cm, nil
+}

@@ -85,7 +85,9 @@ func TestApplyDelta(t *testing.T) {
 		}
 	})
 	t.Run("an unchanged flag sees a changed segment", func(t *testing.T) {
-		if next.flags["b"] != old.flags["b"] {
+		nb, _ := next.flags.get("b")
+		ob, _ := old.flags.get("b")
+		if nb != ob {
 			t.Error("unchanged flag b was recompiled")
 		}
 		if next.Evaluate("b", u1, Bool, nil).Value != false || next.Evaluate("b", u2, Bool, nil).Value != true {

@@ -62,7 +62,7 @@ func (m *Manifest) evaluate(flagKey string, ctx *Context, want ValueType, defaul
 	if m == nil {
 		return Result{Value: defaultValue, Reason: ReasonError, ErrorCode: ErrorGeneral, ErrorMessage: "no manifest", FlagKey: flagKey}
 	}
-	f := m.flags[flagKey]
+	f, _ := m.flags.get(flagKey)
 	if f == nil {
 		return Result{
 			Value: defaultValue, Reason: ReasonError, ErrorCode: ErrorFlagNotFound,
@@ -212,7 +212,7 @@ func (st *evalState) prereqMet(p *prereq, tr *Explanation) bool {
 		tr.Prerequisites = append(tr.Prerequisites, PrerequisiteStep{FlagKey: p.key, Variants: p.variants})
 		ps = &tr.Prerequisites[len(tr.Prerequisites)-1]
 	}
-	pf := st.m.flags[p.key]
+	pf, _ := st.m.flags.get(p.key)
 	if pf == nil {
 		if ps != nil {
 			ps.Missing = true
@@ -318,7 +318,7 @@ func (st *evalState) match(c *clause) bool {
 	case manifestv1.Operator_OPERATOR_SEGMENT_MATCH:
 		in := false
 		for _, key := range c.segs {
-			s := st.m.segments[key]
+			s, _ := st.m.segments.get(key)
 			if s == nil {
 				continue
 			}

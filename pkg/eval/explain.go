@@ -102,7 +102,7 @@ func (m *Manifest) Explain(flagKey string, ctx *Context, want ValueType, default
 	if m == nil {
 		return m.evaluate(flagKey, ctx, want, defaultValue, tr), tr
 	}
-	f := m.flags[flagKey]
+	f, _ := m.flags.get(flagKey)
 	if f != nil && f.err == "" {
 		tr.Rules = make([]RuleStep, len(f.rules))
 		for i := range f.rules {

@@ -82,6 +82,7 @@ type Client struct {
 type snapshot struct {
 	m        *eval.Manifest
 	src      *manifestv1.Manifest // canonical proto: what deltas and digests apply to
+	ver      *manifest.Version    // the verified version src is the manifest of
 	counters counters
 }
 
@@ -294,18 +295,20 @@ func (c *Client) applySnapshot(sm *manifestv1.SignedManifest) (changed bool, err
 	defer c.mu.Unlock()
 	old := c.state.Load()
 	var held *manifestv1.Manifest
+	var heldVer *manifest.Version
 	if old != nil {
-		held = old.src
+		held, heldVer = old.src, old.ver
 	}
-	m, err := c.verifier.Next(held, sm)
+	ver, err := c.verifier.OpenNext(heldVer, sm)
 	if err != nil {
 		return false, err
 	}
+	m := ver.Manifest()
 	cm, err := eval.Compile(m)
 	if err != nil {
 		return false, fmt.Errorf("sdk: compiling version %d: %w", m.GetVersion(), err)
 	}
-	c.swapLocked(old, &snapshot{m: cm, src: m}, changedFlags(held, m))
+	c.swapLocked(old, &snapshot{m: cm, src: m, ver: ver}, changedFlags(held, m))
 	return true, nil
 }
 
@@ -313,34 +316,32 @@ func (c *Client) applySnapshot(sm *manifestv1.SignedManifest) (changed bool, err
 var errGap = errors.New("sdk: delta does not start at the version held")
 
 // applyDelta verifies sd and applies it when it starts at the version held (a
-// delta to a version already held is ignored).
+// delta to a version already held is ignored). A format-2 delta costs what it
+// changes: its header's signature, the digests of the entries it changes, and the
+// compilation of only the flags and segments it changes (manifest.Verifier.Apply,
+// eval.Manifest.Update).
 func (c *Client) applyDelta(sd *manifestv1.SignedDelta) error {
-	d, err := c.verifier.Delta(sd)
-	if err != nil {
-		return err
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old := c.state.Load()
+	if old == nil {
+		_, to, _ := manifest.DeltaTarget(sd)
+		return fmt.Errorf("%w: none held, delta to %d", errGap, to)
+	}
+	next, d, err := c.verifier.Apply(old.ver, sd)
 	switch {
-	case old == nil:
-		return fmt.Errorf("%w: none held, delta %d->%d", errGap, d.GetFromVersion(), d.GetToVersion())
-	case d.GetToVersion() <= old.src.GetVersion():
+	case errors.Is(err, manifest.ErrStale):
 		return nil
-	case d.GetFromVersion() != old.src.GetVersion():
-		return fmt.Errorf("%w: hold %d, delta %d->%d", errGap, old.src.GetVersion(), d.GetFromVersion(), d.GetToVersion())
+	case errors.Is(err, manifest.ErrNotNext) || errors.Is(err, manifest.ErrMalformed):
+		return fmt.Errorf("%w: %w", errGap, err)
+	case err != nil:
+		return err
 	}
-	// manifest.Apply checks the delta starts from exactly the manifest held and
-	// reproduces the published one (digests); the engine recompiles only what changed.
-	next, err := manifest.Apply(old.src, d)
+	cm, err := old.m.Update(next.Manifest(), d)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errGap, err)
 	}
-	cm, err := old.m.ApplyDelta(d)
-	if err != nil {
-		return fmt.Errorf("%w: %w", errGap, err)
-	}
-	c.swapLocked(old, &snapshot{m: cm, src: next}, changedFlags(old.src, next))
+	c.swapLocked(old, &snapshot{m: cm, src: next.Manifest(), ver: next}, changedByDelta(next.Manifest(), d))
 	return nil
 }
 
@@ -473,6 +474,38 @@ func changedFlags(from, to *manifestv1.Manifest) []string {
 	if len(segChanged) > 0 {
 		for _, f := range to.GetFlags() {
 			if usesSegment(f, segChanged) {
+				set[f.GetKey()] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// changedByDelta lists the flags d changes in to: the flags it upserts or deletes,
+// and the flags that use a segment it changes (a scan of to, only then).
+func changedByDelta(to *manifestv1.Manifest, d *manifestv1.ManifestDelta) []string {
+	set := map[string]bool{}
+	for _, f := range d.GetUpsertedFlags() {
+		set[f.GetKey()] = true
+	}
+	for _, k := range d.GetDeletedFlags() {
+		set[k] = true
+	}
+	segs := map[string]bool{}
+	for _, s := range d.GetUpsertedSegments() {
+		segs[s.GetKey()] = true
+	}
+	for _, k := range d.GetDeletedSegments() {
+		segs[k] = true
+	}
+	if len(segs) > 0 {
+		for _, f := range to.GetFlags() {
+			if usesSegment(f, segs) {
 				set[f.GetKey()] = true
 			}
 		}

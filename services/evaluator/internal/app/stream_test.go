@@ -126,7 +126,7 @@ func publishVersions(t *testing.T, r *rig, e *evaluator, from, to uint64) {
 		r.publish(t, fixture.Manifest(env, v, now(), fixture.BoolFlag("new-ui", v%2 == 1, true)))
 		eventually(t, "version "+strconv.FormatUint(v, 10)+" is served with its signed copy", func() bool {
 			en := e.app.Holder.State().Env(env)
-			return en != nil && en.Version() == v && en.Signed != nil
+			return en != nil && en.Version() == v && en.Signed() != nil
 		})
 	}
 }

@@ -4,7 +4,7 @@
 //
 // The contract:
 //   - The hub follows the holder (Publish is the holder's OnUpdate listener) and keeps,
-//     per environment, the latest signed full manifest (the holder's Env.Signed: of
+//     per environment, the latest signed full manifest (the holder's Env.Signed(): of
 //     the current version whenever deltas carry their result signature, so a new
 //     subscriber always gets a snapshot at once) and a bounded ring of the signed
 //     deltas received since, contiguous up to the version held. It never signs
@@ -138,11 +138,13 @@ func Closing(reason, message string) *Frame {
 type env struct {
 	version uint64
 	// base is the latest signed full manifest received, as a snapshot frame.
-	// It is built lazily from baseSigned (nil until a subscriber needs it), so a
-	// delta's result costs no serialization unless someone asks for a snapshot.
+	// It is built lazily from baseEnv (nil until a subscriber needs it), so a
+	// delta's result costs no serialization unless someone asks for a snapshot
+	// (format 2: not even the encoding of the full manifest).
 	base *Frame
-	// baseSigned, baseVersion and baseIssued describe the latest signed manifest.
-	baseSigned  *manifestv1.SignedManifest
+	// baseEnv, baseVersion and baseIssued describe the latest version with a
+	// signed copy (baseEnv.Signed()).
+	baseEnv     *holder.Env
 	baseVersion uint64
 	baseIssued  time.Time
 	// ring holds the signed deltas received, contiguous, the last ending at version.
@@ -474,17 +476,21 @@ func (h *Hub) Publish(u holder.Update) {
 
 // setBase records he's signed manifest (when it has one) as the snapshot to give.
 func (e *env) setBase(he *holder.Env) {
-	if he.Signed == nil {
+	if !he.HasSigned() {
 		return
 	}
-	e.base, e.baseSigned, e.baseVersion, e.baseIssued = nil, he.Signed, he.Version(), he.Manifest.GetIssuedAt().AsTime()
+	e.base, e.baseEnv, e.baseVersion, e.baseIssued = nil, he, he.Version(), he.Manifest.GetIssuedAt().AsTime()
 }
 
 // baseFrame is the snapshot frame of the latest signed manifest (nil: none held),
 // serialized on first use.
 func (e *env) baseFrame() *Frame {
-	if e.base == nil && e.baseSigned != nil {
-		f, err := NewFrame(&evaluationv1.StreamManifestResponse{Event: &evaluationv1.StreamManifestResponse_Snapshot{Snapshot: e.baseSigned}}, e.baseVersion)
+	if e.base == nil && e.baseEnv != nil {
+		sm := e.baseEnv.Signed()
+		if sm == nil {
+			return nil
+		}
+		f, err := NewFrame(&evaluationv1.StreamManifestResponse{Event: &evaluationv1.StreamManifestResponse_Snapshot{Snapshot: sm}}, e.baseVersion)
 		if err != nil {
 			return nil
 		}
@@ -612,13 +618,20 @@ func (h *Hub) beat() {
 // when none is held.
 func (h *Hub) Signed(target string) (sm *manifestv1.SignedManifest, version uint64, issued time.Time, changed <-chan struct{}, ok bool) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	e := h.envs[target]
 	if e == nil {
+		h.mu.Unlock()
 		return nil, 0, time.Time{}, nil, false
 	}
-	if e.baseSigned == nil {
-		return nil, 0, time.Time{}, e.changed, false
+	he, version, issued, changed := e.baseEnv, e.baseVersion, e.baseIssued, e.changed
+	h.mu.Unlock()
+	if he == nil {
+		return nil, 0, time.Time{}, changed, false
 	}
-	return e.baseSigned, e.baseVersion, e.baseIssued, e.changed, true
+	// Built outside the lock: a format-2 version encodes its full manifest on the
+	// first request for it (then it is cached).
+	if sm = he.Signed(); sm == nil {
+		return nil, 0, time.Time{}, changed, false
+	}
+	return sm, version, issued, changed, true
 }

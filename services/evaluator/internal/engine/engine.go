@@ -66,6 +66,17 @@ func Compile(m *manifestv1.Manifest) (*Manifest, error) {
 	return &Manifest{m: c}, nil
 }
 
+// Update compiles next, which is m's manifest with d applied (d's upserted flags
+// and segments being next's messages): only the flags and segments d changes are
+// compiled, the rest is shared with m, which stays untouched.
+func (m *Manifest) Update(next *manifestv1.Manifest, d *manifestv1.ManifestDelta) (*Manifest, error) {
+	c, err := m.m.Update(next, d)
+	if err != nil {
+		return nil, err
+	}
+	return &Manifest{m: c}, nil
+}
+
 // NewContext builds the evaluation context of a request. A context over a limit
 // or malformed is an errs.InvalidArgument naming the offending field ("context" or
 // "context.<attribute>").

@@ -17,11 +17,13 @@
 //     version it serves, the signed manifest of exactly that version. A delta
 //     without it (an older publisher) leaves Env.Signed nil until the full
 //     manifest of that version is offered.
-//   - The last good SignedManifest of each environment is written to
-//     {dataDir}/{org}/{project}/{environment}.manifest (temp file, fsync, atomic
-//     rename) before the version is swapped in, and LoadLocal starts from those
-//     files, verified like any other manifest: a restart from disk serves the last
-//     version served.
+//   - Every version is on disk before it is swapped in: the local copy is a full
+//     SignedManifest, {dataDir}/{org}/{project}/{environment}.manifest (temp file,
+//     fsync, atomic rename), followed by the format-2 deltas applied since, appended
+//     (and fsynced) to the same name plus ".deltas"; the full copy is rewritten, and
+//     the log emptied, when the log outgrows it (so writing costs what the deltas
+//     weigh, amortized). LoadLocal starts from those files, verified like any other
+//     manifest and delta: a restart from disk serves the last version served.
 //   - Ready means caught up: every expected environment is held at no less than
 //     the head version its source announced (SetHeads: the start of a sync
 //     stream, a full read from Redis).
@@ -35,9 +37,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -46,7 +46,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/protobuf/proto"
 
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
 	"github.com/flagforge/flagforge/pkg/manifest"
@@ -82,12 +81,27 @@ type Env struct {
 	Manifest *manifestv1.Manifest
 	// Compiled is Manifest compiled for evaluation.
 	Compiled *engine.Manifest
-	// Signed is the envelope Manifest arrived in; nil when it was built by a delta
-	// and no signed copy of this version has been seen yet.
-	Signed *manifestv1.SignedManifest
+	// Held is the verified version: the manifest, its signed header (format 2) or
+	// signed manifest (format 1), its content digests.
+	Held *manifest.Version
 	// LoadedAt is when this version was swapped in.
 	LoadedAt time.Time
 }
+
+// Signed is the complete signed copy of the version (format 2: the signed header
+// with the full manifest, encoded on first use and then cached); nil when it was
+// built from a format-1 delta without a result signature and no signed copy of this
+// version has been seen yet.
+func (e *Env) Signed() *manifestv1.SignedManifest {
+	sm, err := e.Held.Signed()
+	if err != nil {
+		return nil
+	}
+	return sm
+}
+
+// HasSigned reports whether Signed returns a copy, without building it.
+func (e *Env) HasSigned() bool { return e.Held.HasSigned() }
 
 // Version is the version held.
 func (e *Env) Version() uint64 { return e.Manifest.GetVersion() }
@@ -176,10 +190,10 @@ type Update struct {
 	// State is the new state (its SDK-key index tells which keys still work).
 	State *State
 	// Delta is the signed delta the version arrived as; nil when it arrived as a full
-	// manifest (Env.Signed).
+	// manifest (Env.Signed()).
 	Delta *manifestv1.SignedDelta
 	// Adopted is true when nothing changed but the signed copy of the version held
-	// (built earlier from a delta) arrived: Env.Signed is now set.
+	// (built earlier from a delta) arrived: Env.Signed() is now set.
 	Adopted bool
 	// Received is when the holder was handed the manifest or delta.
 	Received time.Time
@@ -194,6 +208,7 @@ type Holder struct {
 	state    atomic.Pointer[State]
 	refusals *prometheus.CounterVec
 	updates  *prometheus.CounterVec
+	disk     map[string]*diskState // guarded by mu: what each local copy holds
 
 	fmu       sync.Mutex // guards the freshness fields below
 	started   time.Time
@@ -213,7 +228,7 @@ func New(cfg Config) (*Holder, error) {
 		cfg.Logger = slog.Default()
 	}
 	h := &Holder{
-		cfg: cfg, log: cfg.Logger, started: cfg.Now(), confirmed: map[string]time.Time{},
+		cfg: cfg, log: cfg.Logger, started: cfg.Now(), confirmed: map[string]time.Time{}, disk: map[string]*diskState{},
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flagforge_evaluator_manifest_refusals_total",
 			Help: "Manifests and deltas refused (the last good manifest kept serving), by reason.",
@@ -270,7 +285,16 @@ func (h *Holder) Version(target string) uint64 {
 // version was built from a delta that carried no result signature).
 func (h *Holder) Signed(target string) *manifestv1.SignedManifest {
 	if e := h.State().Env(target); e != nil {
-		return e.Signed
+		return e.Signed()
+	}
+	return nil
+}
+
+// Header returns the signed header held for target (nil: none held, or a format-1
+// version).
+func (h *Holder) Header(target string) *manifestv1.SignedHeader {
+	if e := h.State().Env(target); e != nil {
+		return e.Held.Header()
 	}
 	return nil
 }
@@ -406,35 +430,42 @@ func (h *Holder) offer(target string, sm *manifestv1.SignedManifest, persist boo
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	v := h.cfg.Verifier
+	var opened *manifest.Version // verified already (to learn its target)
 	if target == "" {
-		m, err := v.Manifest(sm)
+		ver, err := v.Open(sm)
 		if err != nil {
 			return h.refuse("", err)
 		}
-		target = manifest.Target(m)
+		opened, target = ver, manifest.Target(ver.Manifest())
 	}
 	if !h.Serves(target) {
 		return ErrNotServed
 	}
 	cur := h.State().Env(target)
-	if cur != nil && cur.Signed != nil && bytes.Equal(cur.Signed.GetPayload(), sm.GetPayload()) &&
-		bytes.Equal(cur.Signed.GetSignature(), sm.GetSignature()) {
+	if cur != nil && cur.Held.Same(sm) {
 		if persist {
 			h.Confirm(target) // the source still has exactly what is held
 		}
 		return nil
 	}
-	var held *manifestv1.Manifest
+	var held *manifest.Version
 	if cur != nil {
-		held = cur.Manifest
+		held = cur.Held
 	}
-	m, err := v.Next(held, sm)
+	ver, err := opened, error(nil)
+	if ver == nil {
+		ver, err = v.Open(sm)
+	}
+	if err == nil && held != nil {
+		err = manifest.Follows(held.Manifest(), ver.Manifest())
+	}
 	if err != nil {
-		if cur != nil && cur.Signed == nil && errors.Is(err, manifest.ErrStale) && h.adopt(cur, sm, received) {
+		if cur != nil && !cur.HasSigned() && errors.Is(err, manifest.ErrStale) && h.adopt(cur, sm, received) {
 			return nil
 		}
 		return h.refuse(target, err)
 	}
+	m := ver.Manifest()
 	if got := manifest.Target(m); got != target {
 		return h.refuse(target, fmt.Errorf("%w: got %s under %s", manifest.ErrWrongTarget, got, target))
 	}
@@ -443,9 +474,9 @@ func (h *Holder) offer(target string, sm *manifestv1.SignedManifest, persist boo
 		return h.refuse(target, err)
 	}
 	if persist { // from a source: on disk before it is served
-		h.persist(target, sm)
+		h.persistFull(target, sm)
 	}
-	e := &Env{Target: target, Manifest: m, Compiled: c, Signed: sm, LoadedAt: h.cfg.Now()}
+	e := &Env{Target: target, Manifest: m, Compiled: c, Held: ver, LoadedAt: h.cfg.Now()}
 	h.swap(e)
 	if persist {
 		h.Confirm(target)
@@ -459,17 +490,17 @@ func (h *Holder) offer(target string, sm *manifestv1.SignedManifest, persist boo
 // adopt records sm as the signed copy of cur (built from a delta) when sm verifies
 // and carries exactly cur's manifest. It reports whether it did.
 func (h *Holder) adopt(cur *Env, sm *manifestv1.SignedManifest, received time.Time) bool {
-	m, err := h.cfg.Verifier.Manifest(sm)
-	if err != nil || m.GetVersion() != cur.Version() || manifest.Target(m) != cur.Target {
+	ver, err := h.cfg.Verifier.Open(sm)
+	if err != nil || ver.Format() != 1 || ver.Number() != cur.Version() || manifest.Target(ver.Manifest()) != cur.Target {
 		return false
 	}
 	payload, err := manifest.Encode(cur.Manifest)
 	if err != nil || !bytes.Equal(payload, sm.GetPayload()) {
 		return false
 	}
-	h.persist(cur.Target, sm)
+	h.persistFull(cur.Target, sm)
 	next := *cur
-	next.Signed = sm
+	next.Held = ver
 	h.swap(&next)
 	h.Confirm(cur.Target)
 	h.notify(Update{Env: &next, Adopted: true, Received: received})
@@ -481,14 +512,17 @@ func (h *Holder) adopt(cur *Env, sm *manifestv1.SignedManifest, received time.Ti
 // refusal) when the caller should re-read the full manifest, ErrNotServed for
 // another environment, and otherwise the (counted and logged) refusal.
 func (h *Holder) OfferDelta(sd *manifestv1.SignedDelta) error {
+	return h.offerDelta(sd, true)
+}
+
+func (h *Holder) offerDelta(sd *manifestv1.SignedDelta, persist bool) error {
 	received := h.cfg.Now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	d, err := h.cfg.Verifier.Delta(sd)
+	target, to, err := manifest.DeltaTarget(sd)
 	if err != nil {
 		return h.refuse("", err)
 	}
-	target := d.GetOrg() + "/" + d.GetProject() + "/" + d.GetEnvironment()
 	if !h.Serves(target) {
 		return ErrNotServed
 	}
@@ -496,33 +530,29 @@ func (h *Holder) OfferDelta(sd *manifestv1.SignedDelta) error {
 	if cur == nil {
 		return ErrGap
 	}
-	if d.GetToVersion() <= cur.Version() {
-		return nil
+	if to <= cur.Version() {
+		return nil // superseded (Verifier.Apply would say stale)
 	}
-	if d.GetFromVersion() != cur.Version() {
-		return fmt.Errorf("%w: delta %d->%d, hold %d", ErrGap, d.GetFromVersion(), d.GetToVersion(), cur.Version())
-	}
-	m, err := manifest.Apply(cur.Manifest, d)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrGap, h.refuse(target, err))
-	}
-	// The signed manifest of the new version, rebuilt from the delta's result
-	// signature (nil when the publisher attached none).
-	signed, err := h.cfg.Verifier.Result(sd, m)
+	// Format 2 costs what the delta changes: the header's signature, the changed
+	// entries' digests, and only the changed flags and segments are compiled.
+	next, d, err := h.cfg.Verifier.Apply(cur.Held, sd)
 	switch {
-	case errors.Is(err, manifest.ErrNoResult):
-		signed = nil
+	case errors.Is(err, manifest.ErrStale):
+		return nil
+	case errors.Is(err, manifest.ErrNotNext):
+		return fmt.Errorf("%w: %w", ErrGap, err)
 	case err != nil:
 		return fmt.Errorf("%w: %w", ErrGap, h.refuse(target, err))
 	}
-	c, err := engine.Compile(m)
+	m := next.Manifest()
+	c, err := cur.Compiled.Update(m, d)
 	if err != nil {
 		return h.refuse(target, err)
 	}
-	if signed != nil { // on disk before it is served
-		h.persist(target, signed)
+	if persist {
+		h.persistDelta(target, sd, next) // on disk before it is served
 	}
-	e := &Env{Target: target, Manifest: m, Compiled: c, Signed: signed, LoadedAt: h.cfg.Now()}
+	e := &Env{Target: target, Manifest: m, Compiled: c, Held: next, LoadedAt: h.cfg.Now()}
 	h.swap(e)
 	h.Confirm(target)
 	h.notify(Update{Env: e, Delta: sd, Received: received})
@@ -605,92 +635,6 @@ func Path(dataDir, target string) string {
 		}
 	}
 	return filepath.Join(dataDir, parts[0], parts[1], parts[2]+FileExt)
-}
-
-// persist writes sm as target's local copy (temp file, fsync, rename). Failures are
-// logged: serving does not depend on the disk.
-func (h *Holder) persist(target string, sm *manifestv1.SignedManifest) {
-	if h.cfg.DataDir == "" {
-		return
-	}
-	if err := writeFile(Path(h.cfg.DataDir, target), sm); err != nil {
-		h.log.Error("writing local manifest copy", "environment", target, "err", err)
-	}
-}
-
-func writeFile(path string, sm *manifestv1.SignedManifest) error {
-	if path == "" {
-		return errors.New("unsafe environment name")
-	}
-	b, err := proto.Marshal(sm)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-	}
-	return err
-}
-
-// LoadLocal offers the local copies (of the configured environments, or every copy
-// in the data dir) as manifests. Copies that do not verify are refused like any
-// other manifest; a missing copy is not an error. It returns how many loaded.
-func (h *Holder) LoadLocal() int {
-	if h.cfg.DataDir == "" {
-		return 0
-	}
-	var paths []string
-	if h.serves != nil {
-		for _, t := range h.cfg.Environments {
-			paths = append(paths, Path(h.cfg.DataDir, t))
-		}
-	} else {
-		matches, err := filepath.Glob(filepath.Join(h.cfg.DataDir, "*", "*", "*"+FileExt))
-		if err != nil {
-			h.log.Error("listing local manifest copies", "err", err)
-		}
-		paths = matches
-	}
-	n := 0
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
-		if errors.Is(err, fs.ErrNotExist) || p == "" {
-			continue
-		}
-		if err != nil {
-			h.log.Error("reading local manifest copy", "path", p, "err", err)
-			continue
-		}
-		var sm manifestv1.SignedManifest
-		if err := proto.Unmarshal(b, &sm); err != nil {
-			_ = h.refuse("", fmt.Errorf("%w: local copy %s: %w", manifest.ErrMalformed, p, err))
-			continue
-		}
-		rel, _ := filepath.Rel(h.cfg.DataDir, p)
-		target := strings.TrimSuffix(filepath.ToSlash(rel), FileExt)
-		if err := h.offer(target, &sm, false); err == nil {
-			n++
-		}
-	}
-	return n
 }
 
 // collector exports, at scrape time, the version and age of every held manifest

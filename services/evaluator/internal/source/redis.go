@@ -46,9 +46,14 @@ type RedisConfig struct {
 // All reads happen on one goroutine, so the holder sees updates in order.
 //
 // Nothing unsigned decides what is read: the hash's version field (and an event's
-// version) is never trusted. A re-read asks Redis for the manifest field only when
-// its SHA-1 differs from the signed manifest held (readScript), and the signed
-// version inside it decides, through the holder's verification.
+// version) is never trusted. Holding a format-2 version, a re-read compares the
+// hash's header field (the signed header of the latest version) with the one held
+// (headerScript): equal, the source confirmed what is held at the cost of a small
+// hash; different, the deltas after the version held (delta:<N>, then delta) are
+// applied, and the full manifest is read only when they do not lead to that header.
+// Otherwise a re-read asks Redis for the manifest field only when its SHA-1 differs
+// from the signed manifest held (readScript), and the signed version inside it
+// decides, through the holder's verification.
 type Redis struct {
 	cfg  RedisConfig
 	keys rediskeys.Keys
@@ -73,6 +78,18 @@ if not m then return false end
 if redis.sha1hex(m) == ARGV[1] then return 1 end
 return m
 `)
+
+// headerScript returns 1 when the hash's header field has the SHA-1 in ARGV[1], 0
+// when it has another, -1 when there is none (a publisher older than format 2).
+var headerScript = redis.NewScript(`
+local h = redis.call('HGET', KEYS[1], 'header')
+if not h then return -1 end
+if redis.sha1hex(h) == ARGV[1] then return 1 end
+return 0
+`)
+
+// maxCatchUp bounds the deltas one re-read applies before reading the full manifest.
+const maxCatchUp = 1000
 
 // NewRedis returns a Redis source feeding sink.
 func NewRedis(cfg RedisConfig, sink Sink) (*Redis, error) {
@@ -275,6 +292,9 @@ func (r *Redis) digest(target string) string {
 // the source has just confirmed what is held. Either way the version then held is
 // the source's head. Without a layout-2 hash the layout-1 one is read.
 func (r *Redis) readEnv(ctx context.Context, target string) error {
+	if done, err := r.catchUp(ctx, target); err != nil || done {
+		return err
+	}
 	digest := r.digest(target)
 	res, err := readScript.Run(ctx, r.cfg.Client, []string{r.keys.Env(target)}, digest).Result()
 	if errors.Is(err, redis.Nil) {
@@ -297,11 +317,58 @@ func (r *Redis) readEnv(ctx context.Context, target string) error {
 			r.log.Debug("manifest in redis refused", "environment", target, "err", refused)
 			return nil
 		}
+		// A checkpoint: the deltas after it lead to the latest version.
+		if _, err := r.catchUp(ctx, target); err != nil {
+			return err
+		}
 	}
 	if v := r.sink.Version(target); v > 0 {
 		r.sink.SetHeads(map[string]uint64{target: v}) // also confirms it
 	}
 	return nil
+}
+
+// catchUp, when a format-2 version is held, compares the hash's header with the
+// one held and applies the deltas that follow the version held until they match.
+// It reports whether the source then confirmed the version held (false: read the
+// full manifest, or the hash has no header field).
+func (r *Redis) catchUp(ctx context.Context, target string) (bool, error) {
+	for range maxCatchUp {
+		sh := r.sink.Header(target)
+		if sh == nil {
+			return false, nil
+		}
+		b, err := proto.Marshal(sh)
+		if err != nil {
+			return false, nil
+		}
+		sum := sha1.Sum(b) //nolint:gosec // a change detector matching redis.sha1hex, not a security digest
+		res, err := headerScript.Run(ctx, r.cfg.Client, []string{r.keys.Env(target)}, hex.EncodeToString(sum[:])).Int()
+		if err != nil || res < 0 {
+			return false, err
+		}
+		held := r.sink.Version(target)
+		if res == 1 {
+			r.sink.SetHeads(map[string]uint64{target: held}) // also confirms it
+			return true, nil
+		}
+		vals, err := r.cfg.Client.HMGet(ctx, r.keys.Env(target), "delta:"+strconv.FormatUint(held+1, 10), "delta").Result()
+		if err != nil {
+			return false, err
+		}
+		for _, v := range vals {
+			if s, ok := v.(string); ok {
+				var sd manifestv1.SignedDelta
+				if proto.Unmarshal([]byte(s), &sd) == nil && r.sink.OfferDelta(&sd) == nil && r.sink.Version(target) > held {
+					break
+				}
+			}
+		}
+		if r.sink.Version(target) == held {
+			return false, nil // no delta leads on: read the full manifest
+		}
+	}
+	return false, nil
 }
 
 // handle applies one event: the hash's delta when it starts at the version held,

@@ -31,6 +31,8 @@ type Sink interface {
 	Version(target string) uint64
 	// Signed is the signed manifest held for target (nil: none, or none signed).
 	Signed(target string) *manifestv1.SignedManifest
+	// Header is the signed header held for target (nil: none, or format 1).
+	Header(target string) *manifestv1.SignedHeader
 	// Serves reports whether target is served.
 	Serves(target string) bool
 	// Expect announces environments that must load before the evaluator is ready.

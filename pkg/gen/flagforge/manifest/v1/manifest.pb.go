@@ -1321,8 +1321,13 @@ type SignedManifest struct {
 	Payload []byte `protobuf:"bytes,1,opt,name=payload,proto3" json:"payload,omitempty"`
 	// Identifies the signing key among the trusted keys.
 	KeyId string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
-	// ed25519 signature of "flagforge.manifest.v1.Manifest\n" || payload.
-	Signature     []byte `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	// Format 1 (header empty): ed25519 signature of
+	// "flagforge.manifest.v1.Manifest\n" || payload. Format 2 (header set): empty.
+	Signature []byte `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	// Format 2: the signed header of this version. The payload is then not signed by
+	// itself: its header fields equal the header's and its flags, segments and SDK
+	// keys digest to header.content_digest (docs/manifest-distribution.md).
+	Header        *SignedHeader `protobuf:"bytes,4,opt,name=header,proto3" json:"header,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1378,6 +1383,218 @@ func (x *SignedManifest) GetSignature() []byte {
 	return nil
 }
 
+func (x *SignedManifest) GetHeader() *SignedHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+// ManifestHeader is what is signed of a version in format 2: the identity of the
+// version, its chain link and the digest of its content. A consumer that holds the
+// content digests of the previous version checks a delta against it without
+// re-encoding the manifest.
+type ManifestHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 2.
+	Format      uint32                 `protobuf:"varint,1,opt,name=format,proto3" json:"format,omitempty"`
+	Org         string                 `protobuf:"bytes,2,opt,name=org,proto3" json:"org,omitempty"`
+	Project     string                 `protobuf:"bytes,3,opt,name=project,proto3" json:"project,omitempty"`
+	Environment string                 `protobuf:"bytes,4,opt,name=environment,proto3" json:"environment,omitempty"`
+	Version     uint64                 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	Bucketing   string                 `protobuf:"bytes,6,opt,name=bucketing,proto3" json:"bucketing,omitempty"`
+	IssuedAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	ExpiresAt   *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The chain digest of the previous version (empty for version 1): SHA-256 of its
+	// header bytes (format 2) or of its payload (format 1).
+	PreviousDigest []byte `protobuf:"bytes,9,opt,name=previous_digest,json=previousDigest,proto3" json:"previous_digest,omitempty"`
+	PublisherEpoch uint64 `protobuf:"varint,10,opt,name=publisher_epoch,json=publisherEpoch,proto3" json:"publisher_epoch,omitempty"`
+	// Digest of the flags, segments and SDK keys (256 buckets of per-entry SHA-256
+	// digests; see docs/manifest-distribution.md, "Format 2").
+	ContentDigest []byte `protobuf:"bytes,11,opt,name=content_digest,json=contentDigest,proto3" json:"content_digest,omitempty"`
+	// The manifest's private attributes (sorted).
+	PrivateAttributes []string `protobuf:"bytes,12,rep,name=private_attributes,json=privateAttributes,proto3" json:"private_attributes,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ManifestHeader) Reset() {
+	*x = ManifestHeader{}
+	mi := &file_flagforge_manifest_v1_manifest_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ManifestHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ManifestHeader) ProtoMessage() {}
+
+func (x *ManifestHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_manifest_v1_manifest_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ManifestHeader.ProtoReflect.Descriptor instead.
+func (*ManifestHeader) Descriptor() ([]byte, []int) {
+	return file_flagforge_manifest_v1_manifest_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ManifestHeader) GetFormat() uint32 {
+	if x != nil {
+		return x.Format
+	}
+	return 0
+}
+
+func (x *ManifestHeader) GetOrg() string {
+	if x != nil {
+		return x.Org
+	}
+	return ""
+}
+
+func (x *ManifestHeader) GetProject() string {
+	if x != nil {
+		return x.Project
+	}
+	return ""
+}
+
+func (x *ManifestHeader) GetEnvironment() string {
+	if x != nil {
+		return x.Environment
+	}
+	return ""
+}
+
+func (x *ManifestHeader) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ManifestHeader) GetBucketing() string {
+	if x != nil {
+		return x.Bucketing
+	}
+	return ""
+}
+
+func (x *ManifestHeader) GetIssuedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.IssuedAt
+	}
+	return nil
+}
+
+func (x *ManifestHeader) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+func (x *ManifestHeader) GetPreviousDigest() []byte {
+	if x != nil {
+		return x.PreviousDigest
+	}
+	return nil
+}
+
+func (x *ManifestHeader) GetPublisherEpoch() uint64 {
+	if x != nil {
+		return x.PublisherEpoch
+	}
+	return 0
+}
+
+func (x *ManifestHeader) GetContentDigest() []byte {
+	if x != nil {
+		return x.ContentDigest
+	}
+	return nil
+}
+
+func (x *ManifestHeader) GetPrivateAttributes() []string {
+	if x != nil {
+		return x.PrivateAttributes
+	}
+	return nil
+}
+
+// SignedHeader is a ManifestHeader with its signature.
+type SignedHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A serialized ManifestHeader (deterministic protobuf binary).
+	Header []byte `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	KeyId  string `protobuf:"bytes,2,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// ed25519 signature of "flagforge.manifest.v2.ManifestHeader\n" || header.
+	Signature     []byte `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignedHeader) Reset() {
+	*x = SignedHeader{}
+	mi := &file_flagforge_manifest_v1_manifest_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignedHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignedHeader) ProtoMessage() {}
+
+func (x *SignedHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_flagforge_manifest_v1_manifest_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignedHeader.ProtoReflect.Descriptor instead.
+func (*SignedHeader) Descriptor() ([]byte, []int) {
+	return file_flagforge_manifest_v1_manifest_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SignedHeader) GetHeader() []byte {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *SignedHeader) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *SignedHeader) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 // ManifestDelta turns version from_version of an environment into to_version.
 type ManifestDelta struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -1411,7 +1628,7 @@ type ManifestDelta struct {
 
 func (x *ManifestDelta) Reset() {
 	*x = ManifestDelta{}
-	mi := &file_flagforge_manifest_v1_manifest_proto_msgTypes[15]
+	mi := &file_flagforge_manifest_v1_manifest_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1640,7 @@ func (x *ManifestDelta) String() string {
 func (*ManifestDelta) ProtoMessage() {}
 
 func (x *ManifestDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_manifest_v1_manifest_proto_msgTypes[15]
+	mi := &file_flagforge_manifest_v1_manifest_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1653,7 @@ func (x *ManifestDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestDelta.ProtoReflect.Descriptor instead.
 func (*ManifestDelta) Descriptor() ([]byte, []int) {
-	return file_flagforge_manifest_v1_manifest_proto_rawDescGZIP(), []int{15}
+	return file_flagforge_manifest_v1_manifest_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ManifestDelta) GetOrg() string {
@@ -1580,13 +1797,18 @@ type SignedDelta struct {
 	// without fetching it. Both empty: the sender did not attach it.
 	ResultKeyId     string `protobuf:"bytes,4,opt,name=result_key_id,json=resultKeyId,proto3" json:"result_key_id,omitempty"`
 	ResultSignature []byte `protobuf:"bytes,5,opt,name=result_signature,json=resultSignature,proto3" json:"result_signature,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Format 2: the signed header of to_version. The payload (a ManifestDelta from
+	// to_version-1) is then not signed by itself: applied to the manifest at
+	// from_version it must give content_digest, and previous_digest must be the
+	// chain digest of the version held. key_id, signature and result_* are empty.
+	Header        *SignedHeader `protobuf:"bytes,6,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SignedDelta) Reset() {
 	*x = SignedDelta{}
-	mi := &file_flagforge_manifest_v1_manifest_proto_msgTypes[16]
+	mi := &file_flagforge_manifest_v1_manifest_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1820,7 @@ func (x *SignedDelta) String() string {
 func (*SignedDelta) ProtoMessage() {}
 
 func (x *SignedDelta) ProtoReflect() protoreflect.Message {
-	mi := &file_flagforge_manifest_v1_manifest_proto_msgTypes[16]
+	mi := &file_flagforge_manifest_v1_manifest_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1833,7 @@ func (x *SignedDelta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignedDelta.ProtoReflect.Descriptor instead.
 func (*SignedDelta) Descriptor() ([]byte, []int) {
-	return file_flagforge_manifest_v1_manifest_proto_rawDescGZIP(), []int{16}
+	return file_flagforge_manifest_v1_manifest_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SignedDelta) GetPayload() []byte {
@@ -1645,6 +1867,13 @@ func (x *SignedDelta) GetResultKeyId() string {
 func (x *SignedDelta) GetResultSignature() []byte {
 	if x != nil {
 		return x.ResultSignature
+	}
+	return nil
+}
+
+func (x *SignedDelta) GetHeader() *SignedHeader {
+	if x != nil {
+		return x.Header
 	}
 	return nil
 }
@@ -1735,9 +1964,29 @@ const file_flagforge_manifest_v1_manifest_proto_rawDesc = "" +
 	" \x03(\v2\x1b.flagforge.manifest.v1.FlagR\x05flags\x12:\n" +
 	"\bsegments\x18\v \x03(\v2\x1e.flagforge.manifest.v1.SegmentR\bsegments\x128\n" +
 	"\bsdk_keys\x18\f \x03(\v2\x1d.flagforge.manifest.v1.SdkKeyR\asdkKeys\x12-\n" +
-	"\x12private_attributes\x18\r \x03(\tR\x11privateAttributes\"_\n" +
+	"\x12private_attributes\x18\r \x03(\tR\x11privateAttributes\"\x9c\x01\n" +
 	"\x0eSignedManifest\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload\x12\x15\n" +
+	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1c\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\x12;\n" +
+	"\x06header\x18\x04 \x01(\v2#.flagforge.manifest.v1.SignedHeaderR\x06header\"\xca\x03\n" +
+	"\x0eManifestHeader\x12\x16\n" +
+	"\x06format\x18\x01 \x01(\rR\x06format\x12\x10\n" +
+	"\x03org\x18\x02 \x01(\tR\x03org\x12\x18\n" +
+	"\aproject\x18\x03 \x01(\tR\aproject\x12 \n" +
+	"\venvironment\x18\x04 \x01(\tR\venvironment\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x04R\aversion\x12\x1c\n" +
+	"\tbucketing\x18\x06 \x01(\tR\tbucketing\x127\n" +
+	"\tissued_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12'\n" +
+	"\x0fprevious_digest\x18\t \x01(\fR\x0epreviousDigest\x12'\n" +
+	"\x0fpublisher_epoch\x18\n" +
+	" \x01(\x04R\x0epublisherEpoch\x12%\n" +
+	"\x0econtent_digest\x18\v \x01(\fR\rcontentDigest\x12-\n" +
+	"\x12private_attributes\x18\f \x03(\tR\x11privateAttributes\"[\n" +
+	"\fSignedHeader\x12\x16\n" +
+	"\x06header\x18\x01 \x01(\fR\x06header\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1c\n" +
 	"\tsignature\x18\x03 \x01(\fR\tsignature\"\xbc\x06\n" +
 	"\rManifestDelta\x12\x10\n" +
@@ -1761,13 +2010,14 @@ const file_flagforge_manifest_v1_manifest_proto_rawDesc = "" +
 	"\bsdk_keys\x18\x0f \x03(\v2\x1d.flagforge.manifest.v1.SdkKeyR\asdkKeys\x12#\n" +
 	"\rresult_digest\x18\x10 \x01(\fR\fresultDigest\x12<\n" +
 	"\x1aprivate_attributes_changed\x18\x11 \x01(\bR\x18privateAttributesChanged\x12-\n" +
-	"\x12private_attributes\x18\x12 \x03(\tR\x11privateAttributes\"\xab\x01\n" +
+	"\x12private_attributes\x18\x12 \x03(\tR\x11privateAttributes\"\xe8\x01\n" +
 	"\vSignedDelta\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\fR\apayload\x12\x15\n" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x1c\n" +
 	"\tsignature\x18\x03 \x01(\fR\tsignature\x12\"\n" +
 	"\rresult_key_id\x18\x04 \x01(\tR\vresultKeyId\x12)\n" +
-	"\x10result_signature\x18\x05 \x01(\fR\x0fresultSignature*|\n" +
+	"\x10result_signature\x18\x05 \x01(\fR\x0fresultSignature\x12;\n" +
+	"\x06header\x18\x06 \x01(\v2#.flagforge.manifest.v1.SignedHeaderR\x06header*|\n" +
 	"\bFlagType\x12\x19\n" +
 	"\x15FLAG_TYPE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11FLAG_TYPE_BOOLEAN\x10\x01\x12\x14\n" +
@@ -1814,7 +2064,7 @@ func file_flagforge_manifest_v1_manifest_proto_rawDescGZIP() []byte {
 }
 
 var file_flagforge_manifest_v1_manifest_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_flagforge_manifest_v1_manifest_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_flagforge_manifest_v1_manifest_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_flagforge_manifest_v1_manifest_proto_goTypes = []any{
 	(FlagType)(0),                 // 0: flagforge.manifest.v1.FlagType
 	(Operator)(0),                 // 1: flagforge.manifest.v1.Operator
@@ -1834,15 +2084,17 @@ var file_flagforge_manifest_v1_manifest_proto_goTypes = []any{
 	(*SdkKey)(nil),                // 15: flagforge.manifest.v1.SdkKey
 	(*Manifest)(nil),              // 16: flagforge.manifest.v1.Manifest
 	(*SignedManifest)(nil),        // 17: flagforge.manifest.v1.SignedManifest
-	(*ManifestDelta)(nil),         // 18: flagforge.manifest.v1.ManifestDelta
-	(*SignedDelta)(nil),           // 19: flagforge.manifest.v1.SignedDelta
-	(*structpb.Value)(nil),        // 20: google.protobuf.Value
-	(*timestamppb.Timestamp)(nil), // 21: google.protobuf.Timestamp
+	(*ManifestHeader)(nil),        // 18: flagforge.manifest.v1.ManifestHeader
+	(*SignedHeader)(nil),          // 19: flagforge.manifest.v1.SignedHeader
+	(*ManifestDelta)(nil),         // 20: flagforge.manifest.v1.ManifestDelta
+	(*SignedDelta)(nil),           // 21: flagforge.manifest.v1.SignedDelta
+	(*structpb.Value)(nil),        // 22: google.protobuf.Value
+	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
 }
 var file_flagforge_manifest_v1_manifest_proto_depIdxs = []int32{
-	20, // 0: flagforge.manifest.v1.Variant.value:type_name -> google.protobuf.Value
+	22, // 0: flagforge.manifest.v1.Variant.value:type_name -> google.protobuf.Value
 	1,  // 1: flagforge.manifest.v1.Clause.operator:type_name -> flagforge.manifest.v1.Operator
-	20, // 2: flagforge.manifest.v1.Clause.values:type_name -> google.protobuf.Value
+	22, // 2: flagforge.manifest.v1.Clause.values:type_name -> google.protobuf.Value
 	5,  // 3: flagforge.manifest.v1.Rollout.weights:type_name -> flagforge.manifest.v1.WeightedVariant
 	6,  // 4: flagforge.manifest.v1.Serve.rollout:type_name -> flagforge.manifest.v1.Rollout
 	4,  // 5: flagforge.manifest.v1.Rule.clauses:type_name -> flagforge.manifest.v1.Clause
@@ -1857,22 +2109,26 @@ var file_flagforge_manifest_v1_manifest_proto_depIdxs = []int32{
 	4,  // 14: flagforge.manifest.v1.SegmentRule.clauses:type_name -> flagforge.manifest.v1.Clause
 	13, // 15: flagforge.manifest.v1.Segment.rules:type_name -> flagforge.manifest.v1.SegmentRule
 	2,  // 16: flagforge.manifest.v1.SdkKey.kind:type_name -> flagforge.manifest.v1.SdkKeyKind
-	21, // 17: flagforge.manifest.v1.SdkKey.expires_at:type_name -> google.protobuf.Timestamp
-	21, // 18: flagforge.manifest.v1.Manifest.issued_at:type_name -> google.protobuf.Timestamp
-	21, // 19: flagforge.manifest.v1.Manifest.expires_at:type_name -> google.protobuf.Timestamp
+	23, // 17: flagforge.manifest.v1.SdkKey.expires_at:type_name -> google.protobuf.Timestamp
+	23, // 18: flagforge.manifest.v1.Manifest.issued_at:type_name -> google.protobuf.Timestamp
+	23, // 19: flagforge.manifest.v1.Manifest.expires_at:type_name -> google.protobuf.Timestamp
 	12, // 20: flagforge.manifest.v1.Manifest.flags:type_name -> flagforge.manifest.v1.Flag
 	14, // 21: flagforge.manifest.v1.Manifest.segments:type_name -> flagforge.manifest.v1.Segment
 	15, // 22: flagforge.manifest.v1.Manifest.sdk_keys:type_name -> flagforge.manifest.v1.SdkKey
-	21, // 23: flagforge.manifest.v1.ManifestDelta.issued_at:type_name -> google.protobuf.Timestamp
-	21, // 24: flagforge.manifest.v1.ManifestDelta.expires_at:type_name -> google.protobuf.Timestamp
-	12, // 25: flagforge.manifest.v1.ManifestDelta.upserted_flags:type_name -> flagforge.manifest.v1.Flag
-	14, // 26: flagforge.manifest.v1.ManifestDelta.upserted_segments:type_name -> flagforge.manifest.v1.Segment
-	15, // 27: flagforge.manifest.v1.ManifestDelta.sdk_keys:type_name -> flagforge.manifest.v1.SdkKey
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	19, // 23: flagforge.manifest.v1.SignedManifest.header:type_name -> flagforge.manifest.v1.SignedHeader
+	23, // 24: flagforge.manifest.v1.ManifestHeader.issued_at:type_name -> google.protobuf.Timestamp
+	23, // 25: flagforge.manifest.v1.ManifestHeader.expires_at:type_name -> google.protobuf.Timestamp
+	23, // 26: flagforge.manifest.v1.ManifestDelta.issued_at:type_name -> google.protobuf.Timestamp
+	23, // 27: flagforge.manifest.v1.ManifestDelta.expires_at:type_name -> google.protobuf.Timestamp
+	12, // 28: flagforge.manifest.v1.ManifestDelta.upserted_flags:type_name -> flagforge.manifest.v1.Flag
+	14, // 29: flagforge.manifest.v1.ManifestDelta.upserted_segments:type_name -> flagforge.manifest.v1.Segment
+	15, // 30: flagforge.manifest.v1.ManifestDelta.sdk_keys:type_name -> flagforge.manifest.v1.SdkKey
+	19, // 31: flagforge.manifest.v1.SignedDelta.header:type_name -> flagforge.manifest.v1.SignedHeader
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_flagforge_manifest_v1_manifest_proto_init() }
@@ -1890,7 +2146,7 @@ func file_flagforge_manifest_v1_manifest_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_flagforge_manifest_v1_manifest_proto_rawDesc), len(file_flagforge_manifest_v1_manifest_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

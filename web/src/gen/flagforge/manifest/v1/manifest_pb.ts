@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file flagforge/manifest/v1/manifest.proto.
  */
 export const file_flagforge_manifest_v1_manifest: GenFile = /*@__PURE__*/
-  fileDesc("CiRmbGFnZm9yZ2UvbWFuaWZlc3QvdjEvbWFuaWZlc3QucHJvdG8SFWZsYWdmb3JnZS5tYW5pZmVzdC52MSJgCgdWYXJpYW50EgsKA2tleRgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJIqABCgZDbGF1c2USEQoJYXR0cmlidXRlGAEgASgJEjEKCG9wZXJhdG9yGAIgASgOMh8uZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLk9wZXJhdG9yEiYKBnZhbHVlcxgDIAMoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIOCgZuZWdhdGUYBCABKAgSGAoQY2FzZV9pbnNlbnNpdGl2ZRgFIAEoCCIyCg9XZWlnaHRlZFZhcmlhbnQSDwoHdmFyaWFudBgBIAEoCRIOCgZ3ZWlnaHQYAiABKAUiYwoHUm9sbG91dBIRCglidWNrZXRfYnkYASABKAkSDAoEc2VlZBgCIAEoCRI3Cgd3ZWlnaHRzGAMgAygLMiYuZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLldlaWdodGVkVmFyaWFudCJVCgVTZXJ2ZRIRCgd2YXJpYW50GAEgASgJSAASMQoHcm9sbG91dBgCIAEoCzIeLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5Sb2xsb3V0SABCBgoEa2luZCIyCgxQcmVyZXF1aXNpdGUSEAoIZmxhZ19rZXkYASABKAkSEAoIdmFyaWFudHMYAiADKAkiKQoGVGFyZ2V0Eg8KB3ZhcmlhbnQYASABKAkSDgoGdmFsdWVzGAIgAygJIpYBCgRSdWxlEgoKAmlkGAEgASgJEi4KB2NsYXVzZXMYAiADKAsyHS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuQ2xhdXNlEisKBXNlcnZlGAMgASgLMhwuZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLlNlcnZlEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhAKCGRpc2FibGVkGAUgASgIIvoBCgpGbGFnQ29uZmlnEgoKAm9uGAEgASgIEhMKC29mZl92YXJpYW50GAIgASgJEjoKDXByZXJlcXVpc2l0ZXMYAyADKAsyIy5mbGFnZm9yZ2UubWFuaWZlc3QudjEuUHJlcmVxdWlzaXRlEi4KB3RhcmdldHMYBCADKAsyHS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuVGFyZ2V0EioKBXJ1bGVzGAUgAygLMhsuZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLlJ1bGUSMwoNZGVmYXVsdF9zZXJ2ZRgGIAEoCzIcLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZXJ2ZSLRAQoERmxhZxILCgNrZXkYASABKAkSLQoEdHlwZRgCIAEoDjIfLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5GbGFnVHlwZRIwCgh2YXJpYW50cxgDIAMoCzIeLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5WYXJpYW50EhYKDmNsaWVudF92aXNpYmxlGAQgASgIEjEKBmNvbmZpZxgFIAEoCzIhLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5GbGFnQ29uZmlnEhAKCHJldmlzaW9uGAYgASgDIkkKC1NlZ21lbnRSdWxlEgoKAmlkGAEgASgJEi4KB2NsYXVzZXMYAiADKAsyHS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuQ2xhdXNlIpQBCgdTZWdtZW50EgsKA2tleRgBIAEoCRIQCghpbmNsdWRlZBgCIAMoCRIQCghleGNsdWRlZBgDIAMoCRIxCgVydWxlcxgEIAMoCzIiLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZWdtZW50UnVsZRITCgtkZXNjcmlwdGlvbhgFIAEoCRIQCghyZXZpc2lvbhgGIAEoAyKDAQoGU2RrS2V5EgoKAmlkGAEgASgJEgwKBGhhc2gYAiABKAwSLwoEa2luZBgDIAEoDjIhLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZGtLZXlLaW5kEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIp0DCghNYW5pZmVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIPCgd2ZXJzaW9uGAQgASgEEhEKCWJ1Y2tldGluZxgFIAEoCRItCglpc3N1ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3ByZXZpb3VzX2RpZ2VzdBgIIAEoDBIXCg9wdWJsaXNoZXJfZXBvY2gYCSABKAQSKgoFZmxhZ3MYCiADKAsyGy5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZxIwCghzZWdtZW50cxgLIAMoCzIeLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZWdtZW50Ei8KCHNka19rZXlzGAwgAygLMh0uZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLlNka0tleRIaChJwcml2YXRlX2F0dHJpYnV0ZXMYDSADKAkiRAoOU2lnbmVkTWFuaWZlc3QSDwoHcGF5bG9hZBgBIAEoDBIOCgZrZXlfaWQYAiABKAkSEQoJc2lnbmF0dXJlGAMgASgMIsAECg1NYW5pZmVzdERlbHRhEgsKA29yZxgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEhMKC2Vudmlyb25tZW50GAMgASgJEhQKDGZyb21fdmVyc2lvbhgEIAEoBBISCgp0b192ZXJzaW9uGAUgASgEEi0KCWlzc3VlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFwoPcHJldmlvdXNfZGlnZXN0GAggASgMEhcKD3B1Ymxpc2hlcl9lcG9jaBgJIAEoBBIzCg51cHNlcnRlZF9mbGFncxgKIAMoCzIbLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5GbGFnEhUKDWRlbGV0ZWRfZmxhZ3MYCyADKAkSOQoRdXBzZXJ0ZWRfc2VnbWVudHMYDCADKAsyHi5mbGFnZm9yZ2UubWFuaWZlc3QudjEuU2VnbWVudBIYChBkZWxldGVkX3NlZ21lbnRzGA0gAygJEhgKEHNka19rZXlzX2NoYW5nZWQYDiABKAgSLwoIc2RrX2tleXMYDyADKAsyHS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuU2RrS2V5EhUKDXJlc3VsdF9kaWdlc3QYECABKAwSIgoacHJpdmF0ZV9hdHRyaWJ1dGVzX2NoYW5nZWQYESABKAgSGgoScHJpdmF0ZV9hdHRyaWJ1dGVzGBIgAygJInIKC1NpZ25lZERlbHRhEg8KB3BheWxvYWQYASABKAwSDgoGa2V5X2lkGAIgASgJEhEKCXNpZ25hdHVyZRgDIAEoDBIVCg1yZXN1bHRfa2V5X2lkGAQgASgJEhgKEHJlc3VsdF9zaWduYXR1cmUYBSABKAwqfAoIRmxhZ1R5cGUSGQoVRkxBR19UWVBFX1VOU1BFQ0lGSUVEEAASFQoRRkxBR19UWVBFX0JPT0xFQU4QARIUChBGTEFHX1RZUEVfU1RSSU5HEAISFAoQRkxBR19UWVBFX05VTUJFUhADEhIKDkZMQUdfVFlQRV9KU09OEAQqlQMKCE9wZXJhdG9yEhgKFE9QRVJBVE9SX1VOU1BFQ0lGSUVEEAASDwoLT1BFUkFUT1JfSU4QARIYChRPUEVSQVRPUl9TVEFSVFNfV0lUSBACEhYKEk9QRVJBVE9SX0VORFNfV0lUSBADEhUKEU9QRVJBVE9SX0NPTlRBSU5TEAQSFAoQT1BFUkFUT1JfTUFUQ0hFUxAFEg8KC09QRVJBVE9SX0xUEAYSEAoMT1BFUkFUT1JfTFRFEAcSDwoLT1BFUkFUT1JfR1QQCBIQCgxPUEVSQVRPUl9HVEUQCRIWChJPUEVSQVRPUl9TRU1WRVJfRVEQChIWChJPUEVSQVRPUl9TRU1WRVJfTFQQCxIWChJPUEVSQVRPUl9TRU1WRVJfR1QQDBITCg9PUEVSQVRPUl9CRUZPUkUQDRISCg5PUEVSQVRPUl9BRlRFUhAOEhcKE09QRVJBVE9SX0lQX0lOX0NJRFIQDxITCg9PUEVSQVRPUl9FWElTVFMQEBIaChZPUEVSQVRPUl9TRUdNRU5UX01BVENIEBEqXAoKU2RrS2V5S2luZBIcChhTREtfS0VZX0tJTkRfVU5TUEVDSUZJRUQQABIXChNTREtfS0VZX0tJTkRfU0VSVkVSEAESFwoTU0RLX0tFWV9LSU5EX0NMSUVOVBACYgZwcm90bzM", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("CiRmbGFnZm9yZ2UvbWFuaWZlc3QvdjEvbWFuaWZlc3QucHJvdG8SFWZsYWdmb3JnZS5tYW5pZmVzdC52MSJgCgdWYXJpYW50EgsKA2tleRgBIAEoCRIlCgV2YWx1ZRgCIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJIqABCgZDbGF1c2USEQoJYXR0cmlidXRlGAEgASgJEjEKCG9wZXJhdG9yGAIgASgOMh8uZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLk9wZXJhdG9yEiYKBnZhbHVlcxgDIAMoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIOCgZuZWdhdGUYBCABKAgSGAoQY2FzZV9pbnNlbnNpdGl2ZRgFIAEoCCIyCg9XZWlnaHRlZFZhcmlhbnQSDwoHdmFyaWFudBgBIAEoCRIOCgZ3ZWlnaHQYAiABKAUiYwoHUm9sbG91dBIRCglidWNrZXRfYnkYASABKAkSDAoEc2VlZBgCIAEoCRI3Cgd3ZWlnaHRzGAMgAygLMiYuZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLldlaWdodGVkVmFyaWFudCJVCgVTZXJ2ZRIRCgd2YXJpYW50GAEgASgJSAASMQoHcm9sbG91dBgCIAEoCzIeLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5Sb2xsb3V0SABCBgoEa2luZCIyCgxQcmVyZXF1aXNpdGUSEAoIZmxhZ19rZXkYASABKAkSEAoIdmFyaWFudHMYAiADKAkiKQoGVGFyZ2V0Eg8KB3ZhcmlhbnQYASABKAkSDgoGdmFsdWVzGAIgAygJIpYBCgRSdWxlEgoKAmlkGAEgASgJEi4KB2NsYXVzZXMYAiADKAsyHS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuQ2xhdXNlEisKBXNlcnZlGAMgASgLMhwuZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLlNlcnZlEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhAKCGRpc2FibGVkGAUgASgIIvoBCgpGbGFnQ29uZmlnEgoKAm9uGAEgASgIEhMKC29mZl92YXJpYW50GAIgASgJEjoKDXByZXJlcXVpc2l0ZXMYAyADKAsyIy5mbGFnZm9yZ2UubWFuaWZlc3QudjEuUHJlcmVxdWlzaXRlEi4KB3RhcmdldHMYBCADKAsyHS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuVGFyZ2V0EioKBXJ1bGVzGAUgAygLMhsuZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLlJ1bGUSMwoNZGVmYXVsdF9zZXJ2ZRgGIAEoCzIcLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZXJ2ZSLRAQoERmxhZxILCgNrZXkYASABKAkSLQoEdHlwZRgCIAEoDjIfLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5GbGFnVHlwZRIwCgh2YXJpYW50cxgDIAMoCzIeLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5WYXJpYW50EhYKDmNsaWVudF92aXNpYmxlGAQgASgIEjEKBmNvbmZpZxgFIAEoCzIhLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5GbGFnQ29uZmlnEhAKCHJldmlzaW9uGAYgASgDIkkKC1NlZ21lbnRSdWxlEgoKAmlkGAEgASgJEi4KB2NsYXVzZXMYAiADKAsyHS5mbGFnZm9yZ2UubWFuaWZlc3QudjEuQ2xhdXNlIpQBCgdTZWdtZW50EgsKA2tleRgBIAEoCRIQCghpbmNsdWRlZBgCIAMoCRIQCghleGNsdWRlZBgDIAMoCRIxCgVydWxlcxgEIAMoCzIiLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZWdtZW50UnVsZRITCgtkZXNjcmlwdGlvbhgFIAEoCRIQCghyZXZpc2lvbhgGIAEoAyKDAQoGU2RrS2V5EgoKAmlkGAEgASgJEgwKBGhhc2gYAiABKAwSLwoEa2luZBgDIAEoDjIhLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZGtLZXlLaW5kEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIp0DCghNYW5pZmVzdBILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIPCgd2ZXJzaW9uGAQgASgEEhEKCWJ1Y2tldGluZxgFIAEoCRItCglpc3N1ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3ByZXZpb3VzX2RpZ2VzdBgIIAEoDBIXCg9wdWJsaXNoZXJfZXBvY2gYCSABKAQSKgoFZmxhZ3MYCiADKAsyGy5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZxIwCghzZWdtZW50cxgLIAMoCzIeLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TZWdtZW50Ei8KCHNka19rZXlzGAwgAygLMh0uZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLlNka0tleRIaChJwcml2YXRlX2F0dHJpYnV0ZXMYDSADKAkieQoOU2lnbmVkTWFuaWZlc3QSDwoHcGF5bG9hZBgBIAEoDBIOCgZrZXlfaWQYAiABKAkSEQoJc2lnbmF0dXJlGAMgASgMEjMKBmhlYWRlchgEIAEoCzIjLmZsYWdmb3JnZS5tYW5pZmVzdC52MS5TaWduZWRIZWFkZXIivAIKDk1hbmlmZXN0SGVhZGVyEg4KBmZvcm1hdBgBIAEoDRILCgNvcmcYAiABKAkSDwoHcHJvamVjdBgDIAEoCRITCgtlbnZpcm9ubWVudBgEIAEoCRIPCgd2ZXJzaW9uGAUgASgEEhEKCWJ1Y2tldGluZxgGIAEoCRItCglpc3N1ZWRfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3ByZXZpb3VzX2RpZ2VzdBgJIAEoDBIXCg9wdWJsaXNoZXJfZXBvY2gYCiABKAQSFgoOY29udGVudF9kaWdlc3QYCyABKAwSGgoScHJpdmF0ZV9hdHRyaWJ1dGVzGAwgAygJIkEKDFNpZ25lZEhlYWRlchIOCgZoZWFkZXIYASABKAwSDgoGa2V5X2lkGAIgASgJEhEKCXNpZ25hdHVyZRgDIAEoDCLABAoNTWFuaWZlc3REZWx0YRILCgNvcmcYASABKAkSDwoHcHJvamVjdBgCIAEoCRITCgtlbnZpcm9ubWVudBgDIAEoCRIUCgxmcm9tX3ZlcnNpb24YBCABKAQSEgoKdG9fdmVyc2lvbhgFIAEoBBItCglpc3N1ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD3ByZXZpb3VzX2RpZ2VzdBgIIAEoDBIXCg9wdWJsaXNoZXJfZXBvY2gYCSABKAQSMwoOdXBzZXJ0ZWRfZmxhZ3MYCiADKAsyGy5mbGFnZm9yZ2UubWFuaWZlc3QudjEuRmxhZxIVCg1kZWxldGVkX2ZsYWdzGAsgAygJEjkKEXVwc2VydGVkX3NlZ21lbnRzGAwgAygLMh4uZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLlNlZ21lbnQSGAoQZGVsZXRlZF9zZWdtZW50cxgNIAMoCRIYChBzZGtfa2V5c19jaGFuZ2VkGA4gASgIEi8KCHNka19rZXlzGA8gAygLMh0uZmxhZ2ZvcmdlLm1hbmlmZXN0LnYxLlNka0tleRIVCg1yZXN1bHRfZGlnZXN0GBAgASgMEiIKGnByaXZhdGVfYXR0cmlidXRlc19jaGFuZ2VkGBEgASgIEhoKEnByaXZhdGVfYXR0cmlidXRlcxgSIAMoCSKnAQoLU2lnbmVkRGVsdGESDwoHcGF5bG9hZBgBIAEoDBIOCgZrZXlfaWQYAiABKAkSEQoJc2lnbmF0dXJlGAMgASgMEhUKDXJlc3VsdF9rZXlfaWQYBCABKAkSGAoQcmVzdWx0X3NpZ25hdHVyZRgFIAEoDBIzCgZoZWFkZXIYBiABKAsyIy5mbGFnZm9yZ2UubWFuaWZlc3QudjEuU2lnbmVkSGVhZGVyKnwKCEZsYWdUeXBlEhkKFUZMQUdfVFlQRV9VTlNQRUNJRklFRBAAEhUKEUZMQUdfVFlQRV9CT09MRUFOEAESFAoQRkxBR19UWVBFX1NUUklORxACEhQKEEZMQUdfVFlQRV9OVU1CRVIQAxISCg5GTEFHX1RZUEVfSlNPThAEKpUDCghPcGVyYXRvchIYChRPUEVSQVRPUl9VTlNQRUNJRklFRBAAEg8KC09QRVJBVE9SX0lOEAESGAoUT1BFUkFUT1JfU1RBUlRTX1dJVEgQAhIWChJPUEVSQVRPUl9FTkRTX1dJVEgQAxIVChFPUEVSQVRPUl9DT05UQUlOUxAEEhQKEE9QRVJBVE9SX01BVENIRVMQBRIPCgtPUEVSQVRPUl9MVBAGEhAKDE9QRVJBVE9SX0xURRAHEg8KC09QRVJBVE9SX0dUEAgSEAoMT1BFUkFUT1JfR1RFEAkSFgoST1BFUkFUT1JfU0VNVkVSX0VREAoSFgoST1BFUkFUT1JfU0VNVkVSX0xUEAsSFgoST1BFUkFUT1JfU0VNVkVSX0dUEAwSEwoPT1BFUkFUT1JfQkVGT1JFEA0SEgoOT1BFUkFUT1JfQUZURVIQDhIXChNPUEVSQVRPUl9JUF9JTl9DSURSEA8SEwoPT1BFUkFUT1JfRVhJU1RTEBASGgoWT1BFUkFUT1JfU0VHTUVOVF9NQVRDSBARKlwKClNka0tleUtpbmQSHAoYU0RLX0tFWV9LSU5EX1VOU1BFQ0lGSUVEEAASFwoTU0RLX0tFWV9LSU5EX1NFUlZFUhABEhcKE1NES19LRVlfS0lORF9DTElFTlQQAmIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Variant is one possible value of a flag.
@@ -1092,11 +1092,21 @@ export type SignedManifest = Message<"flagforge.manifest.v1.SignedManifest"> & {
   keyId: string;
 
   /**
-   * ed25519 signature of "flagforge.manifest.v1.Manifest\n" || payload.
+   * Format 1 (header empty): ed25519 signature of
+   * "flagforge.manifest.v1.Manifest\n" || payload. Format 2 (header set): empty.
    *
    * @generated from field: bytes signature = 3;
    */
   signature: Uint8Array;
+
+  /**
+   * Format 2: the signed header of this version. The payload is then not signed by
+   * itself: its header fields equal the header's and its flags, segments and SDK
+   * keys digest to header.content_digest (docs/manifest-distribution.md).
+   *
+   * @generated from field: flagforge.manifest.v1.SignedHeader header = 4;
+   */
+  header?: SignedHeader | undefined;
 };
 
 /**
@@ -1120,11 +1130,21 @@ export type SignedManifestJson = {
   keyId?: string;
 
   /**
-   * ed25519 signature of "flagforge.manifest.v1.Manifest\n" || payload.
+   * Format 1 (header empty): ed25519 signature of
+   * "flagforge.manifest.v1.Manifest\n" || payload. Format 2 (header set): empty.
    *
    * @generated from field: bytes signature = 3;
    */
   signature?: string;
+
+  /**
+   * Format 2: the signed header of this version. The payload is then not signed by
+   * itself: its header fields equal the header's and its flags, segments and SDK
+   * keys digest to header.content_digest (docs/manifest-distribution.md).
+   *
+   * @generated from field: flagforge.manifest.v1.SignedHeader header = 4;
+   */
+  header?: SignedHeaderJson;
 };
 
 /**
@@ -1133,6 +1153,232 @@ export type SignedManifestJson = {
  */
 export const SignedManifestSchema: GenMessage<SignedManifest, {jsonType: SignedManifestJson}> = /*@__PURE__*/
   messageDesc(file_flagforge_manifest_v1_manifest, 14);
+
+/**
+ * ManifestHeader is what is signed of a version in format 2: the identity of the
+ * version, its chain link and the digest of its content. A consumer that holds the
+ * content digests of the previous version checks a delta against it without
+ * re-encoding the manifest.
+ *
+ * @generated from message flagforge.manifest.v1.ManifestHeader
+ */
+export type ManifestHeader = Message<"flagforge.manifest.v1.ManifestHeader"> & {
+  /**
+   * 2.
+   *
+   * @generated from field: uint32 format = 1;
+   */
+  format: number;
+
+  /**
+   * @generated from field: string org = 2;
+   */
+  org: string;
+
+  /**
+   * @generated from field: string project = 3;
+   */
+  project: string;
+
+  /**
+   * @generated from field: string environment = 4;
+   */
+  environment: string;
+
+  /**
+   * @generated from field: uint64 version = 5;
+   */
+  version: bigint;
+
+  /**
+   * @generated from field: string bucketing = 6;
+   */
+  bucketing: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp issued_at = 7;
+   */
+  issuedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 8;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * The chain digest of the previous version (empty for version 1): SHA-256 of its
+   * header bytes (format 2) or of its payload (format 1).
+   *
+   * @generated from field: bytes previous_digest = 9;
+   */
+  previousDigest: Uint8Array;
+
+  /**
+   * @generated from field: uint64 publisher_epoch = 10;
+   */
+  publisherEpoch: bigint;
+
+  /**
+   * Digest of the flags, segments and SDK keys (256 buckets of per-entry SHA-256
+   * digests; see docs/manifest-distribution.md, "Format 2").
+   *
+   * @generated from field: bytes content_digest = 11;
+   */
+  contentDigest: Uint8Array;
+
+  /**
+   * The manifest's private attributes (sorted).
+   *
+   * @generated from field: repeated string private_attributes = 12;
+   */
+  privateAttributes: string[];
+};
+
+/**
+ * ManifestHeader is what is signed of a version in format 2: the identity of the
+ * version, its chain link and the digest of its content. A consumer that holds the
+ * content digests of the previous version checks a delta against it without
+ * re-encoding the manifest.
+ *
+ * @generated from message flagforge.manifest.v1.ManifestHeader
+ */
+export type ManifestHeaderJson = {
+  /**
+   * 2.
+   *
+   * @generated from field: uint32 format = 1;
+   */
+  format?: number;
+
+  /**
+   * @generated from field: string org = 2;
+   */
+  org?: string;
+
+  /**
+   * @generated from field: string project = 3;
+   */
+  project?: string;
+
+  /**
+   * @generated from field: string environment = 4;
+   */
+  environment?: string;
+
+  /**
+   * @generated from field: uint64 version = 5;
+   */
+  version?: string;
+
+  /**
+   * @generated from field: string bucketing = 6;
+   */
+  bucketing?: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp issued_at = 7;
+   */
+  issuedAt?: TimestampJson;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 8;
+   */
+  expiresAt?: TimestampJson;
+
+  /**
+   * The chain digest of the previous version (empty for version 1): SHA-256 of its
+   * header bytes (format 2) or of its payload (format 1).
+   *
+   * @generated from field: bytes previous_digest = 9;
+   */
+  previousDigest?: string;
+
+  /**
+   * @generated from field: uint64 publisher_epoch = 10;
+   */
+  publisherEpoch?: string;
+
+  /**
+   * Digest of the flags, segments and SDK keys (256 buckets of per-entry SHA-256
+   * digests; see docs/manifest-distribution.md, "Format 2").
+   *
+   * @generated from field: bytes content_digest = 11;
+   */
+  contentDigest?: string;
+
+  /**
+   * The manifest's private attributes (sorted).
+   *
+   * @generated from field: repeated string private_attributes = 12;
+   */
+  privateAttributes?: string[];
+};
+
+/**
+ * Describes the message flagforge.manifest.v1.ManifestHeader.
+ * Use `create(ManifestHeaderSchema)` to create a new message.
+ */
+export const ManifestHeaderSchema: GenMessage<ManifestHeader, {jsonType: ManifestHeaderJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_manifest_v1_manifest, 15);
+
+/**
+ * SignedHeader is a ManifestHeader with its signature.
+ *
+ * @generated from message flagforge.manifest.v1.SignedHeader
+ */
+export type SignedHeader = Message<"flagforge.manifest.v1.SignedHeader"> & {
+  /**
+   * A serialized ManifestHeader (deterministic protobuf binary).
+   *
+   * @generated from field: bytes header = 1;
+   */
+  header: Uint8Array;
+
+  /**
+   * @generated from field: string key_id = 2;
+   */
+  keyId: string;
+
+  /**
+   * ed25519 signature of "flagforge.manifest.v2.ManifestHeader\n" || header.
+   *
+   * @generated from field: bytes signature = 3;
+   */
+  signature: Uint8Array;
+};
+
+/**
+ * SignedHeader is a ManifestHeader with its signature.
+ *
+ * @generated from message flagforge.manifest.v1.SignedHeader
+ */
+export type SignedHeaderJson = {
+  /**
+   * A serialized ManifestHeader (deterministic protobuf binary).
+   *
+   * @generated from field: bytes header = 1;
+   */
+  header?: string;
+
+  /**
+   * @generated from field: string key_id = 2;
+   */
+  keyId?: string;
+
+  /**
+   * ed25519 signature of "flagforge.manifest.v2.ManifestHeader\n" || header.
+   *
+   * @generated from field: bytes signature = 3;
+   */
+  signature?: string;
+};
+
+/**
+ * Describes the message flagforge.manifest.v1.SignedHeader.
+ * Use `create(SignedHeaderSchema)` to create a new message.
+ */
+export const SignedHeaderSchema: GenMessage<SignedHeader, {jsonType: SignedHeaderJson}> = /*@__PURE__*/
+  messageDesc(file_flagforge_manifest_v1_manifest, 16);
 
 /**
  * ManifestDelta turns version from_version of an environment into to_version.
@@ -1355,7 +1601,7 @@ export type ManifestDeltaJson = {
  * Use `create(ManifestDeltaSchema)` to create a new message.
  */
 export const ManifestDeltaSchema: GenMessage<ManifestDelta, {jsonType: ManifestDeltaJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_manifest_v1_manifest, 15);
+  messageDesc(file_flagforge_manifest_v1_manifest, 17);
 
 /**
  * SignedDelta is the envelope a ManifestDelta travels in.
@@ -1397,6 +1643,16 @@ export type SignedDelta = Message<"flagforge.manifest.v1.SignedDelta"> & {
    * @generated from field: bytes result_signature = 5;
    */
   resultSignature: Uint8Array;
+
+  /**
+   * Format 2: the signed header of to_version. The payload (a ManifestDelta from
+   * to_version-1) is then not signed by itself: applied to the manifest at
+   * from_version it must give content_digest, and previous_digest must be the
+   * chain digest of the version held. key_id, signature and result_* are empty.
+   *
+   * @generated from field: flagforge.manifest.v1.SignedHeader header = 6;
+   */
+  header?: SignedHeader | undefined;
 };
 
 /**
@@ -1439,6 +1695,16 @@ export type SignedDeltaJson = {
    * @generated from field: bytes result_signature = 5;
    */
   resultSignature?: string;
+
+  /**
+   * Format 2: the signed header of to_version. The payload (a ManifestDelta from
+   * to_version-1) is then not signed by itself: applied to the manifest at
+   * from_version it must give content_digest, and previous_digest must be the
+   * chain digest of the version held. key_id, signature and result_* are empty.
+   *
+   * @generated from field: flagforge.manifest.v1.SignedHeader header = 6;
+   */
+  header?: SignedHeaderJson;
 };
 
 /**
@@ -1446,7 +1712,7 @@ export type SignedDeltaJson = {
  * Use `create(SignedDeltaSchema)` to create a new message.
  */
 export const SignedDeltaSchema: GenMessage<SignedDelta, {jsonType: SignedDeltaJson}> = /*@__PURE__*/
-  messageDesc(file_flagforge_manifest_v1_manifest, 16);
+  messageDesc(file_flagforge_manifest_v1_manifest, 18);
 
 /**
  * FlagType is the type of every variant value of a flag.
