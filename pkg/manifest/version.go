@@ -283,7 +283,7 @@ func (v *Verifier) Open(sm *manifestv1.SignedManifest) (*Version, error) {
 		if _, herr := v.header(sm.GetHeader()); herr != nil {
 			return nil, herr
 		}
-		return nil, fmt.Errorf("%w: the payload does not decode: %v", ErrBadSignature, err)
+		return nil, fmt.Errorf("%w: the payload does not decode: %w", ErrBadSignature, err)
 	}
 	return open(sm, &m, v.header)
 }
@@ -375,10 +375,10 @@ func (v *Verifier) Apply(cur *Version, sd *manifestv1.SignedDelta) (*Version, *m
 	}
 	var d manifestv1.ManifestDelta
 	if err := proto.Unmarshal(sd.GetPayload(), &d); err != nil {
-		return nil, nil, fmt.Errorf("%w: delta to version %d does not decode: %v", ErrBadSignature, h.GetVersion(), err)
+		return nil, nil, fmt.Errorf("%w: delta to version %d does not decode: %w", ErrBadSignature, h.GetVersion(), err)
 	}
 	if err := deltaMatches(&d, sd.GetPayload(), h, held); err != nil {
-		return nil, nil, fmt.Errorf("%w: delta %d->%d under the header of version %d: %s", ErrBadSignature,
+		return nil, nil, fmt.Errorf("%w: delta %d->%d under the header of version %d: %w", ErrBadSignature,
 			d.GetFromVersion(), d.GetToVersion(), h.GetVersion(), err)
 	}
 	flags, segs, keys, c, err := cur.step(&d)

@@ -234,7 +234,7 @@ func TestFormat2RefusesInconsistentDeltas(t *testing.T) {
 			return x
 		}(),
 		"a gap":     chainDelta(3),
-		"no expiry": &manifestv1.ManifestDelta{ToVersion: 2},
+		"no expiry": {ToVersion: 2},
 	} {
 		if _, _, err := s.Next(first, d); !errors.Is(err, manifest.ErrMalformed) {
 			t.Errorf("%s: got %v, want ErrMalformed", name, err)

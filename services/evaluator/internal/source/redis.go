@@ -338,9 +338,9 @@ func (r *Redis) catchUp(ctx context.Context, target string) (bool, error) {
 		if sh == nil {
 			return false, nil
 		}
-		b, err := proto.Marshal(sh)
-		if err != nil {
-			return false, nil
+		b, merr := proto.Marshal(sh)
+		if merr != nil {
+			return false, nil //nolint:nilerr // not a Redis failure: read the full manifest instead
 		}
 		sum := sha1.Sum(b) //nolint:gosec // a change detector matching redis.sha1hex, not a security digest
 		res, err := headerScript.Run(ctx, r.cfg.Client, []string{r.keys.Env(target)}, hex.EncodeToString(sum[:])).Int()
