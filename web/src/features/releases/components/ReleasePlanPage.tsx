@@ -1,10 +1,14 @@
 import { useState, type FormEvent } from "react";
 import { ErrorMessage } from "../../../components/ErrorMessage";
 import { btn, btnDanger, btnPrimary, card, input, label } from "../../../components/ui";
-import type { GuardrailJson, ReleasePlanJson } from "../../../gen/flagforge/admin/v1/release_plan_pb";
+import type { ReleasePlanJson } from "../../../gen/flagforge/admin/v1/release_plan_pb";
+import { ApiError } from "../../../lib/api";
 import { Link } from "../../../lib/router";
+import { useFlag } from "../../flags/api/get-flag";
 import { actOnReleasePlan, createReleasePlan, useReleasePlanMutation, useReleasePlans, type PlanAction, type PlanInput } from "../api/release-plans";
-import { describeDuration, describeStep, parseSteps, parseWindow } from "./steps";
+import { GuardrailFields } from "./GuardrailFields";
+import { buildGuardrails, describeGuardrail, emptyGuardrail } from "./guardrails";
+import { describeDuration, describeStep, parseSteps } from "./steps";
 
 const stateText: Record<string, string> = {
   RELEASE_PLAN_STATE_AWAITING_APPROVAL: "Awaiting approval",
@@ -146,7 +150,7 @@ function PlanView({ org, project, env, plan }: { org: string; project: string; e
                 <tr key={g.name} className="border-b border-slate-200 dark:border-slate-800">
                   <th scope="row" className="py-1 pr-3 text-left font-mono font-normal">{g.name}</th>
                   <td className="py-1 pr-3 font-mono text-xs">
-                    {g.promql?.query} &gt; {g.threshold} over {describeDuration(g.window)}
+                    {describeGuardrail(g)}
                   </td>
                   <td className="py-1 pr-3">
                     {guardText[String(s?.status)] ?? "not evaluated yet"}
@@ -184,21 +188,19 @@ function NewPlan({ org, project, env, flag }: { org: string; project: string; en
   const [steps, setSteps] = useState("1%/1h, 5%/4h, 25%/1d, 100%");
   const [variant, setVariant] = useState("on");
   const [rest, setRest] = useState("off");
-  const [gName, setGName] = useState("");
-  const [query, setQuery] = useState("");
-  const [threshold, setThreshold] = useState("0");
-  const [windowS, setWindowS] = useState("5m");
+  const [guard, setGuard] = useState(() => emptyGuardrail("on"));
+  const def = useFlag(org, project, flag);
+  const variants = (def.data?.flag?.variants ?? []).map((v) => v.key ?? "");
   const [onBreach, setOnBreach] = useState("BREACH_ACTION_LAST_SAFE_STEP");
   const [description, setDescription] = useState("");
   const [parseError, setParseError] = useState("");
   const create = useReleasePlanMutation(org, project, env, flag, (i: PlanInput) => createReleasePlan(org, project, env, i));
+  const field = create.error instanceof ApiError ? create.error.field ?? "" : "";
   const submit = (e: FormEvent) => {
     e.preventDefault();
     setParseError("");
     try {
-      const guardrails: GuardrailJson[] = gName
-        ? [{ name: gName, promql: { query }, threshold: Number(threshold), window: parseWindow(windowS) }]
-        : [];
+      const guardrails = buildGuardrails(guard);
       create.mutate({ flag, steps: parseSteps(steps, variant, rest), guardrails, breachAction: onBreach as PlanInput["breachAction"], description });
     } catch (err) {
       setParseError(err instanceof Error ? err.message : String(err));
@@ -211,12 +213,21 @@ function NewPlan({ org, project, env, flag }: { org: string; project: string; en
       </h2>
       <label className="flex flex-col gap-1">
         <span className={label}>Steps (share/hold, comma separated)</span>
-        <input className={input} value={steps} onChange={(e) => setSteps(e.target.value)} aria-invalid={parseError.startsWith("Step") || undefined} />
+        <input className={input} value={steps} onChange={(e) => setSteps(e.target.value)} aria-invalid={parseError.startsWith("Step") || field.startsWith("steps") || undefined} />
       </label>
       <div className="flex flex-wrap gap-3">
         <label className="flex flex-col gap-1">
           <span className={label}>Variant rolled out</span>
-          <input className={input} value={variant} onChange={(e) => setVariant(e.target.value)} />
+          <input
+            className={input}
+            value={variant}
+            onChange={(e) => {
+              const v = e.target.value;
+              // The SDK-error guardrail watches the variant rolled out unless set otherwise.
+              setGuard((g) => (g.variant === variant ? { ...g, variant: v } : g));
+              setVariant(v);
+            }}
+          />
         </label>
         <label className="flex flex-col gap-1">
           <span className={label}>Everyone else gets</span>
@@ -230,25 +241,7 @@ function NewPlan({ org, project, env, flag }: { org: string; project: string; en
           </select>
         </label>
       </div>
-      <fieldset className="flex flex-wrap gap-3">
-        <legend className={label}>Guardrail (optional, PromQL against the configured Prometheus)</legend>
-        <label className="flex flex-col gap-1">
-          <span className={label}>Guardrail name</span>
-          <input className={input} value={gName} onChange={(e) => setGName(e.target.value)} />
-        </label>
-        <label className="flex grow flex-col gap-1">
-          <span className={label}>PromQL ($window is the window)</span>
-          <input className={`${input} font-mono`} value={query} onChange={(e) => setQuery(e.target.value)} />
-        </label>
-        <label className="flex flex-col gap-1">
-          <span className={label}>Breach above</span>
-          <input className={input} inputMode="decimal" value={threshold} onChange={(e) => setThreshold(e.target.value)} />
-        </label>
-        <label className="flex flex-col gap-1">
-          <span className={label}>Window</span>
-          <input className={input} value={windowS} onChange={(e) => setWindowS(e.target.value)} />
-        </label>
-      </fieldset>
+      <GuardrailFields draft={guard} variants={variants} error={create.error} field={field} onChange={setGuard} />
       <label className="flex flex-col gap-1">
         <span className={label}>Description</span>
         <input className={input} value={description} onChange={(e) => setDescription(e.target.value)} />
@@ -258,7 +251,7 @@ function NewPlan({ org, project, env, flag }: { org: string; project: string; en
           {parseError}
         </p>
       )}
-      <ErrorMessage error={create.error} />
+      {!field.startsWith("guardrails") && <ErrorMessage error={create.error} />}
       <div>
         <button type="submit" className={btnPrimary} disabled={create.isPending}>
           Create plan
