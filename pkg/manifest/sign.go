@@ -24,6 +24,13 @@ const (
 // Bucketing is the only bucketing algorithm this version produces.
 const Bucketing = "murmur3-v1"
 
+// MaxMessageBytes is the largest gRPC message a consumer of manifests accepts
+// (grpc.MaxCallRecvMsgSize on the evaluator's sync client and the SDK's stream):
+// a full manifest is one message, ~280 B per flag, so gRPC's default of 4 MiB
+// would refuse every snapshot of an environment beyond ~15,000 flags. Manifests
+// come from a trusted, authenticated server and are verified after decoding.
+const MaxMessageBytes = 512 << 20
+
 // Verification errors. Match them with errors.Is; the returned errors wrap them
 // with the detail (key id, versions, times).
 var (

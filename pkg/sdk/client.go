@@ -128,6 +128,8 @@ func New(cfg Config) (*Client, error) {
 			grpc.WithTransportCredentials(creds),
 			// The evaluator enforces at least 10 s between pings.
 			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+			// Snapshots of large environments exceed gRPC's default 4 MiB.
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(manifest.MaxMessageBytes)),
 		}, newDialer(cfg.Backoff).dialOptions()...), cfg.DialOptions...)
 		if cfg.LoadBalancing != "" {
 			opts = append(opts, grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"`+cfg.LoadBalancing+`":{}}]}`))

@@ -247,7 +247,10 @@ func New(ctx context.Context, cfg Config, st Store, log *slog.Logger) (_ *App, e
 		loopCreds = credentials.NewTLS(&tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}) //nolint:gosec // see above
 	}
 	if a.conn, err = grpc.NewClient(a.glis.Addr().String(), grpc.WithTransportCredentials(loopCreds),
-		grpc.WithContextDialer(guard.LoopbackDialer())); err != nil {
+		grpc.WithContextDialer(guard.LoopbackDialer()),
+		// Answers (an export, a manifest, a long list) may exceed gRPC's default 4 MiB;
+		// the REST body limit bounds requests, not answers.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(manifest.MaxMessageBytes))); err != nil {
 		return nil, fmt.Errorf("gateway connection: %w", err)
 	}
 	a.close = append(a.close, a.conn.Close)

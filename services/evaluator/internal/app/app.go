@@ -203,7 +203,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *App, err
 	// It carries every /v1/stream: the guard never cuts it for one slow stream
 	// (each has its own HTTP write deadline).
 	loop, err := grpc.NewClient(loopback(a.grpcLis.Addr()), grpc.WithTransportCredentials(loopCreds),
-		grpc.WithContextDialer(guard.LoopbackDialer()))
+		grpc.WithContextDialer(guard.LoopbackDialer()),
+		// A manifest answer is one message: gRPC's default 4 MiB would refuse large environments.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(manifest.MaxMessageBytes)))
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	syncv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/sync/v1"
+	"github.com/flagforge/flagforge/pkg/manifest"
 )
 
 // SyncConfig configures the sync-stream source.
@@ -62,6 +63,8 @@ func NewSync(cfg SyncConfig, sink Sink) (*Sync, error) {
 	if len(opts) == 0 {
 		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
+	// Snapshots of large environments exceed gRPC's default 4 MiB.
+	opts = append(opts[:len(opts):len(opts)], grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(manifest.MaxMessageBytes)))
 	conn, err := grpc.NewClient(cfg.Addr, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("source: sync: %w", err)

@@ -2,13 +2,16 @@ package source_test
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	manifestv1 "github.com/flagforge/flagforge/pkg/gen/flagforge/manifest/v1"
@@ -189,5 +192,55 @@ func TestSyncStreamReconnectsWhenTheServerGoesAway(t *testing.T) {
 	eventually(t, "the source connects once the server is up", func() bool { return h.Version(env) == 1 })
 	if !srv.firstRequest().GetAllEnvironments() {
 		t.Fatal("serving every environment, the request should ask for all of them")
+	}
+}
+
+// A snapshot is one gRPC message: an environment of 20,000 flags (~6 MiB) is
+// beyond gRPC's default 4 MiB receive limit, which refused it before the source
+// raised it to manifest.MaxMessageBytes.
+func TestSyncStreamTakesASnapshotLargerThanGRPCsDefaultLimit(t *testing.T) {
+	t.Parallel()
+	signer := fixture.NewSigner()
+	flags := make([]*manifestv1.Flag, 20000)
+	for i := range flags {
+		f := fixture.BoolFlag(fmt.Sprintf("flag-%05d", i), i%2 == 0, false)
+		f.Variants[0].Description = strings.Repeat("d", 300)
+		flags[i] = f
+	}
+	p, err := (&fixture.Publisher{Signer: signer}).Sign(fixture.Manifest(env, 1, time.Now(), flags...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size := proto.Size(p.Manifest); size <= 4<<20 {
+		t.Fatalf("snapshot of %d bytes, want more than 4 MiB for this test to mean anything", size)
+	}
+	srv := &syncServer{live: make(chan *syncv1.SyncManifestsResponse)}
+	srv.set(p.Manifest, 1)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	syncv1.RegisterSyncServiceServer(gs, srv)
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+
+	verifier, _ := manifest.NewVerifier(nil, signer.PublicKey())
+	h, _ := holder.New(holder.Config{Verifier: verifier, Environments: []string{env}})
+	src, err := source.NewSync(source.SyncConfig{Addr: lis.Addr().String(), Environments: []string{env}}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx) }()
+	defer func() { cancel(); <-done }() //nolint:errcheck // Run returns nil on cancellation
+	deadline := time.Now().Add(60 * time.Second)
+	for h.Version(env) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the large snapshot never loaded")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
