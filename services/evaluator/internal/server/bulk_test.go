@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -103,6 +104,12 @@ func BenchmarkBulk(b *testing.B) {
 // allocates no more than answering 20 (the engine evaluates without allocating,
 // the answer is written into a pooled buffer).
 func TestBulkAllocationsDoNotGrowWithFlags(t *testing.T) {
+	// Response buffers come from a sync.Pool, which every GC empties: a GC during
+	// the count makes the next answer grow a new buffer again, a few allocations
+	// more for the larger answer (43 vs 46 once in CI). The GC is off while
+	// counting so the pools stay warm, and the bound still catches anything per
+	// flag (180 more flags would mean 180 more allocations).
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
 	for _, path := range []string{"/v1/evaluate/all", "/ofrep/v1/evaluate/flags"} {
 		allocs := func(visible int) float64 {
 			h := bulkHandler(t, 1000, visible)
@@ -110,7 +117,7 @@ func TestBulkAllocationsDoNotGrowWithFlags(t *testing.T) {
 			return testing.AllocsPerRun(50, func() { postBulk(t, h, path) })
 		}
 		few, many := allocs(20), allocs(200)
-		if many > few+2 {
+		if many > few+5 {
 			t.Errorf("%s: %.0f allocations for 20 flags, %.0f for 200: allocations grow with the flags", path, few, many)
 		}
 		t.Logf("%s: %.0f allocations for 20 flags, %.0f for 200", path, few, many)
