@@ -1,5 +1,6 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import type { ChangeRequestJson } from "../../../gen/flagforge/admin/v1/change_request_pb";
+import type { GetEnvironmentResponseJson } from "../../../gen/flagforge/admin/v1/environment_pb";
 import type { BulkFlagConfigJson, BulkWriteResponseJson, FlagEnvironmentStatesJson, FlagJson } from "../../../gen/flagforge/admin/v1/flag_pb";
 import { ApiError, api, enc, q } from "../../../lib/api";
 import { listFlagConfigs } from "./list-flag-configs";
@@ -15,7 +16,7 @@ import { listFlagConfigs } from "./list-flag-configs";
 export type BulkAction =
   | { kind: "archive" }
   | { kind: "tag"; tag: string }
-  | { kind: "off"; env: string; comment: string; protectedEnv: boolean };
+  | { kind: "off"; env: string; comment: string };
 
 export type BulkOutcome = { flag: string; ok: boolean; changeRequest?: ChangeRequestJson; message: string };
 
@@ -102,8 +103,12 @@ export async function runBulk(org: string, project: string, flags: FlagJson[], s
   switch (a.kind) {
     case "tag":
       return { outcomes: await tagAll(org, project, flags, a.tag), atomic: true };
-    case "off":
-      if (!a.protectedEnv) return { outcomes: await offAll(org, project, flags, states, a.env, a.comment), atomic: true };
+    case "off": {
+      // Whether the environment requires approvals is read now, not taken from
+      // the page's cached list: an admin may have changed it since (a bulk write
+      // there would be refused as a whole).
+      const fresh = await api<GetEnvironmentResponseJson>("GET", `${base}/environments/${enc(a.env)}`);
+      if (!fresh.environment?.settings?.approvalsRequired) return { outcomes: await offAll(org, project, flags, states, a.env, a.comment), atomic: true };
       return {
         atomic: false,
         outcomes: await oneByOne(flags, async (f) => {
@@ -121,6 +126,7 @@ export async function runBulk(org: string, project: string, flags: FlagJson[], s
           return { flag: key, ok: true, message: `off in ${a.env}` };
         }),
       };
+    }
     case "archive":
       return {
         atomic: false,

@@ -396,7 +396,6 @@ function BulkBar({ org, project, envKeys, flags, states, onDone }: {
   const [comment, setComment] = useState("");
   const [confirmArchive, setConfirmArchive] = useState(false);
   const [outcomes, setOutcomes] = useState<{ what: string; list: BulkOutcome[]; atomic: boolean } | null>(null);
-  const envList = useEnvironments(org, project);
   const n = flags.length;
   const offEnv = env || envKeys[0] || "";
   const canOff = useCan(org, "flag_config", "write", project, offEnv || undefined);
@@ -447,7 +446,7 @@ function BulkBar({ org, project, envKeys, flags, states, onDone }: {
             <span className={label}>Reason (audit, change requests)</span>
             <input className={`${input} w-56`} value={comment} onChange={(e) => setComment(e.target.value)} />
           </label>
-          <button type="button" className={btn} {...deniedProps(canOff, "bulk-off-denied")} disabled={!canOff.allowed || !offEnv || bulk.isPending} onClick={() => run({ kind: "off", env: offEnv, comment, protectedEnv: !!envList.data?.environments?.find((e) => e.key === offEnv)?.settings?.approvalsRequired }, `Turn ${n} flags off in ${offEnv}`)}>
+          <button type="button" className={btn} {...deniedProps(canOff, "bulk-off-denied")} disabled={!canOff.allowed || !offEnv || bulk.isPending} onClick={() => run({ kind: "off", env: offEnv, comment }, `Turn ${n} flags off in ${offEnv}`)}>
             Turn off
           </button>
           {bulk.isPending && <span aria-busy="true">Working…</span>}
